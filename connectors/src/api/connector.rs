@@ -1,0 +1,128 @@
+//! The connector trait authors implement, and the erased form the registry stores.
+//!
+//! Validation ([`Connector::parse_source`], [`Connector::parse_sink`]) is pure: it
+//! consumes `WITH (…)` options into a typed config and touches nothing outside the
+//! process, so `quiver validate` can run it anywhere. Building does the I/O.
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+
+use super::error::{ConnectorError, Result};
+use super::options::{OptionSpec, Options};
+use super::sink::{Sink, SinkContext};
+use super::source::{Source, SourceContext};
+
+/// Config type for a role a connector does not play.
+#[derive(Debug)]
+pub enum Unsupported {}
+
+/// A connector: typed configs for the roles it plays, and how to build them.
+#[async_trait]
+pub trait Connector: Send + Sync + 'static {
+    type SourceConfig: Debug + Send + Sync + 'static;
+    type SinkConfig: Debug + Send + Sync + 'static;
+
+    /// The `connector = '…'` name.
+    fn name(&self) -> &'static str;
+    /// One line for listings.
+    fn description(&self) -> &'static str;
+    /// The options of the source role; `None` if this connector is not a source.
+    fn source_options(&self) -> Option<&'static [OptionSpec]> {
+        None
+    }
+    /// The options of the sink role; `None` if this connector is not a sink.
+    fn sink_options(&self) -> Option<&'static [OptionSpec]> {
+        None
+    }
+    /// Consumes the source options into a config. Pure: no I/O.
+    fn parse_source(&self, _opts: &mut Options, _schema: &SchemaRef) -> Result<Self::SourceConfig> {
+        Err(ConnectorError::Config(format!("connector '{}' cannot be used as a source", self.name())))
+    }
+    /// Consumes the sink options into a config. Pure: no I/O.
+    fn parse_sink(&self, _opts: &mut Options, _schema: &SchemaRef) -> Result<Self::SinkConfig> {
+        Err(ConnectorError::Config(format!("connector '{}' cannot be used as a sink", self.name())))
+    }
+    async fn build_source(&self, _config: &Self::SourceConfig, _ctx: SourceContext) -> Result<Box<dyn Source>> {
+        Err(ConnectorError::Config(format!("connector '{}' cannot be used as a source", self.name())))
+    }
+    async fn build_sink(&self, _config: &Self::SinkConfig, _ctx: SinkContext) -> Result<Box<dyn Sink>> {
+        Err(ConnectorError::Config(format!("connector '{}' cannot be used as a sink", self.name())))
+    }
+}
+
+/// A validated, type-erased connector config.
+#[derive(Debug, Clone)]
+pub struct ValidatedConfig(Arc<dyn AnyDebug>);
+
+pub trait AnyDebug: Any + Debug + Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+}
+impl<T: Any + Debug + Send + Sync> AnyDebug for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The object-safe form of [`Connector`] that the registry stores.
+pub trait ErasedConnector: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    fn source_options(&self) -> Option<&'static [OptionSpec]>;
+    fn sink_options(&self) -> Option<&'static [OptionSpec]>;
+    fn parse_source(&self, opts: &mut Options, schema: &SchemaRef) -> Result<ValidatedConfig>;
+    fn parse_sink(&self, opts: &mut Options, schema: &SchemaRef) -> Result<ValidatedConfig>;
+    fn build_source<'a>(&'a self, config: &'a ValidatedConfig, ctx: SourceContext) -> BoxFuture<'a, Result<Box<dyn Source>>>;
+    fn build_sink<'a>(&'a self, config: &'a ValidatedConfig, ctx: SinkContext) -> BoxFuture<'a, Result<Box<dyn Sink>>>;
+}
+
+impl std::fmt::Debug for dyn ErasedConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn downcast<'a, T: 'static>(name: &str, config: &'a ValidatedConfig) -> Result<&'a T> {
+    // Deref the Arc first: `Arc<dyn AnyDebug>` is itself `AnyDebug` through the blanket impl.
+    (*config.0)
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| ConnectorError::Internal(format!("config handed to connector '{name}' was made by another connector")))
+}
+
+impl<C: Connector> ErasedConnector for C {
+    fn name(&self) -> &'static str {
+        Connector::name(self)
+    }
+    fn description(&self) -> &'static str {
+        Connector::description(self)
+    }
+    fn source_options(&self) -> Option<&'static [OptionSpec]> {
+        Connector::source_options(self)
+    }
+    fn sink_options(&self) -> Option<&'static [OptionSpec]> {
+        Connector::sink_options(self)
+    }
+    fn parse_source(&self, opts: &mut Options, schema: &SchemaRef) -> Result<ValidatedConfig> {
+        Ok(ValidatedConfig(Arc::new(Connector::parse_source(self, opts, schema)?)))
+    }
+    fn parse_sink(&self, opts: &mut Options, schema: &SchemaRef) -> Result<ValidatedConfig> {
+        Ok(ValidatedConfig(Arc::new(Connector::parse_sink(self, opts, schema)?)))
+    }
+    fn build_source<'a>(&'a self, config: &'a ValidatedConfig, ctx: SourceContext) -> BoxFuture<'a, Result<Box<dyn Source>>> {
+        Box::pin(async move {
+            let cfg = downcast::<C::SourceConfig>(Connector::name(self), config)?;
+            Connector::build_source(self, cfg, ctx).await
+        })
+    }
+    fn build_sink<'a>(&'a self, config: &'a ValidatedConfig, ctx: SinkContext) -> BoxFuture<'a, Result<Box<dyn Sink>>> {
+        Box::pin(async move {
+            let cfg = downcast::<C::SinkConfig>(Connector::name(self), config)?;
+            Connector::build_sink(self, cfg, ctx).await
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! Typed connector errors, classified by who must act and whether a retry can help.
+
+use arrow::error::ArrowError;
+
+/// Who has to do something about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The user's statement or options are wrong; fix and resubmit.
+    Config,
+    /// An outside system (disk, object store, database, broker) failed or is unreachable.
+    External,
+    /// A record could not be decoded, transformed or written.
+    Data,
+    /// A bug in Quiver.
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// An option has a bad value or is missing.
+    #[error("option '{key}': {message}")]
+    Option { key: String, message: String },
+    /// An option key that the connector does not take.
+    #[error("unknown option '{key}' for {connector} {role}{suggestion}")]
+    UnknownOption { key: String, connector: String, role: &'static str, suggestion: String },
+    /// A configuration problem that is not about one option.
+    #[error("{0}")]
+    Config(String),
+    /// I/O on local files.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The object store (local filesystem, S3, …) failed.
+    #[error("{context}: {source}")]
+    ObjectStore {
+        context: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// Arrow failed while decoding or encoding.
+    #[error("{context}: {source}")]
+    Arrow {
+        context: String,
+        #[source]
+        source: ArrowError,
+    },
+    /// The Parquet writer failed.
+    #[error("{context}: {source}")]
+    Parquet {
+        context: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// Something that should not happen.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ConnectorError {
+    pub fn option(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Option { key: key.into(), message: message.into() }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io { context: context.into(), source }
+    }
+
+    pub fn store(context: impl Into<String>, source: object_store::Error) -> Self {
+        Self::ObjectStore { context: context.into(), source }
+    }
+
+    pub fn arrow(context: impl Into<String>, source: ArrowError) -> Self {
+        Self::Arrow { context: context.into(), source }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Option { .. } | Self::UnknownOption { .. } | Self::Config(_) => ErrorKind::Config,
+            Self::Io { .. } | Self::ObjectStore { .. } => ErrorKind::External,
+            Self::Arrow { .. } | Self::Parquet { .. } => ErrorKind::Data,
+            Self::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The option key this error is about, so callers can point at its location.
+    pub fn option_key(&self) -> Option<&str> {
+        match self {
+            Self::Option { key, .. } | Self::UnknownOption { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// Whether trying the same operation again may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ),
+            Self::ObjectStore { source, .. } => !matches!(
+                source,
+                object_store::Error::NotFound { .. }
+                    | object_store::Error::InvalidPath { .. }
+                    | object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. }
+                    | object_store::Error::NotSupported { .. }
+            ),
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = ConnectorError> = std::result::Result<T, E>;

@@ -1,0 +1,13 @@
+//! The connector contract: [`Connector`], [`Source`], [`Sink`] and [`Options`].
+
+pub mod connector;
+pub mod error;
+pub mod options;
+pub mod sink;
+pub mod source;
+
+pub use connector::{Connector, ErasedConnector, Unsupported, ValidatedConfig};
+pub use error::{ConnectorError, ErrorKind, Result};
+pub use options::{OptionKind, OptionSpec, Options};
+pub use sink::{Sink, SinkContext, SinkReport};
+pub use source::{BatchPolicy, Offsets, Progress, RejectedRecord, RowOrigins, Source, SourceBatch, SourceContext, Stage};

@@ -1,0 +1,53 @@
+//! The sink contract: write batches, report what is durable, flush on demand.
+//!
+//! The engine numbers every batch it writes with an increasing sequence number.
+//! A sink reports [`Sink::durable_seq`], the highest number whose rows are all
+//! durable (a closed file, a committed transaction); the engine commits the
+//! source offsets of those batches and no others. That is the at-least-once
+//! guarantee: an offset is never committed ahead of its data.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+
+use super::error::Result;
+
+/// Everything a sink needs to start.
+#[derive(Debug, Clone)]
+pub struct SinkContext {
+    /// The sink's name in SQL (also the pipeline's name).
+    pub name: String,
+    /// The schema of the batches it will receive (the SELECT's output).
+    pub schema: SchemaRef,
+}
+
+/// What a sink has written so far.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SinkReport {
+    pub rows: u64,
+    pub bytes: u64,
+    pub files: u64,
+    /// Where the data went (folder, table, topic) for summaries.
+    pub location: String,
+    /// The most recent completed files or objects (at most a few dozen).
+    pub recent: Vec<String>,
+}
+
+#[async_trait]
+pub trait Sink: Send {
+    /// Buffers or writes one batch, numbered `seq` by the engine.
+    async fn write(&mut self, batch: RecordBatch, seq: u64) -> Result<()>;
+
+    /// The highest batch number whose rows, and all before it, are durable.
+    fn durable_seq(&self) -> Option<u64>;
+
+    /// Called regularly even without data, so time-based rolling happens on idle streams.
+    async fn tick(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Makes everything written so far durable.
+    async fn flush(&mut self) -> Result<()>;
+
+    fn report(&self) -> SinkReport;
+}

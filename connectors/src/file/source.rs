@@ -1,0 +1,270 @@
+//! The file source: reads lines in chunks, decodes them, tracks line and byte positions.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::config::FileSourceConfig;
+use crate::api::{ConnectorError, Offsets, Progress, RejectedRecord, Result, RowOrigins, Source, SourceBatch, SourceContext, Stage};
+use crate::formats::LineFormat;
+use crate::formats::decode::LineDecoder;
+
+/// Where reading of one file stands.
+#[derive(Debug, Clone, Copy, Default)]
+struct FilePos {
+    /// Lines consumed (the next line's number is `line + 1`).
+    line: u64,
+    /// Bytes consumed.
+    byte: u64,
+}
+
+struct OpenFile {
+    path: Arc<str>,
+    file: File,
+    /// Bytes read but not yet consumed; `buf[0]` is at byte `pos.byte`.
+    buf: Vec<u8>,
+    pos: FilePos,
+    /// Read no further than this (bounded runs: the size at start).
+    limit: Option<u64>,
+    eof: bool,
+}
+
+pub(crate) struct FileSource {
+    cfg: FileSourceConfig,
+    name: String,
+    decoder: LineDecoder,
+    bounded: bool,
+    max_rows: usize,
+    max_bytes: usize,
+    positions: BTreeMap<String, FilePos>,
+    /// Bounded runs: every file and its size at start.
+    limits: Option<BTreeMap<String, u64>>,
+    queue: VecDeque<String>,
+    current: Option<OpenFile>,
+    total_bytes: Option<u64>,
+    done_bytes: u64,
+}
+
+/// The files a `path` option names right now, sorted.
+fn list_files(pattern: &str) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if pattern.contains(['*', '?', '[']) {
+        let paths = glob::glob(pattern).map_err(|e| ConnectorError::option("path", format!("invalid glob '{pattern}': {e}")))?;
+        for p in paths.flatten() {
+            if p.is_file() {
+                out.push(p);
+            }
+        }
+    } else {
+        let p = Path::new(pattern);
+        if p.is_dir() {
+            let entries = std::fs::read_dir(p).map_err(|e| ConnectorError::io(format!("listing folder {pattern}"), e))?;
+            for e in entries.flatten() {
+                let path = e.path();
+                let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
+                if path.is_file() && !hidden {
+                    out.push(path);
+                }
+            }
+        } else if p.is_file() {
+            out.push(p.to_path_buf());
+        } else {
+            return Err(ConnectorError::Config(format!("path '{pattern}' is neither a file nor a folder (and not a glob)")));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl FileSource {
+    pub(crate) fn new(cfg: FileSourceConfig, ctx: SourceContext) -> Result<Self> {
+        let mut positions = BTreeMap::new();
+        if let Some(start) = &ctx.start {
+            for (path, v) in &start.0 {
+                let line = v.get("line").and_then(|l| l.as_u64()).unwrap_or(0);
+                let byte = v.get("byte").and_then(|b| b.as_u64()).unwrap_or(0);
+                positions.insert(path.clone(), FilePos { line, byte });
+            }
+        }
+        let files = list_files(&cfg.path)?;
+        let (limits, total_bytes) = if ctx.bounded {
+            let mut limits = BTreeMap::new();
+            let mut total = 0;
+            for f in &files {
+                let size = std::fs::metadata(f).map_err(|e| ConnectorError::io(format!("reading size of {}", f.display()), e))?.len();
+                total += size;
+                limits.insert(f.to_string_lossy().into_owned(), size);
+            }
+            (Some(limits), Some(total))
+        } else {
+            (None, None)
+        };
+        let done_bytes = positions.values().map(|p: &FilePos| p.byte).sum();
+        let decoder = LineDecoder::new(cfg.format, Arc::clone(&ctx.schema), cfg.csv);
+        let mut s = Self {
+            cfg,
+            name: ctx.name,
+            decoder,
+            bounded: ctx.bounded,
+            max_rows: ctx.batch.max_rows.max(1),
+            max_bytes: ctx.batch.max_bytes.max(4096),
+            positions,
+            limits,
+            queue: VecDeque::new(),
+            current: None,
+            total_bytes,
+            done_bytes,
+        };
+        s.enqueue(files);
+        Ok(s)
+    }
+
+    /// Queues the files that have unread bytes.
+    fn enqueue(&mut self, files: Vec<PathBuf>) {
+        for f in files {
+            let key = f.to_string_lossy().into_owned();
+            let consumed = self.positions.get(&key).map_or(0, |p| p.byte);
+            let size = match &self.limits {
+                Some(l) => l.get(&key).copied().unwrap_or(0),
+                None => std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0),
+            };
+            if size > consumed && !self.queue.contains(&key) {
+                self.queue.push_back(key);
+            }
+        }
+    }
+
+    fn open(&mut self, path: String) -> Result<OpenFile> {
+        let pos = self.positions.get(&path).copied().unwrap_or_default();
+        let mut file = File::open(&path).map_err(|e| ConnectorError::io(format!("opening {path}"), e))?;
+        file.seek(SeekFrom::Start(pos.byte)).map_err(|e| ConnectorError::io(format!("seeking {path} to byte {}", pos.byte), e))?;
+        let limit = self.limits.as_ref().and_then(|l| l.get(&path).copied());
+        Ok(OpenFile { path: Arc::from(path.as_str()), file, buf: Vec::new(), pos, limit, eof: false })
+    }
+
+    /// Reads from `f` until the buffer holds `max_rows` lines, `max_bytes`, or the end.
+    fn fill(f: &mut OpenFile, max_rows: usize, max_bytes: usize) -> Result<()> {
+        let mut newlines = f.buf.iter().filter(|b| **b == b'\n').count();
+        let mut chunk = vec![0u8; (max_bytes / 4).clamp(64 * 1024, 4 * 1024 * 1024)];
+        while !f.eof && ((newlines < max_rows && f.buf.len() < max_bytes) || newlines == 0) {
+            let mut want = chunk.len();
+            if let Some(limit) = f.limit {
+                let read_to = f.pos.byte + f.buf.len() as u64;
+                want = want.min(limit.saturating_sub(read_to) as usize);
+                if want == 0 {
+                    f.eof = true;
+                    break;
+                }
+            }
+            let n = f.file.read(&mut chunk[..want]).map_err(|e| ConnectorError::io(format!("reading {}", f.path), e))?;
+            if n == 0 {
+                f.eof = true;
+                break;
+            }
+            newlines += chunk[..n].iter().filter(|b| **b == b'\n').count();
+            f.buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok(())
+    }
+
+    /// Cuts the next batch out of the open file's buffer; `None` when nothing is left.
+    fn cut(&mut self, f: &mut OpenFile) -> Option<SourceBatch> {
+        let complete_final = f.eof && self.bounded;
+        let mut lines: Vec<&[u8]> = Vec::new();
+        let mut line_numbers: Vec<u64> = Vec::new();
+        let mut consumed = 0usize;
+        let mut line_no = f.pos.line;
+        let mut region_start: Option<usize> = None;
+        let buf = &f.buf;
+        while lines.len() < self.max_rows && consumed < buf.len() {
+            let rest = &buf[consumed..];
+            let (line, next) = match rest.iter().position(|b| *b == b'\n') {
+                Some(i) => (&rest[..i], consumed + i + 1),
+                None if complete_final => (rest, buf.len()),
+                None => break,
+            };
+            line_no += 1;
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let is_header = self.cfg.format == LineFormat::Csv && self.cfg.csv_header && line_no == 1;
+            if !is_header && !line.iter().all(|b| b.is_ascii_whitespace()) {
+                region_start.get_or_insert(consumed);
+                lines.push(line);
+                line_numbers.push(line_no);
+            }
+            consumed = next;
+        }
+        if consumed == 0 {
+            return None;
+        }
+        let region = &buf[region_start.unwrap_or(consumed)..consumed];
+        let decoded = self.decoder.decode(region, &lines);
+        let mut origins = RowOrigins::with_capacity(decoded.good.len());
+        for &i in &decoded.good {
+            origins.push(&f.path, line_numbers[i] as i64);
+        }
+        let rejected = decoded
+            .bad
+            .iter()
+            .map(|(i, err)| RejectedRecord {
+                source: self.name.clone(),
+                partition: f.path.to_string(),
+                position: line_numbers[*i] as i64,
+                stage: Stage::Decode,
+                error: err.clone(),
+                record: serde_json::Value::String(String::from_utf8_lossy(lines[*i]).into_owned()),
+            })
+            .collect();
+        f.pos.line = line_no;
+        f.pos.byte += consumed as u64;
+        self.done_bytes += consumed as u64;
+        f.buf.drain(..consumed);
+        self.positions.insert(f.path.to_string(), f.pos);
+        let mut offsets = Offsets::default();
+        offsets.0.insert(f.path.to_string(), json!({"line": f.pos.line, "byte": f.pos.byte}));
+        Some(SourceBatch { batch: decoded.batch, origins, offsets, rejected })
+    }
+}
+
+#[async_trait]
+impl Source for FileSource {
+    async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
+        loop {
+            let mut f = match self.current.take() {
+                Some(f) => f,
+                None => match self.queue.pop_front() {
+                    Some(path) => self.open(path)?,
+                    None if self.bounded => return Ok(None),
+                    None => {
+                        tokio::time::sleep(self.cfg.scan_interval).await;
+                        let files = list_files(&self.cfg.path)?;
+                        self.enqueue(files);
+                        continue;
+                    }
+                },
+            };
+            // Local reads of a few MiB: short enough to do inline on the runtime.
+            Self::fill(&mut f, self.max_rows, self.max_bytes)?;
+            match self.cut(&mut f) {
+                Some(batch) => {
+                    self.current = Some(f);
+                    return Ok(Some(batch));
+                }
+                None if f.eof => continue,
+                None => {
+                    // A partial line at the end of a growing file: come back later.
+                    f.eof = true;
+                    continue;
+                }
+            }
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        Progress { done: self.done_bytes, total: self.total_bytes }
+    }
+}

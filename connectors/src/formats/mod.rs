@@ -1,0 +1,47 @@
+//! Bytes ⇄ Arrow, shared by every connector that reads or writes bytes.
+//!
+//! [`decode::LineDecoder`] turns newline-delimited JSON or CSV into batches of the
+//! declared schema with per-record error isolation; [`encode::Encoder`] turns
+//! batches into Parquet, JSON lines or CSV bytes ready to upload.
+
+pub mod decode;
+pub mod encode;
+
+use std::str::FromStr;
+
+/// Text formats a source can decode line by line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineFormat {
+    Json,
+    Csv,
+}
+
+/// File formats a sink can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    Parquet,
+    Json,
+    Csv,
+}
+
+impl FileFormat {
+    pub fn extension(&self) -> &'static str {
+        match self {
+            FileFormat::Parquet => "parquet",
+            FileFormat::Json => "jsonl",
+            FileFormat::Csv => "csv",
+        }
+    }
+}
+
+impl FromStr for FileFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "parquet" => Ok(Self::Parquet),
+            "json" => Ok(Self::Json),
+            "csv" => Ok(Self::Csv),
+            other => Err(format!("unknown format '{other}'")),
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The command line: `quiver run | sql | validate | connectors`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use quiver_sql::{Catalog, ParsedStatement};
+use tokio::sync::watch;
+
+use crate::engine::{Engine, EngineOptions, PipelineStatus};
+use crate::pipeline::State;
+use crate::{console, render};
+
+#[derive(Debug, Parser)]
+#[command(name = "quiver", version, about = "Move data between Kafka and the systems around it, with pipelines declared in SQL.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the pipelines of a .sql file until they end or Ctrl-C / SIGTERM.
+    Run {
+        /// The pipeline file (CREATE SOURCE / CREATE SINK statements).
+        file: PathBuf,
+        /// Stop each source at the end that existed at start, flush, commit and exit.
+        #[arg(long)]
+        until_caught_up: bool,
+        /// Folder of the state store (offsets); default: the user's data folder.
+        #[arg(long, env = "QUIVER_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// Forget the committed offsets of this file's sinks and read from the start.
+        #[arg(long)]
+        from_beginning: bool,
+    },
+    /// Interactive SQL console.
+    Sql {
+        #[arg(long, env = "QUIVER_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Check pipeline files without touching any external system.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List every connector and its options.
+    Connectors {
+        /// Only this connector.
+        name: Option<String>,
+        /// Markdown tables (as in the README).
+        #[arg(long)]
+        markdown: bool,
+    },
+}
+
+fn default_state_dir() -> PathBuf {
+    dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("quiver")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QUIVER_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).try_init();
+}
+
+pub fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run { file, until_caught_up, state_dir, from_beginning } => {
+                run(&file, until_caught_up, &state_dir.unwrap_or_else(default_state_dir), from_beginning).await
+            }
+            Command::Sql { state_dir } => sql(&state_dir.unwrap_or_else(default_state_dir)).await,
+            Command::Validate { files } => validate(&files),
+            Command::Connectors { name, markdown } => {
+                if let Some(n) = &name {
+                    if quiver_connectors::find(n).is_none() {
+                        let known: Vec<&str> = quiver_connectors::registry().iter().map(|c| c.name()).collect();
+                        eprintln!("error: unknown connector '{n}'; known connectors: {}", known.join(", "));
+                        return ExitCode::FAILURE;
+                    }
+                }
+                print!("{}", render::connectors(markdown, name.as_deref()));
+                ExitCode::SUCCESS
+            }
+        }
+    })
+}
+
+/// Parses and plans a file against a scratch catalog, returning every problem.
+fn check_file(path: &Path) -> Result<Vec<ParsedStatement>, Vec<String>> {
+    let file = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return Err(vec![format!("{file}: cannot read: {e}")]),
+    };
+    let (stmts, errors) = quiver_sql::parse(&text);
+    let mut problems: Vec<(u64, u64, String)> = errors.iter().map(|e| (e.location.map_or(0, |l| l.line), e.location.map_or(0, |l| l.column), e.render(&file))).collect();
+    let mut catalog = Catalog::new();
+    let mut failed_sources: Vec<String> = Vec::new();
+    for s in &stmts {
+        match catalog.plan(s) {
+            Ok(plan) => catalog.apply(&plan),
+            Err(e) => {
+                if let quiver_sql::Statement::CreateSource(c) = &s.statement {
+                    failed_sources.push(c.name.value.clone());
+                }
+                // A sink on a source that already failed would only repeat that error.
+                if failed_sources.iter().any(|n| e.message.starts_with(&format!("unknown source '{n}'"))) {
+                    continue;
+                }
+                problems.push((e.location.map_or(0, |l| l.line), e.location.map_or(0, |l| l.column), e.render(&file)));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(stmts)
+    } else {
+        problems.sort_by_key(|p| (p.0, p.1));
+        Err(problems.into_iter().map(|p| p.2).collect())
+    }
+}
+
+fn validate(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        match check_file(f) {
+            Ok(stmts) => println!("{}: ok ({} statement{})", f.display(), stmts.len(), if stmts.len() == 1 { "" } else { "s" }),
+            Err(problems) => {
+                failed = true;
+                for p in problems {
+                    println!("{p}");
+                }
+            }
+        }
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn run(file: &Path, until_caught_up: bool, state_dir: &Path, from_beginning: bool) -> ExitCode {
+    let stmts = match check_file(file) {
+        Ok(s) => s,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{p}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let engine = match Engine::open(state_dir, EngineOptions { bounded: until_caught_up, persist_definitions: false }) {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if from_beginning {
+        for s in &stmts {
+            if let quiver_sql::Statement::CreateSink(c) = &s.statement {
+                if let Err(e) = engine.reset_offsets(&c.name.value) {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("stopping: flushing and committing (press Ctrl-C again to abort)");
+        let _ = stop_tx.send(true);
+        shutdown_signal().await;
+        std::process::exit(130);
+    });
+    let name = file.display().to_string();
+    for s in &stmts {
+        match engine.execute(s).await {
+            Ok(out) => {
+                if !matches!(out, crate::Output::Message(_)) {
+                    println!("{}", render::output(&out));
+                }
+            }
+            Err(e) => {
+                eprintln!("{name}:{}: {e}", s.location);
+                engine.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let bars = if std::io::stderr().is_terminal() && until_caught_up { Some(progress_bars(Arc::clone(&engine))) } else { None };
+    let statuses = engine.wait_all(stop_rx).await;
+    if let Some((multi, handle)) = bars {
+        handle.abort();
+        let _ = multi.clear();
+    }
+    finish(&statuses)
+}
+
+fn finish(statuses: &[PipelineStatus]) -> ExitCode {
+    if statuses.is_empty() {
+        println!("no sinks in this file: nothing ran");
+    }
+    for s in statuses {
+        print!("{}", render::summary(s));
+    }
+    if statuses.iter().any(|s| s.state == State::Failed) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// One progress bar per pipeline, refreshed from the engine's status.
+fn progress_bars(engine: Arc<Engine>) -> (MultiProgress, tokio::task::JoinHandle<()>) {
+    let multi = MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {percent:>3}% {msg} (ETA {eta})")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let bars: Vec<(String, ProgressBar)> = engine
+        .statuses()
+        .into_iter()
+        .map(|s| {
+            let bar = multi.add(ProgressBar::new(s.progress_total.unwrap_or(0).max(1)));
+            bar.set_style(style.clone());
+            bar.set_prefix(s.name.clone());
+            (s.name, bar)
+        })
+        .collect();
+    let handle = tokio::spawn(async move {
+        loop {
+            for (name, bar) in &bars {
+                if let Ok(s) = engine.status(name) {
+                    if let Some(total) = s.progress_total {
+                        bar.set_length(total.max(1));
+                    }
+                    bar.set_position(s.progress_done);
+                    let secs = (s.elapsed_ms as f64 / 1000.0).max(0.001);
+                    bar.set_message(format!("{} rows, {:.0} rows/s", s.rows_in, s.rows_in as f64 / secs));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    (multi, handle)
+}
+
+async fn sql(state_dir: &Path) -> ExitCode {
+    let engine = match Engine::open(state_dir, EngineOptions { bounded: false, persist_definitions: true }) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match engine.restore() {
+        Ok((n, errors)) => {
+            if n > 0 {
+                println!("restored {n} source(s)/sink(s) from {}", engine.state_store().path().display());
+            }
+            for e in errors {
+                eprintln!("warning: could not restore {e}");
+            }
+        }
+        Err(e) => eprintln!("warning: could not restore definitions: {e}"),
+    }
+    let result = console::run(&engine).await;
+    engine.shutdown().await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+

@@ -1,0 +1,361 @@
+//! The engine API: execute statements, run pipelines, and control their lifecycle.
+//!
+//! The CLI (`quiver run`), the console (`quiver sql`) and, later, the REST server
+//! all drive pipelines through [`Engine`]: [`Engine::execute`] for statements, and
+//! [`Engine::pause`], [`Engine::resume`], [`Engine::stop`], [`Engine::restart`],
+//! [`Engine::offsets`] and [`Engine::reset_offsets`] for lifecycle.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use quiver_connectors::api::{Offsets, Progress, SinkReport};
+use quiver_sql::parser::{ObjectKind, ShowKind};
+use quiver_sql::{Catalog, ParsedStatement, PipelineSpec, Plan, Table};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::{EngineError, Result};
+use crate::pipeline::{self, Control, State, Stats};
+use crate::preview;
+use crate::state::{Definition, StateStore};
+
+/// How an engine runs its pipelines.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineOptions {
+    /// Sources stop at the end that existed when they started (`--until-caught-up`).
+    pub bounded: bool,
+    /// Persist CREATE statements so a restarted console or server restores them.
+    pub persist_definitions: bool,
+}
+
+/// What a statement produced.
+#[derive(Debug)]
+pub enum Output {
+    /// A confirmation.
+    Message(String),
+    Table(Table),
+    /// Preview rows, plus notes (rows that failed, why the preview stopped).
+    Rows { batches: Vec<RecordBatch>, notes: Vec<String> },
+}
+
+/// A snapshot of one pipeline's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineStatus {
+    pub name: String,
+    pub source: String,
+    pub connector: String,
+    pub state: State,
+    pub error: Option<String>,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rows_errored: u64,
+    pub sink: SinkReport,
+    pub progress_done: u64,
+    pub progress_total: Option<u64>,
+    pub elapsed_ms: u64,
+    pub resumed_from: Option<Offsets>,
+    pub dead_letter_path: Option<String>,
+}
+
+impl PipelineStatus {
+    /// Rows the filter dropped.
+    pub fn rows_filtered(&self) -> u64 {
+        self.rows_in.saturating_sub(self.rows_out + self.rows_errored)
+    }
+}
+
+struct Running {
+    spec: Arc<PipelineSpec>,
+    stats: Arc<Stats>,
+    control: watch::Sender<Control>,
+    task: Option<JoinHandle<()>>,
+}
+
+pub struct Engine {
+    catalog: Mutex<Catalog>,
+    state: Arc<StateStore>,
+    pipelines: Mutex<BTreeMap<String, Running>>,
+    options: EngineOptions,
+    order: AtomicU64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("state", &self.state).field("options", &self.options).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Engine {
+    /// Opens the state store in `state_dir`.
+    pub fn open(state_dir: &Path, options: EngineOptions) -> Result<Self> {
+        let state = Arc::new(StateStore::open(state_dir)?);
+        let order = state.definitions()?.iter().map(|d| d.order + 1).max().unwrap_or(0);
+        Ok(Self { catalog: Mutex::new(Catalog::new()), state, pipelines: Mutex::new(BTreeMap::new()), options, order: AtomicU64::new(order) })
+    }
+
+    pub fn state_store(&self) -> &StateStore {
+        &self.state
+    }
+
+    /// A copy of the current catalog (for validation and listings).
+    pub fn catalog(&self) -> Catalog {
+        lock(&self.catalog).clone()
+    }
+
+    /// Re-creates persisted sources and sinks (sinks start running). Returns how many
+    /// definitions were restored and the errors of those that no longer plan.
+    pub fn restore(&self) -> Result<(usize, Vec<String>)> {
+        let mut restored = 0;
+        let mut errors = Vec::new();
+        for def in self.state.definitions()? {
+            let stmt = match quiver_sql::parse_one(&def.sql) {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.push(format!("{} '{}': {e}", def.kind, def.name));
+                    continue;
+                }
+            };
+            let plan = lock(&self.catalog).plan(&stmt);
+            match plan {
+                Ok(plan) => {
+                    self.apply(&plan)?;
+                    restored += 1;
+                }
+                Err(e) => errors.push(format!("{} '{}': {e}", def.kind, def.name)),
+            }
+        }
+        Ok((restored, errors))
+    }
+
+    /// Plans and carries out one statement.
+    pub async fn execute(&self, stmt: &ParsedStatement) -> Result<Output> {
+        let plan = lock(&self.catalog).plan(stmt)?;
+        match &plan {
+            Plan::CreateSource(s) => {
+                self.persist(&s.name, "source", &s.sql)?;
+                self.apply(&plan)?;
+                Ok(Output::Message(format!("source '{}' created ({} columns, connector {})", s.name, s.schema.fields().len(), s.connector.name())))
+            }
+            Plan::CreateSink(p) => {
+                self.persist(&p.name, "sink", &p.sql)?;
+                self.apply(&plan)?;
+                Ok(Output::Message(format!("sink '{}' created and running ({} → {})", p.name, p.source.name, p.connector.name())))
+            }
+            Plan::Drop { kind, name, .. } => {
+                if *kind == ObjectKind::Sink {
+                    self.stop(name).await.ok();
+                    lock(&self.pipelines).remove(name);
+                }
+                if self.options.persist_definitions {
+                    self.state.remove_definition(name)?;
+                }
+                let existed = match kind {
+                    ObjectKind::Source => lock(&self.catalog).sources.contains_key(name),
+                    ObjectKind::Sink => lock(&self.catalog).sinks.contains_key(name),
+                };
+                lock(&self.catalog).apply(&plan);
+                Ok(Output::Message(if existed { format!("{} '{name}' dropped", kind.as_str()) } else { format!("{} '{name}' did not exist", kind.as_str()) }))
+            }
+            Plan::Show(kind) => Ok(Output::Table(self.show(*kind))),
+            Plan::Describe(t) | Plan::Explain(t) => Ok(Output::Table(t.clone())),
+            Plan::Preview(p) => {
+                let (batches, notes) = preview::run(p, Duration::from_secs(10)).await?;
+                Ok(Output::Rows { batches, notes })
+            }
+        }
+    }
+
+    fn persist(&self, name: &str, kind: &str, sql: &str) -> Result<()> {
+        if self.options.persist_definitions {
+            let order = self.order.fetch_add(1, Ordering::Relaxed);
+            self.state.save_definition(&Definition { name: name.to_string(), kind: kind.to_string(), sql: sql.to_string(), order })?;
+        }
+        Ok(())
+    }
+
+    fn apply(&self, plan: &Plan) -> Result<()> {
+        lock(&self.catalog).apply(plan);
+        if let Plan::CreateSink(spec) = plan {
+            self.start(Arc::clone(spec));
+        }
+        Ok(())
+    }
+
+    fn start(&self, spec: Arc<PipelineSpec>) {
+        let stats = Arc::new(Stats::new());
+        let (control, rx) = watch::channel(Control::Run);
+        let task = tokio::spawn(pipeline::run(Arc::clone(&spec), Arc::clone(&self.state), Arc::clone(&stats), rx, self.options.bounded));
+        lock(&self.pipelines).insert(spec.name.clone(), Running { spec, stats, control, task: Some(task) });
+    }
+
+    fn show(&self, kind: ShowKind) -> Table {
+        match kind {
+            ShowKind::Sources => {
+                let catalog = lock(&self.catalog);
+                Table {
+                    columns: vec!["name".into(), "connector".into(), "columns".into()],
+                    rows: catalog
+                        .sources
+                        .values()
+                        .map(|s| {
+                            vec![
+                                s.name.clone(),
+                                s.connector.name().to_string(),
+                                s.schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", "),
+                            ]
+                        })
+                        .collect(),
+                }
+            }
+            ShowKind::Sinks => Table {
+                columns: ["name", "source", "connector", "status", "rows_in", "rows_out", "rows_errored", "files"].map(String::from).to_vec(),
+                rows: self
+                    .statuses()
+                    .into_iter()
+                    .map(|s| {
+                        let status = match &s.error {
+                            Some(e) => format!("{} ({e})", s.state),
+                            None => s.state.to_string(),
+                        };
+                        vec![s.name, s.source, s.connector, status, s.rows_in.to_string(), s.rows_out.to_string(), s.rows_errored.to_string(), s.sink.files.to_string()]
+                    })
+                    .collect(),
+            },
+            ShowKind::Connectors => Table {
+                columns: vec!["name".into(), "roles".into(), "description".into()],
+                rows: quiver_connectors::registry()
+                    .iter()
+                    .map(|c| {
+                        let roles = [c.source_options().map(|_| "source"), c.sink_options().map(|_| "sink")].into_iter().flatten().collect::<Vec<_>>().join(", ");
+                        vec![c.name().to_string(), roles, c.description().to_string()]
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    fn snapshot(name: &str, r: &Running) -> PipelineStatus {
+        let progress: Progress = r.stats.progress();
+        PipelineStatus {
+            name: name.to_string(),
+            source: r.spec.source.name.clone(),
+            connector: r.spec.connector.name().to_string(),
+            state: r.stats.state(),
+            error: r.stats.error(),
+            rows_in: r.stats.rows_in.load(Ordering::Relaxed),
+            rows_out: r.stats.rows_out.load(Ordering::Relaxed),
+            rows_errored: r.stats.rows_errored.load(Ordering::Relaxed),
+            sink: r.stats.report(),
+            progress_done: progress.done,
+            progress_total: progress.total,
+            elapsed_ms: r.stats.elapsed().as_millis() as u64,
+            resumed_from: r.stats.resumed_from(),
+            dead_letter_path: r.spec.errors.dlq_path.clone(),
+        }
+    }
+
+    pub fn status(&self, name: &str) -> Result<PipelineStatus> {
+        let p = lock(&self.pipelines);
+        let r = p.get(name).ok_or_else(|| EngineError::NotFound(name.to_string()))?;
+        Ok(Self::snapshot(name, r))
+    }
+
+    pub fn statuses(&self) -> Vec<PipelineStatus> {
+        lock(&self.pipelines).iter().map(|(n, r)| Self::snapshot(n, r)).collect()
+    }
+
+    fn control(&self, name: &str, c: Control) -> Result<()> {
+        let p = lock(&self.pipelines);
+        let r = p.get(name).ok_or_else(|| EngineError::NotFound(name.to_string()))?;
+        let state = r.stats.state();
+        if matches!(state, State::Failed | State::Finished | State::Stopped) && c != Control::Stop {
+            return Err(EngineError::InvalidState { name: name.into(), status: state.to_string(), message: "restart it instead".into() });
+        }
+        r.control.send_replace(c);
+        Ok(())
+    }
+
+    pub fn pause(&self, name: &str) -> Result<()> {
+        self.control(name, Control::Pause)
+    }
+
+    pub fn resume(&self, name: &str) -> Result<()> {
+        self.control(name, Control::Run)
+    }
+
+    /// Stops a pipeline gracefully (flush, commit) and waits for it.
+    pub async fn stop(&self, name: &str) -> Result<PipelineStatus> {
+        self.control(name, Control::Stop)?;
+        let task = lock(&self.pipelines).get_mut(name).and_then(|r| r.task.take());
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+        self.status(name)
+    }
+
+    /// Stops (if running) and starts a pipeline again from its committed offsets.
+    pub async fn restart(&self, name: &str) -> Result<PipelineStatus> {
+        let spec = lock(&self.pipelines).get(name).map(|r| Arc::clone(&r.spec)).ok_or_else(|| EngineError::NotFound(name.to_string()))?;
+        let _ = self.stop(name).await;
+        self.start(spec);
+        self.status(name)
+    }
+
+    /// The committed offsets of a pipeline.
+    pub fn offsets(&self, name: &str) -> Result<Option<Offsets>> {
+        self.state.offsets(name)
+    }
+
+    /// Forgets a pipeline's committed offsets; it must not be running.
+    pub fn reset_offsets(&self, name: &str) -> Result<()> {
+        if let Ok(s) = self.status(name) {
+            if matches!(s.state, State::Running | State::Paused) {
+                return Err(EngineError::InvalidState { name: name.into(), status: s.state.to_string(), message: "stop it before resetting offsets".into() });
+            }
+        }
+        self.state.reset_offsets(name)
+    }
+
+    /// Waits until every pipeline has ended (bounded runs), or until `stop` is signalled.
+    pub async fn wait_all(&self, mut stop: watch::Receiver<bool>) -> Vec<PipelineStatus> {
+        loop {
+            let tasks: Vec<(String, JoinHandle<()>)> =
+                lock(&self.pipelines).iter_mut().filter_map(|(n, r)| r.task.take().map(|t| (n.clone(), t))).collect();
+            if tasks.is_empty() {
+                break;
+            }
+            let names: Vec<String> = tasks.iter().map(|(n, _)| n.clone()).collect();
+            let all = futures::future::join_all(tasks.into_iter().map(|(_, t)| t));
+            tokio::pin!(all);
+            tokio::select! {
+                _ = &mut all => {}
+                _ = stop.changed() => {
+                    for n in &names {
+                        if let Some(r) = lock(&self.pipelines).get(n) {
+                            r.control.send_replace(Control::Stop);
+                        }
+                    }
+                    all.await;
+                }
+            }
+        }
+        self.statuses()
+    }
+
+    /// Stops every pipeline gracefully.
+    pub async fn shutdown(&self) {
+        let names: Vec<String> = lock(&self.pipelines).keys().cloned().collect();
+        for n in names {
+            let _ = self.stop(&n).await;
+        }
+    }
+}

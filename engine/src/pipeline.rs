@@ -1,0 +1,381 @@
+//! One running pipeline: a source task feeding a bounded channel, and a
+//! transform + sink loop that commits offsets only behind durable data.
+//!
+//! ```text
+//! source task ──(channel, 4 batches)──▶ transform ─▶ sink.write(seq) ─▶ durable_seq ─▶ commit offsets
+//!                                            └─ failed rows ─▶ error policy (fail | dead-letter queue)
+//! ```
+//! The bounded channel is the backpressure: a slow sink stops the source from
+//! reading ahead. Decoding (source task) and encoding (sink loop) run on
+//! different tokio workers, so a two-core machine uses both.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use quiver_connectors::api::{ConnectorError, Offsets, Progress, RejectedRecord, Sink, SinkContext, SinkReport, SourceBatch, SourceContext, Stage};
+use quiver_sql::PipelineSpec;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::dlq::DeadLetterQueue;
+use crate::state::StateStore;
+
+/// What the engine asks of a running pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Run,
+    Pause,
+    Stop,
+}
+
+/// A pipeline's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum State {
+    Running,
+    Paused,
+    /// Stopped on request; resumable.
+    Stopped,
+    /// The source reached its end and everything was flushed and committed.
+    Finished,
+    Failed,
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::Running => "RUNNING",
+            State::Paused => "PAUSED",
+            State::Stopped => "STOPPED",
+            State::Finished => "FINISHED",
+            State::Failed => "FAILED",
+        })
+    }
+}
+
+/// Live counters of one pipeline, shared with status readers.
+#[derive(Debug)]
+pub struct Stats {
+    pub rows_in: AtomicU64,
+    pub rows_out: AtomicU64,
+    pub rows_errored: AtomicU64,
+    state: Mutex<State>,
+    error: Mutex<Option<String>>,
+    report: Mutex<SinkReport>,
+    progress: Mutex<Progress>,
+    resumed_from: Mutex<Option<Offsets>>,
+    started: Instant,
+    ended: Mutex<Option<Instant>>,
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        Self {
+            rows_in: AtomicU64::new(0),
+            rows_out: AtomicU64::new(0),
+            rows_errored: AtomicU64::new(0),
+            state: Mutex::new(State::Running),
+            error: Mutex::new(None),
+            report: Mutex::new(SinkReport::default()),
+            progress: Mutex::new(Progress::default()),
+            resumed_from: Mutex::new(None),
+            started: Instant::now(),
+            ended: Mutex::new(None),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        *lock(&self.state)
+    }
+
+    pub(crate) fn set_state(&self, s: State) {
+        *lock(&self.state) = s;
+        if matches!(s, State::Stopped | State::Finished | State::Failed) {
+            lock(&self.ended).get_or_insert_with(Instant::now);
+        }
+    }
+
+    pub fn error(&self) -> Option<String> {
+        lock(&self.error).clone()
+    }
+    pub fn report(&self) -> SinkReport {
+        lock(&self.report).clone()
+    }
+    pub fn progress(&self) -> Progress {
+        *lock(&self.progress)
+    }
+    pub fn resumed_from(&self) -> Option<Offsets> {
+        lock(&self.resumed_from).clone()
+    }
+    pub fn elapsed(&self) -> Duration {
+        lock(&self.ended).map_or_else(|| self.started.elapsed(), |e| e - self.started)
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How often the sink is ticked (time-based rolling) and commits are attempted.
+const TICK: Duration = Duration::from_millis(250);
+/// Offsets are written to the state store at most this often while running.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
+/// Retries of a retriable sink failure before the pipeline fails.
+const SINK_RETRIES: u32 = 5;
+
+/// Runs a pipeline to its end, recording the outcome in `stats`.
+pub(crate) async fn run(spec: Arc<PipelineSpec>, store: Arc<StateStore>, stats: Arc<Stats>, control: watch::Receiver<Control>, bounded: bool) {
+    let mut runner = Runner { spec, store, stats: Arc::clone(&stats), dlq: None, pending: VecDeque::new(), committed: Offsets::default(), uncommitted: false, last_commit: Instant::now() };
+    match runner.run(control, bounded).await {
+        Ok(state) => {
+            info!(pipeline = %runner.spec.name, state = %state, rows_in = stats.rows_in.load(Ordering::Relaxed), rows_out = stats.rows_out.load(Ordering::Relaxed), "pipeline ended");
+            stats.set_state(state);
+        }
+        Err(e) => {
+            warn!(pipeline = %runner.spec.name, error = %e, "pipeline failed");
+            *lock(&stats.error) = Some(e);
+            stats.set_state(State::Failed);
+        }
+    }
+}
+
+struct Runner {
+    spec: Arc<PipelineSpec>,
+    store: Arc<StateStore>,
+    stats: Arc<Stats>,
+    dlq: Option<DeadLetterQueue>,
+    /// Batches written but not yet durable: (seq, offsets after the batch).
+    pending: VecDeque<(u64, Offsets)>,
+    committed: Offsets,
+    /// Offsets merged into `committed` but not yet written to the store.
+    uncommitted: bool,
+    last_commit: Instant,
+}
+
+impl Runner {
+    async fn run(&mut self, control: watch::Receiver<Control>, bounded: bool) -> Result<State, String> {
+        let spec = Arc::clone(&self.spec);
+        let start = self.store.offsets(&spec.name).map_err(|e| e.to_string())?;
+        if let Some(s) = &start {
+            info!(pipeline = %spec.name, offsets = %serde_json::to_string(s).unwrap_or_default(), "resuming after committed offsets");
+            self.committed = s.clone();
+        }
+        *lock(&self.stats.resumed_from) = start.clone();
+        let ctx = SourceContext {
+            name: spec.source.name.clone(),
+            schema: Arc::clone(&spec.source.schema),
+            start,
+            bounded,
+            batch: spec.source.batch,
+        };
+        let mut source = spec
+            .source
+            .connector
+            .build_source(&spec.source.config, ctx)
+            .await
+            .map_err(|e| format!("source '{}' could not start: {e}", spec.source.name))?;
+        let sink_ctx = SinkContext { name: spec.name.clone(), schema: Arc::clone(spec.transform.output_schema()) };
+        let mut sink = spec.connector.build_sink(&spec.config, sink_ctx).await.map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
+        if let Some(dir) = &spec.errors.dlq_path {
+            self.dlq = Some(DeadLetterQueue::open(dir, &spec.name).map_err(|e| format!("dead-letter queue {dir}: {e}"))?);
+        }
+
+        let (tx, mut rx) = mpsc::channel::<Result<SourceBatch, ConnectorError>>(4);
+        let stats = Arc::clone(&self.stats);
+        let mut src_control = control.clone();
+        let reader = tokio::spawn(async move {
+            loop {
+                loop {
+                    let c = *src_control.borrow_and_update();
+                    match c {
+                        Control::Stop => return,
+                        Control::Run => break,
+                        Control::Pause => {
+                            if src_control.changed().await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                // Sources' next_batch is cancel-safe: they only await timers between batches.
+                let next = tokio::select! {
+                    b = source.next_batch() => b,
+                    _ = src_control.changed() => continue,
+                };
+                *lock(&stats.progress) = source.progress();
+                match next {
+                    Ok(Some(b)) => {
+                        if tx.send(Ok(b)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+
+        let mut ticker = tokio::time::interval(TICK);
+        let mut seq = 0u64;
+        let mut control = control;
+        let outcome: Result<(), String> = loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    None => break Ok(()),
+                    Some(Err(e)) => break Err(format!("source '{}' failed: {e}", spec.source.name)),
+                    Some(Ok(batch)) => {
+                        seq += 1;
+                        if let Err(e) = self.process(sink.as_mut(), batch, seq).await {
+                            break Err(e);
+                        }
+                    }
+                },
+                _ = ticker.tick() => {
+                    if let Err(e) = sink.tick().await {
+                        break Err(format!("sink '{}' failed: {e}", spec.name));
+                    }
+                    if let Err(e) = self.commit(sink.as_ref(), false) {
+                        break Err(e);
+                    }
+                    let paused = *control.borrow_and_update() == Control::Pause;
+                    let s = self.stats.state();
+                    if paused && s == State::Running { self.stats.set_state(State::Paused) }
+                    if !paused && s == State::Paused { self.stats.set_state(State::Running) }
+                }
+            }
+        };
+        reader.abort();
+        // Whatever happened, make durable what was written and commit it.
+        let flushed = self.flush_with_retry(sink.as_mut()).await;
+        *lock(&self.stats.report) = sink.report();
+        let committed = self.commit(sink.as_ref(), true);
+        outcome?;
+        flushed?;
+        committed?;
+        Ok(if *control.borrow() == Control::Stop { State::Stopped } else { State::Finished })
+    }
+
+    async fn process(&mut self, sink: &mut dyn Sink, batch: SourceBatch, seq: u64) -> Result<(), String> {
+        let SourceBatch { batch, origins, offsets, rejected } = batch;
+        self.stats.rows_in.fetch_add((batch.num_rows() + rejected.len()) as u64, Ordering::Relaxed);
+        for r in &rejected {
+            self.reject(r)?;
+        }
+        let out = self.spec.transform.apply(&batch);
+        for (row, error) in &out.failed {
+            let (partition, position) = origins.get(*row).map_or(("?".to_string(), -1), |(p, pos)| (p.to_string(), pos));
+            let r = RejectedRecord {
+                source: self.spec.source.name.clone(),
+                partition,
+                position,
+                stage: Stage::Transform,
+                error: error.clone(),
+                record: row_json(&batch, *row),
+            };
+            self.reject(&r)?;
+        }
+        let rows = out.batch.num_rows() as u64;
+        self.pending.push_back((seq, offsets));
+        let mut attempt = 0;
+        loop {
+            match sink.write(out.batch.clone(), seq).await {
+                Ok(()) => break,
+                Err(e) if e.is_retriable() && attempt < SINK_RETRIES => {
+                    attempt += 1;
+                    let backoff = Duration::from_millis(100 << attempt);
+                    warn!(pipeline = %self.spec.name, attempt, error = %e, backoff_ms = backoff.as_millis() as u64, "sink write failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(e) => return Err(format!("sink '{}' failed: {e}", self.spec.name)),
+            }
+        }
+        self.stats.rows_out.fetch_add(rows, Ordering::Relaxed);
+        *lock(&self.stats.report) = sink.report();
+        self.commit(sink, false)
+    }
+
+    /// Applies the error policy to one bad record.
+    fn reject(&mut self, r: &RejectedRecord) -> Result<(), String> {
+        if !self.spec.errors.tolerate {
+            return Err(format!(
+                "record at {} position {} of source '{}' failed at {} stage: {} (set errors.tolerance = 'all' to route bad records to a dead-letter queue)",
+                r.partition, r.position, r.source, r.stage, r.error
+            ));
+        }
+        self.stats.rows_errored.fetch_add(1, Ordering::Relaxed);
+        if self.spec.errors.log || self.dlq.is_none() {
+            warn!(pipeline = %self.spec.name, partition = %r.partition, position = r.position, stage = %r.stage, error = %r.error, "bad record skipped");
+        }
+        if let Some(dlq) = &mut self.dlq {
+            dlq.write(r).map_err(|e| format!("writing to dead-letter queue {}: {e}", dlq.path().display()))?;
+        }
+        Ok(())
+    }
+
+    async fn flush_with_retry(&mut self, sink: &mut dyn Sink) -> Result<(), String> {
+        let mut attempt = 0;
+        loop {
+            match sink.flush().await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retriable() && attempt < SINK_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                Err(e) => return Err(format!("sink '{}' failed to flush: {e}", self.spec.name)),
+            }
+        }
+    }
+
+    /// Commits the offsets of every batch the sink reports durable.
+    fn commit(&mut self, sink: &dyn Sink, force: bool) -> Result<(), String> {
+        let Some(durable) = sink.durable_seq() else { return Ok(()) };
+        let mut advanced = false;
+        while self.pending.front().is_some_and(|(s, _)| *s <= durable) {
+            if let Some((_, o)) = self.pending.pop_front() {
+                self.committed.merge(&o);
+                advanced = true;
+            }
+        }
+        self.uncommitted |= advanced;
+        if !self.uncommitted || (!force && self.last_commit.elapsed() < COMMIT_INTERVAL) {
+            return Ok(());
+        }
+        if let Some(dlq) = &mut self.dlq {
+            dlq.sync().map_err(|e| format!("syncing dead-letter queue: {e}"))?;
+        }
+        if !self.committed.is_empty() {
+            self.store.commit_offsets(&self.spec.name, &self.committed).map_err(|e| e.to_string())?;
+        }
+        self.last_commit = Instant::now();
+        self.uncommitted = false;
+        Ok(())
+    }
+}
+
+/// One row as a JSON object, for the dead-letter queue.
+fn row_json(batch: &RecordBatch, row: usize) -> serde_json::Value {
+    let one = batch.slice(row, 1);
+    let mut w = arrow::json::ArrayWriter::new(Vec::new());
+    if w.write(&one).is_err() || w.finish().is_err() {
+        return serde_json::Value::Null;
+    }
+    let bytes = w.into_inner();
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Array(mut a)) if a.len() == 1 => a.remove(0),
+        _ => serde_json::Value::Null,
+    }
+}

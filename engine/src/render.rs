@@ -1,0 +1,147 @@
+//! Text rendering of statement outputs, summaries and connector docs.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::util::pretty::pretty_format_batches;
+use quiver_connectors::api::OptionSpec;
+use quiver_sql::Table;
+
+use crate::engine::{Output, PipelineStatus};
+use crate::pipeline::State;
+
+pub fn table(t: &Table) -> String {
+    if t.rows.is_empty() {
+        return "(none)".to_string();
+    }
+    let schema = Arc::new(Schema::new(t.columns.iter().map(|c| Field::new(c, DataType::Utf8, true)).collect::<Vec<_>>()));
+    let columns: Vec<ArrayRef> =
+        (0..t.columns.len()).map(|i| Arc::new(StringArray::from_iter_values(t.rows.iter().map(|r| r.get(i).cloned().unwrap_or_default()))) as ArrayRef).collect();
+    match RecordBatch::try_new(schema, columns).and_then(|b| pretty_format_batches(&[b])) {
+        Ok(s) => s.to_string(),
+        Err(e) => format!("(cannot render table: {e})"),
+    }
+}
+
+pub fn output(o: &Output) -> String {
+    match o {
+        Output::Message(m) => m.clone(),
+        Output::Table(t) => table(t),
+        Output::Rows { batches, notes } => {
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            let mut s = if rows == 0 {
+                "(no rows)".to_string()
+            } else {
+                pretty_format_batches(batches).map(|t| t.to_string()).unwrap_or_else(|e| format!("(cannot render rows: {e})"))
+            };
+            let _ = write!(s, "\n{rows} row(s)");
+            for n in notes {
+                let _ = write!(s, "\nnote: {n}");
+            }
+            s
+        }
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// The end-of-run summary of one pipeline.
+pub fn summary(s: &PipelineStatus) -> String {
+    let mut out = String::new();
+    let secs = s.elapsed_ms as f64 / 1000.0;
+    let _ = writeln!(out, "sink '{}' ({} → {}): {} in {secs:.2}s", s.name, s.source, s.connector, s.state);
+    if let Some(e) = &s.error {
+        let _ = writeln!(out, "  error: {e}");
+    }
+    let rate = if secs > 0.0 { s.rows_in as f64 / secs } else { 0.0 };
+    let _ = writeln!(
+        out,
+        "  rows in {}, rows out {}, filtered {}, dead-lettered {} ({rate:.0} rows/s)",
+        s.rows_in,
+        s.rows_out,
+        s.rows_filtered(),
+        s.rows_errored
+    );
+    if s.sink.files > 0 || s.connector == "filesystem" {
+        let _ = writeln!(out, "  files written {} ({}) under {}", s.sink.files, human_bytes(s.sink.bytes), s.sink.location);
+    }
+    if let Some(p) = &s.dead_letter_path {
+        if s.rows_errored > 0 {
+            let _ = writeln!(out, "  dead-letter queue: {p}/{}.jsonl", s.name);
+        }
+    }
+    if s.resumed_from.is_some() && s.state != State::Failed {
+        let _ = writeln!(out, "  resumed after the committed position in the state store{}", if s.rows_in == 0 { "; nothing new to read (use --from-beginning to reprocess)" } else { "" });
+    }
+    out
+}
+
+fn option_rows(specs: &[OptionSpec]) -> Vec<Vec<String>> {
+    specs
+        .iter()
+        .map(|o| {
+            vec![
+                o.key.to_string(),
+                o.kind.describe(),
+                if o.required { "required".to_string() } else { o.default.unwrap_or("").to_string() },
+                o.doc.to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// `quiver connectors`: every connector and its options, from the option specs.
+pub fn connectors(markdown: bool, only: Option<&str>) -> String {
+    let mut out = String::new();
+    let header = ["option", "type", "default", "description"].map(String::from).to_vec();
+    let section = |out: &mut String, title: &str, rows: Vec<Vec<String>>| {
+        if markdown {
+            let _ = writeln!(out, "\n{title}\n\n| option | type | default | description |\n|---|---|---|---|");
+            for r in rows {
+                let _ = writeln!(out, "| `{}` | {} | {} | {} |", r[0], r[1].replace('|', "\\|"), if r[2].is_empty() { String::new() } else { format!("`{}`", r[2]) }, r[3]);
+            }
+        } else {
+            let _ = writeln!(out, "{title}\n{}", table(&Table { columns: header.clone(), rows }));
+        }
+    };
+    for c in quiver_connectors::registry() {
+        if only.is_some_and(|n| n != c.name()) {
+            continue;
+        }
+        if markdown {
+            let _ = writeln!(out, "\n### `{}`\n\n{}", c.name(), c.description());
+        } else {
+            let _ = writeln!(out, "\n== {} — {}", c.name(), c.description());
+        }
+        if let Some(specs) = c.source_options() {
+            section(&mut out, if markdown { "As a source:" } else { "source options:" }, option_rows(specs));
+        }
+        if let Some(specs) = c.sink_options() {
+            if specs.is_empty() {
+                let _ = writeln!(out, "{}", if markdown { "\nAs a sink: no options of its own." } else { "sink options: none of its own" });
+            } else {
+                section(&mut out, if markdown { "As a sink:" } else { "sink options:" }, option_rows(specs));
+            }
+        }
+    }
+    if only.is_none() {
+        let t = if markdown { "\n### Options every source takes" } else { "\n== every source" };
+        let _ = writeln!(out, "{t}");
+        section(&mut out, "", option_rows(quiver_sql::catalog::COMMON_SOURCE_OPTIONS));
+        let t = if markdown { "\n### Options every sink takes" } else { "\n== every sink" };
+        let _ = writeln!(out, "{t}");
+        section(&mut out, "", option_rows(quiver_sql::catalog::COMMON_SINK_OPTIONS));
+    }
+    out
+}

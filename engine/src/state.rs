@@ -1,0 +1,133 @@
+//! The crash-safe local state store: pipeline definitions and committed offsets.
+//!
+//! One redb database per state folder. Every commit is a durable redb write
+//! transaction, so after a crash the store holds exactly the offsets that were
+//! committed, and those were only committed after the sink made the data durable.
+//! redb locks the file, so two processes cannot share a state folder by accident.
+
+use std::path::{Path, PathBuf};
+
+use quiver_connectors::api::Offsets;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+
+const OFFSETS: TableDefinition<&str, &str> = TableDefinition::new("offsets");
+const DEFINITIONS: TableDefinition<&str, &str> = TableDefinition::new("definitions");
+
+/// A persisted CREATE statement.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Definition {
+    pub name: String,
+    /// "source" or "sink"
+    pub kind: String,
+    pub sql: String,
+    /// Order of creation, so sources are restored before their sinks.
+    pub order: u64,
+}
+
+pub struct StateStore {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore").field("path", &self.path).finish()
+    }
+}
+
+impl StateStore {
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::State { path: dir.display().to_string(), message: format!("cannot create folder: {e}") })?;
+        let path = dir.join("quiver.redb");
+        let err = |m: String| EngineError::State { path: path.display().to_string(), message: m };
+        let db = Database::create(&path).map_err(|e| {
+            let m = e.to_string();
+            if m.contains("lock") || m.contains("in use") || m.contains("already open") {
+                err(format!("{m}; is another quiver process using this state folder? Pass --state-dir to use another"))
+            } else {
+                err(m)
+            }
+        })?;
+        let store = Self { db, path };
+        // Create the tables so that readers never see "table does not exist".
+        let tx = store.db.begin_write().map_err(|e| store.err(e))?;
+        tx.open_table(OFFSETS).map_err(|e| store.err(e))?;
+        tx.open_table(DEFINITIONS).map_err(|e| store.err(e))?;
+        tx.commit().map_err(|e| store.err(e))?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> EngineError {
+        EngineError::State { path: self.path.display().to_string(), message: e.to_string() }
+    }
+
+    fn get(&self, table: TableDefinition<&str, &str>, key: &str) -> Result<Option<String>> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = tx.open_table(table).map_err(|e| self.err(e))?;
+        Ok(t.get(key).map_err(|e| self.err(e))?.map(|v| v.value().to_string()))
+    }
+
+    fn put(&self, table: TableDefinition<&str, &str>, key: &str, value: Option<&str>) -> Result<()> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut t = tx.open_table(table).map_err(|e| self.err(e))?;
+            match value {
+                Some(v) => {
+                    t.insert(key, v).map_err(|e| self.err(e))?;
+                }
+                None => {
+                    t.remove(key).map_err(|e| self.err(e))?;
+                }
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The committed offsets of a pipeline.
+    pub fn offsets(&self, pipeline: &str) -> Result<Option<Offsets>> {
+        match self.get(OFFSETS, pipeline)? {
+            None => Ok(None),
+            Some(s) => serde_json::from_str(&s).map(Some).map_err(|e| self.err(format!("offsets of '{pipeline}' are unreadable: {e}"))),
+        }
+    }
+
+    /// Durably records a pipeline's offsets.
+    pub fn commit_offsets(&self, pipeline: &str, offsets: &Offsets) -> Result<()> {
+        let json = serde_json::to_string(offsets).map_err(|e| self.err(e))?;
+        self.put(OFFSETS, pipeline, Some(&json))
+    }
+
+    pub fn reset_offsets(&self, pipeline: &str) -> Result<()> {
+        self.put(OFFSETS, pipeline, None)
+    }
+
+    pub fn save_definition(&self, def: &Definition) -> Result<()> {
+        let json = serde_json::to_string(def).map_err(|e| self.err(e))?;
+        self.put(DEFINITIONS, &def.name, Some(&json))
+    }
+
+    pub fn remove_definition(&self, name: &str) -> Result<()> {
+        self.put(DEFINITIONS, name, None)
+    }
+
+    /// Every persisted definition, in creation order.
+    pub fn definitions(&self) -> Result<Vec<Definition>> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = tx.open_table(DEFINITIONS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.err(e))? {
+            let (_, v) = row.map_err(|e| self.err(e))?;
+            let d: Definition = serde_json::from_str(v.value()).map_err(|e| self.err(e))?;
+            out.push(d);
+        }
+        out.sort_by_key(|d| d.order);
+        Ok(out)
+    }
+}

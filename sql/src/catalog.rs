@@ -1,0 +1,387 @@
+//! Sources and sinks known to a session, and planning statements against them.
+//!
+//! [`Catalog::plan`] is pure: it parses options, validates them with the
+//! connector, compiles the SELECT, and returns a [`Plan`] without touching
+//! anything outside the process. The engine applies plans and runs pipelines.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use quiver_connectors::api::options::{closest, expand_keys};
+use quiver_connectors::api::{BatchPolicy, ConnectorError, ErasedConnector, OptionKind, OptionSpec, Options, ValidatedConfig};
+
+use sqlparser::ast::Spanned;
+
+use crate::compile::{columns_to_schema, compile_query, sql_type_name};
+use crate::error::{Location, Result, SqlError};
+use crate::parser::{CreateSink, CreateSource, ObjectKind, OptionEntry, ParsedStatement, ShowKind, Statement};
+use crate::stateless;
+use crate::transform::CompiledTransform;
+
+/// Options every source takes, besides its connector's.
+pub const CONNECTOR: OptionSpec = OptionSpec::new("connector", OptionKind::String, "Which connector reads or writes the data.").required();
+pub const BATCH_SIZE: OptionSpec = OptionSpec::new("batch.size", OptionKind::Integer, "Most rows a source puts in one batch.").default("8192");
+pub const BATCH_BYTES: OptionSpec =
+    OptionSpec::new("batch.bytes", OptionKind::Bytes, "Most input bytes a source reads for one batch.").default("8MiB");
+pub const BATCH_LINGER: OptionSpec =
+    OptionSpec::new("batch.linger", OptionKind::Duration, "How long a source waits to fill a batch before sending a partial one.").default("200ms");
+pub const COMMON_SOURCE_OPTIONS: &[OptionSpec] = &[CONNECTOR, BATCH_SIZE, BATCH_BYTES, BATCH_LINGER];
+
+/// Options every sink takes, besides its connector's (Kafka Connect's names).
+pub const ERRORS_TOLERANCE: OptionSpec = OptionSpec::new(
+    "errors.tolerance",
+    OptionKind::Enum(&["none", "all"]),
+    "'none' fails the pipeline on the first bad record; 'all' routes bad records to the dead-letter queue and continues.",
+)
+.default("none");
+pub const ERRORS_DLQ_PATH: OptionSpec = OptionSpec::new(
+    "errors.deadletterqueue.path",
+    OptionKind::String,
+    "Folder for dead-letter files (<sink>.jsonl: the record, source, partition, position, stage, error). Needs errors.tolerance = 'all'.",
+);
+pub const ERRORS_LOG_ENABLE: OptionSpec =
+    OptionSpec::new("errors.log.enable", OptionKind::Bool, "Log every bad record (with errors.tolerance = 'all').").default("false");
+pub const COMMON_SINK_OPTIONS: &[OptionSpec] = &[CONNECTOR, ERRORS_TOLERANCE, ERRORS_DLQ_PATH, ERRORS_LOG_ENABLE];
+
+/// What to do with records that fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorPolicy {
+    /// `errors.tolerance = all`.
+    pub tolerate: bool,
+    pub dlq_path: Option<String>,
+    pub log: bool,
+}
+
+/// A declared source.
+#[derive(Debug, Clone)]
+pub struct SourceDef {
+    pub name: String,
+    pub connector: &'static dyn ErasedConnector,
+    pub config: ValidatedConfig,
+    pub schema: SchemaRef,
+    pub batch: BatchPolicy,
+    /// Options as written (secrets masked), for DESCRIBE.
+    pub options: Vec<(String, String)>,
+    pub sql: String,
+}
+
+/// A sink with everything needed to run its pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    pub name: String,
+    pub source: Arc<SourceDef>,
+    pub connector: &'static dyn ErasedConnector,
+    pub config: ValidatedConfig,
+    pub transform: Arc<CompiledTransform>,
+    pub errors: ErrorPolicy,
+    pub options: Vec<(String, String)>,
+    pub sql: String,
+}
+
+/// A console preview: `SELECT … [FROM source] [WHERE …] [LIMIT n]`.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub source: Option<Arc<SourceDef>>,
+    pub transform: Arc<CompiledTransform>,
+    pub limit: Option<u64>,
+}
+
+/// A result table (SHOW, DESCRIBE, EXPLAIN).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// What a statement asks for, validated.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    CreateSource(Arc<SourceDef>),
+    CreateSink(Arc<PipelineSpec>),
+    Drop { kind: ObjectKind, name: String, if_exists: bool },
+    Show(ShowKind),
+    Describe(Table),
+    Explain(Table),
+    Preview(Preview),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub sources: BTreeMap<String, Arc<SourceDef>>,
+    pub sinks: BTreeMap<String, Arc<PipelineSpec>>,
+}
+
+/// Whether an option's value must never be shown.
+pub fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "token", "credentials", "sasl.jaas.config", "private.key"].iter().any(|s| k.contains(s))
+}
+
+fn masked(options: &[OptionEntry]) -> Vec<(String, String)> {
+    options.iter().map(|o| (o.key.clone(), if is_secret(&o.key) { "********".into() } else { o.value.clone() })).collect()
+}
+
+/// Column names usable in per-column option templates (nested as `parent.child`).
+fn column_paths(schema: &SchemaRef) -> Vec<String> {
+    fn walk(prefix: &str, f: &arrow::datatypes::Field, out: &mut Vec<String>) {
+        let p = if prefix.is_empty() { f.name().clone() } else { format!("{prefix}.{}", f.name()) };
+        out.push(p.clone());
+        if let DataType::Struct(children) = f.data_type() {
+            for c in children {
+                walk(&p, c, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for f in schema.fields() {
+        walk("", f, &mut out);
+    }
+    out
+}
+
+impl Catalog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Plans one statement against this catalog. Pure: no I/O.
+    pub fn plan(&self, stmt: &ParsedStatement) -> Result<Plan> {
+        let at = stmt.location;
+        match &stmt.statement {
+            Statement::CreateSource(s) => self.plan_source(s, stmt).map(|d| Plan::CreateSource(Arc::new(d))),
+            Statement::CreateSink(s) => self.plan_sink(s, stmt).map(|p| Plan::CreateSink(Arc::new(p))),
+            Statement::Drop { kind, name, if_exists } => {
+                let name = name.value.clone();
+                match kind {
+                    ObjectKind::Source => {
+                        if !self.sources.contains_key(&name) && !if_exists {
+                            return Err(SqlError::invalid(format!("there is no source '{name}'"), Some(at)));
+                        }
+                        if let Some(sink) = self.sinks.values().find(|s| s.source.name == name) {
+                            return Err(SqlError::invalid(
+                                format!("source '{name}' is read by sink '{}'; drop the sink first", sink.name),
+                                Some(at),
+                            ));
+                        }
+                    }
+                    ObjectKind::Sink => {
+                        if !self.sinks.contains_key(&name) && !if_exists {
+                            return Err(SqlError::invalid(format!("there is no sink '{name}'"), Some(at)));
+                        }
+                    }
+                }
+                Ok(Plan::Drop { kind: *kind, name, if_exists: *if_exists })
+            }
+            Statement::Show(kind) => Ok(Plan::Show(*kind)),
+            Statement::Describe(name) => self.describe(&name.value, at).map(Plan::Describe),
+            Statement::Explain(s) => {
+                let spec = self.plan_sink(s, stmt)?;
+                Ok(Plan::Explain(explain(&spec)))
+            }
+            Statement::Query(q) => {
+                let shape = stateless::check(q, true)?;
+                let mut q = q.clone();
+                q.limit_clause = None;
+                let source = match &shape.source {
+                    None => None,
+                    Some((name, loc)) => Some(self.source(name, *loc)?),
+                };
+                let transform = compile_query(&q, source.as_ref().map(|s| (s.name.as_str(), &s.schema)), at)?;
+                Ok(Plan::Preview(Preview { source, transform: Arc::new(transform), limit: shape.limit }))
+            }
+        }
+    }
+
+    /// Records the effect of a plan (the engine calls this once the plan is carried out).
+    pub fn apply(&mut self, plan: &Plan) {
+        match plan {
+            Plan::CreateSource(s) => {
+                self.sources.insert(s.name.clone(), Arc::clone(s));
+            }
+            Plan::CreateSink(p) => {
+                self.sinks.insert(p.name.clone(), Arc::clone(p));
+            }
+            Plan::Drop { kind: ObjectKind::Source, name, .. } => {
+                self.sources.remove(name);
+            }
+            Plan::Drop { kind: ObjectKind::Sink, name, .. } => {
+                self.sinks.remove(name);
+            }
+            _ => {}
+        }
+    }
+
+    fn source(&self, name: &str, loc: Location) -> Result<Arc<SourceDef>> {
+        self.sources.get(name).cloned().ok_or_else(|| {
+            let known: Vec<&str> = self.sources.keys().map(String::as_str).collect();
+            let hint = match closest(name, known.iter().copied()) {
+                Some(c) => format!("; did you mean '{c}'?"),
+                None if known.is_empty() => "; no sources are declared yet (CREATE SOURCE first)".to_string(),
+                None => format!("; declared sources: {}", known.join(", ")),
+            };
+            SqlError::invalid(format!("unknown source '{name}'{hint}"), Some(loc))
+        })
+    }
+
+    fn check_name_free(&self, name: &str, loc: Location) -> Result<()> {
+        if self.sources.contains_key(name) {
+            return Err(SqlError::invalid(format!("a source named '{name}' already exists (DROP SOURCE {name} first)"), Some(loc)));
+        }
+        if self.sinks.contains_key(name) {
+            return Err(SqlError::invalid(format!("a sink named '{name}' already exists (DROP SINK {name} first)"), Some(loc)));
+        }
+        Ok(())
+    }
+
+    fn plan_source(&self, s: &CreateSource, stmt: &ParsedStatement) -> Result<SourceDef> {
+        let at = stmt.location;
+        let name = s.name.value.clone();
+        self.check_name_free(&name, s.name.span.start.into())?;
+        let schema = columns_to_schema(&s.columns, at)?;
+        let (connector, mut opts) = connector_and_options(&s.options, at, "source")?;
+        let locate = |e: ConnectorError| option_error(e, &s.options, at);
+        let batch = BatchPolicy {
+            max_rows: opts.pull_u64(&BATCH_SIZE).map_err(locate)?.unwrap_or(8192).max(1) as usize,
+            max_bytes: opts.pull_bytes(&BATCH_BYTES).map_err(locate)?.unwrap_or(8 << 20).max(1) as usize,
+            linger: opts.pull_duration(&BATCH_LINGER).map_err(locate)?.unwrap_or(Duration::from_millis(200)),
+        };
+        let Some(specs) = connector.source_options() else {
+            return Err(role_error(connector, "source", &s.options, at));
+        };
+        let config = connector.parse_source(&mut opts, &schema).map_err(locate)?;
+        let mut valid = expand_keys(specs, &column_paths(&schema));
+        valid.extend(COMMON_SOURCE_OPTIONS.iter().map(|s| s.key.to_string()));
+        opts.finish(connector.name(), "source", &valid).map_err(locate)?;
+        Ok(SourceDef { name, connector, config, schema, batch, options: masked(&s.options), sql: stmt.text.clone() })
+    }
+
+    fn plan_sink(&self, s: &CreateSink, stmt: &ParsedStatement) -> Result<PipelineSpec> {
+        let at = stmt.location;
+        let name = s.name.value.clone();
+        self.check_name_free(&name, s.name.span.start.into())?;
+        let (source, transform) = match (&s.query, &s.from) {
+            (Some(q), _) => {
+                let shape = stateless::check(q, false)?;
+                let Some((src, loc)) = shape.source else {
+                    return Err(SqlError::invalid(format!("sink '{name}' must read FROM a source"), Some(at)));
+                };
+                let source = self.source(&src, loc)?;
+                let t = compile_query(q, Some((source.name.as_str(), &source.schema)), at)?;
+                (source, t)
+            }
+            (None, Some(from)) => {
+                let source = self.source(&from.to_string(), from.span().start.into())?;
+                let t = CompiledTransform::identity(Arc::clone(&source.schema));
+                (source, t)
+            }
+            (None, None) => return Err(SqlError::invalid(format!("sink '{name}' needs AS SELECT … or FROM source"), Some(at))),
+        };
+        let (connector, mut opts) = connector_and_options(&s.options, at, "sink")?;
+        let locate = |e: ConnectorError| option_error(e, &s.options, at);
+        let tolerate = opts.pull_enum(&ERRORS_TOLERANCE).map_err(locate)?.unwrap_or("none") == "all";
+        let dlq_path = opts.pull_str(&ERRORS_DLQ_PATH).map_err(locate)?;
+        let log = opts.pull_bool(&ERRORS_LOG_ENABLE).map_err(locate)?.unwrap_or(false);
+        if dlq_path.is_some() && !tolerate {
+            return Err(option_error(
+                ConnectorError::option(ERRORS_DLQ_PATH.key, "needs errors.tolerance = 'all' (with 'none' the first bad record stops the pipeline)"),
+                &s.options,
+                at,
+            ));
+        }
+        let Some(specs) = connector.sink_options() else {
+            return Err(role_error(connector, "sink", &s.options, at));
+        };
+        let output = Arc::clone(transform.output_schema());
+        let config = connector.parse_sink(&mut opts, &output).map_err(locate)?;
+        let mut valid = expand_keys(specs, &column_paths(&output));
+        valid.extend(COMMON_SINK_OPTIONS.iter().map(|s| s.key.to_string()));
+        opts.finish(connector.name(), "sink", &valid).map_err(locate)?;
+        Ok(PipelineSpec {
+            name,
+            source,
+            connector,
+            config,
+            transform: Arc::new(transform),
+            errors: ErrorPolicy { tolerate, dlq_path, log },
+            options: masked(&s.options),
+            sql: stmt.text.clone(),
+        })
+    }
+
+    fn describe(&self, name: &str, at: Location) -> Result<Table> {
+        let columns = vec!["column".to_string(), "type".to_string(), "nullable".to_string()];
+        let schema_rows = |schema: &SchemaRef| -> Vec<Vec<String>> {
+            schema.fields().iter().map(|f| vec![f.name().clone(), sql_type_name(f.data_type()), f.is_nullable().to_string()]).collect()
+        };
+        if let Some(s) = self.sources.get(name) {
+            let mut rows = schema_rows(&s.schema);
+            rows.extend(s.options.iter().map(|(k, v)| vec![format!("option {k}"), v.clone(), String::new()]));
+            return Ok(Table { columns, rows });
+        }
+        if let Some(p) = self.sinks.get(name) {
+            let mut rows = schema_rows(p.transform.output_schema());
+            rows.push(vec!["source".into(), p.source.name.clone(), String::new()]);
+            rows.extend(p.options.iter().map(|(k, v)| vec![format!("option {k}"), v.clone(), String::new()]));
+            return Ok(Table { columns, rows });
+        }
+        Err(SqlError::invalid(format!("there is no source or sink named '{name}'"), Some(at)))
+    }
+}
+
+fn connector_and_options(entries: &[OptionEntry], at: Location, role: &'static str) -> Result<(&'static dyn ErasedConnector, Options)> {
+    let mut opts = Options::new(entries.iter().map(|o| (o.key.clone(), o.value.clone())));
+    let Some(name) = opts.take(CONNECTOR.key) else {
+        return Err(SqlError::invalid(format!("missing option 'connector' (known connectors: {})", known_connectors()), Some(at)));
+    };
+    let loc = entries.iter().find(|o| o.key == CONNECTOR.key).map_or(at, |o| o.location);
+    match quiver_connectors::find(&name) {
+        Some(c) => Ok((c, opts)),
+        None => {
+            let hint = closest(&name, quiver_connectors::registry().iter().map(|c| c.name())).map(|c| format!("did you mean '{c}'? ")).unwrap_or_default();
+            Err(SqlError::invalid(format!("unknown connector '{name}' for a {role}; {hint}known connectors: {}", known_connectors()), Some(loc)))
+        }
+    }
+}
+
+fn known_connectors() -> String {
+    quiver_connectors::registry().iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+}
+
+fn role_error(connector: &dyn ErasedConnector, role: &str, entries: &[OptionEntry], at: Location) -> SqlError {
+    let able: Vec<&str> = quiver_connectors::registry()
+        .iter()
+        .filter(|c| if role == "source" { c.source_options().is_some() } else { c.sink_options().is_some() })
+        .map(|c| c.name())
+        .collect();
+    let loc = entries.iter().find(|o| o.key == CONNECTOR.key).map_or(at, |o| o.location);
+    SqlError::invalid(format!("connector '{}' cannot be used as a {role}; {role} connectors: {}", connector.name(), able.join(", ")), Some(loc))
+}
+
+/// Locates a connector error at the option it is about.
+fn option_error(e: ConnectorError, entries: &[OptionEntry], at: Location) -> SqlError {
+    let loc = e.option_key().and_then(|k| entries.iter().find(|o| o.key == k)).map_or(at, |o| o.location);
+    SqlError::invalid(e.to_string(), Some(loc))
+}
+
+fn explain(spec: &PipelineSpec) -> Table {
+    let t = &spec.transform;
+    let mut rows = vec![
+        vec!["sink".to_string(), format!("{} (connector {})", spec.name, spec.connector.name())],
+        vec!["source".to_string(), format!("{} (connector {})", spec.source.name, spec.source.connector.name())],
+        vec!["filter".to_string(), t.filter_text().unwrap_or_else(|| "none".to_string())],
+    ];
+    for ((name, expr), f) in t.projection_texts().into_iter().zip(t.output_schema().fields()) {
+        rows.push(vec![format!("column {name}"), format!("{expr} :: {}", sql_type_name(f.data_type()))]);
+    }
+    rows.push(vec![
+        "errors".to_string(),
+        format!(
+            "tolerance {}{}",
+            if spec.errors.tolerate { "all" } else { "none" },
+            spec.errors.dlq_path.as_ref().map(|p| format!(", dead-letter queue {p}")).unwrap_or_default()
+        ),
+    ]);
+    Table { columns: vec!["step".to_string(), "detail".to_string()], rows }
+}

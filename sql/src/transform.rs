@@ -1,0 +1,131 @@
+//! A compiled SELECT: a filter and one expression per output column, evaluated on
+//! whole Arrow batches, with failing rows isolated instead of failing the batch.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{AsArray, RecordBatch, RecordBatchOptions};
+use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::datatypes::SchemaRef;
+use datafusion_common::DataFusionError;
+use datafusion_physical_expr::PhysicalExpr;
+
+/// The filter and projections of one sink, planned and compiled once.
+#[derive(Clone)]
+pub struct CompiledTransform {
+    pub(crate) input: SchemaRef,
+    pub(crate) output: SchemaRef,
+    pub(crate) filter: Option<Arc<dyn PhysicalExpr>>,
+    pub(crate) projections: Vec<Arc<dyn PhysicalExpr>>,
+    /// `CREATE SINK … FROM source`: batches pass through untouched.
+    pub(crate) identity: bool,
+}
+
+impl fmt::Debug for CompiledTransform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompiledTransform")
+            .field("filter", &self.filter.as_ref().map(|e| e.to_string()))
+            .field("projections", &self.projections.iter().map(|e| e.to_string()).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The result of applying a transform to a batch.
+#[derive(Debug)]
+pub struct TransformOutput {
+    /// Rows that passed the filter and evaluated, in input order.
+    pub batch: RecordBatch,
+    /// (input row, error) for each row that failed to evaluate.
+    pub failed: Vec<(usize, String)>,
+}
+
+impl CompiledTransform {
+    /// A pass-through transform for `CREATE SINK … FROM source`.
+    pub fn identity(schema: SchemaRef) -> Self {
+        Self { input: Arc::clone(&schema), output: schema, filter: None, projections: Vec::new(), identity: true }
+    }
+
+    pub fn input_schema(&self) -> &SchemaRef {
+        &self.input
+    }
+
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.output
+    }
+
+    /// The compiled filter, as text (for EXPLAIN).
+    pub fn filter_text(&self) -> Option<String> {
+        self.filter.as_ref().map(|e| e.to_string())
+    }
+
+    /// Output column name and compiled expression text (for EXPLAIN).
+    pub fn projection_texts(&self) -> Vec<(String, String)> {
+        if self.identity {
+            return self.output.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), format!("{}@{i}", f.name()))).collect();
+        }
+        self.output.fields().iter().zip(&self.projections).map(|(f, e)| (f.name().clone(), e.to_string())).collect()
+    }
+
+    /// Evaluates the whole batch; any row error fails it.
+    pub fn evaluate(&self, batch: &RecordBatch) -> Result<RecordBatch, DataFusionError> {
+        if self.identity {
+            return Ok(batch.clone());
+        }
+        let filtered;
+        let input = match &self.filter {
+            None => batch,
+            Some(f) => {
+                let mask = f.evaluate(batch)?.into_array(batch.num_rows())?;
+                let mask = mask.as_boolean_opt().ok_or_else(|| DataFusionError::Internal("filter did not produce booleans".into()))?;
+                filtered = filter_record_batch(batch, mask)?;
+                &filtered
+            }
+        };
+        let rows = input.num_rows();
+        let columns = self
+            .projections
+            .iter()
+            .map(|p| p.evaluate(input).and_then(|v| v.into_array(rows)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RecordBatch::try_new_with_options(Arc::clone(&self.output), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))?)
+    }
+
+    /// Evaluates the batch; if it fails, narrows the failure down to single rows
+    /// by halving, so every good row still comes out, in order.
+    pub fn apply(&self, batch: &RecordBatch) -> TransformOutput {
+        match self.evaluate(batch) {
+            Ok(b) => TransformOutput { batch: b, failed: Vec::new() },
+            Err(e) => {
+                let mut good = Vec::new();
+                let mut failed = Vec::new();
+                self.isolate(batch, 0, e, &mut good, &mut failed);
+                let batch = concat_batches(&self.output, &good).unwrap_or_else(|_| RecordBatch::new_empty(Arc::clone(&self.output)));
+                TransformOutput { batch, failed }
+            }
+        }
+    }
+
+    fn isolate(&self, batch: &RecordBatch, offset: usize, err: DataFusionError, good: &mut Vec<RecordBatch>, failed: &mut Vec<(usize, String)>) {
+        let n = batch.num_rows();
+        if n <= 1 {
+            if n == 1 {
+                failed.push((offset, error_text(&err)));
+            }
+            return;
+        }
+        let half = n / 2;
+        for (start, len) in [(0, half), (half, n - half)] {
+            let part = batch.slice(start, len);
+            match self.evaluate(&part) {
+                Ok(b) => good.push(b),
+                Err(e) => self.isolate(&part, offset + start, e, good, failed),
+            }
+        }
+    }
+}
+
+/// DataFusion's error text without backtraces and doubled prefixes.
+pub fn error_text(e: &DataFusionError) -> String {
+    let s = e.strip_backtrace();
+    s.replace("Arrow error: ", "").replace("Execution error: ", "")
+}
