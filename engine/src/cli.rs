@@ -92,7 +92,7 @@ pub fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 }
-                print!("{}", render::connectors(markdown, name.as_deref()));
+                crate::render::say_raw!("{}", render::connectors(markdown, name.as_deref()));
                 ExitCode::SUCCESS
             }
         }
@@ -137,11 +137,11 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for f in files {
         match check_file(f) {
-            Ok(stmts) => println!("{}: ok ({} statement{})", f.display(), stmts.len(), if stmts.len() == 1 { "" } else { "s" }),
+            Ok(stmts) => crate::render::say!("{}: ok ({} statement{})", f.display(), stmts.len(), if stmts.len() == 1 { "" } else { "s" }),
             Err(problems) => {
                 failed = true;
                 for p in problems {
-                    println!("{p}");
+                    crate::render::say!("{p}");
                 }
             }
         }
@@ -211,7 +211,7 @@ async fn run(file: &Path, until_caught_up: bool, state_dir: &Path, from_beginnin
         match engine.execute(s).await {
             Ok(out) => {
                 if !matches!(out, crate::Output::Message(_)) {
-                    println!("{}", render::output(&out));
+                    crate::render::say!("{}", render::output(&out));
                 }
             }
             Err(e) => {
@@ -232,10 +232,10 @@ async fn run(file: &Path, until_caught_up: bool, state_dir: &Path, from_beginnin
 
 fn finish(statuses: &[PipelineStatus]) -> ExitCode {
     if statuses.is_empty() {
-        println!("no sinks in this file: nothing ran");
+        crate::render::say!("no sinks in this file: nothing ran");
     }
     for s in statuses {
-        print!("{}", render::summary(s));
+        crate::render::say_raw!("{}", render::summary(s));
     }
     if statuses.iter().any(|s| s.state == State::Failed) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
@@ -285,7 +285,7 @@ async fn sql(state_dir: &Path) -> ExitCode {
     match engine.restore() {
         Ok((n, errors)) => {
             if n > 0 {
-                println!("restored {n} source(s)/sink(s) from {}", engine.state_store().path().display());
+                crate::render::say!("restored {n} source(s)/sink(s) from {}", engine.state_store().path().display());
             }
             for e in errors {
                 eprintln!("warning: could not restore {e}");

@@ -20,7 +20,7 @@ Console commands: help, quit (or exit, \\q). Pipelines keep running until droppe
 /// Runs the console until EOF or `quit`.
 pub async fn run(engine: &Engine) -> anyhow::Result<()> {
     let mut editor = DefaultEditor::new()?;
-    println!("Quiver {} console. Type 'help' for help; statements end with ';'.", env!("CARGO_PKG_VERSION"));
+    crate::render::say!("Quiver {} console. Type 'help' for help; statements end with ';'.", env!("CARGO_PKG_VERSION"));
     let mut buffer = String::new();
     loop {
         let prompt = if buffer.is_empty() { "quiver> " } else { "   ...> " };
@@ -39,7 +39,7 @@ pub async fn run(engine: &Engine) -> anyhow::Result<()> {
                 "" => continue,
                 "quit" | "exit" | "\\q" => break,
                 "help" | "\\h" | "?" => {
-                    println!("{HELP}");
+                    crate::render::say!("{HELP}");
                     continue;
                 }
                 _ => {}
@@ -54,12 +54,12 @@ pub async fn run(engine: &Engine) -> anyhow::Result<()> {
         let text = std::mem::take(&mut buffer);
         let (stmts, errors) = quiver_sql::parse(&text);
         for e in errors {
-            println!("error: {e}");
+            crate::render::say!("error: {e}");
         }
         for stmt in stmts {
             match engine.execute(&stmt).await {
-                Ok(out) => println!("{}", render::output(&out)),
-                Err(e) => println!("error: {e}"),
+                Ok(out) => crate::render::say!("{}", render::output(&out)),
+                Err(e) => crate::render::say!("error: {e}"),
             }
         }
     }

@@ -369,7 +369,7 @@ impl Runner {
 /// One row as a JSON object, for the dead-letter queue.
 fn row_json(batch: &RecordBatch, row: usize) -> serde_json::Value {
     let one = batch.slice(row, 1);
-    let mut w = arrow::json::ArrayWriter::new(Vec::new());
+    let mut w = arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, arrow::json::writer::JsonArray>(Vec::new());
     if w.write(&one).is_err() || w.finish().is_err() {
         return serde_json::Value::Null;
     }

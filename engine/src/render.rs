@@ -1,5 +1,23 @@
 //! Text rendering of statement outputs, summaries and connector docs.
 
+/// Writes a line to stdout, ignoring a closed pipe (`quiver run … | head` must not panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+/// Like [`say!`] without the newline.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, $($arg)*);
+        let _ = out.flush();
+    }};
+}
+pub(crate) use {say, say_raw};
+
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -109,7 +127,12 @@ pub fn connectors(markdown: bool, only: Option<&str>) -> String {
         if markdown {
             let _ = writeln!(out, "\n{title}\n\n| option | type | default | description |\n|---|---|---|---|");
             for r in rows {
-                let _ = writeln!(out, "| `{}` | {} | {} | {} |", r[0], r[1].replace('|', "\\|"), if r[2].is_empty() { String::new() } else { format!("`{}`", r[2]) }, r[3]);
+                let default = match r[2].as_str() {
+                    "" => String::new(),
+                    "required" => "**required**".to_string(),
+                    d => format!("`{d}`"),
+                };
+                let _ = writeln!(out, "| `{}` | {} | {default} | {} |", r[0], r[1].replace('|', "\\|"), r[3]);
             }
         } else {
             let _ = writeln!(out, "{title}\n{}", table(&Table { columns: header.clone(), rows }));

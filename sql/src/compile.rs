@@ -29,7 +29,7 @@ use crate::transform::CompiledTransform;
 /// DataFusion's scalar functions plus Quiver's, by name and alias.
 static FUNCTIONS: LazyLock<HashMap<String, Arc<ScalarUDF>>> = LazyLock::new(|| {
     let mut map = HashMap::new();
-    for f in datafusion_functions::all_default_functions().into_iter().chain(quiver_udf::functions()) {
+    for f in datafusion_functions::all_default_functions().into_iter().chain(datafusion_functions_nested::all_default_nested_functions()).chain(quiver_udf::functions()) {
         for alias in f.aliases() {
             map.insert(alias.clone(), Arc::clone(&f));
         }
@@ -67,6 +67,8 @@ impl Provider {
                 Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
                 Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
                 Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
+                Arc::new(datafusion_functions_nested::planner::NestedFunctionPlanner),
+                Arc::new(datafusion_functions_nested::planner::FieldAccessPlanner),
             ],
             options: config(),
         }
@@ -115,13 +117,10 @@ impl ContextProvider for Provider {
 /// Turns a DataFusion planning error into a located SQL error.
 pub(crate) fn plan_error(e: DataFusionError, fallback: Location) -> SqlError {
     let loc = e.diagnostic().and_then(|d| d.span).map(|s| Location { line: s.start.line, column: s.start.column }).filter(|l| l.line > 0).unwrap_or(fallback);
-    let msg = e.strip_backtrace();
-    let msg = msg
-        .trim_start_matches("Error during planning: ")
-        .trim_start_matches("Schema error: ")
-        .trim_start_matches("Optimizer rule 'type_coercion' failed\ncaused by\n")
-        .replace("Error during planning: ", "")
-        .to_string();
+    let full = e.strip_backtrace();
+    // Analyzer errors arrive as "<rule>\ncaused by\n<cause>": the cause is what the user needs.
+    let msg = full.rsplit("caused by\n").next().unwrap_or(&full);
+    let msg = msg.replace("Error during planning: ", "").replace("Schema error: ", "").trim().to_string();
     SqlError::invalid(msg, Some(loc))
 }
 

@@ -1,1 +1,12 @@
+//! Quiver's end-to-end suite: one test binary, one module per area.
+//!
+//! Every test runs real pipelines (in-process through the engine API, or as a
+//! `quiver` process when it must be killed) and asserts on what reached the
+//! target: rows and values read back from Parquet/JSON files, dead-letter
+//! records, offsets, exit codes and error text.
 
+mod cli;
+mod crash;
+mod file_source;
+mod quickstart;
+mod support;

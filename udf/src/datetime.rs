@@ -154,12 +154,12 @@ impl ScalarUDFImpl for ParseTimestampFunc {
         let text = cast(&text, &DataType::Utf8)?;
         let text = as_string_array(&text)?;
         let mut out = TimestampMicrosecondBuilder::with_capacity(text.len());
-        for (row, v) in text.iter().enumerate() {
+        for v in text.iter() {
             match v {
                 None => out.append_null(),
                 Some(t) => match parse_one(t, &items) {
                     Ok(v) => out.append_value(v),
-                    Err(e) => return exec_err!("parse_timestamp: row {row}: '{t}' does not match the pattern: {e}"),
+                    Err(e) => return exec_err!("parse_timestamp: '{t}' does not match the pattern: {e}"),
                 },
             }
         }

@@ -159,14 +159,14 @@ impl ScalarUDFImpl for JsonGetFunc {
         macro_rules! build {
             ($builder:expr, $extract:expr) => {{
                 let mut b = $builder;
-                for (row, t) in text.iter().enumerate() {
+                for t in text.iter() {
                     let Some(t) = t else {
                         b.append_null();
                         continue;
                     };
                     let doc: Value = match serde_json::from_str(t) {
                         Ok(v) => v,
-                        Err(e) => return exec_err!("{name}: row {row}: value is not valid JSON ({e})"),
+                        Err(e) => return exec_err!("{name}: value is not valid JSON ({e})"),
                     };
                     b.append_option(walk(&doc, &steps).and_then($extract));
                 }

@@ -20,6 +20,9 @@ pub enum ConnectorError {
     /// An option has a bad value or is missing.
     #[error("option '{key}': {message}")]
     Option { key: String, message: String },
+    /// A required option that was not given.
+    #[error("missing required option '{key}': {doc}")]
+    Missing { key: String, doc: String },
     /// An option key that the connector does not take.
     #[error("unknown option '{key}' for {connector} {role}{suggestion}")]
     UnknownOption { key: String, connector: String, role: &'static str, suggestion: String },
@@ -78,7 +81,7 @@ impl ConnectorError {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Option { .. } | Self::UnknownOption { .. } | Self::Config(_) => ErrorKind::Config,
+            Self::Option { .. } | Self::Missing { .. } | Self::UnknownOption { .. } | Self::Config(_) => ErrorKind::Config,
             Self::Io { .. } | Self::ObjectStore { .. } => ErrorKind::External,
             Self::Arrow { .. } | Self::Parquet { .. } => ErrorKind::Data,
             Self::Internal(_) => ErrorKind::Internal,
@@ -88,7 +91,7 @@ impl ConnectorError {
     /// The option key this error is about, so callers can point at its location.
     pub fn option_key(&self) -> Option<&str> {
         match self {
-            Self::Option { key, .. } | Self::UnknownOption { key, .. } => Some(key),
+            Self::Option { key, .. } | Self::Missing { key, .. } | Self::UnknownOption { key, .. } => Some(key),
             _ => None,
         }
     }

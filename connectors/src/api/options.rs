@@ -120,7 +120,7 @@ impl Options {
         let key = column.map_or_else(|| spec.key.to_string(), |c| spec.key_for(c));
         match self.take(&key) {
             Some(v) => Ok(Some((key, v))),
-            None if spec.required => Err(ConnectorError::option(key, format!("is required: {}", spec.doc))),
+            None if spec.required => Err(ConnectorError::Missing { key, doc: spec.doc.to_string() }),
             None => Ok(spec.default.map(|d| (key, d.to_string()))),
         }
     }
@@ -137,7 +137,7 @@ impl Options {
     pub fn pull_required_str(&mut self, spec: &OptionSpec) -> Result<String> {
         match self.raw(spec, None)? {
             Some((_, v)) => Ok(v),
-            None => Err(ConnectorError::option(spec.key, format!("is required: {}", spec.doc))),
+            None => Err(ConnectorError::Missing { key: spec.key.to_string(), doc: spec.doc.to_string() }),
         }
     }
 
@@ -237,7 +237,7 @@ pub fn expand_keys(specs: &[OptionSpec], columns: &[String]) -> Vec<String> {
 pub fn closest<'a>(key: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .map(|c| (strsim::damerau_levenshtein(key, c), c))
-        .filter(|(d, c)| *d <= 3.max(c.len() / 4) && *d < c.len())
+        .filter(|(d, c)| *d <= (c.len() / 3).max(1) && *d < c.len())
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }

@@ -19,7 +19,7 @@ pub use config::FilesystemSinkConfig;
 pub(crate) const PATH: OptionSpec = OptionSpec::new(
     "path",
     OptionKind::String,
-    "Folder to write into: a local path or file:// URL (object-store schemes arrive with the lakehouse work).",
+    "Folder to write into: a local path or a file:// URL.",
 )
 .required();
 pub(crate) const FORMAT: OptionSpec =

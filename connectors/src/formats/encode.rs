@@ -84,7 +84,7 @@ impl Encoder {
                     .map_err(|e| ConnectorError::Parquet { context: "creating Parquet writer".into(), source: e })?;
                 Encoder::Parquet(Box::new(w))
             }
-            FileFormat::Json => Encoder::Json(arrow::json::LineDelimitedWriter::new(Vec::with_capacity(1 << 16))),
+            FileFormat::Json => Encoder::Json(arrow::json::WriterBuilder::new().with_explicit_nulls(true).build(Vec::with_capacity(1 << 16))),
             FileFormat::Csv => Encoder::Csv { header_written: false, out: Vec::with_capacity(1 << 16) },
         })
     }

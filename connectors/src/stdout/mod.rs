@@ -70,7 +70,7 @@ impl Sink for StdoutSink {
                 }
             }
             _ => {
-                let mut w = arrow::json::LineDelimitedWriter::new(&mut out);
+                let mut w = arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, arrow::json::writer::LineDelimited>(&mut out);
                 w.write(&batch).map_err(|e| ConnectorError::arrow("printing JSON", e))?;
                 w.finish().map_err(|e| ConnectorError::arrow("printing JSON", e))?;
             }
