@@ -6,7 +6,9 @@
 //! records, offsets, exit codes and error text.
 
 mod cli;
+mod console;
 mod crash;
 mod file_source;
+mod lifecycle;
 mod quickstart;
 mod support;

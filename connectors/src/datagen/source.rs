@@ -41,8 +41,8 @@ impl DatagenSource {
         let next_row = ctx.start.as_ref().and_then(|o| o.get("rows")).and_then(|v| v.as_u64()).unwrap_or(0);
         let mut batch_rows = ctx.batch.max_rows.max(1);
         if let Some(rate) = config.rows_per_second {
-            // About ten batches a second at the configured rate.
-            batch_rows = batch_rows.min(((rate / 10.0).ceil() as usize).max(1));
+            // A rate-limited source sends what accumulates during `batch.linger`.
+            batch_rows = batch_rows.min(((rate * ctx.batch.linger.as_secs_f64()).ceil() as usize).max(1));
         }
         Ok(Self {
             config,
