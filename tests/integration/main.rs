@@ -11,4 +11,5 @@ mod crash;
 mod file_source;
 mod lifecycle;
 mod quickstart;
+mod rolling;
 mod support;

@@ -23,6 +23,8 @@ use crate::formats::encode::Encoder;
 
 /// Hive's name for a NULL partition value.
 const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+/// The smallest slice written when sizing slices by bytes (bounds per-call overhead).
+const MIN_SLICE_ROWS: u64 = 256;
 /// How many completed file names the report keeps.
 const RECENT_FILES: usize = 32;
 
@@ -163,10 +165,20 @@ impl Sink for FilesystemSink {
                 Some(f) => f,
                 None => self.open_file(&partition, seq)?,
             };
-            // Roll before overflowing the row limit, so files hold exactly `rollover.rows`.
+            // Write in slices that fit the open file, so files hold exactly `rollover.rows`
+            // and close near `rollover.bytes` even when one batch is larger than a file.
             let mut part = part;
             loop {
-                let room = (self.cfg.rollover_rows - file.rows) as usize;
+                let room_rows = (self.cfg.rollover_rows - file.rows) as usize;
+                let written = file.uploaded + file.encoder.buffered_bytes() as u64;
+                let row_bytes = if file.rows > 0 && written > 0 {
+                    written / file.rows
+                } else {
+                    (part.get_array_memory_size() / part.num_rows().max(1)) as u64
+                };
+                let room_bytes = self.cfg.rollover_bytes.saturating_sub(written);
+                let by_bytes = (room_bytes / row_bytes.max(1)).max(MIN_SLICE_ROWS) as usize;
+                let room = room_rows.min(by_bytes);
                 let (now, rest) = if part.num_rows() > room {
                     (part.slice(0, room), Some(part.slice(room, part.num_rows() - room)))
                 } else {

@@ -1,0 +1,175 @@
+"""JSON lines -> filter + project -> Parquet zstd: Quiver beside DuckDB, pyarrow and polars.
+
+Every tool does the same work on the same file: keep rows with amount > 0, keep six
+of nine fields, write zstd Parquet. Each measurement is a fresh process; wall time,
+CPU time and peak RSS come from os.wait4. "1 core" pins the process to one CPU with
+taskset and sets each tool's own thread count to 1. Reported: median of --runs.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+PY = sys.executable
+
+PEERS = {
+    "duckdb": """
+import duckdb, sys
+con = duckdb.connect()
+con.execute("SET threads=1")
+con.execute(f\"\"\"COPY (SELECT id, customer, country, amount, ts, status FROM read_json('{sys.argv[1]}', format='newline_delimited',
+    columns={{'id':'BIGINT','customer':'VARCHAR','email':'VARCHAR','country':'VARCHAR','amount':'DOUBLE','quantity':'INTEGER','status':'VARCHAR','ts':'TIMESTAMP','note':'VARCHAR'}})
+    WHERE amount > 0) TO '{sys.argv[2]}/out.parquet' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)\"\"\")
+""",
+    "pyarrow": """
+import sys, pyarrow as pa, pyarrow.json as pj, pyarrow.parquet as pq, pyarrow.compute as pc
+pa.set_cpu_count(1); pa.set_io_thread_count(1)
+t = pj.read_json(sys.argv[1], read_options=pj.ReadOptions(use_threads=False, block_size=1 << 22))
+t = t.filter(pc.greater(t['amount'], 0)).select(['id', 'customer', 'country', 'amount', 'ts', 'status'])
+pq.write_table(t, sys.argv[2] + '/out.parquet', compression='zstd', compression_level=1)
+""",
+    "polars": """
+import sys, os
+import polars as pl
+df = pl.scan_ndjson(sys.argv[1]).filter(pl.col('amount') > 0).select(['id', 'customer', 'country', 'amount', 'ts', 'status'])
+df.sink_parquet(sys.argv[2] + '/out.parquet', compression='zstd', compression_level=1)
+""",
+}
+
+QUIVER_SOURCE = """CREATE SOURCE events (id BIGINT NOT NULL, customer TEXT, email TEXT, country TEXT, amount DOUBLE,
+    quantity INT, status TEXT, ts TIMESTAMP, note TEXT)
+WITH (connector = 'file', path = '{input}', format = 'json', batch.size = '16384');
+"""
+
+QUIVER_PIPELINES = {
+    "copy": "CREATE SINK out FROM events WITH (connector = 'filesystem', path = '{out}', format = 'parquet', 'rollover.rows' = '100000000', 'rollover.bytes' = '100GB');",
+    "filter+project": "CREATE SINK out WITH (connector = 'filesystem', path = '{out}', format = 'parquet', 'rollover.rows' = '100000000', 'rollover.bytes' = '100GB') AS "
+    "SELECT id, customer, country, amount, ts, status FROM events WHERE amount > 0;",
+    "10 expressions": "CREATE SINK out WITH (connector = 'filesystem', path = '{out}', format = 'parquet', 'rollover.rows' = '100000000', 'rollover.bytes' = '100GB') AS "
+    "SELECT id, upper(customer) AS customer, lower(country) AS country, amount * 100 AS cents, CAST(round(amount) AS BIGINT) AS whole, "
+    "date_trunc('day', ts) AS day, CASE WHEN amount > 250 THEN 'large' ELSE 'small' END AS size, quantity * 2 AS double_qty, "
+    "status = 'shipped' AS shipped, character_length(note) AS note_len FROM events WHERE amount > 0;",
+}
+
+
+def make_input(path, rows):
+    rnd = random.Random(7)
+    countries = ["DE", "FR", "NL", "SE", "US", "GB", "ES", "IT"]
+    statuses = ["pending", "shipped", "delivered", "cancelled"]
+    with open(path, "w") as f:
+        for i in range(rows):
+            rec = {
+                "id": i,
+                "customer": f"cust_{rnd.randrange(10**8):08d}",
+                "email": f"user{rnd.randrange(10**6)}@example.com",
+                "country": rnd.choice(countries),
+                "amount": round(rnd.uniform(-50, 500), 2),
+                "quantity": rnd.randrange(1, 20),
+                "status": rnd.choice(statuses),
+                "ts": f"2024-06-{rnd.randrange(1, 29):02d}T{rnd.randrange(24):02d}:{rnd.randrange(60):02d}:{rnd.randrange(60):02d}",
+                "note": "".join(rnd.choice("abcdefghij klmnop") for _ in range(rnd.randrange(40, 80))),
+            }
+            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+
+
+def measure(cmd, env=None, one_core=False):
+    if one_core:
+        cmd = ["taskset", "-c", "0"] + cmd
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    err = proc.stderr.read().decode(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+
+
+def bench(name, build_cmd, runs, one_core, env=None):
+    results = []
+    for _ in range(runs):
+        out = tempfile.mkdtemp(prefix="quiver-bench-out-")
+        cmd, extra_env = build_cmd(out)
+        e = dict(os.environ, **(env or {}), **(extra_env or {}))
+        results.append(measure(cmd, env=e, one_core=one_core))
+        size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
+        shutil.rmtree(out)
+    walls = [r[0] for r in results]
+    return {
+        "name": name,
+        "wall": statistics.median(walls),
+        "cpu": statistics.median(r[1] for r in results),
+        "rss": max(r[2] for r in results),
+        "size": size,
+        "walls": walls,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quiver", required=True)
+    ap.add_argument("--rows", type=int, action="append")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workdir", default="/tmp/quiver-bench")
+    args = ap.parse_args()
+    sizes = args.rows or [1_000_000, 4_000_000]
+    os.makedirs(args.workdir, exist_ok=True)
+    print(f"# runs per figure: {args.runs} (median wall time; peak RSS is the max)\n")
+    for rows in sizes:
+        inp = os.path.join(args.workdir, f"events-{rows}.jsonl")
+        if not os.path.exists(inp):
+            make_input(inp, rows)
+        mb = os.path.getsize(inp) / 1e6
+        print(f"## {rows:,} records, {mb:.0f} MB of JSON lines ({mb * 1e6 / rows:.0f} B/record)\n")
+        rows_out = []
+
+        def quiver_cmd(pipeline):
+            def build(out):
+                sql_path = os.path.join(out, "..", os.path.basename(out) + ".sql")
+                state = out + "-state"
+                with open(sql_path, "w") as f:
+                    f.write(QUIVER_SOURCE.format(input=inp) + QUIVER_PIPELINES[pipeline].format(out=out + "/data"))
+                return [args.quiver, "run", sql_path, "--until-caught-up", "--state-dir", state], {"QUIVER_LOG": "error"}
+            return build
+
+        def peer_cmd(peer):
+            return lambda out: ([PY, "-c", PEERS[peer], inp, out], {"POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1"})
+
+        if rows == sizes[0]:
+            for peer in PEERS:
+                rows_out.append(bench(f"{peer} (1 core)", peer_cmd(peer), args.runs, one_core=True))
+        for pipeline in QUIVER_PIPELINES:
+            rows_out.append(bench(f"quiver {pipeline} (1 core)", quiver_cmd(pipeline), args.runs, one_core=True))
+        rows_out.append(bench("quiver filter+project (2 cores)", quiver_cmd("filter+project"), args.runs, one_core=False))
+
+        print("| pipeline | median wall s | MB/s | records/s | CPU s | peak RSS MiB | output MB | runs (s) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows_out:
+            print(
+                f"| {r['name']} | {r['wall']:.2f} | {mb / r['wall']:.0f} | {rows / r['wall']:,.0f} | {r['cpu']:.2f} | "
+                f"{r['rss'] / 2**20:.0f} | {r['size'] / 1e6:.1f} | {', '.join(f'{w:.2f}' for w in r['walls'])} |"
+            )
+        by = {r["name"]: r for r in rows_out}
+        peers = [by[f"{p} (1 core)"]["wall"] for p in PEERS if f"{p} (1 core)" in by]
+        q1 = by["quiver filter+project (1 core)"]["wall"]
+        print()
+        if peers:
+            best = min(peers)
+            print(f"- quiver filter+project, 1 core, vs the best peer on 1 core: **{best / q1:.2f}×** (target ≥ 1.2×)")
+            q2 = by["quiver filter+project (2 cores)"]["wall"]
+            print(f"- quiver filter+project, 2 cores (decode and encode pipelined), vs the best peer on 1 core: **{best / q2:.2f}×**")
+        copy = by["quiver copy (1 core)"]["wall"]
+        ten = by["quiver 10 expressions (1 core)"]["wall"]
+        print(f"- 10-expression SELECT vs plain copy (throughput ratio): **{copy / ten:.2f}×** (target ≥ 0.9×)")
+        print()
+
+
+if __name__ == "__main__":
+    main()
