@@ -5,7 +5,8 @@ use std::process::Stdio;
 
 use crate::support::{quiver, text};
 
-fn session(state: &std::path::Path, input: &str) -> String {
+/// Runs a console session: `input`, a pause for background pipelines, then `after`.
+fn session_with_pause(state: &std::path::Path, input: &str, after: &str) -> String {
     let mut child = quiver()
         .args(["sql", "--state-dir", state.to_str().unwrap()])
         .stdin(Stdio::piped())
@@ -13,10 +14,20 @@ fn session(state: &std::path::Path, input: &str) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    if !after.is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        stdin.write_all(after.as_bytes()).unwrap();
+    }
+    drop(stdin);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
     text(&out.stdout)
+}
+
+fn session(state: &std::path::Path, input: &str) -> String {
+    session_with_pause(state, input, "")
 }
 
 #[test]
@@ -24,7 +35,7 @@ fn console_previews_runs_and_restores_pipelines() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let out_dir = dir.path().join("out");
-    let first = session(
+    let first = session_with_pause(
         &state,
         &format!(
             "CREATE SOURCE s (id BIGINT NOT NULL, name TEXT) WITH (connector = 'datagen', rows.total = 50,
@@ -33,11 +44,10 @@ fn console_previews_runs_and_restores_pipelines() {
                  WHERE id % 2 = 0 LIMIT 3;
              SELECT nope FROM s;
              CREATE SINK k WITH (connector = 'filesystem', path = '{}', format = 'json') AS SELECT id FROM s;
-             SHOW SINKS;
-             quit
             ",
             out_dir.display()
         ),
+        "SHOW SINKS;\nquit\n",
     );
     assert!(first.contains("source 's' created (2 columns, connector datagen)"), "{first}");
     // The preview: three even ids through the transform.
@@ -45,8 +55,7 @@ fn console_previews_runs_and_restores_pipelines() {
     assert!(first.contains("3 row(s)"), "{first}");
     assert!(first.contains("column 21: No field named nope. Did you mean 's.name'?"), "{first}");
     assert!(first.contains("sink 'k' created and running (s → filesystem)"), "{first}");
-    assert!(first.contains("| k    | s      | filesystem |"), "{first}");
-    // The console flushed and committed on exit: all 50 rows are in the files.
+    assert!(first.contains("| k    | s      | filesystem | FINISHED | 50      | 50       | 0            | 1     |"), "{first}");
     assert_eq!(crate::support::read_jsonl(&out_dir, ".jsonl").len(), 50);
 
     // The next session restores both definitions; the sink resumes (nothing new).
