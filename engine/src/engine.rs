@@ -16,6 +16,7 @@ use quiver_connectors::api::{Offsets, Progress, SinkReport};
 use quiver_sql::parser::{ObjectKind, ShowKind};
 use quiver_sql::{Catalog, ParsedStatement, PipelineSpec, Plan, Table};
 use serde::Serialize;
+use futures::FutureExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -193,7 +194,15 @@ impl Engine {
     fn start(&self, spec: Arc<PipelineSpec>) {
         let stats = Arc::new(Stats::new());
         let (control, rx) = watch::channel(Control::Run);
-        let task = tokio::spawn(pipeline::run(Arc::clone(&spec), Arc::clone(&self.state), Arc::clone(&stats), rx, self.options.bounded));
+        let run = pipeline::run(Arc::clone(&spec), Arc::clone(&self.state), Arc::clone(&stats), rx, self.options.bounded);
+        let supervised = Arc::clone(&stats);
+        let task = tokio::spawn(async move {
+            // A bug must not leave a pipeline RUNNING forever: report it as FAILED.
+            if let Err(panic) = std::panic::AssertUnwindSafe(run).catch_unwind().await {
+                let msg = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+                supervised.fail(format!("internal error: the pipeline task panicked: {msg}"));
+            }
+        });
         lock(&self.pipelines).insert(spec.name.clone(), Running { spec, stats, control, task: Some(task) });
     }
 

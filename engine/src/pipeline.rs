@@ -99,6 +99,12 @@ impl Stats {
         }
     }
 
+    /// Records a failure.
+    pub(crate) fn fail(&self, error: String) {
+        *lock(&self.error) = Some(error);
+        self.set_state(State::Failed);
+    }
+
     pub fn error(&self) -> Option<String> {
         lock(&self.error).clone()
     }
@@ -144,8 +150,7 @@ pub(crate) async fn run(spec: Arc<PipelineSpec>, store: Arc<StateStore>, stats: 
         }
         Err(e) => {
             warn!(pipeline = %runner.spec.name, error = %e, "pipeline failed");
-            *lock(&stats.error) = Some(e);
-            stats.set_state(State::Failed);
+            stats.fail(e);
         }
     }
 }

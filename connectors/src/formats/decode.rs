@@ -56,14 +56,7 @@ impl LineDecoder {
                     .with_batch_size(rows.max(1))
                     .with_strict_mode(false)
                     .build_decoder()?;
-                let mut off = 0;
-                while off < data.len() {
-                    let n = d.decode(&data[off..])?;
-                    if n == 0 {
-                        break;
-                    }
-                    off += n;
-                }
+                let off = feed(data, |chunk| d.decode(chunk))?;
                 if d.has_partial_record() {
                     return Err(ArrowError::JsonError("record is not complete".into()));
                 }
@@ -80,14 +73,7 @@ impl LineDecoder {
                     .with_quote(self.csv.quote)
                     .with_batch_size(rows.max(1))
                     .build_decoder();
-                let mut off = 0;
-                while off < data.len() {
-                    let n = d.decode(&data[off..])?;
-                    if n == 0 {
-                        break;
-                    }
-                    off += n;
-                }
+                feed(data, |chunk| d.decode(chunk))?;
                 // Terminate a final line without newline.
                 d.decode(&[])?;
                 d.flush()
@@ -125,6 +111,19 @@ impl LineDecoder {
         let batch = concat_batches(&self.schema, &batches).unwrap_or_else(|_| RecordBatch::new_empty(self.schema.clone()));
         Decoded { batch, good, bad }
     }
+}
+
+/// Hands `data` to an arrow push decoder until it stops consuming; returns the bytes consumed.
+fn feed(data: &[u8], mut decode: impl FnMut(&[u8]) -> Result<usize, ArrowError>) -> Result<usize, ArrowError> {
+    let mut off = 0;
+    while off < data.len() {
+        let n = decode(&data[off..])?;
+        if n == 0 {
+            break;
+        }
+        off += n;
+    }
+    Ok(off)
 }
 
 /// Arrow's error text without the "Json error: " style prefixes doubled up.
