@@ -85,13 +85,12 @@ pub fn main() -> ExitCode {
             Command::Sql { state_dir } => sql(&state_dir.unwrap_or_else(default_state_dir)).await,
             Command::Validate { files } => validate(&files),
             Command::Connectors { name, markdown } => {
-                if let Some(n) = &name {
-                    if quiver_connectors::find(n).is_none() {
+                if let Some(n) = &name
+                    && quiver_connectors::find(n).is_none() {
                         let known: Vec<&str> = quiver_connectors::registry().iter().map(|c| c.name()).collect();
                         eprintln!("error: unknown connector '{n}'; known connectors: {}", known.join(", "));
                         return ExitCode::FAILURE;
                     }
-                }
                 crate::render::say_raw!("{}", render::connectors(markdown, name.as_deref()));
                 ExitCode::SUCCESS
             }
@@ -190,12 +189,11 @@ async fn run(file: &Path, until_caught_up: bool, state_dir: &Path, from_beginnin
     };
     if from_beginning {
         for s in &stmts {
-            if let quiver_sql::Statement::CreateSink(c) = &s.statement {
-                if let Err(e) = engine.reset_offsets(&c.name.value) {
+            if let quiver_sql::Statement::CreateSink(c) = &s.statement
+                && let Err(e) = engine.reset_offsets(&c.name.value) {
                     eprintln!("error: {e}");
                     return ExitCode::FAILURE;
                 }
-            }
         }
     }
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -326,11 +326,10 @@ impl Engine {
 
     /// Forgets a pipeline's committed offsets; it must not be running.
     pub fn reset_offsets(&self, name: &str) -> Result<()> {
-        if let Ok(s) = self.status(name) {
-            if matches!(s.state, State::Running | State::Paused) {
+        if let Ok(s) = self.status(name)
+            && matches!(s.state, State::Running | State::Paused) {
                 return Err(EngineError::InvalidState { name: name.into(), status: s.state.to_string(), message: "stop it before resetting offsets".into() });
             }
-        }
         self.state.reset_offsets(name)
     }
 

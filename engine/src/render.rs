@@ -94,11 +94,10 @@ pub fn summary(s: &PipelineStatus) -> String {
     if s.sink.files > 0 || s.connector == "filesystem" {
         let _ = writeln!(out, "  files written {} ({}) under {}", s.sink.files, human_bytes(s.sink.bytes), s.sink.location);
     }
-    if let Some(p) = &s.dead_letter_path {
-        if s.rows_errored > 0 {
+    if let Some(p) = &s.dead_letter_path
+        && s.rows_errored > 0 {
             let _ = writeln!(out, "  dead-letter queue: {p}/{}.jsonl", s.name);
         }
-    }
     if s.resumed_from.is_some() && s.state != State::Failed {
         let _ = writeln!(out, "  resumed after the committed position in the state store{}", if s.rows_in == 0 { "; nothing new to read (use --from-beginning to reprocess)" } else { "" });
     }

@@ -113,11 +113,10 @@ impl Default for ParseTimestampFunc {
 fn parse_one(text: &str, items: &[chrono::format::Item<'_>]) -> std::result::Result<i64, String> {
     let mut parsed = Parsed::new();
     parse(&mut parsed, text, items.iter()).map_err(|e| e.to_string())?;
-    if parsed.offset.is_some() {
-        if let Ok(dt) = parsed.to_datetime() {
+    if parsed.offset.is_some()
+        && let Ok(dt) = parsed.to_datetime() {
             return Ok(dt.timestamp_micros());
         }
-    }
     let date = parsed.to_naive_date().or_else(|_| {
         if parsed.year.is_none() && parsed.month.is_none() && parsed.day.is_none() {
             Ok(NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch is a valid date"))

@@ -65,11 +65,10 @@ impl DatagenConfig {
 pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef) -> Result<DatagenConfig> {
     let rows_total = opts.pull_u64(&ROWS_TOTAL)?;
     let rows_per_second = opts.pull_f64(&ROWS_PER_SECOND)?;
-    if let Some(r) = rows_per_second {
-        if r <= 0.0 {
+    if let Some(r) = rows_per_second
+        && r <= 0.0 {
             return Err(ConnectorError::option(ROWS_PER_SECOND.key, format!("must be greater than 0 (got {r})")));
         }
-    }
     let seed = opts.pull_u64(&SEED)?.unwrap_or(0);
     let columns = schema.fields().iter().map(|f| parse_column(opts, "", f)).collect::<Result<Vec<_>>>()?;
     Ok(DatagenConfig { rows_total, rows_per_second, seed, columns })
@@ -173,11 +172,10 @@ fn parse_column(opts: &mut Options, prefix: &str, field: &Arc<Field>) -> Result<
             None => 0.0,
         };
         let end = end.map(|e| numeric_value(&END.key_for(&path), &e, num_dt)).transpose()?;
-        if let Some(e) = end {
-            if e < start {
+        if let Some(e) = end
+            && e < start {
                 return Err(ConnectorError::option(END.key_for(&path), "must not be smaller than start"));
             }
-        }
         ColumnGen::Sequence { start, end }
     } else if is_text {
         ColumnGen::RandomText { length }

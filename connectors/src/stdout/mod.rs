@@ -65,7 +65,7 @@ impl Sink for StdoutSink {
             }
             "table" => {
                 if batch.num_rows() > 0 {
-                    let t = arrow::util::pretty::pretty_format_batches(&[batch.clone()]).map_err(|e| ConnectorError::arrow("printing table", e))?;
+                    let t = arrow::util::pretty::pretty_format_batches(std::slice::from_ref(&batch)).map_err(|e| ConnectorError::arrow("printing table", e))?;
                     out.extend_from_slice(format!("{t}\n").as_bytes());
                 }
             }
