@@ -8,6 +8,7 @@
 mod cli;
 mod console;
 mod crash;
+mod datagen;
 mod file_source;
 mod lifecycle;
 mod quickstart;
