@@ -105,7 +105,7 @@ impl FileSource {
             (None, None)
         };
         let done_bytes = positions.values().map(|p: &FilePos| p.byte).sum();
-        let decoder = LineDecoder::new(cfg.format, Arc::clone(&ctx.schema), cfg.csv);
+        let decoder = LineDecoder::new(cfg.format, Arc::clone(&ctx.schema), cfg.csv, ctx.batch.max_rows);
         let mut s = Self {
             cfg,
             name: ctx.name,

@@ -33,57 +33,88 @@ pub struct Decoded {
     pub bad: Vec<(usize, String)>,
 }
 
-#[derive(Debug, Clone)]
+/// Decodes chunks of lines. The arrow decoders are kept between chunks so their
+/// buffers keep their capacity; one that failed is dropped and built afresh.
 pub struct LineDecoder {
     format: LineFormat,
     schema: SchemaRef,
     csv: CsvOptions,
+    max_rows: usize,
+    json: Option<arrow::json::reader::Decoder>,
+    csv_decoder: Option<arrow::csv::reader::Decoder>,
+}
+
+impl std::fmt::Debug for LineDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineDecoder").field("format", &self.format).field("max_rows", &self.max_rows).finish()
+    }
 }
 
 impl LineDecoder {
-    pub fn new(format: LineFormat, schema: SchemaRef, csv: CsvOptions) -> Self {
-        Self { format, schema, csv }
+    /// `max_rows` is the most lines one `decode` call will be given.
+    pub fn new(format: LineFormat, schema: SchemaRef, csv: CsvOptions, max_rows: usize) -> Self {
+        Self { format, schema, csv, max_rows: max_rows.max(1), json: None, csv_decoder: None }
     }
 
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
     }
 
-    fn decode_all(&self, data: &[u8], rows: usize) -> Result<Option<RecordBatch>, ArrowError> {
+    fn decode_all(&mut self, data: &[u8], rows: usize) -> Result<Option<RecordBatch>, ArrowError> {
+        if rows > self.max_rows {
+            return Err(ArrowError::InvalidArgumentError(format!("{rows} lines in one chunk, at most {} expected", self.max_rows)));
+        }
         match self.format {
             LineFormat::Json => {
-                let mut d = arrow::json::ReaderBuilder::new(self.schema.clone())
-                    .with_batch_size(rows.max(1))
-                    .with_strict_mode(false)
-                    .build_decoder()?;
-                let off = feed(data, |chunk| d.decode(chunk))?;
-                if d.has_partial_record() {
-                    return Err(ArrowError::JsonError("record is not complete".into()));
+                let mut d = match self.json.take() {
+                    Some(d) => d,
+                    None => arrow::json::ReaderBuilder::new(self.schema.clone())
+                        .with_batch_size(self.max_rows)
+                        .with_strict_mode(false)
+                        .build_decoder()?,
+                };
+                let result = (|| {
+                    let off = feed(data, |chunk| d.decode(chunk))?;
+                    if d.has_partial_record() {
+                        return Err(ArrowError::JsonError("record is not complete".into()));
+                    }
+                    if off < data.len() && data[off..].iter().any(|c| !c.is_ascii_whitespace()) {
+                        return Err(ArrowError::JsonError("more records than expected in one line".into()));
+                    }
+                    d.flush()
+                })();
+                if result.is_ok() {
+                    self.json = Some(d);
                 }
-                let b = d.flush()?;
-                if off < data.len() && data[off..].iter().any(|c| !c.is_ascii_whitespace()) {
-                    return Err(ArrowError::JsonError("more records than expected in one line".into()));
-                }
-                Ok(b)
+                result
             }
             LineFormat::Csv => {
-                let mut d = arrow::csv::ReaderBuilder::new(self.schema.clone())
-                    .with_header(false)
-                    .with_delimiter(self.csv.delimiter)
-                    .with_quote(self.csv.quote)
-                    .with_batch_size(rows.max(1))
-                    .build_decoder();
-                feed(data, |chunk| d.decode(chunk))?;
-                // Terminate a final line without newline.
-                d.decode(&[])?;
-                d.flush()
+                let mut d = match self.csv_decoder.take() {
+                    Some(d) => d,
+                    None => arrow::csv::ReaderBuilder::new(self.schema.clone())
+                        .with_header(false)
+                        .with_delimiter(self.csv.delimiter)
+                        .with_quote(self.csv.quote)
+                        .with_batch_size(self.max_rows)
+                        .build_decoder(),
+                };
+                let result = (|| {
+                    feed(data, |chunk| d.decode(chunk))?;
+                    // Terminate a final line without newline.
+                    d.decode(&[])?;
+                    d.flush()
+                })();
+                if result.is_ok() {
+                    self.csv_decoder = Some(d);
+                }
+                result
             }
         }
     }
 
     /// Decodes `lines`, each one complete record without its newline.
     /// `joined` must be exactly the lines joined with `\n` (the source already has it).
-    pub fn decode(&self, joined: &[u8], lines: &[&[u8]]) -> Decoded {
+    pub fn decode(&mut self, joined: &[u8], lines: &[&[u8]]) -> Decoded {
         match self.decode_all(joined, lines.len()) {
             Ok(Some(batch)) if batch.num_rows() == lines.len() => {
                 return Decoded { batch, good: (0..lines.len()).collect(), bad: Vec::new() };
@@ -153,7 +184,7 @@ mod tests {
     fn json_isolates_bad_lines() {
         let lines: Vec<&[u8]> = vec![br#"{"id":1,"name":"a"}"#, br#"{"id":"x"}"#, b"{broken", br#"{"id":4,"extra":true}"#];
         let joined = lines.join(&b'\n');
-        let d = LineDecoder::new(LineFormat::Json, schema(), CsvOptions::default()).decode(&joined, &lines);
+        let d = LineDecoder::new(LineFormat::Json, schema(), CsvOptions::default(), 16).decode(&joined, &lines);
         assert_eq!(d.good, vec![0, 3]);
         assert_eq!(d.bad.iter().map(|b| b.0).collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(d.batch.column(0).as_primitive::<Int64Type>(), &Int64Array::from(vec![1, 4]));
@@ -163,7 +194,7 @@ mod tests {
     fn csv_isolates_bad_lines() {
         let lines: Vec<&[u8]> = vec![b"1,a", b"two,b", b"3,"];
         let joined = lines.join(&b'\n');
-        let d = LineDecoder::new(LineFormat::Csv, schema(), CsvOptions::default()).decode(&joined, &lines);
+        let d = LineDecoder::new(LineFormat::Csv, schema(), CsvOptions::default(), 16).decode(&joined, &lines);
         assert_eq!(d.good, vec![0, 2]);
         assert_eq!(d.bad.len(), 1);
         assert!(d.bad[0].1.contains("two"), "{}", d.bad[0].1);
