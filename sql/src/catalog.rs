@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::datatypes::{DataType, SchemaRef};
-use quiver_connectors::api::options::{closest, expand_keys};
+use quiver_connectors::api::options::{closest, expand_keys, is_secret};
 use quiver_connectors::api::{BatchPolicy, ConnectorError, ErasedConnector, OptionKind, OptionSpec, Options, ValidatedConfig};
 
 use sqlparser::ast::Spanned;
@@ -111,12 +111,6 @@ pub enum Plan {
 pub struct Catalog {
     pub sources: BTreeMap<String, Arc<SourceDef>>,
     pub sinks: BTreeMap<String, Arc<PipelineSpec>>,
-}
-
-/// Whether an option's value must never be shown.
-pub fn is_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "credentials", "sasl.jaas.config", "private.key"].iter().any(|s| k.contains(s))
 }
 
 fn masked(options: &[OptionEntry]) -> Vec<(String, String)> {

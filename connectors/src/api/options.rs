@@ -144,7 +144,10 @@ impl Options {
     fn parsed<T>(&mut self, spec: &OptionSpec, column: Option<&str>, parse: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>> {
         match self.raw(spec, column)? {
             None => Ok(None),
-            Some((key, v)) => parse(v.trim()).map(Some).map_err(|e| ConnectorError::option(key, format!("{e} (got '{v}')"))),
+            Some((key, v)) => parse(v.trim()).map(Some).map_err(|e| {
+                let got = if is_secret(&key) { String::new() } else { format!(" (got '{v}')") };
+                ConnectorError::option(key, format!("{e}{got}"))
+            }),
         }
     }
 
@@ -218,6 +221,12 @@ impl Options {
             });
         Err(ConnectorError::UnknownOption { key, connector: connector.to_string(), role, suggestion })
     }
+}
+
+/// Whether an option's value is a secret that must never be printed (errors, DESCRIBE, logs).
+pub fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "token", "credentials", "sasl.jaas.config", "private.key"].iter().any(|s| k.contains(s))
 }
 
 /// Expands a spec list into concrete keys for the given columns.
@@ -313,6 +322,15 @@ mod tests {
         assert_eq!(o.pull_enum(&B).unwrap(), Some("fast"));
         let err = o.finish("datagen", "source", &["rows.total".into(), "mode".into()]).unwrap_err().to_string();
         assert_eq!(err, "unknown option 'rows.totl' for datagen source; did you mean 'rows.total'?");
+    }
+
+    #[test]
+    fn secret_values_are_not_echoed() {
+        const PW: OptionSpec = OptionSpec::new("connection.password", OptionKind::Bool, "pw");
+        let mut o = Options::new([("connection.password".to_string(), "hunter2".to_string())]);
+        let err = o.pull_bool(&PW).unwrap_err().to_string();
+        assert_eq!(err, "option 'connection.password': expected true or false");
+        assert!(is_secret("s3.secret.access.key") && !is_secret("key.format"));
     }
 
     #[test]
