@@ -1,6 +1,7 @@
 //! The filesystem sink: per-partition open files, rolling, durability tracking.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -94,11 +95,14 @@ impl FilesystemSink {
             .map_err(|e| ConnectorError::arrow("formatting partition values", e))?;
         let mut groups: Vec<(String, Vec<u32>)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
+        // Reused buffers: no allocation per row unless a row starts a new partition.
         let mut key = String::new();
+        let mut segment = String::new();
         for row in 0..batch.num_rows() {
             key.clear();
             for (name, f) in self.partition_names.iter().zip(&formatters) {
-                let segment = format!("{name}={}", f.value(row));
+                segment.clear();
+                let _ = write!(segment, "{name}={}", f.value(row));
                 key.push_str(PathPart::from(segment.as_str()).as_ref());
                 key.push('/');
             }
