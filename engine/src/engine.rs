@@ -107,11 +107,6 @@ impl Engine {
         &self.state
     }
 
-    /// A copy of the current catalog (for validation and listings).
-    pub fn catalog(&self) -> Catalog {
-        lock(&self.catalog).clone()
-    }
-
     /// Re-creates persisted sources and sinks (sinks start running). Returns how many
     /// definitions were restored and the errors of those that no longer plan.
     pub fn restore(&self) -> Result<(usize, Vec<String>)> {

@@ -38,13 +38,6 @@ static FUNCTIONS: LazyLock<HashMap<String, Arc<ScalarUDF>>> = LazyLock::new(|| {
     map
 });
 
-/// Names of every scalar function a SELECT may call.
-pub fn function_names() -> Vec<String> {
-    let mut names: Vec<String> = FUNCTIONS.keys().cloned().collect();
-    names.sort();
-    names
-}
-
 fn config() -> ConfigOptions {
     let mut c = ConfigOptions::default();
     c.sql_parser.map_string_types_to_utf8view = false;

@@ -28,8 +28,6 @@ pub enum SqlErrorKind {
     Syntax,
     /// It parses but means something Quiver refuses (stateful query, unknown name, bad option).
     Invalid,
-    /// Valid, but needs something not built yet.
-    Unsupported,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

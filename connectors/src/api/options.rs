@@ -90,11 +90,6 @@ impl Options {
         self.entries.is_empty()
     }
 
-    /// Keys not yet consumed.
-    pub fn remaining_keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.keys().map(String::as_str)
-    }
-
     /// Takes the raw text of an option, if set.
     pub fn take(&mut self, key: &str) -> Option<String> {
         let v = self.entries.remove(key);
@@ -102,18 +97,6 @@ impl Options {
             self.consumed.push(key.to_string());
         }
         v
-    }
-
-    /// Takes every option whose key starts with `prefix`, returning (rest of key, value).
-    pub fn take_prefixed(&mut self, prefix: &str) -> Vec<(String, String)> {
-        let keys: Vec<String> = self.entries.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
-        keys.into_iter()
-            .filter_map(|k| {
-                let v = self.entries.remove(&k)?;
-                self.consumed.push(k.clone());
-                Some((k[prefix.len()..].to_string(), v))
-            })
-            .collect()
     }
 
     fn raw(&mut self, spec: &OptionSpec, column: Option<&str>) -> Result<Option<(String, String)>> {

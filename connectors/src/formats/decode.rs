@@ -56,10 +56,6 @@ impl LineDecoder {
         Self { format, schema, csv, max_rows: max_rows.max(1), json: None, csv_decoder: None }
     }
 
-    pub fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
     fn decode_all(&mut self, data: &[u8], rows: usize) -> Result<Option<RecordBatch>, ArrowError> {
         if rows > self.max_rows {
             return Err(ArrowError::InvalidArgumentError(format!("{rows} lines in one chunk, at most {} expected", self.max_rows)));
