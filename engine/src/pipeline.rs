@@ -256,6 +256,8 @@ impl Runner {
                     if let Err(e) = self.commit(sink.as_ref(), false) {
                         break Err(e);
                     }
+                    // Status readers see the sink's report refreshed every tick, not per batch.
+                    *lock(&self.stats.report) = sink.report();
                     let paused = *control.borrow_and_update() == Control::Pause;
                     let s = self.stats.state();
                     if paused && s == State::Running { self.stats.set_state(State::Paused) }
@@ -309,7 +311,6 @@ impl Runner {
             }
         }
         self.stats.rows_out.fetch_add(rows, Ordering::Relaxed);
-        *lock(&self.stats.report) = sink.report();
         self.commit(sink, false)
     }
 
