@@ -15,6 +15,7 @@ pub mod datagen;
 pub mod file;
 pub mod filesystem;
 pub mod formats;
+pub mod kafka;
 pub mod stdout;
 
 use api::ErasedConnector;
@@ -25,6 +26,7 @@ pub fn registry() -> &'static [&'static dyn ErasedConnector] {
         &datagen::DatagenConnector,
         &file::FileConnector,
         &filesystem::FilesystemConnector,
+        &kafka::KafkaConnector,
         &stdout::StdoutConnector,
         &blackhole::BlackholeConnector,
     ];

@@ -48,6 +48,11 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Development aids: throwaway services for trying pipelines. Not for real data.
+    Dev {
+        #[command(subcommand)]
+        what: DevCommand,
+    },
     /// List every connector and its options.
     Connectors {
         /// Only this connector.
@@ -55,6 +60,26 @@ enum Command {
         /// Markdown tables (as in the README).
         #[arg(long)]
         markdown: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevCommand {
+    /// Start an in-memory Kafka (librdkafka's mock cluster) and print its address.
+    ///
+    /// It speaks the Kafka protocol (produce, fetch, consumer groups, offset
+    /// commits) but keeps everything in memory and forgets it on exit: a
+    /// development aid for the Kafka examples, not a broker.
+    Kafka {
+        /// A topic to create, as NAME or NAME:PARTITIONS (repeatable).
+        #[arg(long = "topic", value_name = "NAME[:PARTITIONS]")]
+        topics: Vec<String>,
+        /// Number of mock brokers.
+        #[arg(long, default_value_t = 1)]
+        brokers: i32,
+        /// Also write the bootstrap address to this file (for scripts).
+        #[arg(long, value_name = "FILE")]
+        bootstrap_file: Option<PathBuf>,
     },
 }
 
@@ -84,6 +109,7 @@ pub fn main() -> ExitCode {
             }
             Command::Sql { state_dir } => sql(&state_dir.unwrap_or_else(default_state_dir)).await,
             Command::Validate { files } => validate(&files),
+            Command::Dev { what: DevCommand::Kafka { topics, brokers, bootstrap_file } } => dev_kafka(&topics, brokers, bootstrap_file.as_deref()).await,
             Command::Connectors { name, markdown } => {
                 if let Some(n) = &name
                     && quiver_connectors::find(n).is_none() {
@@ -96,6 +122,52 @@ pub fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// `quiver dev kafka`: a mock cluster until Ctrl-C.
+async fn dev_kafka(topics: &[String], brokers: i32, bootstrap_file: Option<&Path>) -> ExitCode {
+    use quiver_connectors::kafka::dev::{DevCluster, parse_topic};
+    let mut parsed = Vec::new();
+    for t in topics {
+        match parse_topic(t) {
+            Ok(p) => parsed.push(p),
+            Err(e) => {
+                eprintln!("error: --topic {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let cluster = match DevCluster::start(brokers) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for (name, partitions) in &parsed {
+        if let Err(e) = cluster.create_topic(name, *partitions) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let bootstrap = cluster.bootstrap();
+    if let Some(f) = bootstrap_file
+        && let Err(e) = std::fs::write(f, format!("{bootstrap}\n"))
+    {
+        eprintln!("error: cannot write {}: {e}", f.display());
+        return ExitCode::FAILURE;
+    }
+    crate::render::say!("Development Kafka (librdkafka mock cluster, in memory; everything is lost on exit)");
+    crate::render::say!("  bootstrap.servers = {bootstrap}");
+    for (name, partitions) in &parsed {
+        crate::render::say!("  topic {name} ({partitions} partition{})", if *partitions == 1 { "" } else { "s" });
+    }
+    crate::render::say!("Pipelines read it through ${{KAFKA_BOOTSTRAP}}; in another shell:");
+    crate::render::say!("  export KAFKA_BOOTSTRAP={bootstrap}");
+    crate::render::say!("Press Ctrl-C to stop.");
+    shutdown_signal().await;
+    drop(cluster);
+    ExitCode::SUCCESS
 }
 
 /// Parses and plans a file against a scratch catalog, returning every problem.

@@ -60,7 +60,10 @@ pub struct PipelineStatus {
     pub progress_total: Option<u64>,
     pub elapsed_ms: u64,
     pub resumed_from: Option<Offsets>,
+    /// Records read before the last stop but never committed, read again.
+    pub reread: u64,
     pub dead_letter_path: Option<String>,
+    pub dead_letter_topic: Option<String>,
 }
 
 impl PipelineStatus {
@@ -263,7 +266,9 @@ impl Engine {
             progress_total: progress.total,
             elapsed_ms: r.stats.elapsed().as_millis() as u64,
             resumed_from: r.stats.resumed_from(),
+            reread: r.stats.reread(),
             dead_letter_path: r.spec.errors.dlq_path.clone(),
+            dead_letter_topic: r.spec.errors.dlq_topic.as_ref().map(|t| t.topic.clone()),
         }
     }
 

@@ -15,7 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use quiver_connectors::api::{ConnectorError, Offsets, Progress, RejectedRecord, Sink, SinkContext, SinkReport, SourceBatch, SourceContext, Stage};
+use quiver_connectors::api::{
+    ConnectorError, OffsetCommitter, Offsets, Progress, RejectedRecord, Sink, SinkContext, SinkReport, SourceBatch, SourceContext, Stage,
+};
+use quiver_connectors::kafka::dlq::DeadLetterTopic;
 use quiver_sql::PipelineSpec;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -68,6 +71,8 @@ pub struct Stats {
     report: Mutex<SinkReport>,
     progress: Mutex<Progress>,
     resumed_from: Mutex<Option<Offsets>>,
+    /// Records read before the last stop but not committed, read again now.
+    reread: AtomicU64,
     started: Instant,
     ended: Mutex<Option<Instant>>,
 }
@@ -83,6 +88,7 @@ impl Stats {
             report: Mutex::new(SinkReport::default()),
             progress: Mutex::new(Progress::default()),
             resumed_from: Mutex::new(None),
+            reread: AtomicU64::new(0),
             started: Instant::now(),
             ended: Mutex::new(None),
         }
@@ -117,6 +123,10 @@ impl Stats {
     pub fn resumed_from(&self) -> Option<Offsets> {
         lock(&self.resumed_from).clone()
     }
+    /// Records that were read before the last stop (at its last commit) but not committed.
+    pub fn reread(&self) -> u64 {
+        self.reread.load(Ordering::Relaxed)
+    }
     pub fn elapsed(&self) -> Duration {
         lock(&self.ended).map_or_else(|| self.started.elapsed(), |e| e - self.started)
     }
@@ -137,12 +147,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 const TICK: Duration = Duration::from_millis(250);
 /// Offsets are written to the state store at most this often while running.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
-/// Retries of a retriable sink failure before the pipeline fails.
-const SINK_RETRIES: u32 = 5;
 
 /// Runs a pipeline to its end, recording the outcome in `stats`.
 pub(crate) async fn run(spec: Arc<PipelineSpec>, store: Arc<StateStore>, stats: Arc<Stats>, control: watch::Receiver<Control>, bounded: bool) {
-    let mut runner = Runner { spec, store, stats: Arc::clone(&stats), dlq: None, pending: VecDeque::new(), committed: Offsets::default(), uncommitted: false, last_commit: Instant::now() };
+    let mut runner = Runner {
+        spec,
+        store,
+        stats: Arc::clone(&stats),
+        dlq: None,
+        dlq_topic: None,
+        committer: None,
+        pending: VecDeque::new(),
+        committed: Offsets::default(),
+        read: Offsets::default(),
+        uncommitted: false,
+        last_commit: Instant::now(),
+    };
     match runner.run(control, bounded).await {
         Ok(state) => {
             info!(pipeline = %runner.spec.name, state = %state, rows_in = stats.rows_in.load(Ordering::Relaxed), rows_out = stats.rows_out.load(Ordering::Relaxed), "pipeline ended");
@@ -160,9 +180,14 @@ struct Runner {
     store: Arc<StateStore>,
     stats: Arc<Stats>,
     dlq: Option<DeadLetterQueue>,
+    dlq_topic: Option<DeadLetterTopic>,
+    /// The source's upstream commit hook (Kafka consumer groups).
+    committer: Option<Arc<dyn OffsetCommitter>>,
     /// Batches written but not yet durable: (seq, offsets after the batch).
     pending: VecDeque<(u64, Offsets)>,
     committed: Offsets,
+    /// Positions after every batch received so far.
+    read: Offsets,
     /// Offsets merged into `committed` but not yet written to the store.
     uncommitted: bool,
     last_commit: Instant,
@@ -177,8 +202,16 @@ impl Runner {
             self.committed = s.clone();
         }
         *lock(&self.stats.resumed_from) = start.clone();
+        if let (Some(s), Some(mark)) = (&start, self.store.read_mark(&spec.name)) {
+            let n = s.distance(&mark);
+            self.stats.reread.store(n, Ordering::Relaxed);
+            if n > 0 {
+                info!(pipeline = %spec.name, records = n, "re-reading records read before the last stop but never committed");
+            }
+        }
         let ctx = SourceContext {
             name: spec.source.name.clone(),
+            pipeline: spec.name.clone(),
             schema: Arc::clone(&spec.source.schema),
             start,
             bounded,
@@ -192,8 +225,17 @@ impl Runner {
             .map_err(|e| format!("source '{}' could not start: {e}", spec.source.name))?;
         let sink_ctx = SinkContext { name: spec.name.clone(), schema: Arc::clone(spec.transform.output_schema()) };
         let mut sink = spec.connector.build_sink(&spec.config, sink_ctx).await.map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
+        self.committer = source.committer();
+        if let Some(c) = &self.committer {
+            sink.attach_source(c).map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
+        }
         if let Some(dir) = &spec.errors.dlq_path {
             self.dlq = Some(DeadLetterQueue::open(dir, &spec.name).map_err(|e| format!("dead-letter queue {dir}: {e}"))?);
+        }
+        if let Some(t) = &spec.errors.dlq_topic {
+            let topic = DeadLetterTopic::new(&t.bootstrap, &t.topic, t.context_headers, &spec.name, &[])
+                .map_err(|e| format!("dead-letter topic '{}': {e}", t.topic))?;
+            self.dlq_topic = Some(topic);
         }
 
         let (tx, mut rx) = mpsc::channel::<Result<SourceBatch, ConnectorError>>(4);
@@ -253,7 +295,14 @@ impl Runner {
                     if let Err(e) = sink.tick().await {
                         break Err(format!("sink '{}' failed: {e}", spec.name));
                     }
-                    if let Err(e) = self.commit(sink.as_ref(), false) {
+                    let force = self.committer.as_ref().is_some_and(|c| c.flush_requested());
+                    if force {
+                        // A source is about to give partitions up: make everything durable now.
+                        if let Err(e) = self.flush_with_retry(sink.as_mut()).await {
+                            break Err(e);
+                        }
+                    }
+                    if let Err(e) = self.commit(sink.as_ref(), force) {
                         break Err(e);
                     }
                     // Status readers see the sink's report refreshed every tick, not per batch.
@@ -277,8 +326,11 @@ impl Runner {
     }
 
     async fn process(&mut self, sink: &mut dyn Sink, batch: SourceBatch, seq: u64) -> Result<(), String> {
-        let SourceBatch { batch, origins, offsets, rejected } = batch;
+        let SourceBatch { batch, origins, offsets, rejected, raw } = batch;
         self.stats.rows_in.fetch_add((batch.num_rows() + rejected.len()) as u64, Ordering::Relaxed);
+        self.read.merge(&offsets);
+        // Cheap and not synced: it only has to survive the process, to count re-reads after a kill.
+        self.store.write_read_mark(&self.spec.name, &self.read);
         for r in &rejected {
             self.reject(r)?;
         }
@@ -292,21 +344,24 @@ impl Runner {
                 stage: Stage::Transform,
                 error: error.clone(),
                 record: row_json(&batch, *row),
+                raw: raw.get(*row).cloned(),
             };
             self.reject(&r)?;
         }
         let rows = out.batch.num_rows() as u64;
+        sink.source_offsets(seq, &offsets);
         self.pending.push_back((seq, offsets));
-        let mut attempt = 0;
+        let mut retry = Retry::new(&self.spec.errors);
         loop {
             match sink.write(out.batch.clone(), seq).await {
                 Ok(()) => break,
-                Err(e) if e.is_retriable() && attempt < SINK_RETRIES => {
-                    attempt += 1;
-                    let backoff = Duration::from_millis(100 << attempt);
-                    warn!(pipeline = %self.spec.name, attempt, error = %e, backoff_ms = backoff.as_millis() as u64, "sink write failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                }
+                Err(e) if e.is_retriable() => match retry.next() {
+                    Some(backoff) => {
+                        warn!(pipeline = %self.spec.name, attempt = retry.attempt, error = %e, backoff_ms = backoff.as_millis() as u64, "sink write failed; retrying");
+                        tokio::time::sleep(backoff).await;
+                    }
+                    None => return Err(format!("sink '{}' failed after retrying for {:?}: {e}", self.spec.name, self.spec.errors.retry_timeout)),
+                },
                 Err(e) => return Err(format!("sink '{}' failed: {e}", self.spec.name)),
             }
         }
@@ -323,24 +378,35 @@ impl Runner {
             ));
         }
         self.stats.rows_errored.fetch_add(1, Ordering::Relaxed);
-        if self.spec.errors.log || self.dlq.is_none() {
-            warn!(pipeline = %self.spec.name, partition = %r.partition, position = r.position, stage = %r.stage, error = %r.error, "bad record skipped");
+        let errors = &self.spec.errors;
+        if errors.log || (self.dlq.is_none() && self.dlq_topic.is_none()) {
+            if errors.log_messages {
+                warn!(pipeline = %self.spec.name, partition = %r.partition, position = r.position, stage = %r.stage, error = %r.error, record = %r.record, "bad record skipped");
+            } else {
+                warn!(pipeline = %self.spec.name, partition = %r.partition, position = r.position, stage = %r.stage, error = %r.error, "bad record skipped");
+            }
         }
         if let Some(dlq) = &mut self.dlq {
             dlq.write(r).map_err(|e| format!("writing to dead-letter queue {}: {e}", dlq.path().display()))?;
+        }
+        if let Some(t) = &self.dlq_topic {
+            t.send(r).map_err(|e| format!("writing to dead-letter topic '{}': {e}", t.topic()))?;
         }
         Ok(())
     }
 
     async fn flush_with_retry(&mut self, sink: &mut dyn Sink) -> Result<(), String> {
-        let mut attempt = 0;
+        let mut retry = Retry::new(&self.spec.errors);
         loop {
             match sink.flush().await {
                 Ok(()) => return Ok(()),
-                Err(e) if e.is_retriable() && attempt < SINK_RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
+                Err(e) if e.is_retriable() => match retry.next() {
+                    Some(backoff) => {
+                        warn!(pipeline = %self.spec.name, attempt = retry.attempt, error = %e, "sink flush failed; retrying");
+                        tokio::time::sleep(backoff).await;
+                    }
+                    None => return Err(format!("sink '{}' failed to flush after retrying for {:?}: {e}", self.spec.name, self.spec.errors.retry_timeout)),
+                },
                 Err(e) => return Err(format!("sink '{}' failed to flush: {e}", self.spec.name)),
             }
         }
@@ -363,12 +429,44 @@ impl Runner {
         if let Some(dlq) = &mut self.dlq {
             dlq.sync().map_err(|e| format!("syncing dead-letter queue: {e}"))?;
         }
+        if let Some(t) = &self.dlq_topic {
+            t.sync().map_err(|e| format!("dead-letter topic '{}': {e}", t.topic()))?;
+        }
         if !self.committed.is_empty() {
             self.store.commit_offsets(&self.spec.name, &self.committed).map_err(|e| e.to_string())?;
+            if let Some(c) = &self.committer {
+                c.commit(&self.committed, force);
+            }
         }
         self.last_commit = Instant::now();
         self.uncommitted = false;
         Ok(())
+    }
+}
+
+/// Exponential backoff for retriable sink failures, bounded by `errors.retry.timeout`.
+struct Retry {
+    deadline: Instant,
+    delay: Duration,
+    max: Duration,
+    attempt: u32,
+}
+
+impl Retry {
+    fn new(policy: &quiver_sql::ErrorPolicy) -> Self {
+        Self { deadline: Instant::now() + policy.retry_timeout, delay: Duration::from_millis(100), max: policy.retry_delay_max.max(Duration::from_millis(1)), attempt: 0 }
+    }
+
+    /// The wait before the next attempt, or `None` when the time is up.
+    fn next(&mut self) -> Option<Duration> {
+        let left = self.deadline.checked_duration_since(Instant::now())?;
+        if left.is_zero() {
+            return None;
+        }
+        self.attempt += 1;
+        let wait = self.delay.min(self.max).min(left);
+        self.delay = (self.delay * 2).min(self.max);
+        Some(wait)
     }
 }
 

@@ -26,6 +26,7 @@ pub async fn run(p: &Preview, timeout: Duration) -> Result<(Vec<RecordBatch>, Ve
     let limit = p.limit.unwrap_or(DEFAULT_PREVIEW_ROWS);
     let ctx = SourceContext {
         name: source.name.clone(),
+        pipeline: format!("preview-{}", source.name),
         schema: Arc::clone(&source.schema),
         start: None,
         bounded: false,

@@ -98,8 +98,16 @@ pub fn summary(s: &PipelineStatus) -> String {
         && s.rows_errored > 0 {
             let _ = writeln!(out, "  dead-letter queue: {p}/{}.jsonl", s.name);
         }
+    if let Some(t) = &s.dead_letter_topic
+        && s.rows_errored > 0
+    {
+        let _ = writeln!(out, "  dead-letter topic: {t}");
+    }
     if s.resumed_from.is_some() && s.state != State::Failed {
         let _ = writeln!(out, "  resumed after the committed position in the state store{}", if s.rows_in == 0 { "; nothing new to read (use --from-beginning to reprocess)" } else { "" });
+        if s.reread > 0 {
+            let _ = writeln!(out, "  re-read {} records that were read before the last stop but not committed", s.reread);
+        }
     }
     out
 }

@@ -104,7 +104,28 @@ impl StateStore {
         self.put(OFFSETS, pipeline, Some(&json))
     }
 
+    /// Records how far a pipeline has read (beyond what it committed), in a plain
+    /// file beside the store: written after every batch without syncing, it
+    /// survives a killed process and lets the next run count its re-reads.
+    pub fn write_read_mark(&self, pipeline: &str, read: &Offsets) {
+        if let Ok(json) = serde_json::to_vec(read) {
+            let _ = std::fs::write(self.read_mark_path(pipeline), json);
+        }
+    }
+
+    /// How far the pipeline had read when it last stopped, if known.
+    pub fn read_mark(&self, pipeline: &str) -> Option<Offsets> {
+        let bytes = std::fs::read(self.read_mark_path(pipeline)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn read_mark_path(&self, pipeline: &str) -> PathBuf {
+        let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        dir.join(format!("{pipeline}.read.json"))
+    }
+
     pub fn reset_offsets(&self, pipeline: &str) -> Result<()> {
+        let _ = std::fs::remove_file(self.read_mark_path(pipeline));
         self.put(OFFSETS, pipeline, None)
     }
 

@@ -43,7 +43,56 @@ pub const ERRORS_DLQ_PATH: OptionSpec = OptionSpec::new(
 );
 pub const ERRORS_LOG_ENABLE: OptionSpec =
     OptionSpec::new("errors.log.enable", OptionKind::Bool, "Log every bad record (with errors.tolerance = 'all').").default("false");
-pub const COMMON_SINK_OPTIONS: &[OptionSpec] = &[CONNECTOR, ERRORS_TOLERANCE, ERRORS_DLQ_PATH, ERRORS_LOG_ENABLE];
+pub const ERRORS_LOG_MESSAGES: OptionSpec =
+    OptionSpec::new("errors.log.include.messages", OptionKind::Bool, "Include the failed record itself in each logged failure.").default("false");
+pub const ERRORS_DLQ_TOPIC: OptionSpec = OptionSpec::new(
+    "errors.deadletterqueue.topic.name",
+    OptionKind::String,
+    "Kafka topic for bad records (original key, value and headers). Needs errors.tolerance = 'all'.",
+);
+pub const ERRORS_DLQ_HEADERS: OptionSpec = OptionSpec::new(
+    "errors.deadletterqueue.context.headers.enable",
+    OptionKind::Bool,
+    "Add Kafka Connect's __connect.errors.* headers (topic, partition, offset, stage, exception) to dead-letter records.",
+)
+.default("false");
+pub const ERRORS_DLQ_BOOTSTRAP: OptionSpec = OptionSpec::new(
+    "errors.deadletterqueue.bootstrap.servers",
+    OptionKind::String,
+    "Kafka cluster of the dead-letter topic. Default: the sink's bootstrap.servers if it is Kafka, else the source's.",
+);
+pub const ERRORS_RETRY_TIMEOUT: OptionSpec = OptionSpec::new(
+    "errors.retry.timeout",
+    OptionKind::Duration,
+    "How long a retriable sink failure (broker or store unavailable) is retried before the pipeline fails; 0 = no retries.",
+)
+.default("30s");
+pub const ERRORS_RETRY_DELAY_MAX: OptionSpec = OptionSpec::new(
+    "errors.retry.delay.max.ms",
+    OptionKind::Duration,
+    "Longest wait between retries (the backoff doubles from 100ms up to this).",
+)
+.default("60000");
+pub const COMMON_SINK_OPTIONS: &[OptionSpec] = &[
+    CONNECTOR,
+    ERRORS_TOLERANCE,
+    ERRORS_DLQ_PATH,
+    ERRORS_DLQ_TOPIC,
+    ERRORS_DLQ_HEADERS,
+    ERRORS_DLQ_BOOTSTRAP,
+    ERRORS_LOG_ENABLE,
+    ERRORS_LOG_MESSAGES,
+    ERRORS_RETRY_TIMEOUT,
+    ERRORS_RETRY_DELAY_MAX,
+];
+
+/// Where bad records go when they go to a Kafka topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterTopicSpec {
+    pub topic: String,
+    pub bootstrap: String,
+    pub context_headers: bool,
+}
 
 /// What to do with records that fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +100,12 @@ pub struct ErrorPolicy {
     /// `errors.tolerance = all`.
     pub tolerate: bool,
     pub dlq_path: Option<String>,
+    pub dlq_topic: Option<DeadLetterTopicSpec>,
     pub log: bool,
+    pub log_messages: bool,
+    /// How long retriable sink failures are retried, and the longest backoff step.
+    pub retry_timeout: Duration,
+    pub retry_delay_max: Duration,
 }
 
 /// A declared source.
@@ -60,7 +114,10 @@ pub struct SourceDef {
     pub name: String,
     pub connector: &'static dyn ErasedConnector,
     pub config: ValidatedConfig,
+    /// The declared columns followed by the connector's metadata columns.
     pub schema: SchemaRef,
+    /// How many leading columns of `schema` were declared (what `SELECT *` means).
+    pub declared: usize,
     pub batch: BatchPolicy,
     /// Options as written (secrets masked), for DESCRIBE.
     pub options: Vec<(String, String)>,
@@ -105,6 +162,21 @@ pub enum Plan {
     Describe(Table),
     Explain(Table),
     Preview(Preview),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::substitute_env;
+
+    #[test]
+    fn environment_references() {
+        let env = |n: &str| (n == "HOST").then(|| "k1:9092".to_string());
+        assert_eq!(substitute_env("${HOST}", env).unwrap(), "k1:9092");
+        assert_eq!(substitute_env("a-${MISSING:-b}-c", env).unwrap(), "a-b-c");
+        assert!(substitute_env("${MISSING}", env).unwrap_err().contains("MISSING is not set"));
+        assert!(substitute_env("${bad name}", env).is_err());
+        assert_eq!(substitute_env("plain $ text", env).unwrap(), "plain $ text");
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -182,7 +254,7 @@ impl Catalog {
                     None => None,
                     Some((name, loc)) => Some(self.source(name, *loc)?),
                 };
-                let transform = compile_query(&q, source.as_ref().map(|s| (s.name.as_str(), &s.schema)), at)?;
+                let transform = compile_query(&q, source.as_ref().map(|s| (s.name.as_str(), &s.schema, s.declared)), at)?;
                 Ok(Plan::Preview(Preview { source, transform: Arc::new(transform), limit: shape.limit }))
             }
         }
@@ -248,7 +320,11 @@ impl Catalog {
         let mut valid = expand_keys(specs, &column_paths(&schema));
         valid.extend(COMMON_SOURCE_OPTIONS.iter().map(|s| s.key.to_string()));
         opts.finish(connector.name(), "source", &valid).map_err(locate)?;
-        Ok(SourceDef { name, connector, config, schema, batch, options: masked(&s.options), sql: stmt.text.clone() })
+        let declared = schema.fields().len();
+        let mut fields: Vec<arrow::datatypes::FieldRef> = schema.fields().iter().cloned().collect();
+        fields.extend(connector.metadata_columns(&config));
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        Ok(SourceDef { name, connector, config, schema, declared, batch, options: masked(&s.options), sql: stmt.text.clone() })
     }
 
     fn plan_sink(&self, s: &CreateSink, stmt: &ParsedStatement) -> Result<PipelineSpec> {
@@ -262,12 +338,12 @@ impl Catalog {
                     return Err(SqlError::invalid(format!("sink '{name}' must read FROM a source"), Some(at)));
                 };
                 let source = self.source(&src, loc)?;
-                let t = compile_query(q, Some((source.name.as_str(), &source.schema)), at)?;
+                let t = compile_query(q, Some((source.name.as_str(), &source.schema, source.declared)), at)?;
                 (source, t)
             }
             (None, Some(from)) => {
                 let source = self.source(&from.to_string(), from.span().start.into())?;
-                let t = CompiledTransform::identity(Arc::clone(&source.schema));
+                let t = CompiledTransform::identity(Arc::clone(&source.schema), source.declared);
                 (source, t)
             }
             (None, None) => return Err(SqlError::invalid(format!("sink '{name}' needs AS SELECT … or FROM source"), Some(at))),
@@ -277,13 +353,39 @@ impl Catalog {
         let tolerate = opts.pull_enum(&ERRORS_TOLERANCE).map_err(locate)?.unwrap_or("none") == "all";
         let dlq_path = opts.pull_str(&ERRORS_DLQ_PATH).map_err(locate)?;
         let log = opts.pull_bool(&ERRORS_LOG_ENABLE).map_err(locate)?.unwrap_or(false);
-        if dlq_path.is_some() && !tolerate {
-            return Err(option_error(
-                ConnectorError::option(ERRORS_DLQ_PATH.key, "needs errors.tolerance = 'all' (with 'none' the first bad record stops the pipeline)"),
-                &s.options,
-                at,
-            ));
+        let log_messages = opts.pull_bool(&ERRORS_LOG_MESSAGES).map_err(locate)?.unwrap_or(false);
+        let retry_timeout = opts.pull_duration(&ERRORS_RETRY_TIMEOUT).map_err(locate)?.unwrap_or(Duration::from_secs(30));
+        let retry_delay_max = opts.pull_duration(&ERRORS_RETRY_DELAY_MAX).map_err(locate)?.unwrap_or(Duration::from_secs(60));
+        let dlq_topic_name = opts.pull_str(&ERRORS_DLQ_TOPIC).map_err(locate)?;
+        let context_headers = opts.pull_bool(&ERRORS_DLQ_HEADERS).map_err(locate)?.unwrap_or(false);
+        let dlq_bootstrap = opts.pull_str(&ERRORS_DLQ_BOOTSTRAP).map_err(locate)?;
+        for (key, set) in [(ERRORS_DLQ_PATH.key, dlq_path.is_some()), (ERRORS_DLQ_TOPIC.key, dlq_topic_name.is_some())] {
+            if set && !tolerate {
+                return Err(option_error(
+                    ConnectorError::option(key, "needs errors.tolerance = 'all' (with 'none' the first bad record stops the pipeline)"),
+                    &s.options,
+                    at,
+                ));
+            }
         }
+        let dlq_topic = match dlq_topic_name {
+            None => None,
+            Some(topic) => {
+                let option = |entries: &[(String, String)]| {
+                    entries.iter().find(|(k, _)| k == "bootstrap.servers").and_then(|(_, v)| substitute_env(v, |n| std::env::var(n).ok()).ok())
+                };
+                let sink_bootstrap = if connector.name() == "kafka" { option(&masked(&s.options)) } else { None };
+                let source_bootstrap = if source.connector.name() == "kafka" { option(&source.options) } else { None };
+                let Some(bootstrap) = dlq_bootstrap.or(sink_bootstrap).or(source_bootstrap) else {
+                    return Err(option_error(
+                        ConnectorError::option(ERRORS_DLQ_TOPIC.key, "needs a Kafka cluster: set errors.deadletterqueue.bootstrap.servers (neither the source nor the sink is Kafka)"),
+                        &s.options,
+                        at,
+                    ));
+                };
+                Some(DeadLetterTopicSpec { topic, bootstrap, context_headers })
+            }
+        };
         let Some(specs) = connector.sink_options() else {
             return Err(role_error(connector, "sink", &s.options, at));
         };
@@ -298,7 +400,7 @@ impl Catalog {
             connector,
             config,
             transform: Arc::new(transform),
-            errors: ErrorPolicy { tolerate, dlq_path, log },
+            errors: ErrorPolicy { tolerate, dlq_path, dlq_topic, log, log_messages, retry_timeout, retry_delay_max },
             options: masked(&s.options),
             sql: stmt.text.clone(),
         })
@@ -311,6 +413,9 @@ impl Catalog {
         };
         if let Some(s) = self.sources.get(name) {
             let mut rows = schema_rows(&s.schema);
+            for r in rows.iter_mut().skip(s.declared) {
+                r[2] = format!("{} (metadata)", r[2]);
+            }
             rows.extend(s.options.iter().map(|(k, v)| vec![format!("option {k}"), v.clone(), String::new()]));
             return Ok(Table { columns, rows });
         }
@@ -324,8 +429,44 @@ impl Catalog {
     }
 }
 
+/// Replaces `${NAME}` and `${NAME:-default}` in an option value with environment
+/// variables, so one pipeline file runs against different clusters and secrets stay
+/// out of it.
+pub fn substitute_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(format!("'${{' without a closing '}}' in '{value}'"));
+        };
+        let inner = &after[..end];
+        let (name, default) = match inner.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("'${{{inner}}}' is not an environment variable reference (use ${{NAME}} or ${{NAME:-default}})"));
+        }
+        match (lookup(name), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => return Err(format!("environment variable {name} is not set (or give a default: ${{{name}:-value}})")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 fn connector_and_options(entries: &[OptionEntry], at: Location, role: &'static str) -> Result<(&'static dyn ErasedConnector, Options)> {
-    let mut opts = Options::new(entries.iter().map(|o| (o.key.clone(), o.value.clone())));
+    let mut values = Vec::with_capacity(entries.len());
+    for o in entries {
+        let v = substitute_env(&o.value, |n| std::env::var(n).ok()).map_err(|e| SqlError::invalid(format!("option '{}': {e}", o.key), Some(o.location)))?;
+        values.push((o.key.clone(), v));
+    }
+    let mut opts = Options::new(values);
     let Some(name) = opts.take(CONNECTOR.key) else {
         return Err(SqlError::invalid(format!("missing option 'connector' (known connectors: {})", known_connectors()), Some(at)));
     };
@@ -375,6 +516,7 @@ fn explain(spec: &PipelineSpec) -> Table {
             "tolerance {}{}",
             if spec.errors.tolerate { "all" } else { "none" },
             spec.errors.dlq_path.as_ref().map(|p| format!(", dead-letter queue {p}")).unwrap_or_default()
+                + &spec.errors.dlq_topic.as_ref().map(|t| format!(", dead-letter topic {} on {}", t.topic, t.bootstrap)).unwrap_or_default()
         ),
     ]);
     Table { columns: vec!["step".to_string(), "detail".to_string()], rows }

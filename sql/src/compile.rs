@@ -120,11 +120,18 @@ pub(crate) fn plan_error(e: DataFusionError, fallback: Location) -> SqlError {
 /// Compiles a stateless SELECT over `source` (or over no table for `SELECT expr`).
 /// `query` must already have passed [`crate::stateless::check`] with any preview
 /// LIMIT removed.
-pub fn compile_query(query: &Query, source: Option<(&str, &SchemaRef)>, at: Location) -> Result<CompiledTransform> {
+/// `source` is (name, columns, how many leading columns were declared): the
+/// rest are connector metadata, which `SELECT *` leaves out.
+pub fn compile_query(query: &Query, source: Option<(&str, &SchemaRef, usize)>, at: Location) -> Result<CompiledTransform> {
     let mut tables: HashMap<String, Arc<dyn TableSource>> = HashMap::new();
-    if let Some((name, schema)) = source {
+    let mut query = query.clone();
+    if let Some((name, schema, declared)) = source {
         tables.insert(name.to_string(), Arc::new(LogicalTableSource::new(Arc::clone(schema))));
+        if declared < schema.fields().len() {
+            expand_wildcards(&mut query, &schema.fields()[..declared]);
+        }
     }
+    let query = &query;
     let provider = Provider::new(tables);
     let planner = SqlToRel::new(&provider);
     let plan = planner.sql_statement_to_plan(SqlStatement::Query(Box::new(query.clone()))).map_err(|e| plan_error(e, at))?;
@@ -173,10 +180,41 @@ pub fn compile_query(query: &Query, source: Option<(&str, &SchemaRef)>, at: Loca
         .map_err(|e| plan_error(e, at))?;
     let output: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
     let input: SchemaRef = match source {
-        Some((_, s)) => Arc::clone(s),
+        Some((_, s, _)) => Arc::clone(s),
         None => Arc::new(arrow::datatypes::Schema::empty()),
     };
     Ok(CompiledTransform { input, output, filter, projections, identity: false })
+}
+
+/// Replaces `*` and `source.*` by the declared columns, so metadata columns only
+/// appear when named.
+fn expand_wildcards(query: &mut Query, declared: &[FieldRef]) {
+    use sqlparser::ast::{Expr as SqlExpr, Ident, SelectItem, SetExpr};
+    let SetExpr::Select(select) = query.body.as_mut() else { return };
+    let mut items = Vec::with_capacity(select.projection.len());
+    for item in std::mem::take(&mut select.projection) {
+        match item {
+            SelectItem::Wildcard(opts) if is_plain(&opts) => {
+                items.extend(declared.iter().map(|f| SelectItem::UnnamedExpr(SqlExpr::Identifier(Ident::with_quote('"', f.name())))));
+            }
+            SelectItem::QualifiedWildcard(kind, opts) if is_plain(&opts) => match kind {
+                sqlparser::ast::SelectItemQualifiedWildcardKind::ObjectName(table) => {
+                    items.extend(declared.iter().map(|f| {
+                        let mut parts: Vec<Ident> = table.0.iter().filter_map(|p| p.as_ident().cloned()).collect();
+                        parts.push(Ident::with_quote('"', f.name()));
+                        SelectItem::UnnamedExpr(SqlExpr::CompoundIdentifier(parts))
+                    }));
+                }
+                other => items.push(SelectItem::QualifiedWildcard(other, opts)),
+            },
+            other => items.push(other),
+        }
+    }
+    select.projection = items;
+}
+
+fn is_plain(opts: &sqlparser::ast::WildcardAdditionalOptions) -> bool {
+    opts.opt_ilike.is_none() && opts.opt_exclude.is_none() && opts.opt_except.is_none() && opts.opt_replace.is_none() && opts.opt_rename.is_none()
 }
 
 /// Converts `CREATE SOURCE` column definitions to an Arrow schema with DataFusion's
@@ -233,6 +271,10 @@ pub fn sql_type_name(dt: &DataType) -> String {
             fields.iter().map(|f| format!("{} {}", f.name(), sql_type_name(f.data_type()))).collect::<Vec<_>>().join(", ")
         ),
         DataType::List(f) | DataType::LargeList(f) => format!("{}[]", sql_type_name(f.data_type())),
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => format!("MAP<{}, {}>", sql_type_name(kv[0].data_type()), sql_type_name(kv[1].data_type())),
+            other => other.to_string(),
+        },
         other => other.to_string(),
     }
 }

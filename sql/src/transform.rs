@@ -40,9 +40,12 @@ pub struct TransformOutput {
 }
 
 impl CompiledTransform {
-    /// A pass-through transform for `CREATE SINK … FROM source`.
-    pub fn identity(schema: SchemaRef) -> Self {
-        Self { input: Arc::clone(&schema), output: schema, filter: None, projections: Vec::new(), identity: true }
+    /// A pass-through transform for `CREATE SINK … FROM source`: the first
+    /// `visible` columns (the declared ones; connector metadata is left out).
+    pub fn identity(schema: SchemaRef, visible: usize) -> Self {
+        let visible = visible.min(schema.fields().len());
+        let output = Arc::new(arrow::datatypes::Schema::new(schema.fields()[..visible].to_vec()));
+        Self { input: schema, output, filter: None, projections: Vec::new(), identity: true }
     }
 
     pub fn input_schema(&self) -> &SchemaRef {
@@ -69,7 +72,15 @@ impl CompiledTransform {
     /// Evaluates the whole batch; any row error fails it.
     pub fn evaluate(&self, batch: &RecordBatch) -> Result<RecordBatch, DataFusionError> {
         if self.identity {
-            return Ok(batch.clone());
+            let n = self.output.fields().len();
+            if n == batch.num_columns() {
+                return Ok(batch.clone());
+            }
+            return Ok(RecordBatch::try_new_with_options(
+                Arc::clone(&self.output),
+                batch.columns()[..n].to_vec(),
+                &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+            )?);
         }
         let filtered;
         let input = match &self.filter {

@@ -18,7 +18,7 @@ fn validate_lists_every_problem_with_file_line_and_column() {
     assert_eq!(lines, vec![
         format!("{f}:2:58: option 'rows.total': expected a whole number (got 'ten')"),
         format!("{f}:4:75: GROUP BY is not supported in a pipeline: grouping needs to see every row of a group. A sink's SELECT runs on each batch independently (projections, filters, scalar functions, CASE, casts)"),
-        format!("{f}:5:46: unknown option 'batch.sise' for blackhole sink; valid options: connector, errors.deadletterqueue.path, errors.log.enable, errors.tolerance"),
+        format!("{f}:5:46: unknown option 'batch.sise' for blackhole sink; valid options: connector, errors.deadletterqueue.bootstrap.servers, errors.deadletterqueue.context.headers.enable, errors.deadletterqueue.path, errors.deadletterqueue.topic.name, errors.log.enable, errors.log.include.messages, errors.retry.delay.max.ms, errors.retry.timeout, errors.tolerance"),
     ]);
 
     let good = dir.path().join("good.sql");
@@ -55,7 +55,7 @@ fn connectors_lists_every_option_with_type_default_and_doc() {
     assert!(out.contains("errors.tolerance") && out.contains("none | all"));
     let one = run_cli(&["connectors", "nope"]);
     assert_eq!(one.status.code(), Some(1));
-    assert!(text(&one.stderr).contains("unknown connector 'nope'; known connectors: datagen, file, filesystem, stdout, blackhole"));
+    assert!(text(&one.stderr).contains("unknown connector 'nope'; known connectors: datagen, file, filesystem, kafka, stdout, blackhole"));
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::any::Any;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{FieldRef, SchemaRef};
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 
@@ -47,6 +47,11 @@ pub trait Connector: Send + Sync + 'static {
     fn parse_sink(&self, _opts: &mut Options, _schema: &SchemaRef) -> Result<Self::SinkConfig> {
         Err(ConnectorError::Config(format!("connector '{}' cannot be used as a sink", self.name())))
     }
+    /// Columns every row of this source carries besides the declared ones
+    /// (`_topic`, `_offset`, …): usable in SELECT and WHERE, left out of `SELECT *`.
+    fn metadata_columns(&self, _config: &Self::SourceConfig) -> Vec<FieldRef> {
+        Vec::new()
+    }
     async fn build_source(&self, _config: &Self::SourceConfig, _ctx: SourceContext) -> Result<Box<dyn Source>> {
         Err(ConnectorError::Config(format!("connector '{}' cannot be used as a source", self.name())))
     }
@@ -76,6 +81,7 @@ pub trait ErasedConnector: Send + Sync {
     fn sink_options(&self) -> Option<&'static [OptionSpec]>;
     fn parse_source(&self, opts: &mut Options, schema: &SchemaRef) -> Result<ValidatedConfig>;
     fn parse_sink(&self, opts: &mut Options, schema: &SchemaRef) -> Result<ValidatedConfig>;
+    fn metadata_columns(&self, config: &ValidatedConfig) -> Vec<FieldRef>;
     fn build_source<'a>(&'a self, config: &'a ValidatedConfig, ctx: SourceContext) -> BoxFuture<'a, Result<Box<dyn Source>>>;
     fn build_sink<'a>(&'a self, config: &'a ValidatedConfig, ctx: SinkContext) -> BoxFuture<'a, Result<Box<dyn Sink>>>;
 }
@@ -112,6 +118,9 @@ impl<C: Connector> ErasedConnector for C {
     }
     fn parse_sink(&self, opts: &mut Options, schema: &SchemaRef) -> Result<ValidatedConfig> {
         Ok(ValidatedConfig(Arc::new(Connector::parse_sink(self, opts, schema)?)))
+    }
+    fn metadata_columns(&self, config: &ValidatedConfig) -> Vec<FieldRef> {
+        downcast::<C::SourceConfig>(Connector::name(self), config).map(|c| Connector::metadata_columns(self, c)).unwrap_or_default()
     }
     fn build_source<'a>(&'a self, config: &'a ValidatedConfig, ctx: SourceContext) -> BoxFuture<'a, Result<Box<dyn Source>>> {
         Box::pin(async move {

@@ -57,6 +57,14 @@ pub enum ConnectorError {
         #[source]
         source: parquet::errors::ParquetError,
     },
+    /// A Kafka client (librdkafka) failed.
+    #[error("{context}: {source}")]
+    Kafka {
+        context: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+        retriable: bool,
+    },
     /// Something that should not happen.
     #[error("internal error: {0}")]
     Internal(String),
@@ -82,7 +90,7 @@ impl ConnectorError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Option { .. } | Self::Missing { .. } | Self::UnknownOption { .. } | Self::Config(_) => ErrorKind::Config,
-            Self::Io { .. } | Self::ObjectStore { .. } => ErrorKind::External,
+            Self::Io { .. } | Self::ObjectStore { .. } | Self::Kafka { .. } => ErrorKind::External,
             Self::Arrow { .. } | Self::Parquet { .. } => ErrorKind::Data,
             Self::Internal(_) => ErrorKind::Internal,
         }
@@ -111,6 +119,7 @@ impl ConnectorError {
                     | object_store::Error::Unauthenticated { .. }
                     | object_store::Error::NotSupported { .. }
             ),
+            Self::Kafka { retriable, .. } => *retriable,
             _ => false,
         }
     }

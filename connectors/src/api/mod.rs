@@ -10,4 +10,4 @@ pub use connector::{Connector, ErasedConnector, Unsupported, ValidatedConfig};
 pub use error::{ConnectorError, ErrorKind, Result};
 pub use options::{OptionKind, OptionSpec, Options};
 pub use sink::{Sink, SinkContext, SinkReport};
-pub use source::{BatchPolicy, Offsets, Progress, RejectedRecord, RowOrigins, Source, SourceBatch, SourceContext, Stage};
+pub use source::{BatchPolicy, OffsetCommitter, Offsets, Progress, RawRecord, RejectedRecord, RowOrigins, Source, SourceBatch, SourceContext, Stage};

@@ -108,6 +108,18 @@ impl Options {
         }
     }
 
+    /// Takes every option whose key starts with `prefix`, returning (rest of key, value).
+    /// Used for pass-through families such as `properties.<librdkafka key>`.
+    pub fn take_prefixed(&mut self, prefix: &str) -> Vec<(String, String)> {
+        let keys: Vec<String> = self.entries.keys().filter(|k| k.starts_with(prefix) && k.len() > prefix.len()).cloned().collect();
+        keys.into_iter()
+            .filter_map(|k| {
+                let v = self.take(&k)?;
+                Some((k[prefix.len()..].to_string(), v))
+            })
+            .collect()
+    }
+
     /// A string option (falls back to the spec's default).
     pub fn pull_str(&mut self, spec: &OptionSpec) -> Result<Option<String>> {
         Ok(self.raw(spec, None)?.map(|(_, v)| v))

@@ -10,7 +10,10 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 
+use std::sync::Arc;
+
 use super::error::Result;
+use super::source::{OffsetCommitter, Offsets};
 
 /// Everything a sink needs to start.
 #[derive(Debug, Clone)]
@@ -50,4 +53,14 @@ pub trait Sink: Send {
     async fn flush(&mut self) -> Result<()>;
 
     fn report(&self) -> SinkReport;
+
+    /// The source positions batch `seq` covers, given just before it is written.
+    /// Transactional sinks commit them with the data (Kafka exactly-once).
+    fn source_offsets(&mut self, _seq: u64, _offsets: &Offsets) {}
+
+    /// Called once before the first write with the source's upstream committer,
+    /// for sinks that commit source offsets themselves.
+    fn attach_source(&mut self, _committer: &Arc<dyn OffsetCommitter>) -> Result<()> {
+        Ok(())
+    }
 }

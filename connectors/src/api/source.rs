@@ -7,6 +7,7 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::error::Result;
@@ -30,6 +31,21 @@ impl Offsets {
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Records between `self` and a later position `to`, summed over partitions,
+    /// where positions are counts (Kafka offsets, datagen rows, file lines).
+    pub fn distance(&self, to: &Offsets) -> u64 {
+        fn count(v: &serde_json::Value) -> Option<i64> {
+            v.as_i64().or_else(|| v.get("line").and_then(serde_json::Value::as_i64))
+        }
+        to.0.iter()
+            .filter_map(|(k, v)| {
+                let later = count(v)?;
+                let earlier = self.0.get(k).and_then(count).unwrap_or(later);
+                Some(later.saturating_sub(earlier).max(0) as u64)
+            })
+            .sum()
     }
 }
 
@@ -93,6 +109,17 @@ impl std::fmt::Display for Stage {
     }
 }
 
+/// A record's original bytes, kept by sources that read messages so a dead-letter
+/// topic can forward a failed record untouched.
+#[derive(Debug, Clone, Default)]
+pub struct RawRecord {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+    /// Milliseconds since the epoch.
+    pub timestamp: Option<i64>,
+}
+
 /// A record that failed, with its provenance: routed to the dead-letter queue or
 /// reported as the reason a pipeline failed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,6 +131,9 @@ pub struct RejectedRecord {
     pub error: String,
     /// The record as it was read (raw text), or as JSON of its column values.
     pub record: serde_json::Value,
+    /// The original message, when the source keeps it (Kafka).
+    #[serde(skip)]
+    pub raw: Option<RawRecord>,
 }
 
 /// What a source hands the engine: decoded rows, their origins, the positions the
@@ -114,6 +144,9 @@ pub struct SourceBatch {
     pub origins: RowOrigins,
     pub offsets: Offsets,
     pub rejected: Vec<RejectedRecord>,
+    /// The original message of every row, aligned with `batch`; empty when the
+    /// source does not keep them.
+    pub raw: Vec<RawRecord>,
 }
 
 /// How sources cut their output into batches.
@@ -138,6 +171,8 @@ impl Default for BatchPolicy {
 pub struct SourceContext {
     /// The source's name in SQL.
     pub name: String,
+    /// The pipeline (sink) reading it; consumer groups and client ids derive from it.
+    pub pipeline: String,
     /// The declared columns.
     pub schema: SchemaRef,
     /// Positions to resume after; `None` starts from the beginning.
@@ -161,4 +196,27 @@ pub trait Source: Send {
 
     /// Records read so far and, when known, the total to read.
     fn progress(&self) -> Progress;
+
+    /// A handle the engine calls after offsets are committed to its state store,
+    /// for sources that also record progress upstream (Kafka consumer groups).
+    fn committer(&self) -> Option<Arc<dyn OffsetCommitter>> {
+        None
+    }
+}
+
+/// Records committed offsets in the upstream system. Called from the engine's
+/// sink loop, never concurrently with itself.
+pub trait OffsetCommitter: Send + Sync + std::any::Any {
+    /// `offsets` is every position committed so far (the whole map, not a delta).
+    /// `sync` (the last commit of a run) waits for the upstream system to confirm.
+    fn commit(&self, offsets: &Offsets, sync: bool);
+
+    /// Whether the source asks the engine to flush the sink and commit now
+    /// (a Kafka task about to give partitions up). Reading it clears it.
+    fn flush_requested(&self) -> bool {
+        false
+    }
+
+    /// For sinks that need the concrete committer (Kafka exactly-once).
+    fn as_any(&self) -> &dyn std::any::Any;
 }

@@ -21,7 +21,7 @@ pub struct FileSourceConfig {
     pub scan_interval: Duration,
 }
 
-fn one_byte(key: &str, v: &str) -> Result<u8> {
+pub(crate) fn one_byte(key: &str, v: &str) -> Result<u8> {
     let b = v.as_bytes();
     if b.len() == 1 {
         Ok(b[0])

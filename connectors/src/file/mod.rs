@@ -6,7 +6,7 @@
 //! ended. Unbounded, the source keeps watching for new files and appended lines;
 //! with `--until-caught-up` it reads the files present at start to their end.
 
-mod config;
+pub(crate) mod config;
 mod source;
 
 use arrow::datatypes::SchemaRef;

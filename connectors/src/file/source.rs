@@ -227,6 +227,7 @@ impl FileSource {
                 stage: Stage::Decode,
                 error: err.clone(),
                 record: serde_json::Value::String(String::from_utf8_lossy(lines[*i]).into_owned()),
+                raw: None,
             })
             .collect();
         f.pos.line = line_no;
@@ -236,7 +237,7 @@ impl FileSource {
         self.positions.insert(f.path.to_string(), f.pos);
         let mut offsets = Offsets::default();
         offsets.0.insert(f.path.to_string(), json!({"line": f.pos.line, "byte": f.pos.byte}));
-        Some(SourceBatch { batch: decoded.batch, origins, offsets, rejected })
+        Some(SourceBatch { batch: decoded.batch, origins, offsets, rejected, raw: Vec::new() })
     }
 }
 
@@ -300,7 +301,7 @@ mod tests {
             scan_interval: std::time::Duration::from_millis(10),
         };
         let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
-        let ctx = SourceContext { name: "s".into(), schema, start, bounded, batch: BatchPolicy { max_rows: 2, ..Default::default() } };
+        let ctx = SourceContext { name: "s".into(), pipeline: "p".into(), schema, start, bounded, batch: BatchPolicy { max_rows: 2, ..Default::default() } };
         FileSource::new(cfg, ctx).unwrap()
     }
 

@@ -12,7 +12,7 @@ use arrow::error::ArrowError;
 use super::LineFormat;
 
 /// CSV dialect options.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CsvOptions {
     pub delimiter: u8,
     pub quote: u8,

@@ -2,10 +2,13 @@
 //!
 //! [`decode::LineDecoder`] turns newline-delimited JSON or CSV into batches of the
 //! declared schema with per-record error isolation; [`encode::Encoder`] turns
-//! batches into Parquet, JSON lines or CSV bytes ready to upload.
+//! batches into Parquet, JSON lines or CSV bytes ready to upload; [`record`]
+//! maps one message payload to one record and back (JSON, Kafka Connect's JSON
+//! envelope, CSV, raw bytes, Debezium JSON).
 
 pub mod decode;
 pub mod encode;
+pub mod record;
 
 use std::str::FromStr;
 

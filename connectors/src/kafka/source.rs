@@ -1,0 +1,619 @@
+//! The Kafka source: `tasks.max` consumer threads decoding into one pipeline.
+//!
+//! ```text
+//! task 0: poll ─▶ buffer ─▶ decode ─┐
+//! task 1: poll ─▶ buffer ─▶ decode ─┼─▶ channel ─▶ KafkaSource::next_batch ─▶ engine
+//!   …                               ┘
+//! engine commit ─▶ GroupCommitter ─▶ consumer.commit(owned partitions)
+//! ```
+//! Unbounded, the tasks subscribe as members of one consumer group and the
+//! rebalance callback places each assigned partition at the pipeline's durable
+//! position (else `scan.startup.mode`). Bounded (`--until-caught-up`), one task per
+//! topic assigns its partitions itself and stops when each has reached its end
+//! (librdkafka's partition-EOF event, from the fetch's high watermark).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use bytes::Bytes;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::client::{client_config, is_fatal, kafka_error};
+use super::config::{KafkaSourceConfig, Startup, Topics};
+use super::metadata::{Meta, MetaBuilder};
+use crate::api::{
+    BatchPolicy, ConnectorError, OffsetCommitter, Offsets, Progress, RawRecord, RejectedRecord, Result, RowOrigins, Source, SourceBatch,
+    SourceContext, Stage,
+};
+use crate::formats::record::RecordDecoder;
+
+/// How long metadata and offset look-ups may take before a start fails.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a task losing partitions waits for the sink to make its records durable.
+const REVOKE_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Partition = (String, i32);
+
+fn partition_key(topic: &str, partition: i32) -> String {
+    format!("{topic}/{partition}")
+}
+
+fn parse_key(key: &str) -> Option<Partition> {
+    let (t, p) = key.rsplit_once('/')?;
+    Some((t.to_string(), p.parse().ok()?))
+}
+
+/// State shared by the tasks, their rebalance callbacks and the committer.
+struct Shared {
+    /// Positions the engine has committed (durable), starting with the resume point.
+    durable: Mutex<Offsets>,
+    /// Positions after the last record each partition handed to the pipeline.
+    emitted: Mutex<Offsets>,
+    /// Set by a task that is losing partitions: asks the engine to flush the sink now.
+    flush_requested: AtomicBool,
+    /// The source is shutting down: revocations do not wait for the sink.
+    closing: AtomicBool,
+    /// Partition → the task that owns it.
+    owners: Mutex<HashMap<Partition, usize>>,
+    consumers: Mutex<Vec<Arc<BaseConsumer<TaskContext>>>>,
+    startup: Startup,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn offset_of(offsets: &Offsets, topic: &str, partition: i32) -> Option<i64> {
+    offsets.get(&partition_key(topic, partition)).and_then(serde_json::Value::as_i64)
+}
+
+/// Rebalance callbacks of one task.
+struct TaskContext {
+    task: usize,
+    shared: Arc<Shared>,
+    /// Partitions revoked since the task loop last looked (their buffered records are dropped).
+    revoked: Mutex<Vec<Partition>>,
+}
+
+impl ClientContext for TaskContext {}
+
+impl ConsumerContext for TaskContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Err(e) = place(consumer, &self.shared, tpl) {
+                    warn!(task = self.task, error = %e, "could not look up start positions; using the group's offsets");
+                }
+                let mut owners = lock(&self.shared.owners);
+                for e in tpl.elements() {
+                    owners.insert((e.topic().to_string(), e.partition()), self.task);
+                }
+                drop(owners);
+                info!(task = self.task, partitions = %describe(tpl), "partitions assigned");
+                if let Err(e) = consumer.assign(tpl) {
+                    warn!(task = self.task, error = %e, "assigning partitions failed");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let parts: Vec<Partition> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                self.hand_over(consumer, &parts);
+                if let Err(e) = consumer.unassign() {
+                    warn!(task = self.task, error = %e, "unassigning partitions failed");
+                }
+            }
+            other => {
+                warn!(task = self.task, error = ?other, "rebalance failed; giving up all partitions");
+                let owned: Vec<Partition> =
+                    lock(&self.shared.owners).iter().filter(|(_, t)| **t == self.task).map(|(p, _)| p.clone()).collect();
+                self.hand_over(consumer, &owned);
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+impl TaskContext {
+    /// Before giving partitions up: wait until what was emitted from them is durable,
+    /// commit it to the group, and tell the task loop to drop their buffered records.
+    fn hand_over(&self, consumer: &BaseConsumer<Self>, parts: &[Partition]) {
+        let caught_up = || {
+            let durable = lock(&self.shared.durable);
+            let emitted = lock(&self.shared.emitted);
+            parts.iter().all(|(t, p)| offset_of(&emitted, t, *p) <= offset_of(&durable, t, *p))
+        };
+        let deadline = Instant::now() + REVOKE_FLUSH_TIMEOUT;
+        let closing = || self.shared.closing.load(Ordering::Acquire);
+        if !caught_up() && !closing() {
+            self.shared.flush_requested.store(true, Ordering::Release);
+            while !caught_up() && Instant::now() < deadline && !closing() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if !caught_up() && !closing() {
+                warn!(task = self.task, "sink did not make revoked partitions durable in time; their new owner re-reads the rest");
+            }
+        }
+        let mut tpl = TopicPartitionList::new();
+        {
+            let durable = lock(&self.shared.durable);
+            for (t, p) in parts {
+                if let Some(o) = offset_of(&durable, t, *p) {
+                    let _ = tpl.add_partition_offset(t, *p, Offset::Offset(o));
+                }
+            }
+        }
+        if tpl.count() > 0
+            && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
+        {
+            warn!(task = self.task, error = %e, "committing revoked partitions failed; their new owner re-reads from the previous commit");
+        }
+        let mut owners = lock(&self.shared.owners);
+        for p in parts {
+            owners.remove(p);
+        }
+        drop(owners);
+        lock(&self.revoked).extend(parts.iter().cloned());
+        info!(task = self.task, partitions = %describe(&tpl), "partitions revoked");
+    }
+}
+
+fn describe(tpl: &TopicPartitionList) -> String {
+    tpl.elements().iter().map(|e| partition_key(e.topic(), e.partition())).collect::<Vec<_>>().join(",")
+}
+
+/// Sets each partition's start: the durable position, else the startup mode.
+fn place<C: ConsumerContext>(consumer: &BaseConsumer<C>, shared: &Shared, tpl: &mut TopicPartitionList) -> Result<()> {
+    let durable = lock(&shared.durable).clone();
+    let mut by_time = TopicPartitionList::new();
+    let parts: Vec<Partition> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+    for (t, p) in parts {
+        let offset = match (offset_of(&durable, &t, p), shared.startup) {
+            (Some(o), _) => Offset::Offset(o),
+            (None, Startup::Earliest) => Offset::Beginning,
+            (None, Startup::Latest) => Offset::End,
+            (None, Startup::GroupOffsets { .. }) => Offset::Stored,
+            (None, Startup::Timestamp(ts)) => {
+                let _ = by_time.add_partition_offset(&t, p, Offset::Offset(ts));
+                continue;
+            }
+        };
+        let _ = tpl.set_partition_offset(&t, p, offset);
+    }
+    if by_time.count() > 0 {
+        let found = consumer.offsets_for_times(by_time, LOOKUP_TIMEOUT).map_err(|e| kafka_error("looking up offsets for scan.startup.timestamp.millis", e))?;
+        for e in found.elements() {
+            // No record at or after the time: start at the end.
+            let o = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::End,
+            };
+            let _ = tpl.set_partition_offset(e.topic(), e.partition(), o);
+        }
+    }
+    Ok(())
+}
+
+/// Commits the engine's durable positions to the consumer group.
+pub(crate) struct GroupCommitter {
+    shared: Arc<Shared>,
+}
+
+impl OffsetCommitter for GroupCommitter {
+    fn commit(&self, offsets: &Offsets, sync: bool) {
+        lock(&self.shared.durable).merge(offsets);
+        let consumers = lock(&self.shared.consumers).clone();
+        let owners = lock(&self.shared.owners).clone();
+        let mut per_task: BTreeMap<usize, TopicPartitionList> = BTreeMap::new();
+        for (key, v) in &offsets.0 {
+            let (Some((t, p)), Some(o)) = (parse_key(key), v.as_i64()) else { continue };
+            // Partitions no task owns now were committed when they were revoked.
+            let Some(task) = owners.get(&(t.clone(), p)) else { continue };
+            let _ = per_task.entry(*task).or_default().add_partition_offset(&t, p, Offset::Offset(o));
+        }
+        for (task, tpl) in per_task {
+            if let Some(c) = consumers.get(task)
+                && let Err(e) = c.commit(&tpl, if sync { CommitMode::Sync } else { CommitMode::Async })
+            {
+                warn!(task, error = %e, "committing offsets to the consumer group failed; the next commit retries");
+            }
+        }
+    }
+
+    fn flush_requested(&self) -> bool {
+        self.shared.flush_requested.swap(false, Ordering::AcqRel)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl GroupCommitter {
+    /// The consumer group's identity, for offsets sent inside a producer transaction.
+    pub(crate) fn group_metadata(&self) -> Result<rdkafka::consumer::ConsumerGroupMetadata> {
+        let consumers = lock(&self.shared.consumers);
+        if consumers.len() != 1 {
+            return Err(ConnectorError::Config(format!(
+                "exactly-once needs a Kafka source with tasks.max = 1 (it has {}): one transaction carries one consumer's offsets",
+                consumers.len()
+            )));
+        }
+        consumers[0].group_metadata().ok_or_else(|| ConnectorError::Internal("the Kafka consumer has no group metadata".into()))
+    }
+}
+
+pub(crate) struct KafkaSource {
+    rx: mpsc::Receiver<Result<SourceBatch>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    read: Arc<AtomicU64>,
+}
+
+impl KafkaSource {
+    pub(crate) fn start(config: KafkaSourceConfig, ctx: SourceContext) -> Result<Self> {
+        let group = config.group_id.clone().unwrap_or_else(|| format!("quiver-{}", ctx.pipeline));
+        let start = ctx.start.clone().unwrap_or_default();
+        let shared = Arc::new(Shared {
+            durable: Mutex::new(start),
+            emitted: Mutex::new(Offsets::default()),
+            flush_requested: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            owners: Mutex::new(HashMap::new()),
+            consumers: Mutex::new(Vec::new()),
+            startup: config.startup,
+        });
+        // Bounded: one task per topic, each assigning its topic's partitions itself, so a
+        // partition-EOF event (which names only the partition number) is unambiguous.
+        let bounded_topics = if ctx.bounded { Some(resolve_topics(&config)?) } else { None };
+        let tasks = bounded_topics.as_ref().map_or(config.tasks, Vec::len);
+        let (tx, rx) = mpsc::channel(2 * tasks.max(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let read = Arc::new(AtomicU64::new(0));
+        let mut threads = Vec::with_capacity(tasks);
+        for task in 0..tasks {
+            let tctx = TaskContext { task, shared: Arc::clone(&shared), revoked: Mutex::new(Vec::new()) };
+            let mut cc = client_config(&config.bootstrap, &format!("quiver-{}-{task}", ctx.pipeline), &config.properties);
+            cc.set("group.id", &group)
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .set("enable.partition.eof", if ctx.bounded { "true" } else { "false" })
+                .set("auto.offset.reset", match config.startup {
+                    Startup::GroupOffsets { fallback_latest: true } | Startup::Latest => "latest",
+                    _ => "earliest",
+                });
+            let consumer: BaseConsumer<TaskContext> =
+                cc.create_with_context(tctx).map_err(|e| kafka_error(format!("creating Kafka consumer for {}", config.bootstrap), e))?;
+            let consumer = Arc::new(consumer);
+            let end = match &bounded_topics {
+                Some(topics) => Some(assign_topic(&consumer, task, &topics[task], &shared)?),
+                None => {
+                    let topics: Vec<String> = match &config.topics {
+                        Topics::Names(n) => n.clone(),
+                        Topics::Pattern(p) => vec![if p.starts_with('^') { p.clone() } else { format!("^{p}") }],
+                    };
+                    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+                    consumer.subscribe(&refs).map_err(|e| kafka_error(format!("subscribing to {}", topics.join(",")), e))?;
+                    None
+                }
+            };
+            lock(&shared.consumers).push(Arc::clone(&consumer));
+            let worker = Task {
+                task,
+                consumer,
+                decoder: RecordDecoder::new(config.format, Arc::clone(&config.value_schema), ctx.batch.max_rows),
+                schema: Arc::clone(&ctx.schema),
+                config: config.clone(),
+                source: ctx.name.clone(),
+                policy: ctx.batch,
+                tx: tx.clone(),
+                stop: Arc::clone(&stop),
+                read: Arc::clone(&read),
+                shared: Arc::clone(&shared),
+                end,
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("kafka-{}-{task}", ctx.name))
+                .spawn(move || worker.run())
+                .map_err(|e| ConnectorError::io("starting a Kafka consumer thread", e))?;
+            threads.push(handle);
+        }
+        info!(source = %ctx.name, group = %group, tasks, bounded = ctx.bounded, "Kafka source started");
+        Ok(Self { rx, stop, threads, shared, read })
+    }
+}
+
+/// Bounded mode: the topics to read, with their partition counts.
+fn resolve_topics(config: &KafkaSourceConfig) -> Result<Vec<(String, i32)>> {
+    let probe: BaseConsumer = client_config(&config.bootstrap, "quiver-metadata", &config.properties)
+        .create()
+        .map_err(|e| kafka_error(format!("creating Kafka client for {}", config.bootstrap), e))?;
+    let metadata = probe.fetch_metadata(None, LOOKUP_TIMEOUT).map_err(|e| kafka_error(format!("reading topic metadata from {}", config.bootstrap), e))?;
+    let found: Vec<(String, i32)> = metadata.topics().iter().map(|t| (t.name().to_string(), t.partitions().len() as i32)).collect();
+    match &config.topics {
+        Topics::Names(names) => names
+            .iter()
+            .map(|n| match found.iter().find(|(t, p)| t == n && *p > 0) {
+                Some(t) => Ok(t.clone()),
+                None => Err(ConnectorError::Config(format!("topic '{n}' does not exist on {}", config.bootstrap))),
+            })
+            .collect(),
+        Topics::Pattern(p) => {
+            let re = regex::Regex::new(&format!("^(?:{})$", p.trim_start_matches('^').trim_end_matches('$')))
+                .map_err(|e| ConnectorError::option(super::TOPIC_PATTERN.key, e.to_string()))?;
+            Ok(found.into_iter().filter(|(t, n)| *n > 0 && re.is_match(t)).collect())
+        }
+    }
+}
+
+/// Bounded mode: assigns every partition of one topic at its start position and
+/// returns the partitions still to read to their end.
+fn assign_topic(consumer: &BaseConsumer<TaskContext>, task: usize, (topic, partitions): &(String, i32), shared: &Shared) -> Result<BTreeSet<i32>> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_range(topic, 0, partitions - 1);
+    place(consumer, shared, &mut tpl)?;
+    // Stored offsets must be resolved here: there is no group assignment to do it.
+    let stored: Vec<i32> = tpl.elements().iter().filter(|e| e.offset() == Offset::Stored).map(|e| e.partition()).collect();
+    if !stored.is_empty() {
+        let committed = consumer.committed(LOOKUP_TIMEOUT).ok();
+        let fallback = if matches!(shared.startup, Startup::GroupOffsets { fallback_latest: true }) { Offset::End } else { Offset::Beginning };
+        for p in stored {
+            let o = committed.as_ref().and_then(|c| c.find_partition(topic, p)).map(|e| e.offset()).filter(|o| matches!(o, Offset::Offset(_))).unwrap_or(fallback);
+            let _ = tpl.set_partition_offset(topic, p, o);
+        }
+    }
+    let mut owners = lock(&shared.owners);
+    for p in 0..*partitions {
+        owners.insert((topic.clone(), p), task);
+    }
+    drop(owners);
+    consumer.assign(&tpl).map_err(|e| kafka_error(format!("assigning the partitions of {topic}"), e))?;
+    Ok((0..*partitions).collect())
+}
+
+#[async_trait]
+impl Source for KafkaSource {
+    async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
+        // Cancel-safe: receiving from a channel loses nothing when dropped.
+        match self.rx.recv().await {
+            Some(r) => r.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        Progress { done: self.read.load(Ordering::Relaxed), total: None }
+    }
+
+    fn committer(&self) -> Option<Arc<dyn OffsetCommitter>> {
+        Some(Arc::new(GroupCommitter { shared: Arc::clone(&self.shared) }))
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.shared.closing.store(true, Ordering::Release);
+        self.rx.close();
+        for t in self.threads.drain(..) {
+            // The threads notice `stop` within one poll interval (100 ms).
+            let _ = t.join();
+        }
+        // The consumers stay open while the engine holds the committer, so the final
+        // commit after the sink's last flush still reaches the group.
+    }
+}
+
+/// One message as buffered by a task.
+struct Buffered {
+    partition: usize,
+    offset: i64,
+    timestamp: Option<i64>,
+    key: Option<std::ops::Range<usize>>,
+    value: Option<std::ops::Range<usize>>,
+    headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// One consumer thread.
+struct Task {
+    task: usize,
+    consumer: Arc<BaseConsumer<TaskContext>>,
+    decoder: RecordDecoder,
+    schema: SchemaRef,
+    config: KafkaSourceConfig,
+    source: String,
+    policy: BatchPolicy,
+    tx: mpsc::Sender<Result<SourceBatch>>,
+    stop: Arc<AtomicBool>,
+    read: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+    /// Bounded mode: partitions of this task's topic not yet read to their end.
+    end: Option<BTreeSet<i32>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    names: Vec<(Partition, Arc<str>)>,
+    keys: Vec<u8>,
+    values: Vec<u8>,
+    messages: Vec<Buffered>,
+    first: Option<Instant>,
+}
+
+impl Task {
+    fn run(mut self) {
+        let mut pending = Pending::default();
+        let mut last_warning: Option<Instant> = None;
+        let consumer = Arc::clone(&self.consumer);
+        loop {
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let wait = match pending.first {
+                Some(t) => self.policy.linger.saturating_sub(t.elapsed()).min(Duration::from_millis(100)),
+                None => Duration::from_millis(100),
+            };
+            match consumer.poll(wait) {
+                None => {}
+                Some(Ok(m)) => self.buffer(&mut pending, &m),
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    // The fetch reached the partition's high watermark: read to its end.
+                    if let Some(end) = self.end.as_mut() {
+                        end.remove(&p);
+                    }
+                }
+                Some(Err(e)) if is_fatal(&e) => {
+                    let _ = self.tx.blocking_send(Err(kafka_error(format!("Kafka consumer (task {})", self.task), e)));
+                    return;
+                }
+                // Transient: librdkafka reconnects and retries by itself.
+                Some(Err(e)) if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) => {
+                    warn!(source = %self.source, task = self.task, error = %e, "Kafka consumer error; retrying");
+                    last_warning = Some(Instant::now());
+                }
+                Some(Err(_)) => {}
+            }
+            self.drop_revoked(&mut pending);
+            let full = pending.messages.len() >= self.policy.max_rows || pending.values.len() >= self.policy.max_bytes;
+            let lingered = pending.first.is_some_and(|t| t.elapsed() >= self.policy.linger);
+            let done = self.end.as_ref().is_some_and(BTreeSet::is_empty);
+            if (full || lingered || done) && !pending.messages.is_empty() {
+                let batch = self.emit(std::mem::take(&mut pending));
+                pending.names = batch.1;
+                if self.tx.blocking_send(batch.0).is_err() {
+                    return;
+                }
+            }
+            if done {
+                return;
+            }
+        }
+    }
+
+    fn buffer(&mut self, pending: &mut Pending, m: &rdkafka::message::BorrowedMessage<'_>) {
+        let key = (m.topic().to_string(), m.partition());
+        let partition = match pending.names.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                let name: Arc<str> = Arc::from(partition_key(&key.0, key.1));
+                pending.names.push((key, name));
+                pending.names.len() - 1
+            }
+        };
+        let range = |buf: &mut Vec<u8>, bytes: Option<&[u8]>| {
+            bytes.map(|b| {
+                let start = buf.len();
+                buf.extend_from_slice(b);
+                start..buf.len()
+            })
+        };
+        let headers = m
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(Bytes::copy_from_slice))).collect())
+            .unwrap_or_default();
+        let b = Buffered {
+            partition,
+            offset: m.offset(),
+            timestamp: m.timestamp().to_millis(),
+            key: range(&mut pending.keys, m.key()),
+            value: range(&mut pending.values, m.payload()),
+            headers,
+        };
+        pending.messages.push(b);
+        pending.first.get_or_insert_with(Instant::now);
+    }
+
+    fn drop_revoked(&self, pending: &mut Pending) {
+        let revoked = std::mem::take(&mut *lock(&self.consumer.context().revoked));
+        if revoked.is_empty() {
+            return;
+        }
+        let gone: BTreeSet<usize> = pending.names.iter().enumerate().filter(|(_, (k, _))| revoked.contains(k)).map(|(i, _)| i).collect();
+        if !gone.is_empty() {
+            let before = pending.messages.len();
+            pending.messages.retain(|m| !gone.contains(&m.partition));
+            debug!(task = self.task, dropped = before - pending.messages.len(), "dropped buffered records of revoked partitions");
+        }
+    }
+
+    /// Decodes a buffer into a batch; returns the partition names for reuse.
+    fn emit(&mut self, pending: Pending) -> (Result<SourceBatch>, Vec<(Partition, Arc<str>)>) {
+        let Pending { names, keys, values, messages, .. } = pending;
+        let keys = Bytes::from(keys);
+        let values = Bytes::from(values);
+        let slice = |buf: &Bytes, r: &Option<std::ops::Range<usize>>| r.as_ref().map(|r| buf.slice(r.clone()));
+        let payloads: Vec<Option<&[u8]>> = messages.iter().map(|m| m.value.as_ref().map(|r| &values[r.clone()])).collect();
+        let decoded = self.decoder.decode(&payloads);
+        let mut offsets = Offsets::default();
+        let mut emitted = lock(&self.shared.emitted);
+        for m in &messages {
+            let v = serde_json::Value::from(m.offset + 1);
+            offsets.0.insert(names[m.partition].1.to_string(), v.clone());
+            emitted.0.insert(names[m.partition].1.to_string(), v);
+        }
+        drop(emitted);
+        let raw_of = |m: &Buffered| RawRecord {
+            key: slice(&keys, &m.key),
+            value: slice(&values, &m.value),
+            headers: m.headers.clone(),
+            timestamp: m.timestamp,
+        };
+        let mut rejected: Vec<RejectedRecord> = Vec::new();
+        let reject = |m: &Buffered, error: String| RejectedRecord {
+            source: self.source.clone(),
+            partition: names[m.partition].1.to_string(),
+            position: m.offset,
+            stage: Stage::Decode,
+            error,
+            record: serde_json::Value::String(m.value.as_ref().map(|r| String::from_utf8_lossy(&values[r.clone()]).into_owned()).unwrap_or_default()),
+            raw: Some(raw_of(m)),
+        };
+        for (i, e) in &decoded.bad {
+            rejected.push(reject(&messages[*i], e.clone()));
+        }
+        let mut meta = MetaBuilder::new(self.config.key_format, decoded.good.len());
+        let mut rows: Vec<u32> = Vec::with_capacity(decoded.good.len());
+        let mut origins = RowOrigins::with_capacity(decoded.good.len());
+        let mut raw = Vec::with_capacity(decoded.good.len());
+        for (row, &i) in decoded.good.iter().enumerate() {
+            let m = &messages[i];
+            let key = m.key.as_ref().map(|r| &keys[r.clone()]);
+            if let Err(e) = meta.check_key(key) {
+                rejected.push(reject(m, e));
+                continue;
+            }
+            meta.push(&Meta { key, topic: &names[m.partition].0.0, partition: names[m.partition].0.1, offset: m.offset, timestamp: m.timestamp, headers: &m.headers });
+            rows.push(row as u32);
+            origins.push(&names[m.partition].1, m.offset);
+            raw.push(raw_of(m));
+        }
+        self.read.fetch_add(messages.len() as u64, Ordering::Relaxed);
+        let mut columns: Vec<ArrayRef> = decoded.batch.columns().to_vec();
+        if rows.len() != decoded.batch.num_rows() {
+            let idx = UInt32Array::from(rows);
+            columns = match columns.iter().map(|c| take(c, &idx, None)).collect::<std::result::Result<Vec<_>, _>>() {
+                Ok(c) => c,
+                Err(e) => return (Err(ConnectorError::arrow("dropping records with bad keys", e)), names),
+            };
+        }
+        columns.extend(meta.finish());
+        let batch = match RecordBatch::try_new(Arc::clone(&self.schema), columns) {
+            Ok(b) => b,
+            Err(e) => return (Err(ConnectorError::arrow("assembling Kafka rows", e)), names),
+        };
+        rejected.sort_by_key(|r| r.position);
+        (Ok(SourceBatch { batch, origins, offsets, rejected, raw }), names)
+    }
+}

@@ -1,0 +1,115 @@
+"""Kafka -> filter + project -> Parquet zstd, beside a bare rdkafka consumer and file -> Parquet.
+
+One Tansu broker (in-memory storage) pinned to CPU 1 holds one single-partition topic of
+--rows JSON records. Every measured process is pinned to CPU 0:
+  - drain:  a bare rdkafka consumer (tests/bin/kafka_bench.rs) reading the topic to its end;
+  - quiver kafka -> parquet: the same filter + project as the foundation benchmark;
+  - quiver file -> parquet: the foundation benchmark's pipeline on the same records.
+Reported: median wall time of --runs, records/s, MB/s, CPU seconds per million records
+and peak RSS (os.wait4).
+"""
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from bench import make_input, measure  # noqa: E402
+
+PORT = 29092
+PIPELINE = (
+    "CREATE SOURCE events (id BIGINT NOT NULL, customer TEXT, email TEXT, country TEXT, amount DOUBLE, "
+    "quantity INT, status TEXT, ts TIMESTAMP, note TEXT) WITH ({source}, batch.size = '16384');\n"
+    "CREATE SINK out WITH (connector = 'filesystem', path = '{out}', format = 'parquet', "
+    "'rollover.rows' = '100000000', 'rollover.bytes' = '100GB') AS "
+    "SELECT id, customer, country, amount, ts, status FROM events WHERE amount > 0;\n"
+)
+
+
+def wait_port(port, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quiver", required=True)
+    ap.add_argument("--kafka-bench", required=True)
+    ap.add_argument("--tansu", required=True)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workdir", default="/tmp/quiver-bench")
+    args = ap.parse_args()
+    os.makedirs(args.workdir, exist_ok=True)
+    inp = os.path.join(args.workdir, f"events-{args.rows}.jsonl")
+    if not os.path.exists(inp):
+        make_input(inp, args.rows)
+    mb = os.path.getsize(inp) / 1e6
+    bootstrap = f"127.0.0.1:{PORT}"
+    broker = subprocess.Popen(
+        ["taskset", "-c", "1", args.tansu, "broker", "--listener-url", f"tcp://{bootstrap}",
+         "--advertised-listener-url", f"tcp://{bootstrap}", "--storage-engine", "memory://tansu/"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(PORT)
+        topic = f"bench-{os.getpid()}"
+        subprocess.run([args.tansu, "topic", "create", "--broker", f"tcp://{bootstrap}", "--partitions", "1", topic],
+                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([args.kafka_bench, "produce", bootstrap, topic, inp], check=True)
+        results = []
+
+        def run(name, build):
+            walls, cpus, rss = [], [], 0
+            for i in range(args.runs):
+                out = tempfile.mkdtemp(prefix="quiver-kbench-")
+                cmd, env = build(out, i)
+                wall, cpu, peak = measure(cmd, env=dict(os.environ, **env), one_core=True)
+                walls.append(wall)
+                cpus.append(cpu)
+                rss = max(rss, peak)
+                shutil.rmtree(out)
+            results.append((name, statistics.median(walls), statistics.median(cpus), rss, walls))
+
+        def quiver(source):
+            def build(out, i):
+                sql = os.path.join(out, "p.sql")
+                with open(sql, "w") as f:
+                    f.write(PIPELINE.format(source=source.format(run=f"{os.getpid()}-{i}"), out=out + "/data"))
+                return [args.quiver, "run", sql, "--until-caught-up", "--state-dir", out + "/state"], {"QUIVER_LOG": "error"}
+            return build
+
+        run("bare rdkafka consumer (drain)", lambda out, i: ([args.kafka_bench, "drain", bootstrap, topic, str(args.rows)], {}))
+        run("quiver kafka → parquet", quiver(
+            f"connector = 'kafka', 'bootstrap.servers' = '{bootstrap}', topic = '{topic}', "
+            "'group.id' = 'bench-{run}', 'scan.startup.mode' = 'earliest'"))
+        run("quiver file → parquet", quiver(f"connector = 'file', path = '{inp}', format = 'json'"))
+    finally:
+        broker.terminate()
+        broker.wait()
+
+    print(f"# {args.rows:,} JSON records ({mb:.0f} MB, {mb * 1e6 / args.rows:.0f} B/record), one partition on Tansu; "
+          f"each process on 1 core; median of {args.runs}\n")
+    print("| pipeline | median wall s | records/s | MB/s | CPU s per 1M records | peak RSS MiB | runs (s) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, wall, cpu, rss, walls in results:
+        print(f"| {name} | {wall:.2f} | {args.rows / wall:,.0f} | {mb / wall:.0f} | {cpu / args.rows * 1e6:.2f} | "
+              f"{rss / 2**20:.0f} | {', '.join(f'{w:.2f}' for w in walls)} |")
+    by = {r[0]: r[1] for r in results}
+    floor = max(by["bare rdkafka consumer (drain)"], by["quiver file → parquet"])
+    print(f"\n- quiver kafka → parquet vs the lower of (drain, file → parquet): "
+          f"**{floor / by['quiver kafka → parquet']:.2f}×** (target ≥ 0.8×)")
+
+
+if __name__ == "__main__":
+    main()
