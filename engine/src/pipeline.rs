@@ -157,6 +157,7 @@ pub(crate) async fn run(spec: Arc<PipelineSpec>, store: Arc<StateStore>, stats: 
         dlq: None,
         dlq_topic: None,
         committer: None,
+        commit_upstream: true,
         pending: VecDeque::new(),
         committed: Offsets::default(),
         read: Offsets::default(),
@@ -183,6 +184,8 @@ struct Runner {
     dlq_topic: Option<DeadLetterTopic>,
     /// The source's upstream commit hook (Kafka consumer groups).
     committer: Option<Arc<dyn OffsetCommitter>>,
+    /// False when the sink commits source offsets itself (Kafka exactly-once).
+    commit_upstream: bool,
     /// Batches written but not yet durable: (seq, offsets after the batch).
     pending: VecDeque<(u64, Offsets)>,
     committed: Offsets,
@@ -227,7 +230,10 @@ impl Runner {
         let mut sink = spec.connector.build_sink(&spec.config, sink_ctx).await.map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
         self.committer = source.committer();
         if let Some(c) = &self.committer {
-            sink.attach_source(c).map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
+            let sink_commits = sink.attach_source(c).map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
+            // Offsets travel inside the sink's transactions: committing them again outside
+            // could move the group ahead of an aborted transaction.
+            self.commit_upstream = !sink_commits;
         }
         if let Some(dir) = &spec.errors.dlq_path {
             self.dlq = Some(DeadLetterQueue::open(dir, &spec.name).map_err(|e| format!("dead-letter queue {dir}: {e}"))?);
@@ -434,7 +440,7 @@ impl Runner {
         }
         if !self.committed.is_empty() {
             self.store.commit_offsets(&self.spec.name, &self.committed).map_err(|e| e.to_string())?;
-            if let Some(c) = &self.committer {
+            if let Some(c) = self.committer.as_ref().filter(|_| self.commit_upstream) {
                 c.commit(&self.committed, force);
             }
         }

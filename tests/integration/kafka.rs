@@ -47,14 +47,15 @@ async fn json_to_parquet_with_metadata_dead_letter_topic_and_group_offsets() {
          CREATE SINK lake WITH (connector = 'filesystem', path = '{}', format = 'parquet',
              'errors.tolerance' = 'all', 'errors.deadletterqueue.topic.name' = '{dlq}',
              'errors.deadletterqueue.context.headers.enable' = 'true')
-           AS SELECT id, name, amount * 2 AS doubled, _key AS k, _topic AS t, _partition AS p, _offset AS o, _headers['origin'] AS origin
+           AS SELECT id, name, amount * 2 AS doubled, _key AS k, _topic AS t, _partition AS p, _offset AS o, _headers['origin'] AS origin,
+                     100 / (id - 44) AS inverse
               FROM orders WHERE id % 2 = 0;",
         out.display()
     );
     let status = run_bounded(&dir.path().join("state"), &sql).await;
     assert_eq!(status[0].state.to_string(), "FINISHED", "{:?}", status[0].error);
     assert_eq!(status[0].rows_in, 300);
-    assert_eq!(status[0].rows_errored, 2);
+    assert_eq!(status[0].rows_errored, 3, "two records that do not decode, one the SELECT cannot evaluate");
 
     let batches: Vec<RecordBatch> = read_parquet(&out).into_iter().flat_map(|(_, b)| b).collect();
     let mut rows: BTreeMap<i64, Row> = BTreeMap::new();
@@ -80,7 +81,7 @@ async fn json_to_parquet_with_metadata_dead_letter_topic_and_group_offsets() {
             assert!(rows.insert(id.value(r), row).is_none(), "id {} written twice", id.value(r));
         }
     }
-    let expected: BTreeSet<i64> = (0..300).filter(|i| i % 2 == 0 && *i != 10 && *i != 20).collect();
+    let expected: BTreeSet<i64> = (0..300).filter(|i| i % 2 == 0 && ![10, 20, 44].contains(i)).collect();
     assert_eq!(rows.keys().copied().collect::<BTreeSet<_>>(), expected);
     let r = &rows[&42];
     assert_eq!((r.name.as_deref(), r.doubled, r.key.as_str(), r.topic.as_str(), r.partition), (Some("n42"), Some(85.0), "k42", topic.as_str(), 0));
@@ -90,9 +91,9 @@ async fn json_to_parquet_with_metadata_dead_letter_topic_and_group_offsets() {
     assert_eq!(rows[&30].origin.as_deref(), Some("web"));
     assert_eq!(rows[&0].origin, None);
 
-    // The two bad records reached the dead-letter topic untouched, with context headers.
-    let dead = consume(&b, &dlq, 2, Duration::from_secs(20));
-    assert_eq!(dead.len(), 2, "{dead:?}");
+    // The three bad records reached the dead-letter topic untouched, with context headers.
+    let dead = consume(&b, &dlq, 3, Duration::from_secs(20));
+    assert_eq!(dead.len(), 3, "{dead:?}");
     let broken = dead.iter().find(|d| d.key_text() == "bad-1").expect("the broken JSON record");
     assert_eq!(broken.value.as_deref(), Some(&b"{broken"[..]));
     assert_eq!(broken.headers["trace"], "t-1", "original headers are kept");
@@ -104,6 +105,10 @@ async fn json_to_parquet_with_metadata_dead_letter_topic_and_group_offsets() {
     assert!(broken.headers["__connect.errors.exception.message"].contains("JSON"), "{:?}", broken.headers);
     let wrong = dead.iter().find(|d| d.key_text() == "bad-2").expect("the wrong-type record");
     assert_eq!(wrong.headers["__connect.errors.offset"], "6");
+    let divide = dead.iter().find(|d| d.key_text() == "k44").expect("the record the SELECT failed on");
+    assert_eq!(divide.value, order(44).value, "the original value bytes, not the decoded row");
+    assert_eq!(divide.headers["__connect.errors.stage"], "TRANSFORMATION");
+    assert!(divide.headers["__connect.errors.exception.message"].contains("ivide by zero"), "{:?}", divide.headers);
 
     // Offsets reached the consumer group only after the files were durable: all 100 per partition.
     let group = committed(&b, "quiver-lake", &topic, 3);
@@ -348,4 +353,121 @@ fn two_tasks_split_the_partitions_and_a_rebalance_loses_nothing() {
     assert!(logs_c.contains("partitions assigned"), "process c got partitions: {logs_c}");
     let from_c = count_by_id(&read_jsonl(&out_c, ".jsonl"), "id");
     assert!(from_c.keys().any(|id| *id >= 4_000), "process c read part of the second wave");
+}
+
+/// Exactly-once into Kafka. Tansu (like the mock) does not hide aborted
+/// transactions from read_committed readers, so what is checked is what can be:
+/// the transactional flow completes, the consumed offsets reach the group only
+/// through the producer's transaction (the engine does not commit them itself),
+/// and a second instance with the same transactional id fences the first.
+#[tokio::test(flavor = "multi_thread")]
+async fn exactly_once_commits_offsets_in_the_transaction_and_a_second_instance_fences_the_first() {
+    let b = broker();
+    let (input, output, group, prefix) = (unique("eos-in"), unique("eos-out"), unique("eos-group"), unique("eos-tx"));
+    create_topic(&b, &input, 1).await;
+    create_topic(&b, &output, 1).await;
+    produce(&b, &input, &(0..500).map(order).collect::<Vec<_>>());
+    let dir = tempfile::tempdir().unwrap();
+    let sql = format!(
+        "CREATE SOURCE orders (id BIGINT NOT NULL, name TEXT) WITH (connector = 'kafka', 'bootstrap.servers' = '{b}', topic = '{input}', 'group.id' = '{group}');
+         CREATE SINK copy WITH (connector = 'kafka', 'bootstrap.servers' = '{b}', topic = '{output}',
+             'sink.delivery.guarantee' = 'exactly-once', 'transactional.id.prefix' = '{prefix}')
+           AS SELECT id, name FROM orders;"
+    );
+    let status = run_bounded(&dir.path().join("state"), &sql).await;
+    assert_eq!(status[0].state.to_string(), "FINISHED", "{:?}", status[0].error);
+    let got = tokio::task::block_in_place(|| consume(&b, &output, 500, Duration::from_secs(20)));
+    assert_eq!(got.iter().map(|g| g.json()["id"].as_i64().unwrap()).collect::<BTreeSet<_>>(), (0..500).collect());
+    assert_eq!(committed(&b, &group, &input, 1), BTreeMap::from([(0, 500)]), "offsets committed by the transaction");
+
+    // A second producer with the same transactional id takes over; the first one's
+    // next transaction is fenced and its pipeline fails, saying so.
+    let engine = std::sync::Arc::new(quiver_engine::Engine::open(&dir.path().join("state2"), quiver_engine::EngineOptions::default()).unwrap());
+    let sql = sql.replace("CREATE SINK copy", "CREATE SINK copy2").replace(&format!("'{prefix}'"), &format!("'{prefix}-live'"));
+    let (stmts, _) = quiver_sql::parse(&sql);
+    for s in &stmts {
+        engine.execute(s).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let zombie_killer: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &b)
+        .set("transactional.id", format!("{prefix}-live-0"))
+        .create()
+        .unwrap();
+    tokio::task::block_in_place(|| rdkafka::producer::Producer::init_transactions(&zombie_killer, Duration::from_secs(20))).unwrap();
+    produce(&b, &input, &(500..600).map(order).collect::<Vec<_>>());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let s = engine.status("copy2").unwrap();
+        if s.state.to_string() == "FAILED" || std::time::Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status.state.to_string(), "FAILED", "the fenced pipeline stops");
+    let error = status.error.unwrap_or_default().to_lowercase();
+    assert!(error.contains("fenced") || error.contains("epoch"), "{error}");
+}
+
+/// Parses `rows in N, rows out M, filtered F, dead-lettered D` of one sink's summary.
+fn summary_counts(stdout: &str, sink: &str) -> [u64; 4] {
+    let block = stdout.split(&format!("sink '{sink}'")).nth(1).unwrap_or_else(|| panic!("no summary for {sink}: {stdout}"));
+    let line = block.lines().find(|l| l.trim_start().starts_with("rows in")).expect("counts line");
+    let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).take(4).map(|s| s.parse().unwrap()).collect();
+    [nums[0], nums[1], nums[2], nums[3]]
+}
+
+/// The README's Kafka example, run as a user runs it: `quiver dev kafka` in one
+/// process, the example in another, stopped with SIGTERM and resumed.
+#[test]
+fn the_kafka_example_runs_against_quiver_dev_kafka() {
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap_file = dir.path().join("bootstrap");
+    let mut dev = quiver()
+        .args(["dev", "kafka", "--topic", "orders:3", "--topic", "orders_dlq", "--bootstrap-file", bootstrap_file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !bootstrap_file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bootstrap = std::fs::read_to_string(&bootstrap_file).expect("dev kafka wrote its address").trim().to_string();
+    let lake = dir.path().join("lake");
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/kafka_orders.sql")).unwrap();
+    let file = dir.path().join("kafka_orders.sql");
+    std::fs::write(&file, example.replace("/tmp/quiver-kafka/lake", lake.to_str().unwrap())).unwrap();
+    let state = dir.path().join("state");
+    let args = ["run", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+
+    let run = quiver().env("KAFKA_BOOTSTRAP", &bootstrap).args(args).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(13));
+    let _ = std::process::Command::new("kill").args(["-TERM", &run.id().to_string()]).status();
+    let first = run.wait_with_output().unwrap();
+    let first_out = text(&first.stdout);
+    assert!(first.status.success(), "{first_out}\n{}", text(&first.stderr));
+    assert_eq!(summary_counts(&first_out, "publish")[1], 50_000, "the producer pipeline published everything: {first_out}");
+
+    // Resume and read the rest of the topic.
+    let mut args2 = args.to_vec();
+    args2.push("--until-caught-up");
+    let second = quiver().env("KAFKA_BOOTSTRAP", &bootstrap).args(&args2).output().unwrap();
+    let second_out = text(&second.stdout);
+    assert!(second.status.success(), "{second_out}\n{}", text(&second.stderr));
+    let _ = dev.kill();
+    let _ = dev.wait();
+
+    let [in1, out1, filtered1, dead1] = summary_counts(&first_out, "lake");
+    let [in2, out2, filtered2, dead2] = summary_counts(&second_out, "lake");
+    let batches: Vec<RecordBatch> = read_parquet(&lake).into_iter().flat_map(|(_, b)| b).collect();
+    let mut ids = BTreeSet::new();
+    for b in &batches {
+        let amount = b.column_by_name("amount").unwrap().as_primitive::<Float64Type>();
+        assert!(amount.iter().all(|a| a.is_some_and(|a| a > 10.0)), "the WHERE clause held");
+        assert!(b.column_by_name("kafka_offset").is_some() && b.column_by_name("published_at").is_some());
+        ids.extend(b.column_by_name("id").unwrap().as_primitive::<Int64Type>().iter().flatten());
+    }
+    assert_eq!((dead1, dead2), (0, 0));
+    assert_eq!(ids.len() as u64 + filtered1 + filtered2, 50_000, "every published record was read once: {first_out}\n{second_out}");
+    assert!(in1 + in2 >= 50_000 && out1 + out2 >= ids.len() as u64);
 }

@@ -58,9 +58,10 @@ pub trait Sink: Send {
     /// Transactional sinks commit them with the data (Kafka exactly-once).
     fn source_offsets(&mut self, _seq: u64, _offsets: &Offsets) {}
 
-    /// Called once before the first write with the source's upstream committer,
-    /// for sinks that commit source offsets themselves.
-    fn attach_source(&mut self, _committer: &Arc<dyn OffsetCommitter>) -> Result<()> {
-        Ok(())
+    /// Called once before the first write with the source's upstream committer.
+    /// Returns true when the sink commits the source's offsets itself (inside its
+    /// transactions), so the engine must not commit them upstream separately.
+    fn attach_source(&mut self, _committer: &Arc<dyn OffsetCommitter>) -> Result<bool> {
+        Ok(false)
     }
 }

@@ -176,6 +176,16 @@ impl KafkaSink {
     }
 
     fn check_failure(&self) -> Result<()> {
+        // A fatal error (fenced by a newer instance, idempotence broken) explains the
+        // purged deliveries that follow it, so it is reported first.
+        if let Some((code, reason)) = self.producer.client().fatal_error() {
+            let hint = if matches!(code, RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch) {
+                " (another instance with the same transactional id took over)"
+            } else {
+                ""
+            };
+            return Err(ConnectorError::Config(format!("Kafka sink '{}': fatal producer error: {reason}{hint}", self.name)));
+        }
         match lock(&self.tracker).failure.clone() {
             Some(f) => Err(ConnectorError::Config(format!("Kafka sink '{}': {f}", self.name))),
             None => Ok(()),
@@ -439,16 +449,16 @@ impl Sink for KafkaSink {
         }
     }
 
-    fn attach_source(&mut self, committer: &Arc<dyn OffsetCommitter>) -> Result<()> {
-        let Some(txn) = self.txn.as_mut() else { return Ok(()) };
+    fn attach_source(&mut self, committer: &Arc<dyn OffsetCommitter>) -> Result<bool> {
+        let Some(txn) = self.txn.as_mut() else { return Ok(false) };
         let Some(group) = committer.as_any().downcast_ref::<super::source::GroupCommitter>() else {
             warn!(sink = %self.name, "exactly-once: the source is not Kafka, so only the output is transactional");
-            return Ok(());
+            return Ok(false);
         };
         // Fails early when the source cannot give one consumer's identity (tasks.max > 1).
         group.group_metadata()?;
         txn.source = Some(Arc::clone(committer));
-        Ok(())
+        Ok(true)
     }
 }
 
