@@ -5,6 +5,7 @@
 //! target: rows and values read back from Parquet/JSON files, dead-letter
 //! records, offsets, exit codes and error text.
 
+mod avro;
 mod cli;
 mod console;
 mod crash;

@@ -221,7 +221,7 @@ impl Options {
 /// Whether an option's value is a secret that must never be printed (errors, DESCRIBE, logs).
 pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "credentials", "sasl.jaas.config", "private.key"].iter().any(|s| k.contains(s))
+    ["password", "secret", "token", "credentials", "sasl.jaas.config", "private.key", "user.info"].iter().any(|s| k.contains(s))
 }
 
 /// Expands a spec list into concrete keys for the given columns.

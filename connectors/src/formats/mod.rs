@@ -6,6 +6,7 @@
 //! maps one message payload to one record and back (JSON, Kafka Connect's JSON
 //! envelope, CSV, raw bytes, Debezium JSON).
 
+pub mod avro;
 pub mod decode;
 pub mod encode;
 pub mod record;

@@ -17,6 +17,7 @@ use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, Tim
 use arrow::error::ArrowError;
 
 use super::LineFormat;
+use super::avro::{AvroDecoder, AvroEncoder, SchemaRegistry};
 use super::decode::{CsvOptions, Decoded, LineDecoder};
 use crate::api::{ConnectorError, Result};
 
@@ -30,10 +31,12 @@ pub enum RecordFormat {
     Raw,
     /// Debezium's change event: `after` (or `before` for deletes) plus `_op`.
     DebeziumJson { schemas: bool },
+    /// Avro in Confluent's wire format, schemas from a Schema Registry.
+    Avro,
 }
 
 impl RecordFormat {
-    pub const NAMES: &'static [&'static str] = &["json", "csv", "raw", "debezium-json"];
+    pub const NAMES: &'static [&'static str] = &["json", "csv", "raw", "debezium-json", "avro"];
 
     pub fn parse(name: &str, schemas: bool, csv: CsvOptions) -> std::result::Result<Self, String> {
         match name {
@@ -41,6 +44,7 @@ impl RecordFormat {
             "csv" => Ok(Self::Csv(csv)),
             "raw" => Ok(Self::Raw),
             "debezium-json" => Ok(Self::DebeziumJson { schemas }),
+            "avro" => Ok(Self::Avro),
             other => Err(format!("unknown format '{other}'; expected one of {}", Self::NAMES.join(", "))),
         }
     }
@@ -73,6 +77,7 @@ pub struct RecordDecoder {
     declared: SchemaRef,
     output: SchemaRef,
     lines: Option<LineDecoder>,
+    avro: Option<AvroDecoder>,
     joined: Vec<u8>,
 }
 
@@ -87,7 +92,17 @@ fn struct_of(schema: &Schema) -> DataType {
 }
 
 impl RecordDecoder {
-    pub fn new(format: RecordFormat, declared: SchemaRef, max_rows: usize) -> Self {
+    /// `registry` is needed for Avro (and ignored otherwise).
+    pub fn new(format: RecordFormat, declared: SchemaRef, max_rows: usize, registry: Option<Arc<SchemaRegistry>>) -> Result<Self> {
+        let avro = match (format, registry) {
+            (RecordFormat::Avro, Some(r)) => Some(AvroDecoder::new(r, Arc::clone(&declared), max_rows)?),
+            (RecordFormat::Avro, None) => return Err(ConnectorError::Config("format 'avro' needs schema.registry.url".into())),
+            _ => None,
+        };
+        Ok(Self { avro, ..Self::text(format, declared, max_rows) })
+    }
+
+    fn text(format: RecordFormat, declared: SchemaRef, max_rows: usize) -> Self {
         let mut fields: Vec<FieldRef> = declared.fields().iter().cloned().collect();
         fields.extend(format.extra_columns());
         let output = Arc::new(Schema::new(fields));
@@ -114,9 +129,9 @@ impl RecordDecoder {
                 Some(LineDecoder::new(LineFormat::Json, schema, CsvOptions::default(), max_rows))
             }
             RecordFormat::Csv(csv) => Some(LineDecoder::new(LineFormat::Csv, Arc::clone(&declared), csv, max_rows)),
-            RecordFormat::Raw => None,
+            RecordFormat::Raw | RecordFormat::Avro => None,
         };
-        Self { format, declared, output, lines, joined: Vec::new() }
+        Self { format, declared, output, lines, avro: None, joined: Vec::new() }
     }
 
     /// The declared columns plus the format's extra ones, in that order.
@@ -126,8 +141,16 @@ impl RecordDecoder {
 
     /// Decodes one batch of payloads. Rows come out in input order; `good` maps each
     /// row to its payload index. Debezium tombstones (null payloads) are skipped,
-    /// appearing in neither `good` nor `bad`.
-    pub fn decode(&mut self, payloads: &[Option<&[u8]>]) -> Decoded {
+    /// appearing in neither `good` nor `bad`. Fails only when a service the format
+    /// needs (the schema registry) cannot be reached.
+    pub fn decode(&mut self, payloads: &[Option<&[u8]>]) -> Result<Decoded> {
+        if let Some(avro) = self.avro.as_mut() {
+            return avro.decode(payloads);
+        }
+        Ok(self.decode_text(payloads))
+    }
+
+    fn decode_text(&mut self, payloads: &[Option<&[u8]>]) -> Decoded {
         if self.format == RecordFormat::Raw {
             return self.decode_raw(payloads);
         }
@@ -216,7 +239,7 @@ impl RecordDecoder {
                 columns.push(op);
                 RecordBatch::try_new(Arc::clone(&self.output), columns)
             }
-            RecordFormat::Raw => Ok(batch),
+            RecordFormat::Raw | RecordFormat::Avro => Ok(batch),
         }
     }
 
@@ -282,6 +305,7 @@ pub struct RecordEncoder {
     connect_schema: Option<String>,
     /// Index of an `_op` column, for Debezium output.
     op_column: Option<usize>,
+    avro: Option<AvroEncoder>,
     buf: Vec<u8>,
 }
 
@@ -305,8 +329,9 @@ impl Payloads {
 }
 
 impl RecordEncoder {
-    /// `option` names the format option, for errors.
-    pub fn new(format: RecordFormat, input: &SchemaRef, option: &str) -> Result<Self> {
+    /// `option` names the format option, for errors. Avro needs the registry and the
+    /// subject to register the payload schema under.
+    pub fn new(format: RecordFormat, input: &SchemaRef, option: &str, avro: Option<(&SchemaRegistry, &str)>) -> Result<Self> {
         let columns: Vec<usize> = input.fields().iter().enumerate().filter(|(_, f)| !f.name().starts_with('_')).map(|(i, _)| i).collect();
         let payload_schema = Arc::new(input.project(&columns).map_err(|e| ConnectorError::arrow("selecting payload columns", e))?);
         format.check_schema(&payload_schema, option)?;
@@ -318,7 +343,12 @@ impl RecordEncoder {
             _ => None,
         };
         let op_column = input.index_of("_op").ok();
-        Ok(Self { format, columns, payload_schema, connect_schema, op_column, buf: Vec::new() })
+        let avro = match (format, avro) {
+            (RecordFormat::Avro, Some((registry, subject))) => Some(AvroEncoder::new(registry, subject, &payload_schema)?),
+            (RecordFormat::Avro, None) => return Err(ConnectorError::option(option, "format 'avro' needs schema.registry.url")),
+            _ => None,
+        };
+        Ok(Self { format, columns, payload_schema, connect_schema, op_column, avro, buf: Vec::new() })
     }
 
     pub fn encode(&mut self, batch: &RecordBatch) -> Result<Payloads> {
@@ -328,6 +358,16 @@ impl RecordEncoder {
         let rows = payload.num_rows();
         let mut out = Payloads { bytes: Vec::new(), ranges: Vec::with_capacity(rows) };
         match self.format {
+            RecordFormat::Avro => {
+                let Some(avro) = self.avro.as_mut() else {
+                    return Err(ConnectorError::Internal("Avro encoder missing".into()));
+                };
+                for row in avro.encode(&payload)? {
+                    let start = out.bytes.len();
+                    out.bytes.extend_from_slice(&row);
+                    out.ranges.push(Some(start..out.bytes.len()));
+                }
+            }
             RecordFormat::Raw => {
                 let col = payload.column(0);
                 for row in 0..rows {
@@ -446,10 +486,10 @@ mod tests {
 
     #[test]
     fn connect_envelope_unwraps_payload() {
-        let mut d = RecordDecoder::new(RecordFormat::Json { schemas: true }, declared(), 16);
+        let mut d = RecordDecoder::new(RecordFormat::Json { schemas: true }, declared(), 16, None).unwrap();
         let a = br#"{"schema":{"type":"struct"},"payload":{"id":1,"name":"a"}}"#;
         let b = br#"{"schema":{"type":"struct"},"payload":{"id":"x"}}"#;
-        let out = d.decode(&[Some(a), Some(b), Some(b"{}")]);
+        let out = d.decode(&[Some(a), Some(b), Some(b"{}")]).unwrap();
         assert_eq!(out.good, vec![0, 2]);
         assert_eq!(out.bad.len(), 1);
         assert_eq!(out.batch.column(0).as_primitive::<Int64Type>(), &Int64Array::from(vec![Some(1), None]));
@@ -457,10 +497,10 @@ mod tests {
 
     #[test]
     fn debezium_takes_before_for_deletes_and_skips_tombstones() {
-        let mut d = RecordDecoder::new(RecordFormat::DebeziumJson { schemas: false }, declared(), 16);
+        let mut d = RecordDecoder::new(RecordFormat::DebeziumJson { schemas: false }, declared(), 16, None).unwrap();
         let c = br#"{"before":null,"after":{"id":1,"name":"a"},"op":"c","source":{"db":"x"}}"#;
         let del = br#"{"before":{"id":1,"name":"a"},"after":null,"op":"d"}"#;
-        let out = d.decode(&[Some(c), None, Some(del)]);
+        let out = d.decode(&[Some(c), None, Some(del)]).unwrap();
         assert_eq!(out.good, vec![0, 2]);
         assert!(out.bad.is_empty());
         assert_eq!(out.batch.column(0).as_primitive::<Int64Type>(), &Int64Array::from(vec![1, 1]));
@@ -471,8 +511,8 @@ mod tests {
     #[test]
     fn raw_text_rejects_invalid_utf8() {
         let schema = Arc::new(Schema::new(vec![Field::new("value", DataType::Utf8, true)]));
-        let mut d = RecordDecoder::new(RecordFormat::Raw, schema, 16);
-        let out = d.decode(&[Some(b"ok"), Some(&[0xff, 0xfe]), None]);
+        let mut d = RecordDecoder::new(RecordFormat::Raw, schema, 16, None).unwrap();
+        let out = d.decode(&[Some(b"ok"), Some(&[0xff, 0xfe]), None]).unwrap();
         assert_eq!(out.good, vec![0, 2]);
         assert_eq!(out.bad[0].0, 1);
     }
@@ -485,10 +525,10 @@ mod tests {
         )
         .unwrap();
         for format in [RecordFormat::Json { schemas: false }, RecordFormat::Json { schemas: true }, RecordFormat::DebeziumJson { schemas: false }] {
-            let mut e = RecordEncoder::new(format, &declared(), "format").unwrap();
+            let mut e = RecordEncoder::new(format, &declared(), "format", None).unwrap();
             let p = e.encode(&batch).unwrap();
             let payloads: Vec<Option<&[u8]>> = (0..2).map(|r| p.get(r)).collect();
-            let out = RecordDecoder::new(format, declared(), 16).decode(&payloads);
+            let out = RecordDecoder::new(format, declared(), 16, None).unwrap().decode(&payloads).unwrap();
             assert_eq!(out.good, vec![0, 1], "{format:?}");
             assert_eq!(out.batch.column(1).as_string::<i32>(), &StringArray::from(vec![Some("line\nbreak"), None]));
         }
@@ -498,9 +538,9 @@ mod tests {
     fn csv_round_trips_quoted_fields() {
         let batch = RecordBatch::try_new(declared(), vec![Arc::new(Int64Array::from(vec![7])), Arc::new(StringArray::from(vec!["a,b"]))]).unwrap();
         let format = RecordFormat::Csv(CsvOptions::default());
-        let p = RecordEncoder::new(format, &declared(), "format").unwrap().encode(&batch).unwrap();
+        let p = RecordEncoder::new(format, &declared(), "format", None).unwrap().encode(&batch).unwrap();
         assert_eq!(p.get(0).unwrap(), b"7,\"a,b\"");
-        let out = RecordDecoder::new(format, declared(), 4).decode(&[p.get(0)]);
+        let out = RecordDecoder::new(format, declared(), 4, None).unwrap().decode(&[p.get(0)]).unwrap();
         assert_eq!(out.batch.column(1).as_string::<i32>().value(0), "a,b");
     }
 }

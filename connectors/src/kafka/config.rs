@@ -6,8 +6,8 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 
 use super::client::check_properties;
 use super::{
-    BOOTSTRAP, COMPRESSION, CSV_DELIMITER, CSV_QUOTE, DELIVERY, FORMAT, GROUP_ID, JSON_SCHEMAS, KEY_FIELDS, KEY_FORMAT, STARTUP_FALLBACK,
-    STARTUP_MODE, STARTUP_TIMESTAMP, TASKS_MAX, TOPIC, TOPIC_PATTERN, TRANSACTIONAL_ID,
+    BOOTSTRAP, COMPRESSION, CSV_DELIMITER, CSV_QUOTE, DELIVERY, FORMAT, GROUP_ID, JSON_SCHEMAS, KEY_FIELDS, KEY_FORMAT, REGISTRY_AUTH,
+    REGISTRY_URL, STARTUP_FALLBACK, STARTUP_MODE, STARTUP_TIMESTAMP, TASKS_MAX, TOPIC, TOPIC_PATTERN, TRANSACTIONAL_ID, VALUE_SUBJECT,
 };
 use crate::api::{ConnectorError, Options, Result};
 use crate::file::config::one_byte;
@@ -50,7 +50,16 @@ pub struct KafkaSourceConfig {
     pub key_format: KeyFormat,
     /// The declared columns: what the value decodes into.
     pub value_schema: SchemaRef,
+    pub registry: Option<Registry>,
     pub properties: Vec<(String, String)>,
+}
+
+/// Where Avro schemas live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    pub url: String,
+    /// `user:password`.
+    pub basic_auth: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +72,9 @@ pub struct KafkaSinkConfig {
     pub compression: &'static str,
     pub exactly_once: bool,
     pub transactional_prefix: Option<String>,
+    pub registry: Option<Registry>,
+    /// Avro: the subject of the value schema.
+    pub value_subject: Option<String>,
     pub properties: Vec<(String, String)>,
 }
 
@@ -84,6 +96,22 @@ fn format_and_key(opts: &mut Options) -> Result<(RecordFormat, KeyFormat)> {
         _ => KeyFormat::Bytes,
     };
     Ok((format, key_format))
+}
+
+fn registry(opts: &mut Options, format: RecordFormat) -> Result<Option<Registry>> {
+    let url = opts.pull_str(&REGISTRY_URL)?;
+    let basic_auth = opts.pull_str(&REGISTRY_AUTH)?;
+    match (format, url) {
+        (RecordFormat::Avro, Some(url)) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConnectorError::option(REGISTRY_URL.key, format!("'{url}' is not an http:// or https:// address")));
+            }
+            Ok(Some(Registry { url, basic_auth }))
+        }
+        (RecordFormat::Avro, None) => Err(ConnectorError::Missing { key: REGISTRY_URL.key.into(), doc: "format = 'avro' reads schemas from a Schema Registry".into() }),
+        (_, Some(_)) => Err(ConnectorError::option(REGISTRY_URL.key, "only applies with format = 'avro'")),
+        (_, None) => Ok(None),
+    }
 }
 
 fn properties(opts: &mut Options) -> Result<Vec<(String, String)>> {
@@ -132,8 +160,10 @@ pub(crate) fn parse_source(opts: &mut Options, schema: &SchemaRef) -> Result<Kaf
     }
     let (format, key_format) = format_and_key(opts)?;
     format.check_schema(schema, FORMAT.key)?;
+    let registry = registry(opts, format)?;
     let properties = properties(opts)?;
     Ok(KafkaSourceConfig {
+        registry,
         bootstrap,
         topics,
         group_id,
@@ -175,12 +205,20 @@ pub(crate) fn parse_sink(opts: &mut Options, schema: &SchemaRef) -> Result<Kafka
     if transactional_prefix.is_some() && !exactly_once {
         return Err(ConnectorError::option(TRANSACTIONAL_ID.key, "only applies with sink.delivery.guarantee = 'exactly-once'"));
     }
+    let registry = registry(opts, format)?;
+    let value_subject = opts.pull_str(&VALUE_SUBJECT)?;
+    if value_subject.is_some() && format != RecordFormat::Avro {
+        return Err(ConnectorError::option(VALUE_SUBJECT.key, "only applies with format = 'avro'"));
+    }
+    if format == RecordFormat::Avro && value_subject.is_none() && topic.is_none() {
+        return Err(ConnectorError::Missing { key: VALUE_SUBJECT.key.into(), doc: "with rows routed by _topic, name the subject of the Avro value schema".into() });
+    }
     let properties = properties(opts)?;
     // Checks the payload columns suit the format (raw: one value column).
     let payload: Vec<usize> = schema.fields().iter().enumerate().filter(|(_, f)| !f.name().starts_with('_')).map(|(i, _)| i).collect();
     let payload: Schema = schema.project(&payload).map_err(|e| ConnectorError::Internal(e.to_string()))?;
     format.check_schema(&payload, FORMAT.key)?;
-    Ok(KafkaSinkConfig { bootstrap, topic, key_fields, format, key_format, compression, exactly_once, transactional_prefix, properties })
+    Ok(KafkaSinkConfig { bootstrap, topic, key_fields, format, key_format, compression, exactly_once, transactional_prefix, registry, value_subject, properties })
 }
 
 /// Checks the types of the routing columns and rejects other `_` columns.

@@ -67,10 +67,22 @@ pub(crate) const TASKS_MAX: OptionSpec =
     OptionSpec::new("tasks.max", OptionKind::Integer, "Consumers in the group, each on its own thread, sharing the partitions.").default("1");
 pub(crate) const FORMAT: OptionSpec = OptionSpec::new(
     "format",
-    OptionKind::Enum(&["json", "csv", "raw", "debezium-json"]),
-    "Value format: a JSON object, a CSV line, the raw bytes (one column 'value'), or a Debezium change event.",
+    OptionKind::Enum(&["json", "csv", "raw", "debezium-json", "avro"]),
+    "Value format: a JSON object, a CSV line, the raw bytes (one column 'value'), a Debezium change event, or Avro in Confluent's wire format.",
 )
 .default("json");
+pub(crate) const REGISTRY_URL: OptionSpec = OptionSpec::new(
+    "schema.registry.url",
+    OptionKind::String,
+    "format = 'avro': the Confluent-compatible Schema Registry (writer schemas are fetched by id and cached; the sink registers its schema).",
+);
+pub(crate) const REGISTRY_AUTH: OptionSpec =
+    OptionSpec::new("schema.registry.basic.auth.user.info", OptionKind::String, "format = 'avro': user:password for the registry (HTTP basic auth).");
+pub(crate) const VALUE_SUBJECT: OptionSpec = OptionSpec::new(
+    "value.subject.name",
+    OptionKind::String,
+    "Sink, format = 'avro': the subject the value schema is registered under. Default <topic>-value (Confluent's TopicNameStrategy).",
+);
 pub(crate) const JSON_SCHEMAS: OptionSpec = OptionSpec::new(
     "json.schemas.enable",
     OptionKind::Bool,
@@ -124,6 +136,8 @@ const SOURCE_OPTIONS: &[OptionSpec] = &[
     KEY_FORMAT,
     CSV_DELIMITER,
     CSV_QUOTE,
+    REGISTRY_URL,
+    REGISTRY_AUTH,
     PROPERTIES,
 ];
 
@@ -136,6 +150,9 @@ const SINK_OPTIONS: &[OptionSpec] = &[
     KEY_FORMAT,
     CSV_DELIMITER,
     CSV_QUOTE,
+    REGISTRY_URL,
+    REGISTRY_AUTH,
+    VALUE_SUBJECT,
     COMPRESSION,
     DELIVERY,
     TRANSACTIONAL_ID,
@@ -154,7 +171,7 @@ impl Connector for KafkaConnector {
         "kafka"
     }
     fn description(&self) -> &'static str {
-        "Reads and writes Kafka topics (JSON, CSV, raw, Debezium JSON); offsets commit to the group only behind durable data."
+        "Reads and writes Kafka topics (JSON, CSV, raw, Debezium JSON, Avro with a schema registry); offsets commit to the group only behind durable data."
     }
     fn source_options(&self) -> Option<&'static [OptionSpec]> {
         Some(SOURCE_OPTIONS)

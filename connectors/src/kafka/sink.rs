@@ -29,6 +29,7 @@ use tracing::{info, warn};
 use super::client::{client_config, kafka_error};
 use super::config::{KafkaSinkConfig, KeyFormat};
 use crate::api::{ConnectorError, OffsetCommitter, Offsets, Result, Sink, SinkContext, SinkReport};
+use crate::formats::avro::SchemaRegistry;
 use crate::formats::record::{Payloads, RecordEncoder, RecordFormat};
 
 /// How long a flush or a transaction commit may take.
@@ -153,11 +154,22 @@ impl KafkaSink {
             timestamp: col("_timestamp"),
             key_fields: config.key_fields.iter().filter_map(|k| col(k)).collect(),
         };
-        let encoder = RecordEncoder::new(config.format, schema, super::FORMAT.key)?;
+        let encoder = {
+            // Avro registers its schema with the registry: HTTP, off the runtime's threads.
+            let (format, schema) = (config.format, Arc::clone(schema));
+            let registry = config.registry.clone();
+            let subject = config.value_subject.clone().or_else(|| config.topic.as_ref().map(|t| format!("{t}-value"))).unwrap_or_default();
+            tokio::task::spawn_blocking(move || {
+                let registry = registry.map(|r| SchemaRegistry::new(&r.url, r.basic_auth.as_deref()));
+                RecordEncoder::new(format, &schema, super::FORMAT.key, registry.as_ref().map(|r| (r, subject.as_str())))
+            })
+            .await
+            .map_err(|e| ConnectorError::Internal(e.to_string()))??
+        };
         let key_encoder = match (config.key_format, routing.key_fields.is_empty()) {
             (KeyFormat::Json, false) => {
                 let key_schema = Arc::new(schema.project(&routing.key_fields).map_err(|e| ConnectorError::arrow("key.fields", e))?);
-                Some(RecordEncoder::new(RecordFormat::Json { schemas: false }, &key_schema, super::KEY_FIELDS.key)?)
+                Some(RecordEncoder::new(RecordFormat::Json { schemas: false }, &key_schema, super::KEY_FIELDS.key, None)?)
             }
             _ => None,
         };

@@ -38,6 +38,7 @@ use crate::api::{
     BatchPolicy, ConnectorError, OffsetCommitter, Offsets, Progress, RawRecord, RejectedRecord, Result, RowOrigins, Source, SourceBatch,
     SourceContext, Stage,
 };
+use crate::formats::avro::SchemaRegistry;
 use crate::formats::record::RecordDecoder;
 
 /// How long metadata and offset look-ups may take before a start fails.
@@ -279,6 +280,8 @@ impl KafkaSource {
         // partition-EOF event (which names only the partition number) is unambiguous.
         let bounded_topics = if ctx.bounded { Some(resolve_topics(&config)?) } else { None };
         let tasks = bounded_topics.as_ref().map_or(config.tasks, Vec::len);
+        // One registry client (and schema cache) for all tasks.
+        let registry = config.registry.as_ref().map(|r| Arc::new(SchemaRegistry::new(&r.url, r.basic_auth.as_deref())));
         let (tx, rx) = mpsc::channel(2 * tasks.max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let read = Arc::new(AtomicU64::new(0));
@@ -313,7 +316,7 @@ impl KafkaSource {
             let worker = Task {
                 task,
                 consumer,
-                decoder: RecordDecoder::new(config.format, Arc::clone(&config.value_schema), ctx.batch.max_rows),
+                decoder: RecordDecoder::new(config.format, Arc::clone(&config.value_schema), ctx.batch.max_rows, registry.clone())?,
                 schema: Arc::clone(&ctx.schema),
                 config: config.clone(),
                 source: ctx.name.clone(),
@@ -555,7 +558,10 @@ impl Task {
         let values = Bytes::from(values);
         let slice = |buf: &Bytes, r: &Option<std::ops::Range<usize>>| r.as_ref().map(|r| buf.slice(r.clone()));
         let payloads: Vec<Option<&[u8]>> = messages.iter().map(|m| m.value.as_ref().map(|r| &values[r.clone()])).collect();
-        let decoded = self.decoder.decode(&payloads);
+        let decoded = match self.decoder.decode(&payloads) {
+            Ok(d) => d,
+            Err(e) => return (Err(e), names),
+        };
         let mut offsets = Offsets::default();
         let mut emitted = lock(&self.shared.emitted);
         for m in &messages {
