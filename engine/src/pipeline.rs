@@ -371,7 +371,25 @@ impl Runner {
                 Err(e) => return Err(format!("sink '{}' failed: {e}", self.spec.name)),
             }
         }
-        self.stats.rows_out.fetch_add(rows, Ordering::Relaxed);
+        let refused = sink.take_rejected();
+        if !refused.is_empty() {
+            let inputs = self.spec.transform.input_rows(&batch, &out.failed);
+            for (row, error) in &refused {
+                let input = inputs.get(*row).copied();
+                let (partition, position) = input.and_then(|i| origins.get(i)).map_or(("?".to_string(), -1), |(p, pos)| (p.to_string(), pos));
+                let r = RejectedRecord {
+                    source: self.spec.source.name.clone(),
+                    partition,
+                    position,
+                    stage: Stage::Sink,
+                    error: error.clone(),
+                    record: row_json(&out.batch, *row),
+                    raw: input.and_then(|i| raw.get(i).cloned()),
+                };
+                self.reject(&r)?;
+            }
+        }
+        self.stats.rows_out.fetch_add(rows - refused.len() as u64, Ordering::Relaxed);
         self.commit(sink, false)
     }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch, RecordBatchOptions};
+use arrow::array::{Array, AsArray, RecordBatch, RecordBatchOptions};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use datafusion_common::DataFusionError;
@@ -114,6 +114,23 @@ impl CompiledTransform {
                 TransformOutput { batch, failed }
             }
         }
+    }
+
+    /// For each output row of `apply(batch)`, the input row it came from: the rows
+    /// that pass the filter, less the rows that failed. Only needed on the rare path
+    /// where a sink rejects rows, so it re-evaluates the filter.
+    pub fn input_rows(&self, batch: &RecordBatch, failed: &[(usize, String)]) -> Vec<usize> {
+        let failed: std::collections::HashSet<usize> = failed.iter().map(|f| f.0).collect();
+        let passes = |row: usize| -> bool {
+            let Some(f) = &self.filter else { return true };
+            let one = batch.slice(row, 1);
+            f.evaluate(&one)
+                .and_then(|v| v.into_array(1))
+                .ok()
+                .and_then(|a| a.as_boolean_opt().map(|b| b.is_valid(0) && b.value(0)))
+                .unwrap_or(false)
+        };
+        (0..batch.num_rows()).filter(|r| !failed.contains(r) && passes(*r)).collect()
     }
 
     fn isolate(&self, batch: &RecordBatch, offset: usize, err: DataFusionError, good: &mut Vec<RecordBatch>, failed: &mut Vec<(usize, String)>) {

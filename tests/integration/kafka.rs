@@ -471,3 +471,39 @@ fn the_kafka_example_runs_against_quiver_dev_kafka() {
     assert_eq!(ids.len() as u64 + filtered1 + filtered2, 50_000, "every published record was read once: {first_out}\n{second_out}");
     assert!(in1 + in2 >= 50_000 && out1 + out2 >= ids.len() as u64);
 }
+
+/// A record the broker can never take (larger than message.max.bytes) goes to the
+/// dead-letter topic as the original source record, at the sink stage; the others
+/// are written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_the_sink_refuses_goes_to_the_dead_letter_topic_as_the_original() {
+    let b = broker();
+    let (input, output, dlq) = (unique("big-in"), unique("big-out"), unique("big-dlq"));
+    for t in [&input, &output, &dlq] {
+        create_topic(&b, t, 1).await;
+    }
+    let mut records: Vec<Rec> = (0..40).map(order).collect();
+    let huge = format!(r#"{{"id":12,"name":"{}"}}"#, "x".repeat(5_000));
+    records[12] = Rec::value(huge.clone()).key("k12");
+    produce(&b, &input, &records);
+    let dir = tempfile::tempdir().unwrap();
+    let sql = format!(
+        "CREATE SOURCE orders (id BIGINT NOT NULL, name TEXT) WITH (connector = 'kafka', 'bootstrap.servers' = '{b}', topic = '{input}');
+         CREATE SINK copy WITH (connector = 'kafka', 'bootstrap.servers' = '{b}', topic = '{output}', 'properties.message.max.bytes' = '2000',
+             'errors.tolerance' = 'all', 'errors.deadletterqueue.topic.name' = '{dlq}', 'errors.deadletterqueue.context.headers.enable' = 'true')
+           AS SELECT id, name FROM orders WHERE id % 2 = 0;"
+    );
+    let status = run_bounded(&dir.path().join("state"), &sql).await;
+    assert_eq!(status[0].state.to_string(), "FINISHED", "{:?}", status[0].error);
+    assert_eq!((status[0].rows_out, status[0].rows_errored), (19, 1));
+    let got = tokio::task::block_in_place(|| consume(&b, &output, 19, Duration::from_secs(20)));
+    let ids: BTreeSet<i64> = got.iter().map(|g| g.json()["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, (0..40).filter(|i| i % 2 == 0 && *i != 12).collect());
+    let dead = tokio::task::block_in_place(|| consume(&b, &dlq, 1, Duration::from_secs(20)));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].value.as_deref(), Some(huge.as_bytes()), "the original record, untouched");
+    assert_eq!(dead[0].key_text(), "k12");
+    assert_eq!(dead[0].headers["__connect.errors.stage"], "TASK_PUT");
+    assert_eq!(dead[0].headers["__connect.errors.offset"], "12");
+    assert!(dead[0].headers["__connect.errors.exception.message"].contains("too large"), "{:?}", dead[0].headers);
+}

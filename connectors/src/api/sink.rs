@@ -54,6 +54,13 @@ pub trait Sink: Send {
 
     fn report(&self) -> SinkReport;
 
+    /// Rows of the last written batch that can never be written (a record too large
+    /// for the broker, a route to an invalid topic), as (row, error). The engine
+    /// applies the error policy to them; everything else in the batch was written.
+    fn take_rejected(&mut self) -> Vec<(usize, String)> {
+        Vec::new()
+    }
+
     /// The source positions batch `seq` covers, given just before it is written.
     /// Transactional sinks commit them with the data (Kafka exactly-once).
     fn source_offsets(&mut self, _seq: u64, _offsets: &Offsets) {}

@@ -127,6 +127,8 @@ pub(crate) struct KafkaSink {
     key_encoder: Option<RecordEncoder>,
     routing: Routing,
     txn: Option<Transactions>,
+    /// Rows of the last batch the broker can never accept.
+    rejected: Vec<(usize, String)>,
 }
 
 impl KafkaSink {
@@ -184,7 +186,7 @@ impl KafkaSink {
             None
         };
         info!(sink = %ctx.name, bootstrap = %config.bootstrap, exactly_once = config.exactly_once, "Kafka sink started");
-        Ok(Self { name: ctx.name, config, producer, tracker, encoder, key_encoder, routing, txn })
+        Ok(Self { name: ctx.name, config, producer, tracker, encoder, key_encoder, routing, txn, rejected: Vec::new() })
     }
 
     fn check_failure(&self) -> Result<()> {
@@ -277,6 +279,21 @@ impl Keys {
             },
         }
     }
+}
+
+/// Produce errors that belong to one record rather than to the producer or broker.
+fn is_record_error(e: &rdkafka::error::KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidTopic
+                | RDKafkaErrorCode::UnknownPartition
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::InvalidMessageSize
+        )
+    )
 }
 
 fn offsets_tpl(offsets: &Offsets) -> TopicPartitionList {
@@ -402,6 +419,18 @@ impl Sink for KafkaSink {
                         record = back;
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
+                    Err((e, _)) if is_record_error(&e) => {
+                        // This record can never be written; the rest of the batch can.
+                        self.rejected.push((row, format!("Kafka refused the record for topic '{topic}': {e}")));
+                        let mut t = lock(&self.tracker);
+                        if let Some(n) = t.outstanding.get_mut(&seq) {
+                            *n -= 1;
+                            if *n == 0 {
+                                t.outstanding.remove(&seq);
+                            }
+                        }
+                        break;
+                    }
                     Err((e, _)) => {
                         return Err(kafka_error(format!("sending to topic '{topic}' (Kafka sink '{}')", self.name), e));
                     }
@@ -453,6 +482,10 @@ impl Sink for KafkaSink {
             location,
             recent: t.topics.iter().map(|(k, v)| format!("{k}: {v} records")).collect(),
         }
+    }
+
+    fn take_rejected(&mut self) -> Vec<(usize, String)> {
+        std::mem::take(&mut self.rejected)
     }
 
     fn source_offsets(&mut self, _seq: u64, offsets: &Offsets) {
