@@ -184,6 +184,15 @@ impl AvroDecoder {
             .map_err(|e| format!("schema id {id} cannot be read as the declared columns: {e}"))
     }
 
+    /// The decoder for writer schema `id`, built on first use.
+    fn ensure_decoder(&mut self, id: u32) -> std::result::Result<&mut AvroStreamDecoder, String> {
+        if !self.decoders.contains_key(&id) {
+            let d = self.build(id)?;
+            self.decoders.insert(id, d);
+        }
+        self.decoders.get_mut(&id).ok_or_else(|| format!("no decoder for schema id {id}"))
+    }
+
     /// Decodes a batch of payloads. Fails only when the registry cannot be reached
     /// (nothing about the records is known then); bad records are reported in `bad`.
     pub fn decode(&mut self, payloads: &[Option<&[u8]>]) -> Result<Decoded> {
@@ -219,16 +228,9 @@ impl AvroDecoder {
                 bad.push((i, format!("unknown schema id {id}: the registry at {} does not have it", self.registry.url)));
                 continue;
             }
-            if !self.decoders.contains_key(&id) {
-                match self.build(id) {
-                    Ok(d) => {
-                        self.decoders.insert(id, d);
-                    }
-                    Err(e) => {
-                        bad.push((i, e));
-                        continue;
-                    }
-                }
+            if let Err(e) = self.ensure_decoder(id) {
+                bad.push((i, e));
+                continue;
             }
             candidates.push((i, id));
         }
@@ -250,18 +252,13 @@ impl AvroDecoder {
             // Slow path: one record at a time, with a fresh decoder after each failure.
             self.decoders.remove(&id);
             for i in run {
-                if !self.decoders.contains_key(&id) {
-                    match self.build(id) {
-                        Ok(d) => {
-                            self.decoders.insert(id, d);
-                        }
-                        Err(e) => {
-                            bad.push((i, e));
-                            continue;
-                        }
+                let d = match self.ensure_decoder(id) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        bad.push((i, e));
+                        continue;
                     }
-                }
-                let Some(d) = self.decoders.get_mut(&id) else { continue };
+                };
                 match decode_many(d, payloads, &[i]) {
                     Ok(b) => {
                         batches.extend(b);
