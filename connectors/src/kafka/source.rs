@@ -506,12 +506,12 @@ impl Task {
     }
 
     fn buffer(&mut self, pending: &mut Pending, m: &rdkafka::message::BorrowedMessage<'_>) {
-        let key = (m.topic().to_string(), m.partition());
-        let partition = match pending.names.iter().position(|(k, _)| *k == key) {
+        // A handful of partitions per task: a linear scan beats hashing, and allocates nothing.
+        let partition = match pending.names.iter().position(|((t, p), _)| *p == m.partition() && t == m.topic()) {
             Some(i) => i,
             None => {
-                let name: Arc<str> = Arc::from(partition_key(&key.0, key.1));
-                pending.names.push((key, name));
+                let name: Arc<str> = Arc::from(partition_key(m.topic(), m.partition()));
+                pending.names.push(((m.topic().to_string(), m.partition()), name));
                 pending.names.len() - 1
             }
         };
@@ -562,14 +562,19 @@ impl Task {
             Ok(d) => d,
             Err(e) => return (Err(e), names),
         };
-        let mut offsets = Offsets::default();
-        let mut emitted = lock(&self.shared.emitted);
+        // The position after the last record of each partition in the batch.
+        let mut next: Vec<Option<i64>> = vec![None; names.len()];
         for m in &messages {
-            let v = serde_json::Value::from(m.offset + 1);
-            offsets.0.insert(names[m.partition].1.to_string(), v.clone());
-            emitted.0.insert(names[m.partition].1.to_string(), v);
+            let n = &mut next[m.partition];
+            *n = Some(n.map_or(m.offset + 1, |o| o.max(m.offset + 1)));
         }
-        drop(emitted);
+        let mut offsets = Offsets::default();
+        for (i, n) in next.iter().enumerate() {
+            if let Some(n) = n {
+                offsets.0.insert(names[i].1.to_string(), serde_json::Value::from(*n));
+            }
+        }
+        lock(&self.shared.emitted).merge(&offsets);
         let raw_of = |m: &Buffered| RawRecord {
             key: slice(&keys, &m.key),
             value: slice(&values, &m.value),
