@@ -14,7 +14,12 @@
 //! **Sink.** One idempotent producer; each row becomes one message whose payload
 //! is the non-underscore columns, routed by the `_topic`, `_key`, `_headers`,
 //! `_partition` and `_timestamp` columns when the SELECT has them. A batch is
-//! durable when librdkafka has reported every one of its messages delivered.
+//! durable when librdkafka has reported every one of its messages delivered. A
+//! record the producer refuses outright (too large, invalid topic) is handed back
+//! to the engine's error policy instead of failing the batch.
+//!
+//! **Formats** come from [`crate::formats::record`]; Avro reads writer schemas from
+//! a Schema Registry ([`crate::formats::avro`]).
 //!
 //! **Dead-letter topic.** [`dlq::DeadLetterTopic`] forwards failed records with
 //! their original key and value and Kafka Connect's `__connect.errors.*` headers.
