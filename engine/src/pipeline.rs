@@ -219,6 +219,8 @@ impl Runner {
             start,
             bounded,
             batch: spec.source.batch,
+            used: spec.transform.used_columns(),
+            keep_raw: spec.errors.dlq_topic.is_some(),
         };
         let mut source = spec
             .source

@@ -31,6 +31,8 @@ pub async fn run(p: &Preview, timeout: Duration) -> Result<(Vec<RecordBatch>, Ve
         start: None,
         bounded: false,
         batch: BatchPolicy { max_rows: (limit as usize).clamp(1, source.batch.max_rows), ..source.batch },
+        used: p.transform.used_columns(),
+        keep_raw: false,
     };
     let mut src = source.connector.build_source(&source.config, ctx).await?;
     let mut batches = Vec::new();

@@ -48,6 +48,24 @@ impl CompiledTransform {
         Self { input: schema, output, filter: None, projections: Vec::new(), identity: true }
     }
 
+    /// Which input columns the filter and projections read (all of them for a
+    /// pass-through), so sources can skip building the others.
+    pub fn used_columns(&self) -> Vec<bool> {
+        let n = self.input.fields().len();
+        if self.identity {
+            return (0..n).map(|i| i < self.output.fields().len()).collect();
+        }
+        let mut used = vec![false; n];
+        for e in self.filter.iter().chain(&self.projections) {
+            for c in datafusion_physical_expr::utils::collect_columns(e) {
+                if let Some(u) = used.get_mut(c.index()) {
+                    *u = true;
+                }
+            }
+        }
+        used
+    }
+
     pub fn input_schema(&self) -> &SchemaRef {
         &self.input
     }

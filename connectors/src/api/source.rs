@@ -180,6 +180,19 @@ pub struct SourceContext {
     /// Stop at the end that existed at start (`--until-caught-up`, console preview).
     pub bounded: bool,
     pub batch: BatchPolicy,
+    /// Per column of `schema`: whether the pipeline reads it. A source may leave
+    /// an unread metadata column NULL instead of building it.
+    pub used: Vec<bool>,
+    /// Whether to keep each record's original bytes ([`SourceBatch::raw`]): only a
+    /// dead-letter topic needs them.
+    pub keep_raw: bool,
+}
+
+impl SourceContext {
+    /// Whether column `i` of the schema is read by the pipeline (true when unknown).
+    pub fn is_used(&self, i: usize) -> bool {
+        self.used.get(i).copied().unwrap_or(true)
+    }
 }
 
 /// Progress through a bounded source.

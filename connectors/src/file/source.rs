@@ -301,7 +301,7 @@ mod tests {
             scan_interval: std::time::Duration::from_millis(10),
         };
         let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
-        let ctx = SourceContext { name: "s".into(), pipeline: "p".into(), schema, start, bounded, batch: BatchPolicy { max_rows: 2, ..Default::default() } };
+        let ctx = SourceContext { name: "s".into(), pipeline: "p".into(), schema, start, bounded, batch: BatchPolicy { max_rows: 2, ..Default::default() }, used: Vec::new(), keep_raw: false };
         FileSource::new(cfg, ctx).unwrap()
     }
 

@@ -13,13 +13,14 @@ pub(crate) fn fields(key_format: KeyFormat) -> Vec<FieldRef> {
         KeyFormat::Bytes => DataType::Binary,
         KeyFormat::String | KeyFormat::Json => DataType::Utf8,
     };
+    // Nullable, so a column the pipeline never reads can be left NULL instead of built.
     vec![
         Arc::new(Field::new("_key", key_type, true)),
-        Arc::new(Field::new("_topic", DataType::Utf8, false)),
-        Arc::new(Field::new("_partition", DataType::Int32, false)),
-        Arc::new(Field::new("_offset", DataType::Int64, false)),
+        Arc::new(Field::new("_topic", DataType::Utf8, true)),
+        Arc::new(Field::new("_partition", DataType::Int32, true)),
+        Arc::new(Field::new("_offset", DataType::Int64, true)),
         Arc::new(Field::new("_timestamp", DataType::Timestamp(TimeUnit::Millisecond, None), true)),
-        Arc::new(Field::new("_headers", headers_type(), false)),
+        Arc::new(Field::new("_headers", headers_type(), true)),
     ]
 }
 
@@ -38,8 +39,14 @@ pub(crate) struct Meta<'a> {
     pub headers: &'a [(String, Option<bytes::Bytes>)],
 }
 
-/// Builds the metadata columns for the rows of a batch.
+/// How many metadata columns [`fields`] returns.
+pub(crate) const COUNT: usize = 6;
+
+/// Builds the metadata columns for the rows of a batch; columns the pipeline does
+/// not read come out as NULL arrays, which cost nothing to build.
 pub(crate) struct MetaBuilder {
+    wanted: [bool; COUNT],
+    rows: usize,
     key_text: bool,
     key_bytes: BinaryBuilder,
     key_str: StringBuilder,
@@ -51,8 +58,10 @@ pub(crate) struct MetaBuilder {
 }
 
 impl MetaBuilder {
-    pub(crate) fn new(key_format: KeyFormat, rows: usize) -> Self {
+    pub(crate) fn new(key_format: KeyFormat, rows: usize, wanted: [bool; COUNT]) -> Self {
         Self {
+            wanted,
+            rows: 0,
             key_text: key_format != KeyFormat::Bytes,
             key_bytes: BinaryBuilder::with_capacity(rows, 0),
             key_str: StringBuilder::with_capacity(rows, 0),
@@ -73,32 +82,53 @@ impl MetaBuilder {
     }
 
     pub(crate) fn push(&mut self, m: &Meta<'_>) {
-        if self.key_text {
-            self.key_str.append_option(m.key.map(|k| String::from_utf8_lossy(k)));
-        } else {
-            self.key_bytes.append_option(m.key);
+        self.rows += 1;
+        let w = self.wanted;
+        if w[0] {
+            if self.key_text {
+                self.key_str.append_option(m.key.map(|k| String::from_utf8_lossy(k)));
+            } else {
+                self.key_bytes.append_option(m.key);
+            }
         }
-        self.topic.append_value(m.topic);
-        self.partition.append_value(m.partition);
-        self.offset.append_value(m.offset);
-        self.timestamp.append_option(m.timestamp);
-        for (k, v) in m.headers {
-            self.headers.keys().append_value(k);
-            self.headers.values().append_option(v.as_deref());
+        if w[1] {
+            self.topic.append_value(m.topic);
         }
-        // Appending a map entry never fails when keys and values were pushed in pairs.
-        let _ = self.headers.append(true);
+        if w[2] {
+            self.partition.append_value(m.partition);
+        }
+        if w[3] {
+            self.offset.append_value(m.offset);
+        }
+        if w[4] {
+            self.timestamp.append_option(m.timestamp);
+        }
+        if w[5] {
+            for (k, v) in m.headers {
+                self.headers.keys().append_value(k);
+                self.headers.values().append_option(v.as_deref());
+            }
+            // Appending a map entry never fails when keys and values were pushed in pairs.
+            let _ = self.headers.append(true);
+        }
     }
 
-    pub(crate) fn finish(mut self) -> Vec<ArrayRef> {
+    /// The columns, in [`fields`] order, typed as `fields` says.
+    pub(crate) fn finish(mut self, fields: &[arrow::datatypes::FieldRef]) -> Vec<ArrayRef> {
         let key: ArrayRef = if self.key_text { Arc::new(self.key_str.finish()) } else { Arc::new(self.key_bytes.finish()) };
-        vec![
+        let built: [ArrayRef; COUNT] = [
             key,
             Arc::new(self.topic.finish()),
             Arc::new(self.partition.finish()),
             Arc::new(self.offset.finish()),
             Arc::new(self.timestamp.finish()),
             Arc::new(self.headers.finish()),
-        ]
+        ];
+        built
+            .into_iter()
+            .zip(fields)
+            .enumerate()
+            .map(|(i, (a, f))| if self.wanted[i] { a } else { arrow::array::new_null_array(f.data_type(), self.rows) })
+            .collect()
     }
 }

@@ -33,7 +33,7 @@ use tracing::{debug, info, warn};
 
 use super::client::{client_config, is_fatal, kafka_error};
 use super::config::{KafkaSourceConfig, Startup, Topics};
-use super::metadata::{Meta, MetaBuilder};
+use super::metadata::{self, Meta, MetaBuilder};
 use crate::api::{
     BatchPolicy, ConnectorError, OffsetCommitter, Offsets, Progress, RawRecord, RejectedRecord, Result, RowOrigins, Source, SourceBatch,
     SourceContext, Stage,
@@ -288,7 +288,14 @@ impl KafkaSource {
         let mut threads = Vec::with_capacity(tasks);
         for task in 0..tasks {
             let tctx = TaskContext { task, shared: Arc::clone(&shared), revoked: Mutex::new(Vec::new()) };
-            let mut cc = client_config(&config.bootstrap, &format!("quiver-{}-{task}", ctx.pipeline), &config.properties);
+            let mut cc = client_config(&config.bootstrap, &format!("quiver-{}-{task}", ctx.pipeline), &[]);
+            // librdkafka waits a full second before fetching again once its local queue
+            // has been over its thresholds; a consumer that decodes in batches trips that
+            // all the time, so wait 10 ms instead (the user's properties still win).
+            cc.set("fetch.queue.backoff.ms", "10");
+            for (k, v) in &config.properties {
+                cc.set(k, v);
+            }
             cc.set("group.id", &group)
                 .set("enable.auto.commit", "false")
                 .set("enable.auto.offset.store", "false")
@@ -313,8 +320,11 @@ impl KafkaSource {
                 }
             };
             lock(&shared.consumers).push(Arc::clone(&consumer));
+            let meta_start = ctx.schema.fields().len().saturating_sub(metadata::COUNT);
             let worker = Task {
                 task,
+                wanted: std::array::from_fn(|j| ctx.is_used(meta_start + j)),
+                keep_raw: ctx.keep_raw,
                 consumer,
                 decoder: RecordDecoder::new(config.format, Arc::clone(&config.value_schema), ctx.batch.max_rows, registry.clone())?,
                 schema: Arc::clone(&ctx.schema),
@@ -442,6 +452,10 @@ struct Task {
     stop: Arc<AtomicBool>,
     read: Arc<AtomicU64>,
     shared: Arc<Shared>,
+    /// Which metadata columns the pipeline reads.
+    wanted: [bool; metadata::COUNT],
+    /// Keep each row's original bytes (for a dead-letter topic).
+    keep_raw: bool,
     /// Bounded mode: partitions of this task's topic not yet read to their end.
     end: Option<BTreeSet<i32>>,
 }
@@ -594,7 +608,7 @@ impl Task {
         for (i, e) in &decoded.bad {
             rejected.push(reject(&messages[*i], e.clone()));
         }
-        let mut meta = MetaBuilder::new(self.config.key_format, decoded.good.len());
+        let mut meta = MetaBuilder::new(self.config.key_format, decoded.good.len(), self.wanted);
         let mut rows: Vec<u32> = Vec::with_capacity(decoded.good.len());
         let mut origins = RowOrigins::with_capacity(decoded.good.len());
         let mut raw = Vec::with_capacity(decoded.good.len());
@@ -608,7 +622,9 @@ impl Task {
             meta.push(&Meta { key, topic: &names[m.partition].0.0, partition: names[m.partition].0.1, offset: m.offset, timestamp: m.timestamp, headers: &m.headers });
             rows.push(row as u32);
             origins.push(&names[m.partition].1, m.offset);
-            raw.push(raw_of(m));
+            if self.keep_raw {
+                raw.push(raw_of(m));
+            }
         }
         self.read.fetch_add(messages.len() as u64, Ordering::Relaxed);
         let mut columns: Vec<ArrayRef> = decoded.batch.columns().to_vec();
@@ -619,7 +635,8 @@ impl Task {
                 Err(e) => return (Err(ConnectorError::arrow("dropping records with bad keys", e)), names),
             };
         }
-        columns.extend(meta.finish());
+        let meta_fields = &self.schema.fields()[self.schema.fields().len().saturating_sub(metadata::COUNT)..];
+        columns.extend(meta.finish(meta_fields));
         let batch = match RecordBatch::try_new(Arc::clone(&self.schema), columns) {
             Ok(b) => b,
             Err(e) => return (Err(ConnectorError::arrow("assembling Kafka rows", e)), names),
