@@ -108,8 +108,13 @@ impl StateStore {
     /// file beside the store: written after every batch without syncing, it
     /// survives a killed process and lets the next run count its re-reads.
     pub fn write_read_mark(&self, pipeline: &str, read: &Offsets) {
+        // Write then rename, so a kill mid-write leaves the previous mark, never half of one.
         if let Ok(json) = serde_json::to_vec(read) {
-            let _ = std::fs::write(self.read_mark_path(pipeline), json);
+            let path = self.read_mark_path(pipeline);
+            let tmp = path.with_extension("json.tmp");
+            if std::fs::write(&tmp, json).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
         }
     }
 

@@ -227,7 +227,7 @@ async fn a_bad_record_without_tolerance_fails_naming_topic_partition_and_offset(
 #[test]
 fn sigkill_mid_run_then_restart_loses_nothing_and_reports_rereads() {
     let b = broker();
-    let topic = unique("crash");
+    let (topic, group) = (unique("crash"), unique("crash-group"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(create_topic(&b, &topic, 3));
     let total = 30_000i64;
@@ -242,7 +242,7 @@ fn sigkill_mid_run_then_restart_loses_nothing_and_reports_rereads() {
     std::fs::write(
         &file,
         format!(
-            "CREATE SOURCE orders (id BIGINT NOT NULL, name TEXT) WITH (connector = 'kafka', 'bootstrap.servers' = '{b}', topic = '{topic}', 'batch.size' = '1000');
+            "CREATE SOURCE orders (id BIGINT NOT NULL, name TEXT) WITH (connector = 'kafka', 'bootstrap.servers' = '{b}', topic = '{topic}', 'batch.size' = '1000', 'group.id' = '{group}');
              CREATE SINK out WITH (connector = 'filesystem', path = '{}', format = 'json', 'rollover.rows' = '500') AS SELECT id, name FROM orders;",
             out.display()
         ),

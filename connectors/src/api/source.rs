@@ -42,7 +42,8 @@ impl Offsets {
         to.0.iter()
             .filter_map(|(k, v)| {
                 let later = count(v)?;
-                let earlier = self.0.get(k).and_then(count).unwrap_or(later);
+                // A partition with nothing committed is read again from its start.
+                let earlier = self.0.get(k).and_then(count).unwrap_or(0);
                 Some(later.saturating_sub(earlier).max(0) as u64)
             })
             .sum()

@@ -321,20 +321,24 @@ impl KafkaSource {
             };
             lock(&shared.consumers).push(Arc::clone(&consumer));
             let meta_start = ctx.schema.fields().len().saturating_sub(metadata::COUNT);
-            let worker = Task {
-                task,
+            let emitter = Emitter {
                 wanted: std::array::from_fn(|j| ctx.is_used(meta_start + j)),
                 keep_raw: ctx.keep_raw,
-                consumer,
                 decoder: RecordDecoder::new(config.format, Arc::clone(&config.value_schema), ctx.batch.max_rows, registry.clone())?,
                 schema: Arc::clone(&ctx.schema),
                 config: config.clone(),
                 source: ctx.name.clone(),
+                read: Arc::clone(&read),
+                shared: Arc::clone(&shared),
+            };
+            let worker = Task {
+                task,
+                consumer,
+                emitter: Some(emitter),
+                source: ctx.name.clone(),
                 policy: ctx.batch,
                 tx: tx.clone(),
                 stop: Arc::clone(&stop),
-                read: Arc::clone(&read),
-                shared: Arc::clone(&shared),
                 end,
             };
             let handle = std::thread::Builder::new()
@@ -440,24 +444,33 @@ struct Buffered {
 }
 
 /// One consumer thread.
+/// One consumer: a thread that polls and buffers, and a thread that decodes what
+/// it buffered (so fetching and decoding overlap on a multi-core machine).
 struct Task {
     task: usize,
     consumer: Arc<BaseConsumer<TaskContext>>,
-    decoder: RecordDecoder,
-    schema: SchemaRef,
-    config: KafkaSourceConfig,
+    /// Moved to the decoding thread when the task starts.
+    emitter: Option<Emitter>,
     source: String,
     policy: BatchPolicy,
     tx: mpsc::Sender<Result<SourceBatch>>,
     stop: Arc<AtomicBool>,
+    /// Bounded mode: partitions of this task's topic not yet read to their end.
+    end: Option<BTreeSet<i32>>,
+}
+
+/// Turns a task's buffered messages into source batches.
+struct Emitter {
+    decoder: RecordDecoder,
+    schema: SchemaRef,
+    config: KafkaSourceConfig,
+    source: String,
     read: Arc<AtomicU64>,
     shared: Arc<Shared>,
     /// Which metadata columns the pipeline reads.
     wanted: [bool; metadata::COUNT],
     /// Keep each row's original bytes (for a dead-letter topic).
     keep_raw: bool,
-    /// Bounded mode: partitions of this task's topic not yet read to their end.
-    end: Option<BTreeSet<i32>>,
 }
 
 #[derive(Default)]
@@ -471,19 +484,46 @@ struct Pending {
 
 impl Task {
     fn run(mut self) {
+        let Some(mut emitter) = self.emitter.take() else { return };
+        // One buffer in flight to the decoder while the next one fills.
+        let (to_decoder, from_poller) = std::sync::mpsc::sync_channel::<Pending>(1);
+        let tx = self.tx.clone();
+        let decoding = std::thread::Builder::new().name(format!("kafka-decode-{}-{}", self.source, self.task)).spawn(move || {
+            while let Ok(p) = from_poller.recv() {
+                if tx.blocking_send(emitter.emit(p)).is_err() {
+                    return;
+                }
+            }
+        });
+        let Ok(decoding) = decoding else {
+            let _ = self.tx.blocking_send(Err(ConnectorError::Internal("cannot start a Kafka decoding thread".into())));
+            return;
+        };
+        self.poll_loop(&to_decoder);
+        // Let the decoder finish what it was given before the task ends.
+        drop(to_decoder);
+        let _ = decoding.join();
+    }
+
+    fn poll_loop(&mut self, to_decoder: &std::sync::mpsc::SyncSender<Pending>) {
         let mut pending = Pending::default();
         let mut last_warning: Option<Instant> = None;
         let consumer = Arc::clone(&self.consumer);
+        // Reading the clock per message costs more than buffering it: the linger
+        // deadline is checked every 1024 messages and whenever a poll comes back empty.
+        let mut idle = true;
         loop {
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
             let wait = match pending.first {
-                Some(t) => self.policy.linger.saturating_sub(t.elapsed()).min(Duration::from_millis(100)),
+                Some(t) if idle => self.policy.linger.saturating_sub(t.elapsed()).min(Duration::from_millis(100)),
+                Some(_) => Duration::from_millis(10),
                 None => Duration::from_millis(100),
             };
+            idle = false;
             match consumer.poll(wait) {
-                None => {}
+                None => idle = true,
                 Some(Ok(m)) => self.buffer(&mut pending, &m),
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     // The fetch reached the partition's high watermark: read to its end.
@@ -504,14 +544,15 @@ impl Task {
             }
             self.drop_revoked(&mut pending);
             let full = pending.messages.len() >= self.policy.max_rows || pending.values.len() >= self.policy.max_bytes;
-            let lingered = pending.first.is_some_and(|t| t.elapsed() >= self.policy.linger);
+            let check_clock = idle || pending.messages.len() % 1024 == 0;
+            let lingered = check_clock && pending.first.is_some_and(|t| t.elapsed() >= self.policy.linger);
             let done = self.end.as_ref().is_some_and(BTreeSet::is_empty);
             if (full || lingered || done) && !pending.messages.is_empty() {
-                let batch = self.emit(std::mem::take(&mut pending));
-                pending.names = batch.1;
-                if self.tx.blocking_send(batch.0).is_err() {
+                let names = pending.names.clone();
+                if to_decoder.send(std::mem::take(&mut pending)).is_err() {
                     return;
                 }
+                pending.names = names;
             }
             if done {
                 return;
@@ -548,8 +589,10 @@ impl Task {
             value: range(&mut pending.values, m.payload()),
             headers,
         };
+        if pending.messages.is_empty() {
+            pending.first = Some(Instant::now());
+        }
         pending.messages.push(b);
-        pending.first.get_or_insert_with(Instant::now);
     }
 
     fn drop_revoked(&self, pending: &mut Pending) {
@@ -562,20 +605,23 @@ impl Task {
             let before = pending.messages.len();
             pending.messages.retain(|m| !gone.contains(&m.partition));
             debug!(task = self.task, dropped = before - pending.messages.len(), "dropped buffered records of revoked partitions");
+            if pending.messages.is_empty() {
+                pending.first = None;
+            }
         }
     }
 
-    /// Decodes a buffer into a batch; returns the partition names for reuse.
-    fn emit(&mut self, pending: Pending) -> (Result<SourceBatch>, Vec<(Partition, Arc<str>)>) {
+}
+
+impl Emitter {
+    /// Decodes a buffer into a batch.
+    fn emit(&mut self, pending: Pending) -> Result<SourceBatch> {
         let Pending { names, keys, values, messages, .. } = pending;
         let keys = Bytes::from(keys);
         let values = Bytes::from(values);
         let slice = |buf: &Bytes, r: &Option<std::ops::Range<usize>>| r.as_ref().map(|r| buf.slice(r.clone()));
         let payloads: Vec<Option<&[u8]>> = messages.iter().map(|m| m.value.as_ref().map(|r| &values[r.clone()])).collect();
-        let decoded = match self.decoder.decode(&payloads) {
-            Ok(d) => d,
-            Err(e) => return (Err(e), names),
-        };
+        let decoded = self.decoder.decode(&payloads)?;
         // The position after the last record of each partition in the batch.
         let mut next: Vec<Option<i64>> = vec![None; names.len()];
         for m in &messages {
@@ -632,16 +678,16 @@ impl Task {
             let idx = UInt32Array::from(rows);
             columns = match columns.iter().map(|c| take(c, &idx, None)).collect::<std::result::Result<Vec<_>, _>>() {
                 Ok(c) => c,
-                Err(e) => return (Err(ConnectorError::arrow("dropping records with bad keys", e)), names),
+                Err(e) => return Err(ConnectorError::arrow("dropping records with bad keys", e)),
             };
         }
         let meta_fields = &self.schema.fields()[self.schema.fields().len().saturating_sub(metadata::COUNT)..];
         columns.extend(meta.finish(meta_fields));
         let batch = match RecordBatch::try_new(Arc::clone(&self.schema), columns) {
             Ok(b) => b,
-            Err(e) => return (Err(ConnectorError::arrow("assembling Kafka rows", e)), names),
+            Err(e) => return Err(ConnectorError::arrow("assembling Kafka rows", e)),
         };
         rejected.sort_by_key(|r| r.position);
-        (Ok(SourceBatch { batch, origins, offsets, rejected, raw }), names)
+        Ok(SourceBatch { batch, origins, offsets, rejected, raw })
     }
 }
