@@ -2,7 +2,7 @@
 //! a bare rdkafka consumer (the read ceiling the Kafka benchmark compares against).
 //!
 //!   kafka-bench produce <bootstrap> <topic> <file.jsonl>
-//!   kafka-bench drain <bootstrap> <topic> <records>
+//!   kafka-bench drain <bootstrap> <topic> <records> [librdkafka key=value …]
 
 use std::io::BufRead;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("produce") if args.len() == 5 => produce(&args[2], &args[3], &args[4]),
-        Some("drain") if args.len() == 5 => drain(&args[2], &args[3], args[4].parse()?),
+        Some("drain") if args.len() >= 5 => drain(&args[2], &args[3], args[4].parse()?, &args[5..]),
         _ => Err("usage: kafka-bench produce <bootstrap> <topic> <file> | drain <bootstrap> <topic> <records>".into()),
     }
 }
@@ -51,12 +51,14 @@ fn produce(bootstrap: &str, topic: &str, file: &str) -> Result<(), Box<dyn std::
     Ok(())
 }
 
-fn drain(bootstrap: &str, topic: &str, records: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "kafka-bench-drain")
-        .set("enable.auto.commit", "false")
-        .create()?;
+fn drain(bootstrap: &str, topic: &str, records: u64, extra: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap).set("group.id", "kafka-bench-drain").set("enable.auto.commit", "false");
+    for kv in extra {
+        let (k, v) = kv.split_once('=').ok_or("extra settings are key=value")?;
+        config.set(k, v);
+    }
+    let consumer: BaseConsumer = config.create()?;
     let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut tpl = TopicPartitionList::new();
     for p in md.topics().iter().flat_map(|t| t.partitions()) {

@@ -89,7 +89,17 @@ struct TaskContext {
     revoked: Mutex<Vec<Partition>>,
 }
 
-impl ClientContext for TaskContext {}
+impl ClientContext for TaskContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            // Reaching a partition's end is how a bounded run knows it is done.
+            e if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF) => {}
+            // librdkafka reconnects by itself; the task loop reports lasting trouble.
+            e if !is_fatal(&e) => warn!(task = self.task, error = %e, reason, "Kafka client error; librdkafka retries"),
+            e => tracing::error!(task = self.task, error = %e, reason, "Kafka client error"),
+        }
+    }
+}
 
 impl ConsumerContext for TaskContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
