@@ -483,6 +483,18 @@ struct Emitter {
     keep_raw: bool,
 }
 
+/// Where a task's polling thread spent its time (logged at debug when it ends).
+#[derive(Debug, Default)]
+struct PollStats {
+    polls: u64,
+    empty: u64,
+    /// Time spent in polls that returned nothing (measured when the buffer was
+    /// empty; otherwise counted as the full wait, an upper bound).
+    broker: Duration,
+    /// Time spent handing full buffers to the decoding thread.
+    decoder: Duration,
+}
+
 #[derive(Default)]
 struct Pending {
     names: Vec<(Partition, Arc<str>)>,
@@ -509,13 +521,16 @@ impl Task {
             let _ = self.tx.blocking_send(Err(ConnectorError::Internal("cannot start a Kafka decoding thread".into())));
             return;
         };
-        self.poll_loop(&to_decoder);
+        let stats = self.poll_loop(&to_decoder);
+        debug!(task = self.task, polls = stats.polls, empty_polls = stats.empty, waited_for_broker_ms = stats.broker.as_millis() as u64,
+            waited_for_decoder_ms = stats.decoder.as_millis() as u64, "Kafka task finished polling");
         // Let the decoder finish what it was given before the task ends.
         drop(to_decoder);
         let _ = decoding.join();
     }
 
-    fn poll_loop(&mut self, to_decoder: &std::sync::mpsc::SyncSender<Pending>) {
+    fn poll_loop(&mut self, to_decoder: &std::sync::mpsc::SyncSender<Pending>) -> PollStats {
+        let mut stats = PollStats::default();
         let mut pending = Pending::default();
         let mut last_warning: Option<Instant> = None;
         let consumer = Arc::clone(&self.consumer);
@@ -524,7 +539,7 @@ impl Task {
         let mut idle = true;
         loop {
             if self.stop.load(Ordering::Acquire) {
-                return;
+                return stats;
             }
             let wait = match pending.first {
                 Some(t) if idle => self.policy.linger.saturating_sub(t.elapsed()).min(Duration::from_millis(100)),
@@ -532,8 +547,14 @@ impl Task {
                 None => Duration::from_millis(100),
             };
             idle = false;
+            stats.polls += 1;
+            let polled = pending.messages.is_empty().then(Instant::now);
             match consumer.poll(wait) {
-                None => idle = true,
+                None => {
+                    idle = true;
+                    stats.empty += 1;
+                    stats.broker += polled.map_or(wait, |t| t.elapsed());
+                }
                 Some(Ok(m)) => self.buffer(&mut pending, &m),
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     // The fetch reached the partition's high watermark: read to its end.
@@ -543,7 +564,7 @@ impl Task {
                 }
                 Some(Err(e)) if is_fatal(&e) => {
                     let _ = self.tx.blocking_send(Err(kafka_error(format!("Kafka consumer (task {})", self.task), e)));
-                    return;
+                    return stats;
                 }
                 // Transient: librdkafka reconnects and retries by itself.
                 Some(Err(e)) if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) => {
@@ -559,13 +580,15 @@ impl Task {
             let done = self.end.as_ref().is_some_and(BTreeSet::is_empty);
             if (full || lingered || done) && !pending.messages.is_empty() {
                 let names = pending.names.clone();
+                let sent = Instant::now();
                 if to_decoder.send(std::mem::take(&mut pending)).is_err() {
-                    return;
+                    return stats;
                 }
+                stats.decoder += sent.elapsed();
                 pending.names = names;
             }
             if done {
-                return;
+                return stats;
             }
         }
     }
