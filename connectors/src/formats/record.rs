@@ -144,13 +144,24 @@ impl RecordDecoder {
     /// appearing in neither `good` nor `bad`. Fails only when a service the format
     /// needs (the schema registry) cannot be reached.
     pub fn decode(&mut self, payloads: &[Option<&[u8]>]) -> Result<Decoded> {
+        self.decode_with(payloads, None)
+    }
+
+    /// Like [`RecordDecoder::decode`], given the payloads already laid out as one
+    /// buffer, each followed by a newline, so text formats need not copy them again.
+    /// `joined` is ignored when it cannot be used (a tombstone among the payloads).
+    pub fn decode_joined(&mut self, payloads: &[Option<&[u8]>], joined: &[u8]) -> Result<Decoded> {
+        self.decode_with(payloads, Some(joined))
+    }
+
+    fn decode_with(&mut self, payloads: &[Option<&[u8]>], joined: Option<&[u8]>) -> Result<Decoded> {
         if let Some(avro) = self.avro.as_mut() {
             return avro.decode(payloads);
         }
-        Ok(self.decode_text(payloads))
+        Ok(self.decode_text(payloads, joined))
     }
 
-    fn decode_text(&mut self, payloads: &[Option<&[u8]>]) -> Decoded {
+    fn decode_text(&mut self, payloads: &[Option<&[u8]>], joined: Option<&[u8]>) -> Decoded {
         if self.format == RecordFormat::Raw {
             return self.decode_raw(payloads);
         }
@@ -166,17 +177,24 @@ impl RecordDecoder {
             }
             index.push(i);
         }
-        self.joined.clear();
-        for (i, l) in lines.iter().enumerate() {
-            if i > 0 {
-                self.joined.push(b'\n');
+        // The caller's buffer is the joined input when every payload is in it.
+        let joined = match joined {
+            Some(j) if lines.len() == payloads.len() && payloads.iter().all(Option::is_some) => j,
+            _ => {
+                self.joined.clear();
+                for (i, l) in lines.iter().enumerate() {
+                    if i > 0 {
+                        self.joined.push(b'\n');
+                    }
+                    self.joined.extend_from_slice(l);
+                }
+                &self.joined
             }
-            self.joined.extend_from_slice(l);
-        }
+        };
         let Some(decoder) = self.lines.as_mut() else {
             return Decoded { batch: RecordBatch::new_empty(Arc::clone(&self.output)), good: Vec::new(), bad: Vec::new() };
         };
-        let decoded = decoder.decode(&self.joined, &lines);
+        let decoded = decoder.decode(joined, &lines);
         let good: Vec<usize> = decoded.good.iter().map(|&g| index[g]).collect();
         let mut bad: Vec<(usize, String)> = decoded.bad.into_iter().map(|(b, e)| (index[b], e)).collect();
         match self.unwrap(decoded.batch) {

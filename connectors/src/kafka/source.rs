@@ -617,6 +617,12 @@ impl Task {
                 start..buf.len()
             })
         };
+        // Values are newline-terminated as they are copied in, so the text decoders can
+        // take the whole buffer as their input without joining the records again.
+        let value = range(&mut pending.values, m.payload());
+        if value.is_some() {
+            pending.values.push(b'\n');
+        }
         let headers = m
             .headers()
             .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(Bytes::copy_from_slice))).collect())
@@ -626,7 +632,7 @@ impl Task {
             offset: m.offset(),
             timestamp: m.timestamp().to_millis(),
             key: range(&mut pending.keys, m.key()),
-            value: range(&mut pending.values, m.payload()),
+            value,
             headers,
         };
         if pending.messages.is_empty() {
@@ -661,7 +667,7 @@ impl Emitter {
         let values = Bytes::from(values);
         let slice = |buf: &Bytes, r: &Option<std::ops::Range<usize>>| r.as_ref().map(|r| buf.slice(r.clone()));
         let payloads: Vec<Option<&[u8]>> = messages.iter().map(|m| m.value.as_ref().map(|r| &values[r.clone()])).collect();
-        let decoded = self.decoder.decode(&payloads)?;
+        let decoded = self.decoder.decode_joined(&payloads, &values)?;
         // The position after the last record of each partition in the batch.
         let mut next: Vec<Option<i64>> = vec![None; names.len()];
         for m in &messages {
