@@ -131,7 +131,8 @@ async fn csv_to_kafka_routes_rows_by_topic_column_with_keys_and_connect_envelope
            AS SELECT id, upper(name) AS name, qty,
                      CASE WHEN qty >= 75 THEN '{big}' ELSE '{small}' END AS _topic,
                      CAST(id AS TEXT) AS _key,
-                     map(['source'], [arrow_cast('csv', 'Binary')]) AS _headers
+                     map(['source'], [arrow_cast('csv', 'Binary')]) AS _headers,
+                     to_timestamp_millis(1704164645000 + id * 1000) AS _timestamp
               FROM lines;"
     );
     let status = run_bounded(&dir.path().join("state"), &sql).await;
@@ -150,6 +151,7 @@ async fn csv_to_kafka_routes_rows_by_topic_column_with_keys_and_connect_envelope
         assert_eq!(v["schema"]["type"], "struct");
         assert_eq!(v["schema"]["fields"][0], serde_json::json!({"type": "int32", "field": "id", "optional": false}));
         assert_eq!(g.headers["source"], "csv");
+        assert_eq!(g.timestamp, Some(1_704_164_645_000 + id * 1000), "the record time comes from _timestamp");
         assert!(v["payload"].get("_topic").is_none(), "routing columns stay out of the payload");
     }
     assert!(got_big.iter().all(|g| g.json()["payload"]["qty"].as_i64().unwrap() >= 75));

@@ -98,6 +98,8 @@ pub(crate) struct Got {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: BTreeMap<String, String>,
+    /// Milliseconds since the epoch.
+    pub timestamp: Option<i64>,
 }
 
 impl Got {
@@ -141,6 +143,7 @@ pub(crate) fn consume(bootstrap: &str, topic: &str, expected: usize, timeout: Du
                     .headers()
                     .map(|h| h.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
                     .unwrap_or_default(),
+                timestamp: m.timestamp().to_millis(),
             }),
             Some(Err(e)) => panic!("reading {topic}: {e}"),
             None => {}

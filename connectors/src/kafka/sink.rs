@@ -344,19 +344,15 @@ fn headers_at(c: &ArrayRef, row: usize) -> Option<OwnedHeaders> {
     Some(h)
 }
 
-fn timestamp_at(c: &ArrayRef, row: usize) -> Option<i64> {
-    if c.is_null(row) {
-        return None;
-    }
-    match c.data_type() {
-        DataType::Int64 => Some(c.as_primitive::<arrow::datatypes::Int64Type>().value(row)),
-        DataType::Timestamp(unit, _) => {
-            let ms = cast(c, &DataType::Timestamp(TimeUnit::Millisecond, None)).ok()?;
-            let _ = unit;
-            Some(ms.as_primitive::<arrow::datatypes::TimestampMillisecondType>().value(row))
-        }
-        _ => None,
-    }
+/// A `_timestamp` column as milliseconds since the epoch, converted once per batch.
+fn timestamps_ms(c: &ArrayRef) -> Result<arrow::array::Int64Array> {
+    let ms = match c.data_type() {
+        DataType::Timestamp(_, _) => cast(c, &DataType::Timestamp(TimeUnit::Millisecond, None))
+            .and_then(|t| cast(&t, &DataType::Int64))
+            .map_err(|e| ConnectorError::arrow("converting _timestamp to milliseconds", e))?,
+        _ => cast(c, &DataType::Int64).map_err(|e| ConnectorError::arrow("reading _timestamp", e))?,
+    };
+    Ok(ms.as_primitive::<arrow::datatypes::Int64Type>().clone())
 }
 
 #[async_trait]
@@ -379,7 +375,7 @@ impl Sink for KafkaSink {
             None => None,
         };
         let headers = r.headers.map(|i| batch.column(i).clone());
-        let timestamps = r.timestamp.map(|i| batch.column(i).clone());
+        let timestamps = r.timestamp.map(|i| timestamps_ms(batch.column(i))).transpose()?;
         {
             let mut t = lock(&self.tracker);
             if rows > 0 {
@@ -408,7 +404,7 @@ impl Sink for KafkaSink {
             if let Some(h) = headers.as_ref().and_then(|c| headers_at(c, row)) {
                 record = record.headers(h);
             }
-            if let Some(ts) = timestamps.as_ref().and_then(|c| timestamp_at(c, row)) {
+            if let Some(ts) = timestamps.as_ref().filter(|t| t.is_valid(row)).map(|t| t.value(row)) {
                 record = record.timestamp(ts);
             }
             loop {
