@@ -241,7 +241,7 @@ impl Runner {
             self.dlq = Some(DeadLetterQueue::open(dir, &spec.name).map_err(|e| format!("dead-letter queue {dir}: {e}"))?);
         }
         if let Some(t) = &spec.errors.dlq_topic {
-            let topic = DeadLetterTopic::new(&t.bootstrap, &t.topic, t.context_headers, &spec.name, &[])
+            let topic = DeadLetterTopic::new(&t.cluster.bootstrap, &t.topic, t.context_headers, &spec.name, &t.cluster.properties)
                 .map_err(|e| format!("dead-letter topic '{}': {e}", t.topic))?;
             self.dlq_topic = Some(topic);
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use arrow::datatypes::{DataType, SchemaRef};
 use quiver_connectors::api::options::{closest, expand_keys, is_secret};
-use quiver_connectors::api::{BatchPolicy, ConnectorError, ErasedConnector, OptionKind, OptionSpec, Options, ValidatedConfig};
+use quiver_connectors::api::{BatchPolicy, ConnectorError, ErasedConnector, KafkaCluster, OptionKind, OptionSpec, Options, ValidatedConfig};
 
 use sqlparser::ast::Spanned;
 
@@ -90,7 +90,8 @@ pub const COMMON_SINK_OPTIONS: &[OptionSpec] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetterTopicSpec {
     pub topic: String,
-    pub bootstrap: String,
+    /// The cluster, with the client properties (security) of the connector it came from.
+    pub cluster: KafkaCluster,
     pub context_headers: bool,
 }
 
@@ -368,29 +369,35 @@ impl Catalog {
                 ));
             }
         }
-        let dlq_topic = match dlq_topic_name {
-            None => None,
-            Some(topic) => {
-                let option = |entries: &[(String, String)]| {
-                    entries.iter().find(|(k, _)| k == "bootstrap.servers").and_then(|(_, v)| substitute_env(v, |n| std::env::var(n).ok()).ok())
-                };
-                let sink_bootstrap = if connector.name() == "kafka" { option(&masked(&s.options)) } else { None };
-                let source_bootstrap = if source.connector.name() == "kafka" { option(&source.options) } else { None };
-                let Some(bootstrap) = dlq_bootstrap.or(sink_bootstrap).or(source_bootstrap) else {
-                    return Err(option_error(
-                        ConnectorError::option(ERRORS_DLQ_TOPIC.key, "needs a Kafka cluster: set errors.deadletterqueue.bootstrap.servers (neither the source nor the sink is Kafka)"),
-                        &s.options,
-                        at,
-                    ));
-                };
-                Some(DeadLetterTopicSpec { topic, bootstrap, context_headers })
-            }
-        };
         let Some(specs) = connector.sink_options() else {
             return Err(role_error(connector, "sink", &s.options, at));
         };
         let output = Arc::clone(transform.output_schema());
         let config = connector.parse_sink(&mut opts, &output).map_err(locate)?;
+        // The dead-letter topic lives on the sink's Kafka cluster, else the source's,
+        // with that connector's client properties (SASL/SSL), unless told otherwise.
+        let dlq_topic = match dlq_topic_name {
+            None => None,
+            Some(topic) => {
+                let cluster = match dlq_bootstrap {
+                    Some(bootstrap) => KafkaCluster { bootstrap, properties: Vec::new() },
+                    None => match connector.sink_cluster(&config).or_else(|| source.connector.source_cluster(&source.config)) {
+                        Some(c) => c,
+                        None => {
+                            return Err(option_error(
+                                ConnectorError::option(
+                                    ERRORS_DLQ_TOPIC.key,
+                                    "needs a Kafka cluster: set errors.deadletterqueue.bootstrap.servers (neither the source nor the sink is Kafka)",
+                                ),
+                                &s.options,
+                                at,
+                            ));
+                        }
+                    },
+                };
+                Some(DeadLetterTopicSpec { topic, cluster, context_headers })
+            }
+        };
         let mut valid = expand_keys(specs, &column_paths(&output));
         valid.extend(COMMON_SINK_OPTIONS.iter().map(|s| s.key.to_string()));
         opts.finish(connector.name(), "sink", &valid).map_err(locate)?;
@@ -516,7 +523,7 @@ fn explain(spec: &PipelineSpec) -> Table {
             "tolerance {}{}",
             if spec.errors.tolerate { "all" } else { "none" },
             spec.errors.dlq_path.as_ref().map(|p| format!(", dead-letter queue {p}")).unwrap_or_default()
-                + &spec.errors.dlq_topic.as_ref().map(|t| format!(", dead-letter topic {} on {}", t.topic, t.bootstrap)).unwrap_or_default()
+                + &spec.errors.dlq_topic.as_ref().map(|t| format!(", dead-letter topic {} on {}", t.topic, t.cluster.bootstrap)).unwrap_or_default()
         ),
     ]);
     Table { columns: vec!["step".to_string(), "detail".to_string()], rows }

@@ -17,6 +17,23 @@ use super::options::{OptionSpec, Options};
 use super::sink::{Sink, SinkContext};
 use super::source::{Source, SourceContext};
 
+/// A Kafka cluster a config talks to (bootstrap servers and client properties),
+/// where a dead-letter topic goes unless told otherwise.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KafkaCluster {
+    pub bootstrap: String,
+    /// librdkafka settings (security, tuning) to reuse for the dead-letter producer.
+    pub properties: Vec<(String, String)>,
+}
+
+impl Debug for KafkaCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let props: Vec<(&str, &str)> =
+            self.properties.iter().map(|(k, v)| (k.as_str(), if super::options::is_secret(k) { "********" } else { v.as_str() })).collect();
+        f.debug_struct("KafkaCluster").field("bootstrap", &self.bootstrap).field("properties", &props).finish()
+    }
+}
+
 /// Config type for a role a connector does not play.
 #[derive(Debug)]
 pub enum Unsupported {}
@@ -46,6 +63,14 @@ pub trait Connector: Send + Sync + 'static {
     /// Consumes the sink options into a config. Pure: no I/O.
     fn parse_sink(&self, _opts: &mut Options, _schema: &SchemaRef) -> Result<Self::SinkConfig> {
         Err(ConnectorError::Config(format!("connector '{}' cannot be used as a sink", self.name())))
+    }
+    /// The Kafka cluster a source config reads from, if it is a Kafka one.
+    fn source_cluster(&self, _config: &Self::SourceConfig) -> Option<KafkaCluster> {
+        None
+    }
+    /// The Kafka cluster a sink config writes to, if it is a Kafka one.
+    fn sink_cluster(&self, _config: &Self::SinkConfig) -> Option<KafkaCluster> {
+        None
     }
     /// Columns every row of this source carries besides the declared ones
     /// (`_topic`, `_offset`, …): usable in SELECT and WHERE, left out of `SELECT *`.
@@ -82,6 +107,8 @@ pub trait ErasedConnector: Send + Sync {
     fn parse_source(&self, opts: &mut Options, schema: &SchemaRef) -> Result<ValidatedConfig>;
     fn parse_sink(&self, opts: &mut Options, schema: &SchemaRef) -> Result<ValidatedConfig>;
     fn metadata_columns(&self, config: &ValidatedConfig) -> Vec<FieldRef>;
+    fn source_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster>;
+    fn sink_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster>;
     fn build_source<'a>(&'a self, config: &'a ValidatedConfig, ctx: SourceContext) -> BoxFuture<'a, Result<Box<dyn Source>>>;
     fn build_sink<'a>(&'a self, config: &'a ValidatedConfig, ctx: SinkContext) -> BoxFuture<'a, Result<Box<dyn Sink>>>;
 }
@@ -121,6 +148,12 @@ impl<C: Connector> ErasedConnector for C {
     }
     fn metadata_columns(&self, config: &ValidatedConfig) -> Vec<FieldRef> {
         downcast::<C::SourceConfig>(Connector::name(self), config).map(|c| Connector::metadata_columns(self, c)).unwrap_or_default()
+    }
+    fn source_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster> {
+        downcast::<C::SourceConfig>(Connector::name(self), config).ok().and_then(|c| Connector::source_cluster(self, c))
+    }
+    fn sink_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster> {
+        downcast::<C::SinkConfig>(Connector::name(self), config).ok().and_then(|c| Connector::sink_cluster(self, c))
     }
     fn build_source<'a>(&'a self, config: &'a ValidatedConfig, ctx: SourceContext) -> BoxFuture<'a, Result<Box<dyn Source>>> {
         Box::pin(async move {

@@ -6,7 +6,7 @@ pub mod options;
 pub mod sink;
 pub mod source;
 
-pub use connector::{Connector, ErasedConnector, Unsupported, ValidatedConfig};
+pub use connector::{Connector, ErasedConnector, KafkaCluster, Unsupported, ValidatedConfig};
 pub use error::{ConnectorError, ErrorKind, Result};
 pub use options::{OptionKind, OptionSpec, Options};
 pub use sink::{Sink, SinkContext, SinkReport};

@@ -43,6 +43,11 @@ impl std::fmt::Debug for DeadLetterTopic {
     }
 }
 
+/// librdkafka settings about reaching and authenticating to a cluster.
+fn is_connection_setting(key: &str) -> bool {
+    ["security.", "sasl.", "ssl.", "ssl_", "enable.ssl.", "client.dns.lookup", "broker.address.family", "socket."].iter().any(|p| key.starts_with(p))
+}
+
 /// Kafka Connect's names for the stage a record failed in.
 fn stage_name(s: Stage) -> (&'static str, &'static str) {
     match s {
@@ -54,9 +59,15 @@ fn stage_name(s: Stage) -> (&'static str, &'static str) {
 
 impl DeadLetterTopic {
     /// `connector` is the pipeline (sink) name reported in `__connect.errors.connector.name`.
+    /// Of `properties` (the pipeline's Kafka client settings) only the connection and
+    /// security ones are used.
     pub fn new(bootstrap: &str, topic: &str, context_headers: bool, connector: &str, properties: &[(String, String)]) -> Result<Self> {
         let failure = Arc::new(Mutex::new(None));
-        let mut cc = client_config(bootstrap, &format!("quiver-{connector}-dlq"), properties);
+        // Only how to reach and authenticate to the cluster carries over; the producer
+        // and consumer tuning of the pipeline's own clients (a small message.max.bytes,
+        // say) must not stop a failed record from being dead-lettered.
+        let connection: Vec<(String, String)> = properties.iter().filter(|(k, _)| is_connection_setting(k)).cloned().collect();
+        let mut cc = client_config(bootstrap, &format!("quiver-{connector}-dlq"), &connection);
         cc.set("enable.idempotence", "true");
         let producer = cc
             .create_with_context(Failures(Arc::clone(&failure)))
@@ -139,6 +150,21 @@ impl DeadLetterTopic {
         match self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             Some(f) => Err(ConnectorError::Config(format!("dead-letter topic '{}': a record could not be delivered: {f}", self.topic))),
             None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_connection_setting;
+
+    #[test]
+    fn only_connection_and_security_settings_carry_over() {
+        for k in ["security.protocol", "sasl.mechanism", "sasl.password", "ssl.ca.location", "client.dns.lookup"] {
+            assert!(is_connection_setting(k), "{k}");
+        }
+        for k in ["message.max.bytes", "linger.ms", "fetch.min.bytes", "compression.type"] {
+            assert!(!is_connection_setting(k), "{k}");
         }
     }
 }

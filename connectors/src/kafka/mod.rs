@@ -35,7 +35,7 @@ mod source;
 use arrow::datatypes::{FieldRef, SchemaRef};
 use async_trait::async_trait;
 
-use crate::api::{Connector, OptionKind, OptionSpec, Options, Result, Sink, SinkContext, Source, SourceContext};
+use crate::api::{Connector, KafkaCluster, OptionKind, OptionSpec, Options, Result, Sink, SinkContext, Source, SourceContext};
 
 pub use client::kafka_error;
 pub use config::{KafkaSinkConfig, KafkaSourceConfig};
@@ -189,6 +189,12 @@ impl Connector for KafkaConnector {
     }
     fn parse_sink(&self, opts: &mut Options, schema: &SchemaRef) -> Result<KafkaSinkConfig> {
         config::parse_sink(opts, schema)
+    }
+    fn source_cluster(&self, config: &KafkaSourceConfig) -> Option<KafkaCluster> {
+        Some(KafkaCluster { bootstrap: config.bootstrap.clone(), properties: config.properties.clone() })
+    }
+    fn sink_cluster(&self, config: &KafkaSinkConfig) -> Option<KafkaCluster> {
+        Some(KafkaCluster { bootstrap: config.bootstrap.clone(), properties: config.properties.clone() })
     }
     fn metadata_columns(&self, config: &KafkaSourceConfig) -> Vec<FieldRef> {
         let mut fields = config.format.extra_columns();
