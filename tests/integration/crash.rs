@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{count_by_id, quiver, read_jsonl, text};
+use crate::support::{assert_every_id, count_by_id, quiver, read_jsonl, text};
 
 #[test]
 fn sigkill_mid_run_then_restart_loses_nothing() {
@@ -36,11 +36,7 @@ fn sigkill_mid_run_then_restart_loses_nothing() {
 
     // Visible files are all complete (every line parses) and cover every id.
     let rows = read_jsonl(&out, ".jsonl");
-    let counts = count_by_id(&rows, "id");
-    let missing: Vec<i64> = (0..total).filter(|i| !counts.contains_key(i)).collect();
-    assert!(missing.is_empty(), "{} ids lost, first {:?}", missing.len(), &missing[..missing.len().min(10)]);
-    assert_eq!(counts.len(), total as usize);
-    let duplicates: usize = counts.values().map(|c| c - 1).sum();
+    let duplicates = assert_every_id(&rows, total);
     println!("SIGKILL twice: {} rows delivered for {total} ids, {duplicates} duplicates re-read (at-least-once)", rows.len());
     assert!(duplicates < total as usize, "re-reads are bounded by what was not yet committed");
 }

@@ -9,7 +9,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int32Type, Int64Type};
 
 use crate::kafka_support::{Rec, broker, committed, consume, create_topic, produce, unique};
-use crate::support::{count_by_id, quiver, read_jsonl, read_parquet, run_bounded, text};
+use crate::support::{assert_every_id, count_by_id, quiver, read_jsonl, read_parquet, run_bounded, text};
 
 /// One Parquet row of the first test.
 #[derive(Debug)]
@@ -267,9 +267,7 @@ fn sigkill_mid_run_then_restart_loses_nothing_and_reports_rereads() {
     assert!(done.status.success(), "{stdout}\n{}", text(&done.stderr));
     assert!(stdout.contains("resumed after the committed position"), "{stdout}");
     let rows = read_jsonl(&out, ".jsonl");
-    let counts = count_by_id(&rows, "id");
-    assert_eq!(counts.len(), total as usize, "every record arrived");
-    let duplicates: usize = counts.values().map(|c| c - 1).sum();
+    let duplicates = assert_every_id(&rows, total);
     println!("Kafka SIGKILL: {} rows for {total} records, {duplicates} re-read; summary:\n{stdout}", rows.len());
     if duplicates > 0 {
         assert!(stdout.contains("re-read"), "the summary reports the re-read records: {stdout}");
@@ -346,9 +344,7 @@ fn two_tasks_split_the_partitions_and_a_rebalance_loses_nothing() {
 
     let mut rows = read_jsonl(&out_a, ".jsonl");
     rows.extend(read_jsonl(&out_c, ".jsonl"));
-    let counts = count_by_id(&rows, "id");
-    let missing: Vec<i64> = (0..8_000).filter(|i| !counts.contains_key(i)).collect();
-    assert!(missing.is_empty(), "{} records lost across the rebalance, first {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert_every_id(&rows, 8_000);
     // Both tasks of process a received partitions at the start.
     assert!(logs_a.contains("task=0") && logs_a.contains("task=1") && logs_a.contains("partitions assigned"), "{logs_a}");
     assert!(logs_a.contains("partitions revoked"), "the rebalance revoked partitions from process a: {logs_a}");

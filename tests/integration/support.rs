@@ -91,3 +91,13 @@ pub(crate) fn count_by_id(rows: &[serde_json::Value], key: &str) -> BTreeMap<i64
     }
     m
 }
+
+/// Asserts every id in `0..total` arrived at least once (at-least-once delivery)
+/// and returns how many rows were duplicates.
+pub(crate) fn assert_every_id(rows: &[serde_json::Value], total: i64) -> usize {
+    let counts = count_by_id(rows, "id");
+    let missing: Vec<i64> = (0..total).filter(|i| !counts.contains_key(i)).collect();
+    assert!(missing.is_empty(), "{} ids lost, first {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    assert_eq!(counts.len(), total as usize, "ids outside 0..{total} arrived");
+    counts.values().map(|c| c - 1).sum()
+}

@@ -78,7 +78,13 @@ impl ProducerContext for DeliveryContext {
             Ok(m) => {
                 t.delivered += 1;
                 t.bytes += m.payload_len() as u64;
-                *t.topics.entry(m.topic().to_string()).or_default() += 1;
+                // Per delivered message: count without allocating the topic name.
+                match t.topics.get_mut(m.topic()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        t.topics.insert(m.topic().to_string(), 1);
+                    }
+                }
                 if let Some(n) = t.outstanding.get_mut(&(seq as u64)) {
                     *n -= 1;
                     if *n == 0 {
