@@ -470,9 +470,9 @@ fn the_kafka_example_runs_against_quiver_dev_kafka() {
     assert!(in1 + in2 >= 50_000 && out1 + out2 >= ids.len() as u64);
 }
 
-/// A record the broker can never take (larger than message.max.bytes) goes to the
-/// dead-letter topic as the original source record, at the sink stage; the others
-/// are written.
+/// Records the sink can never write (larger than message.max.bytes, or routed to a
+/// NULL topic) go to the dead-letter topic as the original source records, at the
+/// sink stage; the others are written.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_record_the_sink_refuses_goes_to_the_dead_letter_topic_as_the_original() {
     let b = broker();
@@ -487,21 +487,24 @@ async fn a_record_the_sink_refuses_goes_to_the_dead_letter_topic_as_the_original
     let dir = tempfile::tempdir().unwrap();
     let sql = format!(
         "CREATE SOURCE orders (id BIGINT NOT NULL, name TEXT) WITH (connector = 'kafka', 'bootstrap.servers' = '{b}', topic = '{input}');
-         CREATE SINK copy WITH (connector = 'kafka', 'bootstrap.servers' = '{b}', topic = '{output}', 'properties.message.max.bytes' = '2000',
+         CREATE SINK copy WITH (connector = 'kafka', 'bootstrap.servers' = '{b}', 'properties.message.max.bytes' = '2000',
              'errors.tolerance' = 'all', 'errors.deadletterqueue.topic.name' = '{dlq}', 'errors.deadletterqueue.context.headers.enable' = 'true')
-           AS SELECT id, name FROM orders WHERE id % 2 = 0;"
+           AS SELECT id, name, CASE WHEN id = 20 THEN NULL ELSE '{output}' END AS _topic FROM orders WHERE id % 2 = 0;"
     );
     let status = run_bounded(&dir.path().join("state"), &sql).await;
     assert_eq!(status[0].state.to_string(), "FINISHED", "{:?}", status[0].error);
-    assert_eq!((status[0].rows_out, status[0].rows_errored), (19, 1));
-    let got = tokio::task::block_in_place(|| consume(&b, &output, 19, Duration::from_secs(20)));
+    assert_eq!((status[0].rows_out, status[0].rows_errored), (18, 2));
+    let got = tokio::task::block_in_place(|| consume(&b, &output, 18, Duration::from_secs(20)));
     let ids: BTreeSet<i64> = got.iter().map(|g| g.json()["id"].as_i64().unwrap()).collect();
-    assert_eq!(ids, (0..40).filter(|i| i % 2 == 0 && *i != 12).collect());
-    let dead = tokio::task::block_in_place(|| consume(&b, &dlq, 1, Duration::from_secs(20)));
-    assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].value.as_deref(), Some(huge.as_bytes()), "the original record, untouched");
-    assert_eq!(dead[0].key_text(), "k12");
-    assert_eq!(dead[0].headers["__connect.errors.stage"], "TASK_PUT");
-    assert_eq!(dead[0].headers["__connect.errors.offset"], "12");
-    assert!(dead[0].headers["__connect.errors.exception.message"].contains("too large"), "{:?}", dead[0].headers);
+    assert_eq!(ids, (0..40).filter(|i| i % 2 == 0 && *i != 12 && *i != 20).collect());
+    let dead = tokio::task::block_in_place(|| consume(&b, &dlq, 2, Duration::from_secs(20)));
+    assert_eq!(dead.len(), 2);
+    let big = dead.iter().find(|d| d.key_text() == "k12").expect("the record too large for the broker");
+    assert_eq!(big.value.as_deref(), Some(huge.as_bytes()), "the original record, untouched");
+    assert_eq!(big.headers["__connect.errors.stage"], "TASK_PUT");
+    assert_eq!(big.headers["__connect.errors.offset"], "12");
+    assert!(big.headers["__connect.errors.exception.message"].contains("too large"), "{:?}", big.headers);
+    let unrouted = dead.iter().find(|d| d.key_text() == "k20").expect("the record with no topic");
+    assert_eq!(unrouted.value, order(20).value);
+    assert!(unrouted.headers["__connect.errors.exception.message"].contains("_topic is NULL"), "{:?}", unrouted.headers);
 }

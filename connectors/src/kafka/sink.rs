@@ -212,6 +212,18 @@ impl KafkaSink {
         }
     }
 
+    /// Sets a row of batch `seq` aside for the error policy: it will never be acknowledged.
+    fn refuse(&mut self, row: usize, seq: u64, error: String) {
+        self.rejected.push((row, error));
+        let mut t = lock(&self.tracker);
+        if let Some(n) = t.outstanding.get_mut(&seq) {
+            *n -= 1;
+            if *n == 0 {
+                t.outstanding.remove(&seq);
+            }
+        }
+    }
+
     fn keys(&mut self, batch: &RecordBatch) -> Result<Option<Keys>> {
         if let Some(i) = self.routing.key {
             return Ok(Some(Keys::Column(batch.column(i).clone())));
@@ -389,12 +401,13 @@ impl Sink for KafkaSink {
             }
             t.written = Some(seq);
         }
-        let static_topic = self.config.topic.as_deref();
+        let static_topic = self.config.topic.clone();
         for row in 0..rows {
-            let topic = match topics.as_ref().and_then(|c| string_at(c, row)).or(static_topic) {
+            let topic = match topics.as_ref().and_then(|c| string_at(c, row)).or(static_topic.as_deref()) {
                 Some(t) => t,
                 None => {
-                    return Err(ConnectorError::Config(format!("row {row} of batch {seq} has a NULL _topic and the sink has no topic option")));
+                    self.refuse(row, seq, "_topic is NULL and the sink has no topic option to fall back on".to_string());
+                    continue;
                 }
             };
             let mut record = BaseRecord::with_opaque_to(topic, seq as usize);
@@ -423,14 +436,7 @@ impl Sink for KafkaSink {
                     }
                     Err((e, _)) if is_record_error(&e) => {
                         // This record can never be written; the rest of the batch can.
-                        self.rejected.push((row, format!("Kafka refused the record for topic '{topic}': {e}")));
-                        let mut t = lock(&self.tracker);
-                        if let Some(n) = t.outstanding.get_mut(&seq) {
-                            *n -= 1;
-                            if *n == 0 {
-                                t.outstanding.remove(&seq);
-                            }
-                        }
+                        self.refuse(row, seq, format!("Kafka refused the record for topic '{topic}': {e}"));
                         break;
                     }
                     Err((e, _)) => {
