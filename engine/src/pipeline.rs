@@ -228,7 +228,12 @@ impl Runner {
             .build_source(&spec.source.config, ctx)
             .await
             .map_err(|e| format!("source '{}' could not start: {e}", spec.source.name))?;
-        let sink_ctx = SinkContext { name: spec.name.clone(), schema: Arc::clone(spec.transform.output_schema()) };
+        let sink_ctx = SinkContext {
+            name: spec.name.clone(),
+            schema: Arc::clone(spec.transform.output_schema()),
+            source_connector: spec.source.connector.name().to_string(),
+            start: self.store.offsets(&spec.name).map_err(|e| e.to_string())?,
+        };
         let mut sink = spec.connector.build_sink(&spec.config, sink_ctx).await.map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
         self.committer = source.committer();
         if let Some(c) = &self.committer {
@@ -358,10 +363,13 @@ impl Runner {
         }
         let rows = out.batch.num_rows() as u64;
         sink.source_offsets(seq, &offsets);
-        self.pending.push_back((seq, offsets));
+        if sink.durable_offsets().is_none() {
+            self.pending.push_back((seq, offsets));
+        }
+        let out_origins = sink.wants_origins().then(|| origins.select(&self.spec.transform.input_rows(&batch, &out.failed)));
         let mut retry = Retry::new(&self.spec.errors);
         loop {
-            match sink.write(out.batch.clone(), seq).await {
+            match sink.write_with_origins(out.batch.clone(), seq, out_origins.as_ref()).await {
                 Ok(()) => break,
                 Err(e) if e.is_retriable() => match retry.next() {
                     Some(backoff) => {
@@ -440,12 +448,19 @@ impl Runner {
 
     /// Commits the offsets of every batch the sink reports durable.
     fn commit(&mut self, sink: &dyn Sink, force: bool) -> Result<(), String> {
-        let Some(durable) = sink.durable_seq() else { return Ok(()) };
         let mut advanced = false;
-        while self.pending.front().is_some_and(|(s, _)| *s <= durable) {
-            if let Some((_, o)) = self.pending.pop_front() {
-                self.committed.merge(&o);
-                advanced = true;
+        if let Some(durable) = sink.durable_offsets() {
+            // The sink tracks durable positions per source partition itself.
+            let before = self.committed.clone();
+            self.committed.merge(&durable);
+            advanced = self.committed != before;
+        } else {
+            let Some(durable) = sink.durable_seq() else { return Ok(()) };
+            while self.pending.front().is_some_and(|(s, _)| *s <= durable) {
+                if let Some((_, o)) = self.pending.pop_front() {
+                    self.committed.merge(&o);
+                    advanced = true;
+                }
             }
         }
         self.uncommitted |= advanced;

@@ -135,12 +135,19 @@ impl CompiledTransform {
     }
 
     /// For each output row of `apply(batch)`, the input row it came from: the rows
-    /// that pass the filter, less the rows that failed. Only needed on the rare path
-    /// where a sink rejects rows, so it re-evaluates the filter.
+    /// that pass the filter, less the rows that failed. The filter is evaluated once
+    /// over the batch; only when that fails (a row error inside the filter) is it
+    /// evaluated row by row.
     pub fn input_rows(&self, batch: &RecordBatch, failed: &[(usize, String)]) -> Vec<usize> {
         let failed: std::collections::HashSet<usize> = failed.iter().map(|f| f.0).collect();
+        let Some(f) = &self.filter else {
+            return (0..batch.num_rows()).filter(|r| !failed.contains(r)).collect();
+        };
+        let whole = f.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())).ok();
+        if let Some(mask) = whole.as_ref().and_then(|a| a.as_boolean_opt()) {
+            return (0..batch.num_rows()).filter(|r| !failed.contains(r) && mask.is_valid(*r) && mask.value(*r)).collect();
+        }
         let passes = |row: usize| -> bool {
-            let Some(f) = &self.filter else { return true };
             let one = batch.slice(row, 1);
             f.evaluate(&one)
                 .and_then(|v| v.into_array(1))

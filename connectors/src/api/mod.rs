@@ -8,6 +8,6 @@ pub mod source;
 
 pub use connector::{Connector, ErasedConnector, KafkaCluster, Unsupported, ValidatedConfig};
 pub use error::{ConnectorError, ErrorKind, Result};
-pub use options::{OptionKind, OptionSpec, Options};
+pub use options::{OptionKind, OptionSpec, Options, is_secret, parse_bool};
 pub use sink::{Sink, SinkContext, SinkReport};
 pub use source::{BatchPolicy, OffsetCommitter, Offsets, Progress, RawRecord, RejectedRecord, RowOrigins, Source, SourceBatch, SourceContext, Stage};

@@ -90,6 +90,11 @@ impl Options {
         self.entries.is_empty()
     }
 
+    /// Whether an option was given (without consuming it).
+    pub fn contains(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
     /// Takes the raw text of an option, if set.
     pub fn take(&mut self, key: &str) -> Option<String> {
         let v = self.entries.remove(key);
@@ -221,7 +226,7 @@ impl Options {
 /// Whether an option's value is a secret that must never be printed (errors, DESCRIBE, logs).
 pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "credentials", "sasl.jaas.config", "private.key", "user.info"].iter().any(|s| k.contains(s))
+    ["password", "secret", "token", "credentials", "sasl.jaas.config", "private.key", "user.info", "storage.access.key", "service.account.key"].iter().any(|s| k.contains(s))
 }
 
 /// Expands a spec list into concrete keys for the given columns.
@@ -239,11 +244,26 @@ pub fn expand_keys(specs: &[OptionSpec], columns: &[String]) -> Vec<String> {
 
 /// The candidate nearest to `key` by edit distance, if it is close enough to be a typo.
 pub fn closest<'a>(key: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (strsim::damerau_levenshtein(key, c), c))
+    let candidates: Vec<&str> = candidates.collect();
+    let typo = candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(key, c), *c))
         .filter(|(d, c)| *d <= (c.len() / 3).max(1) && *d < c.len())
         .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+        .map(|(_, c)| c);
+    // Else a key with a word left out (`s3.secret.key` for `s3.secret.access.key`):
+    // the only candidate holding every dot-separated word of the key, in order.
+    typo.or_else(|| {
+        let words: Vec<&str> = key.split('.').collect();
+        let mut matches = candidates.iter().filter(|c| {
+            let mut rest = c.split('.');
+            words.len() > 1 && words.iter().all(|w| rest.any(|r| r == *w))
+        });
+        match (matches.next(), matches.next()) {
+            (Some(one), None) => Some(*one),
+            _ => None,
+        }
+    })
 }
 
 pub fn parse_u64(v: &str) -> Result<u64, String> {

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 
 use super::error::Result;
-use super::source::{OffsetCommitter, Offsets};
+use super::source::{OffsetCommitter, Offsets, RowOrigins};
 
 /// Everything a sink needs to start.
 #[derive(Debug, Clone)]
@@ -22,6 +22,10 @@ pub struct SinkContext {
     pub name: String,
     /// The schema of the batches it will receive (the SELECT's output).
     pub schema: SchemaRef,
+    /// The source's connector name (`kafka`, `file`, …).
+    pub source_connector: String,
+    /// The offsets the pipeline resumes after, if it committed any before.
+    pub start: Option<Offsets>,
 }
 
 /// What a sink has written so far.
@@ -59,6 +63,26 @@ pub trait Sink: Send {
     /// applies the error policy to them; everything else in the batch was written.
     fn take_rejected(&mut self) -> Vec<(usize, String)> {
         Vec::new()
+    }
+
+    /// Whether the sink wants each output row's source position
+    /// ([`Sink::write_with_origins`]); computing them costs a little per batch.
+    fn wants_origins(&self) -> bool {
+        false
+    }
+
+    /// [`Sink::write`], with the source partition and position of every row of
+    /// `batch` when [`Sink::wants_origins`] is true.
+    async fn write_with_origins(&mut self, batch: RecordBatch, seq: u64, origins: Option<&RowOrigins>) -> Result<()> {
+        let _ = origins;
+        self.write(batch, seq).await
+    }
+
+    /// Source positions that are durable, for sinks that track them per source
+    /// partition rather than per batch (exactly-once files). When it returns
+    /// `Some`, the engine commits these instead of the offsets of `durable_seq`.
+    fn durable_offsets(&self) -> Option<Offsets> {
+        None
     }
 
     /// The source positions batch `seq` covers, given just before it is written.

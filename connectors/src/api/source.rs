@@ -82,6 +82,27 @@ impl RowOrigins {
     pub fn is_empty(&self) -> bool {
         self.positions.is_empty()
     }
+    /// The origins of `rows` (indices into this batch), in that order.
+    pub fn select(&self, rows: &[usize]) -> RowOrigins {
+        let mut out = RowOrigins::with_capacity(rows.len());
+        for &row in rows {
+            let Some(&pos) = self.positions.get(row) else { continue };
+            let idx = self.partitions.partition_point(|(start, _)| *start <= row);
+            if let Some((_, p)) = idx.checked_sub(1).and_then(|i| self.partitions.get(i)) {
+                out.push(p, pos);
+            }
+        }
+        out
+    }
+    /// The partition of `row`, shared (cheap to keep per row).
+    pub fn partition_of(&self, row: usize) -> Option<&Arc<str>> {
+        let idx = self.partitions.partition_point(|(start, _)| *start <= row);
+        self.partitions.get(idx.checked_sub(1)?).map(|(_, p)| p)
+    }
+    /// The position of `row`.
+    pub fn position_of(&self, row: usize) -> Option<i64> {
+        self.positions.get(row).copied()
+    }
     /// The partition and position of `row`.
     pub fn get(&self, row: usize) -> Option<(&str, i64)> {
         let pos = *self.positions.get(row)?;

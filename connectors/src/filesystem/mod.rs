@@ -1,13 +1,20 @@
-//! `connector = 'filesystem'`: Parquet, JSON-lines or CSV files through `object_store`.
+//! `connector = 'filesystem'`: Parquet, JSON-lines or CSV files in a local folder or
+//! an object store (S3, GCS, Azure) through `object_store`.
 //!
-//! Rows are split by `partition.by` into Hive-style `col=value/` folders; each
-//! partition has at most one open file, streamed to the store as it is encoded
-//! and rolled by rows, bytes or age. A file appears under its final name only
-//! when complete (object_store's multipart/rename protocol), and the sink reports
-//! a batch durable only once every file holding its rows is complete.
+//! - `store.rs`: `path` and the `s3.*` / `gcs.*` / `azure.*` / `storage.*` options
+//!   into a built, checked `ObjectStore`;
+//! - `config.rs`: the sink's own options;
+//! - `sink.rs`: partition folders, open files grouped into roll units, rolling,
+//!   the memory bound, and durability (per batch, or per Kafka partition for
+//!   exactly-once files).
+//!
+//! A file appears under its final name only when complete (multipart upload, or a
+//! local rename), and the sink reports rows durable only once every file holding
+//! them is complete.
 
 mod config;
 mod sink;
+pub mod store;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
@@ -19,7 +26,7 @@ pub use config::FilesystemSinkConfig;
 pub(crate) const PATH: OptionSpec = OptionSpec::new(
     "path",
     OptionKind::String,
-    "Folder to write into: a local path or a file:// URL.",
+    "Where files go: a local folder, file://, s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or abfs(s)://container@account.dfs.core.windows.net/prefix.",
 )
 .required();
 pub(crate) const FORMAT: OptionSpec =
@@ -29,16 +36,37 @@ pub(crate) const PARTITION_BY: OptionSpec = OptionSpec::new(
     OptionKind::List,
     "Output columns whose values name Hive-style 'col=value/' folders; they are not repeated inside the files.",
 );
-pub(crate) const ROLLOVER_ROWS: OptionSpec =
-    OptionSpec::new("rollover.rows", OptionKind::Integer, "Close a file after this many rows.").default("1000000");
+pub(crate) const ROLLOVER_ROWS: OptionSpec = OptionSpec::new(
+    "rollover.rows",
+    OptionKind::Integer,
+    "Close a file after this many rows (exactly-once: after this many rows of one source partition).",
+)
+.default("1000000");
 pub(crate) const ROLLOVER_BYTES: OptionSpec =
     OptionSpec::new("rollover.bytes", OptionKind::Bytes, "Close a file once about this many bytes are written.").default("128MiB");
 pub(crate) const ROLLOVER_INTERVAL: OptionSpec = OptionSpec::new(
     "rollover.interval",
     OptionKind::Duration,
-    "Close a file this long (wall clock) after it was opened, even if no more rows arrive.",
+    "Close a file this long after it was opened, by the wall clock, even if no more rows arrive.",
 )
 .default("5 minutes");
+pub(crate) const ROLLOVER_INACTIVITY: OptionSpec = OptionSpec::new(
+    "rollover.inactivity",
+    OptionKind::Duration,
+    "Close a file that has received no rows for this long (wall clock), even if no record ever arrives again. Off by default.",
+);
+pub(crate) const MEMORY_MAX: OptionSpec = OptionSpec::new(
+    "sink.memory.max",
+    OptionKind::Bytes,
+    "Memory for all open files together (encoders and upload buffers); when reached, the largest open files are closed early.",
+)
+.default("256MiB");
+pub(crate) const DELIVERY: OptionSpec = OptionSpec::new(
+    "sink.delivery.guarantee",
+    OptionKind::Enum(&["at-least-once", "exactly-once"]),
+    "exactly-once (Kafka sources): files named <topic>+<partition>+<first offset>, rolled per source partition, so a replay rewrites the same objects.",
+)
+.default("at-least-once");
 pub(crate) const PARQUET_COMPRESSION: OptionSpec = OptionSpec::new(
     "parquet.compression",
     OptionKind::String,
@@ -50,18 +78,28 @@ pub(crate) const PARQUET_ROW_GROUP_ROWS: OptionSpec =
         .default("1048576");
 pub(crate) const PARQUET_DICTIONARY: OptionSpec =
     OptionSpec::new("parquet.dictionary", OptionKind::Bool, "Dictionary-encode Parquet columns.").default("true");
+pub(crate) const PARQUET_BLOOM: OptionSpec =
+    OptionSpec::new("parquet.bloom.filter.columns", OptionKind::List, "Columns (inside the files) that get a Parquet bloom filter per row group.");
 
-const SINK_OPTIONS: &[OptionSpec] = &[
+const OWN_OPTIONS: &[OptionSpec] = &[
     PATH,
     FORMAT,
     PARTITION_BY,
     ROLLOVER_ROWS,
     ROLLOVER_BYTES,
     ROLLOVER_INTERVAL,
+    ROLLOVER_INACTIVITY,
+    MEMORY_MAX,
+    DELIVERY,
     PARQUET_COMPRESSION,
     PARQUET_ROW_GROUP_ROWS,
     PARQUET_DICTIONARY,
+    PARQUET_BLOOM,
 ];
+
+/// The sink's options, then the storage options.
+static SINK_OPTIONS: std::sync::LazyLock<Vec<OptionSpec>> =
+    std::sync::LazyLock::new(|| OWN_OPTIONS.iter().chain(store::STORE_OPTIONS).copied().collect());
 
 #[derive(Debug, Clone, Copy)]
 pub struct FilesystemConnector;
@@ -75,15 +113,15 @@ impl Connector for FilesystemConnector {
         "filesystem"
     }
     fn description(&self) -> &'static str {
-        "Writes Parquet (zstd), JSON-lines or CSV files, partitioned into col=value/ folders and rolled by rows, bytes or time."
+        "Writes Parquet (zstd), JSON-lines or CSV files to a folder, S3, GCS or Azure, partitioned into col=value/ folders and rolled by rows, bytes, time or inactivity."
     }
     fn sink_options(&self) -> Option<&'static [OptionSpec]> {
-        Some(SINK_OPTIONS)
+        Some(SINK_OPTIONS.as_slice())
     }
     fn parse_sink(&self, opts: &mut Options, schema: &SchemaRef) -> Result<FilesystemSinkConfig> {
         config::parse(opts, schema)
     }
     async fn build_sink(&self, config: &FilesystemSinkConfig, ctx: SinkContext) -> Result<Box<dyn Sink>> {
-        Ok(Box::new(sink::FilesystemSink::new(config.clone(), ctx)?))
+        Ok(Box::new(sink::FilesystemSink::start(config.clone(), ctx).await?))
     }
 }

@@ -11,6 +11,7 @@ use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use super::FileFormat;
 use crate::api::{ConnectorError, Result};
@@ -21,6 +22,8 @@ pub struct ParquetOptions {
     pub compression: Compression,
     pub row_group_rows: usize,
     pub dictionary: bool,
+    /// Columns that get a split-block bloom filter per row group.
+    pub bloom_filter_columns: Vec<String>,
 }
 
 impl Default for ParquetOptions {
@@ -29,6 +32,7 @@ impl Default for ParquetOptions {
             compression: Compression::ZSTD(ZstdLevel::try_new(1).expect("zstd level 1 is valid")),
             row_group_rows: 1024 * 1024,
             dictionary: true,
+            bloom_filter_columns: Vec::new(),
         }
     }
 }
@@ -75,11 +79,14 @@ impl Encoder {
     pub fn new(format: FileFormat, schema: &SchemaRef, parquet: &ParquetOptions) -> Result<Self> {
         Ok(match format {
             FileFormat::Parquet => {
-                let props = WriterProperties::builder()
+                let mut props = WriterProperties::builder()
                     .set_compression(parquet.compression)
                     .set_max_row_group_row_count(Some(parquet.row_group_rows))
-                    .set_dictionary_enabled(parquet.dictionary)
-                    .build();
+                    .set_dictionary_enabled(parquet.dictionary);
+                for col in &parquet.bloom_filter_columns {
+                    props = props.set_column_bloom_filter_enabled(ColumnPath::from(col.as_str()), true);
+                }
+                let props = props.build();
                 let w = ArrowWriter::try_new(Vec::with_capacity(1 << 20), Arc::clone(schema), Some(props))
                     .map_err(|e| ConnectorError::Parquet { context: "creating Parquet writer".into(), source: e })?;
                 Encoder::Parquet(Box::new(w))
@@ -117,6 +124,16 @@ impl Encoder {
         match self {
             Encoder::Parquet(w) => w.in_progress_size(),
             _ => 0,
+        }
+    }
+
+    /// Memory the encoder holds: open row group, page buffers, dictionaries and
+    /// encoded bytes not yet taken.
+    pub fn memory_bytes(&self) -> usize {
+        match self {
+            Encoder::Parquet(w) => w.memory_size() + w.inner().len(),
+            Encoder::Json(w) => w.get_ref().len(),
+            Encoder::Csv { out, .. } => out.len(),
         }
     }
 

@@ -29,6 +29,14 @@ pub enum FileFormat {
 }
 
 impl FileFormat {
+    /// The name used in `format = '…'`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FileFormat::Parquet => "parquet",
+            FileFormat::Json => "json",
+            FileFormat::Csv => "csv",
+        }
+    }
     pub fn extension(&self) -> &'static str {
         match self {
             FileFormat::Parquet => "parquet",
