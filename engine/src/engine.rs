@@ -49,6 +49,8 @@ pub enum Output {
 pub struct PipelineStatus {
     pub name: String,
     pub source: String,
+    /// The source's connector.
+    pub source_connector: String,
     pub connector: String,
     pub state: State,
     pub error: Option<String>,
@@ -255,6 +257,7 @@ impl Engine {
         PipelineStatus {
             name: name.to_string(),
             source: r.spec.source.name.clone(),
+            source_connector: r.spec.source.connector.name().to_string(),
             connector: r.spec.connector.name().to_string(),
             state: r.stats.state(),
             error: r.stats.error(),

@@ -91,6 +91,10 @@ pub fn summary(s: &PipelineStatus) -> String {
         s.rows_filtered(),
         s.rows_errored
     );
+    if let (Some(total), "kafka") = (s.progress_total, s.source_connector.as_str()) {
+        // Bounded runs: what the partitions' ends at start left to read.
+        let _ = writeln!(out, "  lag at start {total} records; read {}", s.progress_done);
+    }
     if s.sink.files > 0 || s.connector == "filesystem" {
         let _ = writeln!(out, "  files written {} ({}) under {}", s.sink.files, human_bytes(s.sink.bytes), s.sink.location);
     }

@@ -393,3 +393,56 @@ fn exactly_once_files_survive_ten_sigkills() {
     assert_eq!(rt.block_on(list(&bucket, "events")), before, "a re-run after success writes nothing");
     println!("exactly-once: {killed_mid_run} SIGKILLs, {} objects, every id once; endpoint {}", objects.len(), endpoint());
 }
+
+#[test]
+fn a_bounded_job_stops_at_the_ends_it_saw_at_start_while_producers_continue() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = broker();
+    let topic = unique("bounded");
+    rt.block_on(create_topic(&bootstrap, &topic, 2));
+    let batch = |from: i64, n: i64| -> Vec<Rec> { (from..from + n).map(|i| Rec::value(format!(r#"{{"id":{i}}}"#)).partition((i % 2) as i32)).collect() };
+    produce(&bootstrap, &topic, &batch(0, 20_000));
+
+    // A producer that keeps writing for the whole run.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer = {
+        let (stop, bootstrap, topic) = (std::sync::Arc::clone(&stop), bootstrap.clone(), topic.clone());
+        std::thread::spawn(move || {
+            let mut next = 20_000;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                produce(&bootstrap, &topic, &batch(next, 500));
+                next += 500;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            next
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let out = dir.path().join("out");
+    let sql = format!(
+        "CREATE SOURCE events (id BIGINT NOT NULL) WITH (connector = 'kafka', 'bootstrap.servers' = '{bootstrap}', topic = '{topic}', 'scan.startup.mode' = 'earliest');
+         CREATE SINK lake WITH (connector = 'filesystem', path = '{}') AS SELECT id FROM events;",
+        out.display()
+    );
+    let file = dir.path().join("job.sql");
+    std::fs::write(&file, sql).unwrap();
+    let state = dir.path().join("state");
+    let started = Instant::now();
+    let done = quiver().args(["run", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--until-caught-up"]).output().unwrap();
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let produced = producer.join().unwrap();
+    let stdout = text(&done.stdout);
+    assert!(done.status.success(), "{stdout}\n{}", text(&done.stderr));
+    let written: usize = crate::support::read_parquet(&out).iter().map(|(_, b)| b.iter().map(|b| b.num_rows()).sum::<usize>()).sum();
+    assert!(written >= 20_000 && (written as i64) < produced, "read {written} of {produced} produced (took {took:?})");
+    let lag: u64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("lag at start "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no lag line: {stdout}"));
+    assert!(lag >= 20_000 && lag as usize <= written, "lag at start {lag}, written {written}");
+    println!("bounded job: lag at start {lag}, wrote {written} while {produced} were produced, in {took:?}");
+}

@@ -9,8 +9,9 @@
 //! Unbounded, the tasks subscribe as members of one consumer group and the
 //! rebalance callback places each assigned partition at the pipeline's durable
 //! position (else `scan.startup.mode`). Bounded (`--until-caught-up`), one task per
-//! topic assigns its partitions itself and stops when each has reached its end
-//! (librdkafka's partition-EOF event, from the fetch's high watermark).
+//! topic assigns its partitions itself and stops each partition at its end as of
+//! the start: the high watermark its first fetch reported (librdkafka statistics),
+//! or earlier if librdkafka reports the partition's EOF first.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -71,6 +72,13 @@ struct Shared {
     owners: Mutex<HashMap<Partition, usize>>,
     consumers: Mutex<Vec<Arc<BaseConsumer<TaskContext>>>>,
     startup: Startup,
+    /// Bounded mode: each partition's end as of the start, the high watermark its
+    /// first fetch reported (from librdkafka's statistics; brokers such as Tansu
+    /// answer ListOffsets with stale watermarks, fetch responses are right).
+    ends: Mutex<HashMap<Partition, i64>>,
+    /// Bounded mode: records waiting at start, over the partitions whose end is known.
+    backlog: AtomicU64,
+    backlog_known: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -90,6 +98,20 @@ struct TaskContext {
 }
 
 impl ClientContext for TaskContext {
+    /// Bounded mode only (statistics are enabled there): records each partition's
+    /// high watermark from its first fetch response as the end to read to.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut ends = lock(&self.shared.ends);
+        for (topic, t) in &statistics.topics {
+            for (p, part) in &t.partitions {
+                let fetched = part.rxmsgs > 0 || part.eof_offset >= 0;
+                if *p >= 0 && fetched && part.hi_offset >= 0 {
+                    ends.entry((topic.clone(), *p)).or_insert(part.hi_offset);
+                }
+            }
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         match error {
             // Reaching a partition's end is how a bounded run knows it is done.
@@ -285,6 +307,9 @@ impl KafkaSource {
             owners: Mutex::new(HashMap::new()),
             consumers: Mutex::new(Vec::new()),
             startup: config.startup,
+            ends: Mutex::new(HashMap::new()),
+            backlog: AtomicU64::new(0),
+            backlog_known: AtomicBool::new(false),
         });
         // Bounded: one task per topic, each assigning its topic's partitions itself, so a
         // partition-EOF event (which names only the partition number) is unambiguous.
@@ -314,6 +339,7 @@ impl KafkaSource {
                 .set("enable.auto.commit", "false")
                 .set("enable.auto.offset.store", "false")
                 .set("enable.partition.eof", if ctx.bounded { "true" } else { "false" })
+                .set("statistics.interval.ms", if ctx.bounded { "100" } else { "0" })
                 .set("auto.offset.reset", match config.startup {
                     Startup::GroupOffsets { fallback_latest: true } | Startup::Latest => "latest",
                     _ => "earliest",
@@ -322,7 +348,10 @@ impl KafkaSource {
                 cc.create_with_context(tctx).map_err(|e| kafka_error(format!("creating Kafka consumer for {}", config.bootstrap), e))?;
             let consumer = Arc::new(consumer);
             let end = match &bounded_topics {
-                Some(topics) => Some(assign_topic(&consumer, task, &topics[task], &shared)?),
+                Some(topics) => {
+                    assign_topic(&consumer, task, &topics[task], &shared)?;
+                    Some(Bounded::new(&topics[task].0, topics[task].1))
+                }
                 None => {
                     let topics: Vec<String> = match &config.topics {
                         Topics::Names(n) => n.clone(),
@@ -389,9 +418,8 @@ fn resolve_topics(config: &KafkaSourceConfig) -> Result<Vec<(String, i32)>> {
     }
 }
 
-/// Bounded mode: assigns every partition of one topic at its start position and
-/// returns the partitions still to read to their end.
-fn assign_topic(consumer: &BaseConsumer<TaskContext>, task: usize, (topic, partitions): &(String, i32), shared: &Shared) -> Result<BTreeSet<i32>> {
+/// Bounded mode: assigns every partition of one topic at its start position.
+fn assign_topic(consumer: &BaseConsumer<TaskContext>, task: usize, (topic, partitions): &(String, i32), shared: &Shared) -> Result<()> {
     // Knowing the topic's leaders before assigning saves librdkafka ~1 s of metadata
     // retries (100 ms apart) before its first fetch.
     consumer.fetch_metadata(Some(topic), LOOKUP_TIMEOUT).map_err(|e| kafka_error(format!("reading the metadata of {topic}"), e))?;
@@ -414,7 +442,7 @@ fn assign_topic(consumer: &BaseConsumer<TaskContext>, task: usize, (topic, parti
     }
     drop(owners);
     consumer.assign(&tpl).map_err(|e| kafka_error(format!("assigning the partitions of {topic}"), e))?;
-    Ok((0..*partitions).collect())
+    Ok(())
 }
 
 #[async_trait]
@@ -428,7 +456,10 @@ impl Source for KafkaSource {
     }
 
     fn progress(&self) -> Progress {
-        Progress { done: self.read.load(Ordering::Relaxed), total: None }
+        // Bounded runs know how many records were waiting at start once the first
+        // fetches have reported each partition's end.
+        let total = self.shared.backlog_known.load(Ordering::Relaxed).then(|| self.shared.backlog.load(Ordering::Relaxed));
+        Progress { done: self.read.load(Ordering::Relaxed), total }
     }
 
     fn committer(&self) -> Option<Arc<dyn OffsetCommitter>> {
@@ -472,8 +503,91 @@ struct Task {
     policy: BatchPolicy,
     tx: mpsc::Sender<Result<SourceBatch>>,
     stop: Arc<AtomicBool>,
-    /// Bounded mode: partitions of this task's topic not yet read to their end.
-    end: Option<BTreeSet<i32>>,
+    /// Bounded mode: how far each partition of this task's topic is read.
+    end: Option<Bounded>,
+}
+
+/// Bounded mode: one task's topic, read up to each partition's end as of the start.
+struct Bounded {
+    topic: String,
+    /// Partitions not yet read to their end.
+    open: BTreeSet<i32>,
+    /// Ends learned so far (from [`Shared::ends`]).
+    ends: HashMap<i32, i64>,
+    /// The first offset read from each partition, for the backlog at start.
+    first: HashMap<i32, i64>,
+    /// The last offset read from each partition.
+    last: HashMap<i32, i64>,
+    /// Partitions whose backlog is already counted.
+    counted: BTreeSet<i32>,
+}
+
+/// What a bounded task does with a message.
+enum Admit {
+    Take,
+    /// The partition's last record before its end: take it and stop the partition.
+    TakeLast,
+    /// Past the end (or the partition is done): leave it for the next run.
+    Skip,
+}
+
+impl Bounded {
+    fn new(topic: &str, partitions: i32) -> Self {
+        Self { topic: topic.to_string(), open: (0..partitions).collect(), ends: HashMap::new(), first: HashMap::new(), last: HashMap::new(), counted: BTreeSet::new() }
+    }
+
+    fn admit(&mut self, partition: i32, offset: i64) -> Admit {
+        if !self.open.contains(&partition) {
+            return Admit::Skip;
+        }
+        self.first.entry(partition).or_insert(offset);
+        self.last.insert(partition, offset);
+        match self.ends.get(&partition) {
+            Some(&end) if offset >= end => {
+                self.open.remove(&partition);
+                Admit::Skip
+            }
+            Some(&end) if offset + 1 >= end => {
+                self.open.remove(&partition);
+                Admit::TakeLast
+            }
+            _ => Admit::Take,
+        }
+    }
+
+    /// librdkafka reports the partition's end before the statistics did: its end is
+    /// where reading stopped.
+    fn eof(&mut self, partition: i32) {
+        self.open.remove(&partition);
+        let at = self.last.get(&partition).map_or(0, |l| l + 1);
+        self.ends.entry(partition).or_insert(at);
+    }
+
+    /// Picks up ends the statistics callback recorded and counts their backlog.
+    fn learn(&mut self, shared: &Shared) {
+        if self.ends.len() < self.open.len() + self.counted.len() {
+            let ends = lock(&shared.ends);
+            for p in &self.open {
+                if let Some(e) = ends.get(&(self.topic.clone(), *p)) {
+                    self.ends.entry(*p).or_insert(*e);
+                }
+            }
+        }
+        for (p, end) in &self.ends {
+            if !self.counted.contains(p) {
+                // A partition with nothing read yet starts at its end (nothing waiting) or
+                // is counted once its first record arrives.
+                let start = match self.first.get(p) {
+                    Some(f) => *f,
+                    None if !self.open.contains(p) => *end,
+                    None => continue,
+                };
+                shared.backlog.fetch_add(end.saturating_sub(start).max(0) as u64, Ordering::Relaxed);
+                shared.backlog_known.store(true, Ordering::Relaxed);
+                self.counted.insert(*p);
+            }
+        }
+    }
 }
 
 /// Turns a task's buffered messages into source batches.
@@ -562,11 +676,18 @@ impl Task {
                     stats.empty += 1;
                     stats.broker += polled.map_or(wait, |t| t.elapsed());
                 }
-                Some(Ok(m)) => self.buffer(&mut pending, &m),
+                Some(Ok(m)) => match self.end.as_mut().map(|b| b.admit(m.partition(), m.offset())) {
+                    None | Some(Admit::Take) => self.buffer(&mut pending, &m),
+                    Some(Admit::TakeLast) => {
+                        self.buffer(&mut pending, &m);
+                        self.pause(m.topic(), m.partition());
+                    }
+                    Some(Admit::Skip) => self.pause(m.topic(), m.partition()),
+                },
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     // The fetch reached the partition's high watermark: read to its end.
                     if let Some(end) = self.end.as_mut() {
-                        end.remove(&p);
+                        end.eof(p);
                     }
                 }
                 Some(Err(e)) if is_fatal(&e) => {
@@ -584,7 +705,10 @@ impl Task {
             let full = pending.messages.len() >= self.policy.max_rows || pending.values.len() >= self.policy.max_bytes;
             let check_clock = idle || pending.messages.len() % 1024 == 0;
             let lingered = check_clock && pending.first.is_some_and(|t| t.elapsed() >= self.policy.linger);
-            let done = self.end.as_ref().is_some_and(BTreeSet::is_empty);
+            let done = self.end.as_ref().is_some_and(|b| b.open.is_empty());
+            if (check_clock || done) && let Some(b) = self.end.as_mut() {
+                b.learn(&self.consumer.context().shared);
+            }
             if (full || lingered || done) && !pending.messages.is_empty() {
                 let names = pending.names.clone();
                 let sent = Instant::now();
@@ -597,6 +721,15 @@ impl Task {
             if done {
                 return stats;
             }
+        }
+    }
+
+    /// Stops fetching a partition that a bounded run has read to its end.
+    fn pause(&self, topic: &str, partition: i32) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        if let Err(e) = self.consumer.pause(&tpl) {
+            debug!(task = self.task, topic, partition, error = %e, "could not pause a finished partition");
         }
     }
 
