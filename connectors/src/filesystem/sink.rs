@@ -544,3 +544,56 @@ impl Sink for FilesystemSink {
         self.report.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use super::*;
+    use crate::api::Options;
+
+    fn sink_config(dir: &std::path::Path, extra: &[(&str, &str)], schema: &SchemaRef) -> FilesystemSinkConfig {
+        let mut entries = vec![("path".to_string(), dir.display().to_string())];
+        entries.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut opts = Options::new(entries);
+        super::super::config::parse(&mut opts, schema).unwrap()
+    }
+
+    fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "parquet")).collect();
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_schema_change_closes_the_file_and_opens_one_with_the_new_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let a: SchemaRef = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let b: SchemaRef = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("name", DataType::Utf8, true)]));
+        let cfg = sink_config(dir.path(), &[("parquet.bloom.filter.columns", "id")], &a);
+        let ctx = SinkContext { name: "t".into(), schema: Arc::clone(&a), source_connector: "file".into(), start: None };
+        let mut sink = FilesystemSink::start(cfg, ctx).await.unwrap();
+        let first = RecordBatch::try_new(Arc::clone(&a), vec![Arc::new(Int64Array::from(vec![1, 2]))]).unwrap();
+        let second = RecordBatch::try_new(Arc::clone(&b), vec![Arc::new(Int64Array::from(vec![3])), Arc::new(StringArray::from(vec![Some("x")]))]).unwrap();
+        sink.write(first, 1).await.unwrap();
+        assert!(files(dir.path()).is_empty(), "the first file is still open");
+        sink.write(second, 2).await.unwrap();
+        assert_eq!(files(dir.path()).len(), 1, "the schema change closed the first file");
+        assert_eq!(sink.durable_seq(), Some(1));
+        sink.flush().await.unwrap();
+        let found = files(dir.path());
+        assert_eq!(found.len(), 2);
+        let columns: Vec<usize> = found
+            .iter()
+            .map(|f| {
+                let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap()).unwrap();
+                let meta = r.metadata().clone();
+                assert!(meta.row_group(0).column(0).bloom_filter_offset().is_some(), "bloom filter on id in {}", f.display());
+                r.schema().fields().len()
+            })
+            .collect();
+        assert_eq!(columns, vec![1, 2]);
+    }
+}
