@@ -374,6 +374,7 @@ impl Catalog {
         };
         let output = Arc::clone(transform.output_schema());
         let config = connector.parse_sink(&mut opts, &output).map_err(locate)?;
+        connector.check_sink_source(&config, source.connector.name()).map_err(locate)?;
         // The dead-letter topic lives on the sink's Kafka cluster, else the source's,
         // with that connector's client properties (SASL/SSL), unless told otherwise.
         let dlq_topic = match dlq_topic_name {

@@ -72,6 +72,11 @@ pub trait Connector: Send + Sync + 'static {
     fn sink_cluster(&self, _config: &Self::SinkConfig) -> Option<KafkaCluster> {
         None
     }
+    /// Refuses, at CREATE time, a sink config that cannot work with the source it
+    /// reads (named by connector), e.g. exactly-once files from a non-Kafka source.
+    fn check_sink_source(&self, _config: &Self::SinkConfig, _source_connector: &str) -> Result<()> {
+        Ok(())
+    }
     /// Columns every row of this source carries besides the declared ones
     /// (`_topic`, `_offset`, …): usable in SELECT and WHERE, left out of `SELECT *`.
     fn metadata_columns(&self, _config: &Self::SourceConfig) -> Vec<FieldRef> {
@@ -109,6 +114,7 @@ pub trait ErasedConnector: Send + Sync {
     fn metadata_columns(&self, config: &ValidatedConfig) -> Vec<FieldRef>;
     fn source_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster>;
     fn sink_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster>;
+    fn check_sink_source(&self, config: &ValidatedConfig, source_connector: &str) -> Result<()>;
     fn build_source<'a>(&'a self, config: &'a ValidatedConfig, ctx: SourceContext) -> BoxFuture<'a, Result<Box<dyn Source>>>;
     fn build_sink<'a>(&'a self, config: &'a ValidatedConfig, ctx: SinkContext) -> BoxFuture<'a, Result<Box<dyn Sink>>>;
 }
@@ -154,6 +160,9 @@ impl<C: Connector> ErasedConnector for C {
     }
     fn sink_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster> {
         downcast::<C::SinkConfig>(Connector::name(self), config).ok().and_then(|c| Connector::sink_cluster(self, c))
+    }
+    fn check_sink_source(&self, config: &ValidatedConfig, source_connector: &str) -> Result<()> {
+        Connector::check_sink_source(self, downcast::<C::SinkConfig>(Connector::name(self), config)?, source_connector)
     }
     fn build_source<'a>(&'a self, config: &'a ValidatedConfig, ctx: SourceContext) -> BoxFuture<'a, Result<Box<dyn Source>>> {
         Box::pin(async move {

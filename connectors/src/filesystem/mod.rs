@@ -121,6 +121,9 @@ impl Connector for FilesystemConnector {
     fn parse_sink(&self, opts: &mut Options, schema: &SchemaRef) -> Result<FilesystemSinkConfig> {
         config::parse(opts, schema)
     }
+    fn check_sink_source(&self, config: &FilesystemSinkConfig, source_connector: &str) -> Result<()> {
+        sink::check_source(config, source_connector)
+    }
     async fn build_sink(&self, config: &FilesystemSinkConfig, ctx: SinkContext) -> Result<Box<dyn Sink>> {
         Ok(Box::new(sink::FilesystemSink::start(config.clone(), ctx).await?))
     }

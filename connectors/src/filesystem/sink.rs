@@ -135,17 +135,20 @@ pub(crate) struct FilesystemSink {
     leftovers: HashMap<String, Vec<(Path, i64)>>,
 }
 
+/// Exactly-once files are named by Kafka positions, so they need a Kafka source.
+pub(crate) fn check_source(cfg: &FilesystemSinkConfig, source_connector: &str) -> Result<()> {
+    if cfg.exactly_once && source_connector != "kafka" {
+        return Err(ConnectorError::option(
+            "sink.delivery.guarantee",
+            format!("exactly-once files need a Kafka source (file names carry topic, partition and offset); this sink reads a '{source_connector}' source"),
+        ));
+    }
+    Ok(())
+}
+
 impl FilesystemSink {
     pub(crate) async fn start(cfg: FilesystemSinkConfig, ctx: SinkContext) -> Result<Self> {
-        if cfg.exactly_once && ctx.source_connector != "kafka" {
-            return Err(ConnectorError::option(
-                "sink.delivery.guarantee",
-                format!(
-                    "exactly-once files need a Kafka source (file names carry topic, partition and offset); this sink reads a '{}' source",
-                    ctx.source_connector
-                ),
-            ));
-        }
+        check_source(&cfg, &ctx.source_connector)?;
         let store = cfg.store.build()?;
         cfg.store.check(&store).await?;
         let mut sink = Self {
