@@ -335,7 +335,11 @@ fn progress_bars(engine: Arc<Engine>) -> (MultiProgress, tokio::task::JoinHandle
                     }
                     bar.set_position(s.progress_done);
                     let secs = (s.elapsed_ms as f64 / 1000.0).max(0.001);
-                    bar.set_message(format!("{} rows, {:.0} rows/s", s.rows_in, s.rows_in as f64 / secs));
+                    let rate = s.rows_in as f64 / secs;
+                    bar.set_message(match s.progress_total {
+                        Some(total) => format!("{}/{total} records, {rate:.0} rows/s", s.progress_done),
+                        None => format!("{} rows, {rate:.0} rows/s", s.rows_in),
+                    });
                 }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
