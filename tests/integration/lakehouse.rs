@@ -247,6 +247,39 @@ async fn s3_500_and_503_responses_are_retried_and_nothing_is_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_goes_up_as_a_multipart_upload_through_failing_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = unique_bucket("multipart");
+    let parts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&parts);
+    // Every fourth request fails with 503; part uploads are counted.
+    let proxy = FaultProxy::start(move |n, head| {
+        if head.starts_with("PUT") && head.contains("partNumber=") {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        if n % 4 == 3 { Fault::Unavailable } else { Fault::Pass }
+    })
+    .await;
+    let opts = format!(
+        "'s3.endpoint' = '{}', 's3.region' = 'us-east-1', 's3.access.key.id' = 'test', 's3.secret.access.key' = 'test', 's3.allow.http' = 'true'",
+        proxy.url
+    );
+    // ~25 MB of incompressible rows in one file: more than three 8 MiB parts.
+    let sql = format!(
+        "CREATE SOURCE gen (id BIGINT NOT NULL, pad TEXT) WITH (connector = 'datagen', rows.total = '25000', 'fields.id.kind' = 'sequence', 'fields.pad.length' = '1000');
+         CREATE SINK big WITH (connector = 'filesystem', path = 's3://{bucket}/big', 'parquet.compression' = 'none', 'parquet.dictionary' = 'false', {opts}) AS SELECT * FROM gen;"
+    );
+    let st = run_bounded(&dir.path().join("state"), &sql).await;
+    assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
+    let objects = list(&bucket, "big").await;
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    assert!(objects[0].1 > 24_000_000, "{objects:?}");
+    assert!(parts.load(std::sync::atomic::Ordering::SeqCst) >= 3, "uploaded in parts");
+    let rows: usize = read_parquet(&bucket, "big").await.iter().map(|(_, b)| b.iter().map(|b| b.num_rows()).sum::<usize>()).sum();
+    assert_eq!(rows, 25_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_credentials_a_missing_bucket_and_a_dead_endpoint_fail_fast_and_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let bucket = unique_bucket("denied");
