@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import statistics
+import socket
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,16 @@ def make_input(path, rows):
                 "note": "".join(rnd.choice("abcdefghij klmnop") for _ in range(rnd.randrange(40, 80))),
             }
             f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+
+
+def wait_port(port, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"nothing listens on {port}")
 
 
 def measure(cmd, env=None, one_core=False):

@@ -12,7 +12,6 @@ and peak RSS (os.wait4).
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench import make_input, measure  # noqa: E402
+from bench import make_input, measure, wait_port  # noqa: E402
 
 PORT = 29092
 PIPELINE = (
@@ -30,16 +29,6 @@ PIPELINE = (
     "'rollover.rows' = '100000000', 'rollover.bytes' = '100GB') AS "
     "SELECT id, customer, country, amount, ts, status FROM events WHERE amount > 0;\n"
 )
-
-
-def wait_port(port, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"nothing listens on {port}")
 
 
 def main():

@@ -15,7 +15,6 @@ written, peak RSS (os.wait4).
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench import make_input, measure  # noqa: E402
+from bench import make_input, measure, wait_port  # noqa: E402
 
 KAFKA_PORT = 29192
 S3_PORT = 29193
@@ -39,16 +38,6 @@ PIPELINE = (
     "'rollover.rows' = '100000000', 'rollover.bytes' = '100GB') AS "
     "SELECT id, customer, country, amount, ts, status{bucket} FROM events WHERE amount > 0;\n"
 )
-
-
-def wait_port(port, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"nothing listens on {port}")
 
 
 def s3_client():
