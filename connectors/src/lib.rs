@@ -16,6 +16,7 @@ pub mod file;
 pub mod filesystem;
 pub mod formats;
 pub mod kafka;
+pub mod postgres;
 pub mod stdout;
 
 use api::ErasedConnector;
@@ -27,6 +28,7 @@ pub fn registry() -> &'static [&'static dyn ErasedConnector] {
         &file::FileConnector,
         &filesystem::FilesystemConnector,
         &kafka::KafkaConnector,
+        &postgres::PostgresConnector,
         &stdout::StdoutConnector,
         &blackhole::BlackholeConnector,
     ];

@@ -181,3 +181,47 @@ mod tests {
         assert!(parse_one("nope", &items).is_err());
     }
 }
+
+pub const NOW_DOC: FunctionDoc = FunctionDoc {
+    name: "now",
+    syntax: "now()",
+    description: "The current time (UTC), read when each batch is processed, not once when the pipeline is planned.",
+};
+
+/// `now()` for a streaming engine: DataFusion's own `now()` is folded into a constant
+/// when a query is planned, which for a pipeline that runs for days is wrong.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct NowFunc {
+    signature: Signature,
+}
+
+impl NowFunc {
+    pub fn new() -> Self {
+        Self { signature: Signature::nullary(Volatility::Volatile) }
+    }
+}
+impl Default for NowFunc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ScalarUDFImpl for NowFunc {
+    fn name(&self) -> &str {
+        "now"
+    }
+    fn aliases(&self) -> &[String] {
+        static ALIASES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| vec!["current_timestamp".to_string()]);
+        &ALIASES
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into())))
+    }
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let nanos = chrono::Utc::now().timestamp_nanos_opt();
+        Ok(ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(nanos, Some("+00:00".into()))))
+    }
+}

@@ -40,6 +40,7 @@ pub fn functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(json::JsonGetFunc::new(json::JsonKind::Bool))),
         Arc::new(ScalarUDF::from(datetime::FormatTimestampFunc::new())),
         Arc::new(ScalarUDF::from(datetime::ParseTimestampFunc::new())),
+        Arc::new(ScalarUDF::from(datetime::NowFunc::new())),
     ]
 }
 
@@ -55,6 +56,7 @@ pub fn function_docs() -> Vec<FunctionDoc> {
         json::JsonKind::Bool.doc(),
         datetime::FORMAT_DOC,
         datetime::PARSE_DOC,
+        datetime::NOW_DOC,
     ]
 }
 

@@ -1,0 +1,449 @@
+//! The PostgreSQL sink: table set-up, one transaction per batch, bad-row isolation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use async_trait::async_trait;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, NoTls};
+use tracing::{info, warn};
+
+use super::config::{InsertMode, KAFKA_PK, PkMode, PostgresSinkConfig};
+use super::types::{Cell, Column, pg_type};
+use crate::api::{ConnectorError, Result, RowOrigins, Sink, SinkContext, SinkReport};
+
+/// `"ident"` with embedded quotes doubled: no table or column name can inject SQL.
+pub(crate) fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// A target table as the sink writes it.
+struct Table {
+    /// Quoted, possibly schema-qualified name.
+    quoted: String,
+    /// As the user wrote it, for messages.
+    name: String,
+    /// Column names in COPY order: the output columns, then the key columns the
+    /// sink adds (Kafka coordinates or the record key).
+    columns: Vec<String>,
+    types: Vec<Type>,
+    /// Key column names (for upsert and update).
+    key: Vec<String>,
+    /// The table's own column types equal ours: COPY straight in. Otherwise rows go
+    /// through a staging table and an INSERT … SELECT, which applies PostgreSQL's
+    /// assignment casts (an INTEGER column fed BIGINT values, say).
+    direct: bool,
+}
+
+fn db_error(context: &str, e: &tokio_postgres::Error) -> ConnectorError {
+    let detail = e.as_db_error().map_or_else(|| e.to_string(), |d| format!("{} ({})", d.message(), d.code().code()));
+    ConnectorError::Config(format!("{context}: {detail}"))
+}
+
+/// The database refused the data (constraint, type, value): isolate the rows.
+fn is_data_error(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        let class = &c.code()[..2];
+        // 22: data exception, 23: integrity constraint violation.
+        class == "22" || class == "23" || *c == SqlState::DATATYPE_MISMATCH
+    })
+}
+
+/// The connection is gone or the server is going away: reconnect and retry.
+fn is_connection_error(e: &tokio_postgres::Error) -> bool {
+    e.is_closed()
+        || e.code().is_none_or(|c| {
+            let class = &c.code()[..2];
+            class == "08" || class == "57" // connection exception, operator intervention (shutdown)
+        })
+}
+
+pub(crate) struct PostgresSink {
+    cfg: PostgresSinkConfig,
+    name: String,
+    schema: arrow::datatypes::SchemaRef,
+    client: Option<Client>,
+    tables: HashMap<String, Arc<Table>>,
+    last_seq: Option<u64>,
+    rejected: Vec<(usize, String)>,
+    report: SinkReport,
+}
+
+impl PostgresSink {
+    pub(crate) async fn start(cfg: PostgresSinkConfig, ctx: SinkContext) -> Result<Self> {
+        let mut sink = Self {
+            report: SinkReport { location: cfg.target.clone(), ..Default::default() },
+            name: ctx.name.clone(),
+            schema: ctx.schema,
+            client: None,
+            tables: HashMap::new(),
+            last_seq: None,
+            rejected: Vec::new(),
+            cfg,
+        };
+        sink.connect().await?;
+        if let Some(t) = sink.cfg.table.clone().filter(|t| !t.contains("${topic}")) {
+            sink.table(&t).await?;
+        }
+        info!(sink = %sink.name, target = %sink.cfg.target, "PostgreSQL sink started");
+        Ok(sink)
+    }
+
+    async fn connect(&mut self) -> Result<&Client> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            let (client, connection) = self.cfg.pg.connect(NoTls).await.map_err(|e| ConnectorError::Config(format!("connecting to {}: {e}", self.cfg.target)))?;
+            let target = self.cfg.target.clone();
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    warn!(target = %target, error = %e, "PostgreSQL connection ended");
+                }
+            });
+            self.client = Some(client);
+        }
+        self.client.as_ref().ok_or_else(|| ConnectorError::Internal("no PostgreSQL connection".into()))
+    }
+
+    fn table_name(&self, topic: Option<&str>) -> String {
+        match &self.cfg.table {
+            Some(t) => t.replace("${topic}", topic.unwrap_or("")),
+            None => self.name.clone(),
+        }
+    }
+
+    /// Looks the table up (creating or widening it if allowed) once per name.
+    async fn table(&mut self, name: &str) -> Result<Arc<Table>> {
+        if let Some(t) = self.tables.get(name) {
+            return Ok(Arc::clone(t));
+        }
+        let (schema_name, table_name) = match name.split_once('.') {
+            Some((s, t)) => (Some(s.to_string()), t.to_string()),
+            None => (None, name.to_string()),
+        };
+        let quoted = match &schema_name {
+            Some(s) => format!("{}.{}", quote(s), quote(&table_name)),
+            None => quote(&table_name),
+        };
+        // Our columns and their types.
+        let mut columns = Vec::new();
+        let mut types = Vec::new();
+        let mut ddl = Vec::new();
+        for i in &self.cfg.columns {
+            let f = self.schema.field(*i);
+            let (ty, sql) = pg_type(f.data_type()).ok_or_else(|| ConnectorError::Internal(format!("no type for {}", f.name())))?;
+            columns.push(f.name().clone());
+            types.push(ty);
+            ddl.push((f.name().clone(), sql, !f.is_nullable()));
+        }
+        let key: Vec<String> = match &self.cfg.pk {
+            PkMode::None => Vec::new(),
+            PkMode::Kafka => {
+                for (c, ty, sql) in [(KAFKA_PK[0], Type::TEXT, "TEXT"), (KAFKA_PK[1], Type::INT4, "INTEGER"), (KAFKA_PK[2], Type::INT8, "BIGINT")] {
+                    columns.push(c.to_string());
+                    types.push(ty);
+                    ddl.push((c.to_string(), sql.to_string(), true));
+                }
+                KAFKA_PK.iter().map(|s| s.to_string()).collect()
+            }
+            PkMode::RecordKey(col) => {
+                let f = self.schema.field_with_name("_key").map_err(|e| ConnectorError::Internal(e.to_string()))?;
+                let (ty, sql) = pg_type(f.data_type()).ok_or_else(|| ConnectorError::Internal("no type for _key".into()))?;
+                columns.push(col.clone());
+                types.push(ty);
+                ddl.push((col.clone(), sql, true));
+                vec![col.clone()]
+            }
+            PkMode::RecordValue(fields) => fields.clone(),
+        };
+        let (target, auto_create, auto_evolve, sink) = (self.cfg.target.clone(), self.cfg.auto_create, self.cfg.auto_evolve, self.name.clone());
+        let client = self.connect().await?;
+        let existing = client
+            .query(
+                "SELECT a.attname, a.atttypid FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relname = $1 AND n.nspname = coalesce($2, current_schema()) AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&table_name, &schema_name],
+            )
+            .await
+            .map_err(|e| db_error(&format!("looking up table {name} in {target}"), &e))?;
+        let found: HashMap<String, u32> = existing.iter().map(|r| (r.get::<_, String>(0), r.get::<_, u32>(1))).collect();
+        if found.is_empty() {
+            if !auto_create {
+                return Err(ConnectorError::Config(format!("table {name} does not exist in {target} (set auto.create = 'true' to create it)")));
+            }
+            let mut cols: Vec<String> = ddl.iter().map(|(c, t, not_null)| format!("{} {t}{}", quote(c), if *not_null { " NOT NULL" } else { "" })).collect();
+            if !key.is_empty() {
+                cols.push(format!("PRIMARY KEY ({})", key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")));
+            }
+            let sql = format!("CREATE TABLE IF NOT EXISTS {quoted} ({})", cols.join(", "));
+            client.batch_execute(&sql).await.map_err(|e| db_error(&format!("creating table {name}"), &e))?;
+            info!(sink = %sink, table = %name, "created table");
+        } else {
+            let missing: Vec<&(String, String, bool)> = ddl.iter().filter(|(c, _, _)| !found.contains_key(c)).collect();
+            if !missing.is_empty() {
+                if !auto_evolve {
+                    let names: Vec<&str> = missing.iter().map(|(c, _, _)| c.as_str()).collect();
+                    return Err(ConnectorError::Config(format!(
+                        "table {name} has no column {} (set auto.evolve = 'true' to add it)",
+                        names.join(", ")
+                    )));
+                }
+                for (c, t, _) in missing {
+                    // Added nullable, as Kafka Connect does: existing rows have no value.
+                    let sql = format!("ALTER TABLE {quoted} ADD COLUMN IF NOT EXISTS {} {t}", quote(c));
+                    client.batch_execute(&sql).await.map_err(|e| db_error(&format!("adding column {c} to {name}"), &e))?;
+                    info!(sink = %sink, table = %name, column = %c, "added column");
+                }
+            }
+        }
+        let direct = columns.iter().zip(&types).all(|(c, t)| found.get(c).is_none_or(|oid| *oid == t.oid()));
+        let t = Arc::new(Table { quoted, name: name.to_string(), columns, types, key, direct });
+        self.tables.insert(name.to_string(), Arc::clone(&t));
+        Ok(t)
+    }
+
+    /// Writes `rows` in one transaction; on a data error, splits them until the bad
+    /// rows are found. Returns (row, database error) for each bad row.
+    async fn write_isolating(&mut self, table: &Table, cols: &[Column], extra: &[Vec<Cell<'_>>], rows: Vec<usize>) -> Result<Vec<(usize, String)>> {
+        let mut bad = Vec::new();
+        let mut todo = vec![rows];
+        while let Some(rows) = todo.pop() {
+            if rows.is_empty() {
+                continue;
+            }
+            self.connect().await?;
+            let Some(client) = self.client.as_mut() else { return Err(ConnectorError::Internal("no PostgreSQL connection".into())) };
+            match transaction(client, self.cfg.insert_mode, self.cfg.batch_size, table, cols, extra, &rows).await {
+                Ok(()) => {}
+                Err(e) if is_data_error(&e) => {
+                    if rows.len() == 1 {
+                        let msg = e.as_db_error().map_or_else(|| e.to_string(), |d| {
+                            let mut m = format!("{}: {}", d.code().code(), d.message());
+                            if let Some(detail) = d.detail() {
+                                m.push_str(&format!(" ({detail})"));
+                            }
+                            m
+                        });
+                        bad.push((rows[0], format!("table {}: {msg}", table.name)));
+                    } else {
+                        let (a, b) = rows.split_at(rows.len() / 2);
+                        // Second half pushed first so the first half is tried first.
+                        todo.push(b.to_vec());
+                        todo.push(a.to_vec());
+                    }
+                }
+                Err(e) if is_connection_error(&e) => {
+                    self.client = None;
+                    return Err(ConnectorError::Config(format!("{}: {e}", self.cfg.target)));
+                }
+                Err(e) => return Err(db_error(&format!("writing to table {}", table.name), &e)),
+            }
+        }
+        Ok(bad)
+    }
+
+}
+
+/// One transaction: COPY the rows (straight in, or into a staging table and merged).
+async fn transaction(
+    client: &mut Client,
+    mode: InsertMode,
+    batch_size: usize,
+    table: &Table,
+    cols: &[Column],
+    extra: &[Vec<Cell<'_>>],
+    rows: &[usize],
+) -> std::result::Result<(), tokio_postgres::Error> {
+    {
+        let tx = client.transaction().await?;
+        let col_list = table.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+        let staged = mode != InsertMode::Insert || !table.direct;
+        let into = if staged {
+            // A staging table with our own column types, dropped at commit.
+            let defs: Vec<String> = table.columns.iter().zip(&table.types).map(|(c, t)| format!("{} {}", quote(c), type_sql(t))).collect();
+            tx.batch_execute(&format!("CREATE TEMP TABLE quiver_stage ({}, quiver_seq BIGINT) ON COMMIT DROP", defs.join(", "))).await?;
+            "quiver_stage".to_string()
+        } else {
+            table.quoted.clone()
+        };
+        for chunk in rows.chunks(batch_size) {
+            let copy_cols = if staged { format!("{col_list}, quiver_seq") } else { col_list.clone() };
+            let sink = tx.copy_in(&format!("COPY {into} ({copy_cols}) FROM STDIN (FORMAT binary)")).await?;
+            let mut types = table.types.clone();
+            if staged {
+                types.push(Type::INT8);
+            }
+            let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+            for (n, &row) in chunk.iter().enumerate() {
+                let mut values: Vec<Cell<'_>> = Vec::with_capacity(types.len());
+                for c in cols {
+                    values.push(c.cell(row).unwrap_or(Cell::Null));
+                }
+                if let Some(e) = extra.get(row) {
+                    values.extend(e.iter().copied());
+                }
+                let seq = n as i64;
+                let mut refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+                if staged {
+                    refs.push(&seq);
+                }
+                writer.as_mut().write(&refs).await?;
+            }
+            writer.finish().await?;
+            if staged {
+                merge(&tx, table, mode, &col_list).await?;
+                tx.batch_execute("TRUNCATE quiver_stage").await?;
+            }
+        }
+        tx.commit().await
+    }
+}
+
+/// Moves the staged rows into the table: insert, upsert or update. Within one chunk
+/// the last row for a key wins, as it would with row-by-row statements.
+async fn merge(tx: &tokio_postgres::Transaction<'_>, table: &Table, mode: InsertMode, col_list: &str) -> std::result::Result<(), tokio_postgres::Error> {
+    let keys = table.key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+    let latest = if table.key.is_empty() {
+        format!("SELECT {col_list} FROM quiver_stage ORDER BY quiver_seq")
+    } else {
+        format!("SELECT DISTINCT ON ({keys}) {col_list} FROM quiver_stage ORDER BY {keys}, quiver_seq DESC")
+    };
+    let others: Vec<&String> = table.columns.iter().filter(|c| !table.key.contains(c)).collect();
+    let sql = match mode {
+        InsertMode::Insert => format!("INSERT INTO {} ({col_list}) {latest}", table.quoted),
+        InsertMode::Upsert if others.is_empty() => format!("INSERT INTO {} ({col_list}) {latest} ON CONFLICT ({keys}) DO NOTHING", table.quoted),
+        InsertMode::Upsert => {
+            let set: Vec<String> = others.iter().map(|c| format!("{0} = EXCLUDED.{0}", quote(c))).collect();
+            format!("INSERT INTO {} ({col_list}) {latest} ON CONFLICT ({keys}) DO UPDATE SET {}", table.quoted, set.join(", "))
+        }
+        InsertMode::Update => {
+            let set: Vec<String> = others.iter().map(|c| format!("{0} = s.{0}", quote(c))).collect();
+            let on: Vec<String> = table.key.iter().map(|k| format!("t.{0} = s.{0}", quote(k))).collect();
+            if set.is_empty() {
+                return Ok(());
+            }
+            format!("UPDATE {} AS t SET {} FROM ({latest}) AS s WHERE {}", table.quoted, set.join(", "), on.join(" AND "))
+        }
+    };
+    tx.batch_execute(&sql).await
+}
+
+fn type_sql(t: &Type) -> String {
+    match *t {
+        Type::NUMERIC => "NUMERIC".into(),
+        Type::TIMESTAMPTZ => "TIMESTAMPTZ".into(),
+        Type::TIMESTAMP => "TIMESTAMP".into(),
+        Type::FLOAT8 => "DOUBLE PRECISION".into(),
+        _ => t.name().to_string(),
+    }
+}
+
+#[async_trait]
+impl Sink for PostgresSink {
+    async fn write(&mut self, batch: RecordBatch, seq: u64) -> Result<()> {
+        self.write_with_origins(batch, seq, None).await
+    }
+
+    fn wants_origins(&self) -> bool {
+        self.cfg.pk == PkMode::Kafka || self.cfg.table.as_deref().is_some_and(|t| t.contains("${topic}"))
+    }
+
+    async fn write_with_origins(&mut self, batch: RecordBatch, seq: u64, origins: Option<&RowOrigins>) -> Result<()> {
+        self.rejected.clear();
+        if batch.num_rows() == 0 {
+            self.last_seq = Some(seq);
+            return Ok(());
+        }
+        let cols: Vec<Column> = self
+            .cfg
+            .columns
+            .iter()
+            .map(|i| Column::new(batch.column(*i)).map_err(|e| ConnectorError::Config(format!("column {}: {e}", batch.schema().field(*i).name()))))
+            .collect::<Result<_>>()?;
+        let key_col = match &self.cfg.pk {
+            PkMode::RecordKey(_) => {
+                let i = batch.schema().index_of("_key").map_err(|e| ConnectorError::Internal(e.to_string()))?;
+                Some(Column::new(batch.column(i)).map_err(|e| ConnectorError::Config(format!("_key: {e}")))?)
+            }
+            _ => None,
+        };
+        // Per-row source coordinates (Kafka key columns, ${topic} routing).
+        let coords: Vec<Option<(String, i32, i64)>> = (0..batch.num_rows())
+            .map(|r| {
+                let (p, pos) = origins?.get(r)?;
+                let (topic, part) = p.rsplit_once('/')?;
+                Some((topic.to_string(), part.parse().ok()?, pos))
+            })
+            .collect();
+        // Rows that cannot be converted never reach the database.
+        let mut by_table: Vec<(String, Vec<usize>)> = Vec::new();
+        for (row, coord) in coords.iter().enumerate() {
+            let problem = cols.iter().chain(key_col.as_ref()).find_map(|c| c.cell(row).err());
+            if let Some(p) = problem {
+                self.rejected.push((row, p));
+                continue;
+            }
+            if self.cfg.pk == PkMode::Kafka && coord.is_none() {
+                return Err(ConnectorError::option("pk.mode", "kafka needs a Kafka source (rows have no topic/partition/offset)"));
+            }
+            let name = self.table_name(coord.as_ref().map(|c| c.0.as_str()));
+            match by_table.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, rows)) => rows.push(row),
+                None => by_table.push((name, vec![row])),
+            }
+        }
+        let extra: Vec<Vec<Cell<'_>>> = (0..batch.num_rows())
+            .map(|r| match (&self.cfg.pk, &coords[r], &key_col) {
+                (PkMode::Kafka, Some((t, p, o)), _) => vec![Cell::Text(t.as_str()), Cell::I32(*p), Cell::I64(*o)],
+                (PkMode::RecordKey(_), _, Some(k)) => vec![k.cell(r).unwrap_or(Cell::Null)],
+                _ => Vec::new(),
+            })
+            .collect();
+        let mut attempt = 0;
+        for (name, rows) in by_table {
+            loop {
+                let outcome = async {
+                    let table = self.table(&name).await?;
+                    self.write_isolating(&table, &cols, &extra, rows.clone()).await
+                }
+                .await;
+                match outcome {
+                    Ok(bad) => {
+                        self.report.rows += (rows.len() - bad.len()) as u64;
+                        self.rejected.extend(bad);
+                        break;
+                    }
+                    Err(e) if self.client.as_ref().is_none_or(Client::is_closed) && attempt < self.cfg.max_retries => {
+                        attempt += 1;
+                        warn!(sink = %self.name, attempt, error = %e, backoff_ms = self.cfg.retry_backoff_ms, "PostgreSQL unreachable; retrying");
+                        self.client = None;
+                        tokio::time::sleep(Duration::from_millis(self.cfg.retry_backoff_ms)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.rejected.sort_by_key(|(r, _)| *r);
+        self.last_seq = Some(seq);
+        Ok(())
+    }
+
+    fn durable_seq(&self) -> Option<u64> {
+        // Every write commits its transactions before returning.
+        self.last_seq
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn take_rejected(&mut self) -> Vec<(usize, String)> {
+        std::mem::take(&mut self.rejected)
+    }
+
+    fn report(&self) -> SinkReport {
+        self.report.clone()
+    }
+}

@@ -1,0 +1,200 @@
+//! The PostgreSQL sink against the real server on this machine: insert, upsert and
+//! update modes read back row by row, auto-create and auto-evolve, bad rows
+//! isolated into the dead-letter queue, and names that try to inject SQL.
+
+use std::collections::BTreeMap;
+
+use quiver_engine::State;
+use tokio_postgres::{Client, NoTls};
+
+use crate::kafka_support::unique;
+use crate::support::{read_jsonl, run_bounded};
+
+pub(crate) const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+async fn client() -> Client {
+    let (client, conn) = tokio_postgres::connect(URL, NoTls).await.expect("PostgreSQL on 127.0.0.1:5432 (see ../shared/SERVICES.md)");
+    tokio::spawn(conn);
+    client
+}
+
+/// A table name no other test or run uses.
+fn table(name: &str) -> String {
+    unique(name).replace('-', "_")
+}
+
+/// (id, name, amount as text) of every row, by id.
+async fn rows(c: &Client, table: &str) -> BTreeMap<i64, (Option<String>, Option<String>)> {
+    c.query(&format!("SELECT id, name, amount::text FROM \"{table}\""), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get::<_, i64>(0), (r.get::<_, Option<String>>(1), r.get::<_, Option<String>>(2))))
+        .collect()
+}
+
+fn write_lines(dir: &std::path::Path, name: &str, lines: &[String]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_then_upsert_then_update_read_back_row_by_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client().await;
+    let t = table("orders");
+    let first: Vec<String> = (0..1000).map(|i| format!(r#"{{"id":{i},"name":"n{i}","amount":"{}.{:02}","tags":{{"a":{i}}}}}"#, i, i % 100)).collect();
+    let input = write_lines(dir.path(), "a.jsonl", &first);
+    let sink = |name: &str, mode: &str, path: &std::path::Path| {
+        format!(
+            "CREATE SOURCE s_{name} (id BIGINT NOT NULL, name TEXT, amount TEXT, tags STRUCT<a BIGINT>) WITH (connector = 'file', path = '{}');
+             CREATE SINK {name} WITH (connector = 'postgres', 'connection.url' = 'jdbc:postgresql://127.0.0.1:5432/test?user=postgres', 'table.name.format' = '{t}',
+               'insert.mode' = '{mode}', 'pk.mode' = 'record_value', 'pk.fields' = 'id', 'auto.create' = 'true')
+             AS SELECT id, name, CAST(amount AS DECIMAL(12, 2)) AS amount, tags, now() AS loaded_at FROM s_{name};",
+            path.display()
+        )
+    };
+    let st = run_bounded(&dir.path().join("s1"), &sink("load", "insert", &input)).await;
+    assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
+    let got = rows(&c, &t).await;
+    assert_eq!(got.len(), 1000);
+    for i in 0..1000i64 {
+        assert_eq!(got[&i], (Some(format!("n{i}")), Some(format!("{i}.{:02}", i % 100))), "row {i}");
+    }
+    // The table was created from the Arrow schema with the key from pk.fields.
+    let types: Vec<(String, String)> = c
+        .query(&format!("SELECT column_name::text, data_type::text FROM information_schema.columns WHERE table_name = '{t}' ORDER BY ordinal_position"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expected = [("id", "bigint"), ("name", "text"), ("amount", "numeric"), ("tags", "jsonb"), ("loaded_at", "timestamp with time zone")];
+    assert_eq!(types, expected.map(|(a, b)| (a.to_string(), b.to_string())).to_vec());
+    let tag: serde_json::Value = c.query_one(&format!("SELECT tags FROM \"{t}\" WHERE id = 7"), &[]).await.unwrap().get(0);
+    assert_eq!(tag, serde_json::json!({"a": 7}));
+    let pk: i64 = c
+        .query_one(&format!("SELECT count(*) FROM information_schema.table_constraints WHERE table_name = '{t}' AND constraint_type = 'PRIMARY KEY'"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pk, 1);
+
+    // Upsert: ids 500..1500, new names; the same id twice in the input keeps the last.
+    let mut second: Vec<String> = (500..1500).map(|i| format!(r#"{{"id":{i},"name":"u{i}","amount":"1.50"}}"#)).collect();
+    second.push(r#"{"id":600,"name":"last","amount":"2.00"}"#.to_string());
+    let input = write_lines(dir.path(), "b.jsonl", &second);
+    let st = run_bounded(&dir.path().join("s2"), &sink("up", "upsert", &input)).await;
+    assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
+    let got = rows(&c, &t).await;
+    assert_eq!(got.len(), 1500);
+    assert_eq!(got[&0], (Some("n0".into()), Some("0.00".into())));
+    assert_eq!(got[&999], (Some("u999".into()), Some("1.50".into())));
+    assert_eq!(got[&600], (Some("last".into()), Some("2.00".into())));
+    assert_eq!(got[&1499], (Some("u1499".into()), Some("1.50".into())));
+
+    // Update: only keys that exist change; new keys are not inserted.
+    let third: Vec<String> = [10, 20, 5000].iter().map(|i| format!(r#"{{"id":{i},"name":"x{i}","amount":"9.99"}}"#)).collect();
+    let input = write_lines(dir.path(), "c.jsonl", &third);
+    let st = run_bounded(&dir.path().join("s3"), &sink("upd", "update", &input)).await;
+    assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
+    let got = rows(&c, &t).await;
+    assert_eq!(got.len(), 1500);
+    assert_eq!(got[&10], (Some("x10".into()), Some("9.99".into())));
+    assert_eq!(got[&11], (Some("n11".into()), Some("11.11".into())));
+    assert!(!got.contains_key(&5000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_bad_rows_among_10000_go_to_the_dead_letter_queue_and_the_rest_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client().await;
+    let t = table("checked");
+    c.batch_execute(&format!("CREATE TABLE \"{t}\" (id BIGINT PRIMARY KEY, name TEXT, amount INTEGER CHECK (amount >= 0))")).await.unwrap();
+    let lines: Vec<String> = (0..10_000).map(|i| format!(r#"{{"id":{i},"name":"n{i}","amount":{}}}"#, if [17, 5000, 9999].contains(&i) { -1 } else { i })).collect();
+    let input = write_lines(dir.path(), "in.jsonl", &lines);
+    let dlq = dir.path().join("dlq");
+    let sql = format!(
+        "CREATE SOURCE s (id BIGINT NOT NULL, name TEXT, amount BIGINT) WITH (connector = 'file', path = '{}');
+         CREATE SINK k WITH (connector = 'postgres', 'connection.url' = '{URL}', 'table.name.format' = '{t}', 'errors.tolerance' = 'all', 'errors.deadletterqueue.path' = '{}')
+         AS SELECT * FROM s;",
+        input.display(),
+        dlq.display()
+    );
+    let st = run_bounded(&dir.path().join("state"), &sql).await;
+    assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
+    assert_eq!(st[0].rows_out, 9997);
+    assert_eq!(st[0].rows_errored, 3);
+    let got = rows(&c, &t).await;
+    assert_eq!(got.len(), 9997);
+    assert!(!got.contains_key(&17) && !got.contains_key(&5000) && !got.contains_key(&9999));
+    let dead = read_jsonl(&dlq, ".jsonl");
+    assert_eq!(dead.len(), 3);
+    let mut ids: Vec<i64> = dead.iter().map(|d| d["record"]["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, vec![17, 5000, 9999]);
+    for d in &dead {
+        let e = d["error"].as_str().unwrap();
+        assert!(e.contains("23514") && e.contains("check constraint") && e.contains(&t), "{e}");
+        assert_eq!(d["stage"], "sink");
+    }
+    // Without tolerance the first bad row stops the pipeline, naming its position and the error.
+    let t2 = table("checked_strict");
+    c.batch_execute(&format!("CREATE TABLE \"{t2}\" (id BIGINT PRIMARY KEY, name TEXT, amount INTEGER CHECK (amount >= 0))")).await.unwrap();
+    let sql = format!(
+        "CREATE SOURCE s (id BIGINT NOT NULL, name TEXT, amount BIGINT) WITH (connector = 'file', path = '{}');
+         CREATE SINK k WITH (connector = 'postgres', 'connection.url' = '{URL}', 'table.name.format' = '{t2}') AS SELECT * FROM s;",
+        input.display()
+    );
+    let st = run_bounded(&dir.path().join("state2"), &sql).await;
+    let err = st[0].error.clone().unwrap_or_default();
+    assert_eq!(st[0].state, State::Failed);
+    assert!(err.contains("position 18") && err.contains("check constraint"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_cannot_inject_sql_and_missing_tables_and_columns_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client().await;
+    let victim = table("victim");
+    c.batch_execute(&format!("CREATE TABLE \"{victim}\" (id BIGINT)")).await.unwrap();
+    let input = write_lines(dir.path(), "in.jsonl", &[r#"{"id":1}"#.to_string()]);
+    let evil = format!("x\"; DROP TABLE \"{victim}\"; --");
+    let sql = format!(
+        "CREATE SOURCE s (id BIGINT NOT NULL) WITH (connector = 'file', path = '{}');
+         CREATE SINK k WITH (connector = 'postgres', 'connection.url' = '{URL}', 'table.name.format' = '{}', 'auto.create' = 'true') AS SELECT id AS \"a\"\"b\" FROM s;",
+        input.display(),
+        evil.replace('\'', "''")
+    );
+    let st = run_bounded(&dir.path().join("s1"), &sql).await;
+    assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
+    let n: i64 = c.query_one(&format!("SELECT count(*) FROM \"{victim}\""), &[]).await.unwrap().get(0);
+    assert_eq!(n, 0, "the victim table still exists");
+    let quoted = format!("\"{}\"", evil.replace('"', "\"\""));
+    let v: i64 = c.query_one(&format!("SELECT \"a\"\"b\" FROM {quoted}"), &[]).await.unwrap().get(0);
+    assert_eq!(v, 1, "a table with the literal name holds the row");
+    c.batch_execute(&format!("DROP TABLE {quoted}")).await.unwrap();
+
+    // A missing table without auto.create, then a missing column without auto.evolve.
+    let t = table("absent");
+    let sql = |evolve: bool| {
+        format!(
+            "CREATE SOURCE s (id BIGINT NOT NULL) WITH (connector = 'file', path = '{}');
+             CREATE SINK k WITH (connector = 'postgres', 'connection.url' = '{URL}', 'table.name.format' = '{t}', 'auto.evolve' = '{evolve}') AS SELECT id, 'x' AS extra FROM s;",
+            input.display()
+        )
+    };
+    let st = run_bounded(&dir.path().join("s2"), &sql(false)).await;
+    let err = st[0].error.clone().unwrap_or_default();
+    assert!(err.contains(&format!("table {t} does not exist")) && err.contains("auto.create"), "{err}");
+    c.batch_execute(&format!("CREATE TABLE \"{t}\" (id INTEGER)")).await.unwrap();
+    let st = run_bounded(&dir.path().join("s3"), &sql(false)).await;
+    let err = st[0].error.clone().unwrap_or_default();
+    assert!(err.contains("has no column extra") && err.contains("auto.evolve"), "{err}");
+    // auto.evolve adds the column; the INTEGER id takes BIGINT values through a cast.
+    let st = run_bounded(&dir.path().join("s4"), &sql(true)).await;
+    assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
+    let r = c.query_one(&format!("SELECT id, extra FROM \"{t}\""), &[]).await.unwrap();
+    assert_eq!((r.get::<_, i32>(0), r.get::<_, String>(1)), (1, "x".to_string()));
+}
