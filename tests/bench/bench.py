@@ -80,6 +80,23 @@ def make_input(path, rows):
             f.write(json.dumps(rec, separators=(",", ":")) + "\n")
 
 
+def kafka_bench_args(extra=()):
+    """The arguments the Kafka benchmarks share, plus `extra` required ones; writes the
+    input JSON lines once per size. Returns (args, input path, input MB)."""
+    ap = argparse.ArgumentParser()
+    for name in ("--quiver", "--kafka-bench", "--tansu", *extra):
+        ap.add_argument(name, required=True)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workdir", default="/tmp/quiver-bench")
+    args = ap.parse_args()
+    os.makedirs(args.workdir, exist_ok=True)
+    inp = os.path.join(args.workdir, f"events-{args.rows}.jsonl")
+    if not os.path.exists(inp):
+        make_input(inp, args.rows)
+    return args, inp, os.path.getsize(inp) / 1e6
+
+
 def wait_port(port, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:

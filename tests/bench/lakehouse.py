@@ -12,7 +12,6 @@ Reported: median wall time of --runs, records/s, MB/s of input JSON, MB/s of Par
 written, peak RSS (os.wait4).
 """
 
-import argparse
 import os
 import shutil
 import statistics
@@ -22,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench import make_input, measure, wait_port  # noqa: E402
+from bench import kafka_bench_args, measure, wait_port  # noqa: E402
 
 KAFKA_PORT = 29192
 S3_PORT = 29193
@@ -56,20 +55,7 @@ def bucket_bytes(s3, bucket, prefix):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quiver", required=True)
-    ap.add_argument("--kafka-bench", required=True)
-    ap.add_argument("--tansu", required=True)
-    ap.add_argument("--moto", required=True)
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--workdir", default="/tmp/quiver-bench")
-    args = ap.parse_args()
-    os.makedirs(args.workdir, exist_ok=True)
-    inp = os.path.join(args.workdir, f"events-{args.rows}.jsonl")
-    if not os.path.exists(inp):
-        make_input(inp, args.rows)
-    mb = os.path.getsize(inp) / 1e6
+    args, inp, mb = kafka_bench_args(("--moto",))
     procs = [
         subprocess.Popen(["taskset", "-c", "1", args.tansu, "broker", "--listener-url", f"tcp://127.0.0.1:{KAFKA_PORT}",
                           "--advertised-listener-url", f"tcp://127.0.0.1:{KAFKA_PORT}", "--storage-engine", "memory://tansu/"],
