@@ -198,3 +198,29 @@ async fn names_cannot_inject_sql_and_missing_tables_and_columns_are_clear_errors
     let r = c.query_one(&format!("SELECT id, extra FROM \"{t}\""), &[]).await.unwrap();
     assert_eq!((r.get::<_, i32>(0), r.get::<_, String>(1)), (1, "x".to_string()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_from_an_op_column_remove_their_key_and_the_last_change_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client().await;
+    let t = table("cdc");
+    // Debezium-style changes: c(reate), u(pdate), d(elete); the `before` image carries the key of a delete.
+    let changes = [(1, "a", "c"), (2, "b", "c"), (1, "a", "d"), (3, "c", "c"), (3, "c", "d"), (2, "b2", "u"), (4, "d", "c"), (4, "d", "d"), (4, "d4", "c")];
+    let lines: Vec<String> = changes.iter().map(|(id, name, op)| format!(r#"{{"id":{id},"name":"{name}","op":"{op}"}}"#)).collect();
+    let input = write_lines(dir.path(), "cdc.jsonl", &lines);
+    let sql = format!(
+        "CREATE SOURCE s (id BIGINT NOT NULL, name TEXT, op TEXT) WITH (connector = 'file', path = '{}');
+         CREATE SINK k WITH (connector = 'postgres', 'connection.url' = '{URL}', 'table.name.format' = '{t}', 'insert.mode' = 'upsert',
+           'pk.mode' = 'record_value', 'pk.fields' = 'id', 'delete.enabled' = 'true', 'auto.create' = 'true')
+         AS SELECT id, name, NULL::decimal(10,2) AS amount, op AS _op FROM s;",
+        input.display()
+    );
+    let st = run_bounded(&dir.path().join("state"), &sql).await;
+    assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
+    let got = rows(&c, &t).await;
+    let names: Vec<(i64, Option<String>)> = got.into_iter().map(|(id, (n, _))| (id, n)).collect();
+    assert_eq!(names, vec![(2, Some("b2".into())), (4, Some("d4".into()))]);
+    // _op is how deletes are recognised, never a column of the table.
+    let cols: i64 = c.query_one(&format!("SELECT count(*) FROM information_schema.columns WHERE table_name = '{t}' AND column_name = '_op'"), &[]).await.unwrap().get(0);
+    assert_eq!(cols, 0);
+}

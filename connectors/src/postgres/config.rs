@@ -2,7 +2,7 @@
 
 use arrow::datatypes::{DataType, SchemaRef};
 
-use super::{AUTO_CREATE, AUTO_EVOLVE, BATCH_SIZE, FIELDS_WHITELIST, INSERT_MODE, MAX_RETRIES, PASSWORD, PK_FIELDS, PK_MODE, RETRY_BACKOFF, TABLE, URL, USER};
+use super::{AUTO_CREATE, AUTO_EVOLVE, BATCH_SIZE, DELETE_ENABLED, FIELDS_WHITELIST, INSERT_MODE, MAX_RETRIES, PASSWORD, PK_FIELDS, PK_MODE, RETRY_BACKOFF, TABLE, URL, USER};
 use crate::api::{ConnectorError, Options, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +38,8 @@ pub struct PostgresSinkConfig {
     pub pk: PkMode,
     /// Indices of the output columns written as table columns (not `_key`, `_op`).
     pub columns: Vec<usize>,
+    /// Index of the `_op` column when `delete.enabled`: rows with 'd' delete their key.
+    pub delete_op: Option<usize>,
     pub auto_create: bool,
     pub auto_evolve: bool,
     pub batch_size: usize,
@@ -157,6 +159,17 @@ pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef) -> Result<PostgresSi
     if columns.is_empty() {
         return Err(ConnectorError::option(FIELDS_WHITELIST.key, "leaves no column to write"));
     }
+    let delete_op = if opts.pull_bool(&DELETE_ENABLED)?.unwrap_or(false) {
+        if !matches!(pk, PkMode::RecordKey(_) | PkMode::RecordValue(_)) {
+            return Err(ConnectorError::option(DELETE_ENABLED.key, "needs pk.mode = 'record_key' or 'record_value' (a delete names its key)"));
+        }
+        let Ok(i) = schema.index_of("_op") else {
+            return Err(ConnectorError::option(DELETE_ENABLED.key, "needs an _op output column (a Debezium source: SELECT *, _op)"));
+        };
+        Some(i)
+    } else {
+        None
+    };
     let batch_size = opts.pull_u64(&BATCH_SIZE)?.unwrap_or(10_000).max(1) as usize;
     let max_retries = opts.pull_u64(&MAX_RETRIES)?.unwrap_or(10) as u32;
     let retry_backoff_ms = opts.pull_u64(&RETRY_BACKOFF)?.unwrap_or(3000);
@@ -167,6 +180,7 @@ pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef) -> Result<PostgresSi
         insert_mode,
         pk,
         columns,
+        delete_op,
         auto_create: opts.pull_bool(&AUTO_CREATE)?.unwrap_or(false),
         auto_evolve: opts.pull_bool(&AUTO_EVOLVE)?.unwrap_or(false),
         batch_size,

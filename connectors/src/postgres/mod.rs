@@ -60,6 +60,12 @@ pub(crate) const AUTO_EVOLVE: OptionSpec = OptionSpec::new(
     "ALTER TABLE ADD COLUMN for output columns the table lacks (nullable); never drops or retypes.",
 )
 .default("false");
+pub(crate) const DELETE_ENABLED: OptionSpec = OptionSpec::new(
+    "delete.enabled",
+    OptionKind::Bool,
+    "Rows whose _op column is 'd' (a Debezium source) delete their key instead of being written; needs pk.mode record_key or record_value.",
+)
+.default("false");
 pub(crate) const BATCH_SIZE: OptionSpec =
     OptionSpec::new("batch.size", OptionKind::Integer, "Rows per statement inside a batch's transaction.").default("10000");
 pub(crate) const MAX_RETRIES: OptionSpec =
@@ -68,7 +74,7 @@ pub(crate) const RETRY_BACKOFF: OptionSpec =
     OptionSpec::new("retry.backoff.ms", OptionKind::Integer, "Wait between those attempts, in milliseconds.").default("3000");
 
 const SINK_OPTIONS: &[OptionSpec] =
-    &[URL, USER, PASSWORD, TABLE, INSERT_MODE, PK_MODE, PK_FIELDS, FIELDS_WHITELIST, AUTO_CREATE, AUTO_EVOLVE, BATCH_SIZE, MAX_RETRIES, RETRY_BACKOFF];
+    &[URL, USER, PASSWORD, TABLE, INSERT_MODE, PK_MODE, PK_FIELDS, FIELDS_WHITELIST, DELETE_ENABLED, AUTO_CREATE, AUTO_EVOLVE, BATCH_SIZE, MAX_RETRIES, RETRY_BACKOFF];
 
 #[derive(Debug, Clone, Copy)]
 pub struct PostgresConnector;

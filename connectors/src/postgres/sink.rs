@@ -206,7 +206,7 @@ impl PostgresSink {
 
     /// Writes `rows` in one transaction; on a data error, splits them until the bad
     /// rows are found. Returns (row, database error) for each bad row.
-    async fn write_isolating(&mut self, table: &Table, cols: &[Column], extra: &[Vec<Cell<'_>>], rows: Vec<usize>) -> Result<Vec<(usize, String)>> {
+    async fn write_isolating(&mut self, table: &Table, data: &Prepared<'_, '_>, rows: Vec<usize>) -> Result<Vec<(usize, String)>> {
         let mut bad = Vec::new();
         let mut todo = vec![rows];
         while let Some(rows) = todo.pop() {
@@ -215,7 +215,7 @@ impl PostgresSink {
             }
             self.connect().await?;
             let Some(client) = self.client.as_mut() else { return Err(ConnectorError::Internal("no PostgreSQL connection".into())) };
-            match transaction(client, self.cfg.insert_mode, self.cfg.batch_size, table, cols, extra, &rows).await {
+            match transaction(client, self.cfg.insert_mode, self.cfg.batch_size, table, data, &rows).await {
                 Ok(()) => {}
                 Err(e) if is_data_error(&e) => {
                     if rows.len() == 1 {
@@ -246,34 +246,45 @@ impl PostgresSink {
 
 }
 
+/// A batch's rows, converted once for writing.
+struct Prepared<'a, 'b> {
+    /// The written output columns.
+    cols: &'a [Column],
+    /// Per row, the key values the sink adds (Kafka coordinates, the record key).
+    extra: &'a [Vec<Cell<'b>>],
+    /// Per row, whether it is a delete (`delete.enabled`).
+    deletes: Option<&'a [bool]>,
+}
+
 /// One transaction: COPY the rows (straight in, or into a staging table and merged).
 async fn transaction(
     client: &mut Client,
     mode: InsertMode,
     batch_size: usize,
     table: &Table,
-    cols: &[Column],
-    extra: &[Vec<Cell<'_>>],
+    data: &Prepared<'_, '_>,
     rows: &[usize],
 ) -> std::result::Result<(), tokio_postgres::Error> {
+    let Prepared { cols, extra, deletes } = *data;
     {
         let tx = client.transaction().await?;
         let col_list = table.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-        let staged = mode != InsertMode::Insert || !table.direct;
+        let staged = mode != InsertMode::Insert || !table.direct || deletes.is_some();
         let into = if staged {
             // A staging table with our own column types, dropped at commit.
             let defs: Vec<String> = table.columns.iter().zip(&table.types).map(|(c, t)| format!("{} {}", quote(c), type_sql(t))).collect();
-            tx.batch_execute(&format!("CREATE TEMP TABLE quiver_stage ({}, quiver_seq BIGINT) ON COMMIT DROP", defs.join(", "))).await?;
+            tx.batch_execute(&format!("CREATE TEMP TABLE quiver_stage ({}, quiver_seq BIGINT, quiver_delete BOOLEAN) ON COMMIT DROP", defs.join(", "))).await?;
             "quiver_stage".to_string()
         } else {
             table.quoted.clone()
         };
         for chunk in rows.chunks(batch_size) {
-            let copy_cols = if staged { format!("{col_list}, quiver_seq") } else { col_list.clone() };
+            let copy_cols = if staged { format!("{col_list}, quiver_seq, quiver_delete") } else { col_list.clone() };
             let sink = tx.copy_in(&format!("COPY {into} ({copy_cols}) FROM STDIN (FORMAT binary)")).await?;
             let mut types = table.types.clone();
             if staged {
                 types.push(Type::INT8);
+                types.push(Type::BOOL);
             }
             let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
             for (n, &row) in chunk.iter().enumerate() {
@@ -285,15 +296,17 @@ async fn transaction(
                     values.extend(e.iter().copied());
                 }
                 let seq = n as i64;
+                let delete = deletes.is_some_and(|d| d[row]);
                 let mut refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
                 if staged {
                     refs.push(&seq);
+                    refs.push(&delete);
                 }
                 writer.as_mut().write(&refs).await?;
             }
             writer.finish().await?;
             if staged {
-                merge(&tx, table, mode, &col_list).await?;
+                merge(&tx, table, mode, &col_list, deletes.is_some()).await?;
                 tx.batch_execute("TRUNCATE quiver_stage").await?;
             }
         }
@@ -301,33 +314,50 @@ async fn transaction(
     }
 }
 
-/// Moves the staged rows into the table: insert, upsert or update. Within one chunk
-/// the last row for a key wins, as it would with row-by-row statements.
-async fn merge(tx: &tokio_postgres::Transaction<'_>, table: &Table, mode: InsertMode, col_list: &str) -> std::result::Result<(), tokio_postgres::Error> {
+/// Moves the staged rows into the table: insert, upsert or update, then deletes.
+/// Within one chunk the last row for a key wins, as it would with row-by-row
+/// statements, so a key written and then deleted ends up deleted.
+async fn merge(tx: &tokio_postgres::Transaction<'_>, table: &Table, mode: InsertMode, col_list: &str, deletes: bool) -> std::result::Result<(), tokio_postgres::Error> {
     let keys = table.key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-    let latest = if table.key.is_empty() {
-        format!("SELECT {col_list} FROM quiver_stage ORDER BY quiver_seq")
-    } else {
-        format!("SELECT DISTINCT ON ({keys}) {col_list} FROM quiver_stage ORDER BY {keys}, quiver_seq DESC")
+    let latest = |what: &str| {
+        if table.key.is_empty() {
+            format!("SELECT {what} FROM quiver_stage WHERE NOT quiver_delete ORDER BY quiver_seq")
+        } else {
+            format!("SELECT * FROM (SELECT DISTINCT ON ({keys}) {what}, quiver_delete FROM quiver_stage ORDER BY {keys}, quiver_seq DESC) AS l WHERE NOT l.quiver_delete")
+        }
     };
+    let written = latest(col_list);
+    // Only the table's columns, in order, from the de-duplicated rows.
+    let pick = table.columns.iter().map(|c| format!("w.{}", quote(c))).collect::<Vec<_>>().join(", ");
     let others: Vec<&String> = table.columns.iter().filter(|c| !table.key.contains(c)).collect();
     let sql = match mode {
-        InsertMode::Insert => format!("INSERT INTO {} ({col_list}) {latest}", table.quoted),
-        InsertMode::Upsert if others.is_empty() => format!("INSERT INTO {} ({col_list}) {latest} ON CONFLICT ({keys}) DO NOTHING", table.quoted),
+        InsertMode::Insert => format!("INSERT INTO {} ({col_list}) SELECT {pick} FROM ({written}) AS w", table.quoted),
+        InsertMode::Upsert if others.is_empty() => {
+            format!("INSERT INTO {} ({col_list}) SELECT {pick} FROM ({written}) AS w ON CONFLICT ({keys}) DO NOTHING", table.quoted)
+        }
         InsertMode::Upsert => {
             let set: Vec<String> = others.iter().map(|c| format!("{0} = EXCLUDED.{0}", quote(c))).collect();
-            format!("INSERT INTO {} ({col_list}) {latest} ON CONFLICT ({keys}) DO UPDATE SET {}", table.quoted, set.join(", "))
+            format!("INSERT INTO {} ({col_list}) SELECT {pick} FROM ({written}) AS w ON CONFLICT ({keys}) DO UPDATE SET {}", table.quoted, set.join(", "))
         }
         InsertMode::Update => {
             let set: Vec<String> = others.iter().map(|c| format!("{0} = s.{0}", quote(c))).collect();
             let on: Vec<String> = table.key.iter().map(|k| format!("t.{0} = s.{0}", quote(k))).collect();
             if set.is_empty() {
-                return Ok(());
+                String::new()
+            } else {
+                format!("UPDATE {} AS t SET {} FROM ({written}) AS s WHERE {}", table.quoted, set.join(", "), on.join(" AND "))
             }
-            format!("UPDATE {} AS t SET {} FROM ({latest}) AS s WHERE {}", table.quoted, set.join(", "), on.join(" AND "))
         }
     };
-    tx.batch_execute(&sql).await
+    if !sql.is_empty() {
+        tx.batch_execute(&sql).await?;
+    }
+    if deletes {
+        let on: Vec<String> = table.key.iter().map(|k| format!("t.{0} = d.{0}", quote(k))).collect();
+        let last = format!("SELECT DISTINCT ON ({keys}) {keys}, quiver_delete FROM quiver_stage ORDER BY {keys}, quiver_seq DESC");
+        tx.batch_execute(&format!("DELETE FROM {} AS t USING ({last}) AS d WHERE d.quiver_delete AND {}", table.quoted, on.join(" AND "))).await?;
+    }
+    Ok(())
 }
 
 fn type_sql(t: &Type) -> String {
@@ -401,12 +431,22 @@ impl Sink for PostgresSink {
                 _ => Vec::new(),
             })
             .collect();
+        // delete.enabled: which rows are Debezium deletes (`_op = 'd'`).
+        let deletes: Option<Vec<bool>> = match self.cfg.delete_op {
+            None => None,
+            Some(i) => {
+                let op = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).map_err(|e| ConnectorError::arrow("reading _op", e))?;
+                let op = arrow::array::AsArray::as_string::<i32>(&op);
+                Some((0..batch.num_rows()).map(|r| arrow::array::Array::is_valid(op, r) && op.value(r) == "d").collect())
+            }
+        };
         let mut attempt = 0;
         for (name, rows) in by_table {
             loop {
                 let outcome = async {
                     let table = self.table(&name).await?;
-                    self.write_isolating(&table, &cols, &extra, rows.clone()).await
+                    let data = Prepared { cols: &cols, extra: &extra, deletes: deletes.as_deref() };
+                    self.write_isolating(&table, &data, rows.clone()).await
                 }
                 .await;
                 match outcome {
