@@ -199,7 +199,23 @@ struct Runner {
 impl Runner {
     async fn run(&mut self, control: watch::Receiver<Control>, bounded: bool) -> Result<State, String> {
         let spec = Arc::clone(&self.spec);
-        let start = self.store.offsets(&spec.name).map_err(|e| e.to_string())?;
+        let stored = self.store.offsets(&spec.name).map_err(|e| e.to_string())?;
+        // The sink starts first: one that stores positions with its data (exactly-once
+        // into a database) knows better than the state store where to resume.
+        let sink_ctx = SinkContext {
+            name: spec.name.clone(),
+            schema: Arc::clone(spec.transform.output_schema()),
+            source_connector: spec.source.connector.name().to_string(),
+            start: stored.clone(),
+        };
+        let mut sink = spec.connector.build_sink(&spec.config, sink_ctx).await.map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
+        let start = match sink.resume_offsets().await.map_err(|e| format!("sink '{}' could not read its stored positions: {e}", spec.name))? {
+            Some(o) => {
+                info!(pipeline = %spec.name, "resuming at the positions the sink committed with its data");
+                Some(o)
+            }
+            None => stored,
+        };
         if let Some(s) = &start {
             info!(pipeline = %spec.name, offsets = %serde_json::to_string(s).unwrap_or_default(), "resuming after committed offsets");
             self.committed = s.clone();
@@ -228,13 +244,6 @@ impl Runner {
             .build_source(&spec.source.config, ctx)
             .await
             .map_err(|e| format!("source '{}' could not start: {e}", spec.source.name))?;
-        let sink_ctx = SinkContext {
-            name: spec.name.clone(),
-            schema: Arc::clone(spec.transform.output_schema()),
-            source_connector: spec.source.connector.name().to_string(),
-            start: self.store.offsets(&spec.name).map_err(|e| e.to_string())?,
-        };
-        let mut sink = spec.connector.build_sink(&spec.config, sink_ctx).await.map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
         self.committer = source.committer();
         if let Some(c) = &self.committer {
             let sink_commits = sink.attach_source(c).map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;

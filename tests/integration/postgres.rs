@@ -224,3 +224,41 @@ async fn deletes_from_an_op_column_remove_their_key_and_the_last_change_wins() {
     let cols: i64 = c.query_one(&format!("SELECT count(*) FROM information_schema.columns WHERE table_name = '{t}' AND column_name = '_op'"), &[]).await.unwrap().get(0);
     assert_eq!(cols, 0);
 }
+
+#[test]
+fn exactly_once_survives_sigkill_with_positions_in_the_same_transaction() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = rt.block_on(client());
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("eos");
+    let total: i64 = 30_000;
+    // Plain inserts, no key: only the positions committed with the rows prevent duplicates.
+    let sql = format!(
+        "CREATE SOURCE gen (id BIGINT NOT NULL, payload TEXT) WITH (connector = 'datagen', rows.total = '{total}', rows.per.second = '10000', 'fields.id.kind' = 'sequence', 'fields.payload.length' = '16');
+         CREATE SINK {t} WITH (connector = 'postgres', 'connection.url' = '{URL}', 'table.name.format' = '{t}', 'auto.create' = 'true', 'sink.delivery.guarantee' = 'exactly-once') AS SELECT id, payload FROM gen;"
+    );
+    let file = dir.path().join("p.sql");
+    std::fs::write(&file, sql).unwrap();
+    let state = dir.path().join("state");
+    let args = ["run", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+    for wait in [1300, 900] {
+        let mut child = crate::support::quiver().args(args).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(wait));
+        child.kill().unwrap(); // SIGKILL: the open transaction dies with the process
+        child.wait().unwrap();
+    }
+    let partial: i64 = rt.block_on(c.query_one(&format!("SELECT count(*) FROM \"{t}\""), &[])).unwrap().get(0);
+    assert!(partial > 0 && partial < total, "the kills happened mid-run ({partial} rows)");
+    // The state store is removed: the positions in quiver_offsets alone must be enough.
+    std::fs::remove_dir_all(&state).unwrap();
+    let done = crate::support::quiver().args(args).output().unwrap();
+    assert!(done.status.success(), "{}\n{}", crate::support::text(&done.stdout), crate::support::text(&done.stderr));
+    let (n, distinct): (i64, i64) = rt
+        .block_on(c.query_one(&format!("SELECT count(*), count(DISTINCT id) FROM \"{t}\""), &[]))
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!((n, distinct), (total, total), "every row exactly once");
+    let position: serde_json::Value =
+        rt.block_on(c.query_one("SELECT position FROM quiver_offsets WHERE pipeline = $1 AND source_partition = 'rows'", &[&t])).unwrap().get(0);
+    assert_eq!(position, serde_json::json!(total));
+}

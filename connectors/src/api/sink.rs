@@ -85,6 +85,12 @@ pub trait Sink: Send {
         None
     }
 
+    /// Positions the sink stored with its data (exactly-once into a database). When
+    /// `Some`, the pipeline resumes from them rather than from its state store.
+    async fn resume_offsets(&mut self) -> Result<Option<Offsets>> {
+        Ok(None)
+    }
+
     /// The source positions batch `seq` covers, given just before it is written.
     /// Transactional sinks commit them with the data (Kafka exactly-once).
     fn source_offsets(&mut self, _seq: u64, _offsets: &Offsets) {}

@@ -2,7 +2,7 @@
 
 use arrow::datatypes::{DataType, SchemaRef};
 
-use super::{AUTO_CREATE, AUTO_EVOLVE, BATCH_SIZE, DELETE_ENABLED, FIELDS_WHITELIST, INSERT_MODE, MAX_RETRIES, PASSWORD, PK_FIELDS, PK_MODE, RETRY_BACKOFF, TABLE, URL, USER};
+use super::{AUTO_CREATE, AUTO_EVOLVE, BATCH_SIZE, DELETE_ENABLED, DELIVERY, FIELDS_WHITELIST, INSERT_MODE, MAX_RETRIES, PASSWORD, PK_FIELDS, PK_MODE, RETRY_BACKOFF, TABLE, URL, USER};
 use crate::api::{ConnectorError, Options, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,8 @@ pub struct PostgresSinkConfig {
     pub columns: Vec<usize>,
     /// Index of the `_op` column when `delete.enabled`: rows with 'd' delete their key.
     pub delete_op: Option<usize>,
+    /// Source positions are committed in the batch's transaction (`quiver_offsets`).
+    pub exactly_once: bool,
     pub auto_create: bool,
     pub auto_evolve: bool,
     pub batch_size: usize,
@@ -181,6 +183,7 @@ pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef) -> Result<PostgresSi
         pk,
         columns,
         delete_op,
+        exactly_once: opts.pull_enum(&DELIVERY)?.unwrap_or("at-least-once") == "exactly-once",
         auto_create: opts.pull_bool(&AUTO_CREATE)?.unwrap_or(false),
         auto_evolve: opts.pull_bool(&AUTO_EVOLVE)?.unwrap_or(false),
         batch_size,

@@ -66,6 +66,12 @@ pub(crate) const DELETE_ENABLED: OptionSpec = OptionSpec::new(
     "Rows whose _op column is 'd' (a Debezium source) delete their key instead of being written; needs pk.mode record_key or record_value.",
 )
 .default("false");
+pub(crate) const DELIVERY: OptionSpec = OptionSpec::new(
+    "sink.delivery.guarantee",
+    OptionKind::Enum(&["at-least-once", "exactly-once"]),
+    "exactly-once: each batch's source positions are written to a quiver_offsets table in the batch's transaction, and a restart resumes from there.",
+)
+.default("at-least-once");
 pub(crate) const BATCH_SIZE: OptionSpec =
     OptionSpec::new("batch.size", OptionKind::Integer, "Rows per statement inside a batch's transaction.").default("10000");
 pub(crate) const MAX_RETRIES: OptionSpec =
@@ -74,7 +80,7 @@ pub(crate) const RETRY_BACKOFF: OptionSpec =
     OptionSpec::new("retry.backoff.ms", OptionKind::Integer, "Wait between those attempts, in milliseconds.").default("3000");
 
 const SINK_OPTIONS: &[OptionSpec] =
-    &[URL, USER, PASSWORD, TABLE, INSERT_MODE, PK_MODE, PK_FIELDS, FIELDS_WHITELIST, DELETE_ENABLED, AUTO_CREATE, AUTO_EVOLVE, BATCH_SIZE, MAX_RETRIES, RETRY_BACKOFF];
+    &[URL, USER, PASSWORD, TABLE, INSERT_MODE, PK_MODE, PK_FIELDS, FIELDS_WHITELIST, DELETE_ENABLED, DELIVERY, AUTO_CREATE, AUTO_EVOLVE, BATCH_SIZE, MAX_RETRIES, RETRY_BACKOFF];
 
 #[derive(Debug, Clone, Copy)]
 pub struct PostgresConnector;

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::config::{InsertMode, KAFKA_PK, PkMode, PostgresSinkConfig};
 use super::types::{Cell, Column, pg_type};
-use crate::api::{ConnectorError, Result, RowOrigins, Sink, SinkContext, SinkReport};
+use crate::api::{ConnectorError, Offsets, Result, RowOrigins, Sink, SinkContext, SinkReport};
 
 /// `"ident"` with embedded quotes doubled: no table or column name can inject SQL.
 pub(crate) fn quote(ident: &str) -> String {
@@ -71,6 +71,8 @@ pub(crate) struct PostgresSink {
     last_seq: Option<u64>,
     rejected: Vec<(usize, String)>,
     report: SinkReport,
+    /// The source positions the batch being written ends at.
+    pending: Offsets,
 }
 
 impl PostgresSink {
@@ -83,9 +85,21 @@ impl PostgresSink {
             tables: HashMap::new(),
             last_seq: None,
             rejected: Vec::new(),
+            pending: Offsets::default(),
             cfg,
         };
         sink.connect().await?;
+        if sink.cfg.exactly_once {
+            let target = sink.cfg.target.clone();
+            sink.connect()
+                .await?
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS quiver_offsets (pipeline TEXT NOT NULL, source_partition TEXT NOT NULL, \
+                     position JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (pipeline, source_partition))",
+                )
+                .await
+                .map_err(|e| db_error(&format!("creating quiver_offsets in {target}"), &e))?;
+        }
         if let Some(t) = sink.cfg.table.clone().filter(|t| !t.contains("${topic}")) {
             sink.table(&t).await?;
         }
@@ -204,46 +218,100 @@ impl PostgresSink {
         Ok(t)
     }
 
-    /// Writes `rows` in one transaction; on a data error, splits them until the bad
-    /// rows are found. Returns (row, database error) for each bad row.
-    async fn write_isolating(&mut self, table: &Table, data: &Prepared<'_, '_>, rows: Vec<usize>) -> Result<Vec<(usize, String)>> {
-        let mut bad = Vec::new();
-        let mut todo = vec![rows];
-        while let Some(rows) = todo.pop() {
-            if rows.is_empty() {
-                continue;
-            }
-            self.connect().await?;
-            let Some(client) = self.client.as_mut() else { return Err(ConnectorError::Internal("no PostgreSQL connection".into())) };
-            match transaction(client, self.cfg.insert_mode, self.cfg.batch_size, table, data, &rows).await {
-                Ok(()) => {}
-                Err(e) if is_data_error(&e) => {
-                    if rows.len() == 1 {
-                        let msg = e.as_db_error().map_or_else(|| e.to_string(), |d| {
-                            let mut m = format!("{}: {}", d.code().code(), d.message());
-                            if let Some(detail) = d.detail() {
-                                m.push_str(&format!(" ({detail})"));
+    /// Writes a batch's rows, every table, in one transaction. Each group of rows is
+    /// tried under a savepoint; on a data error it is rolled back and split until
+    /// the bad rows are found. With exactly-once, the batch's source positions are
+    /// written to `quiver_offsets` in the same transaction. Returns (row, database
+    /// error) for each bad row.
+    async fn write_batch(&mut self, work: &[(Arc<Table>, Vec<usize>)], data: &Prepared<'_, '_>) -> Result<Vec<(usize, String)>> {
+        let (mode, batch_size, target) = (self.cfg.insert_mode, self.cfg.batch_size, self.cfg.target.clone());
+        let offsets = self.cfg.exactly_once.then(|| (self.name.clone(), self.pending.clone()));
+        self.connect().await?;
+        let Some(client) = self.client.as_mut() else { return Err(ConnectorError::Internal("no PostgreSQL connection".into())) };
+        let outcome = async {
+            let mut tx = client.transaction().await?;
+            let mut bad = Vec::new();
+            for (table, rows) in work {
+                let mut todo = vec![rows.clone()];
+                while let Some(rows) = todo.pop() {
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let sp = tx.savepoint("quiver_rows").await?;
+                    match write_rows(&sp, mode, batch_size, table, data, &rows).await {
+                        Ok(()) => sp.commit().await?,
+                        Err(e) if is_data_error(&e) => {
+                            sp.rollback().await?;
+                            if rows.len() == 1 {
+                                bad.push((rows[0], format!("table {}: {}", table.name, db_message(&e))));
+                            } else {
+                                let (a, b) = rows.split_at(rows.len() / 2);
+                                // Second half pushed first so the first half is tried first.
+                                todo.push(b.to_vec());
+                                todo.push(a.to_vec());
                             }
-                            m
-                        });
-                        bad.push((rows[0], format!("table {}: {msg}", table.name)));
-                    } else {
-                        let (a, b) = rows.split_at(rows.len() / 2);
-                        // Second half pushed first so the first half is tried first.
-                        todo.push(b.to_vec());
-                        todo.push(a.to_vec());
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
-                Err(e) if is_connection_error(&e) => {
-                    self.client = None;
-                    return Err(ConnectorError::Config(format!("{}: {e}", self.cfg.target)));
-                }
-                Err(e) => return Err(db_error(&format!("writing to table {}", table.name), &e)),
             }
+            if let Some((pipeline, positions)) = &offsets {
+                for (partition, position) in &positions.0 {
+                    tx.execute(
+                        "INSERT INTO quiver_offsets (pipeline, source_partition, position, updated_at) VALUES ($1, $2, $3, now()) \
+                         ON CONFLICT (pipeline, source_partition) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at",
+                        &[pipeline, partition, position],
+                    )
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(bad)
         }
-        Ok(bad)
+        .await;
+        match outcome {
+            Ok(bad) => Ok(bad),
+            Err(e) if is_connection_error(&e) => {
+                self.client = None;
+                Err(ConnectorError::Config(format!("{target}: {e}")))
+            }
+            Err(e) => Err(db_error("writing a batch", &e)),
+        }
     }
 
+    /// Exactly-once: whether the database already holds this batch's positions (its
+    /// commit went through but the acknowledgement was lost with the connection).
+    async fn already_committed(&mut self) -> Result<bool> {
+        if !self.cfg.exactly_once || self.pending.is_empty() {
+            return Ok(false);
+        }
+        let stored = self.stored_offsets().await?.unwrap_or_default();
+        Ok(self.pending.0.iter().all(|(k, v)| stored.get(k) == Some(v)))
+    }
+
+    async fn stored_offsets(&mut self) -> Result<Option<Offsets>> {
+        let name = self.name.clone();
+        let target = self.cfg.target.clone();
+        let client = self.connect().await?;
+        let rows = client
+            .query("SELECT source_partition, position FROM quiver_offsets WHERE pipeline = $1", &[&name])
+            .await
+            .map_err(|e| db_error(&format!("reading quiver_offsets in {target}"), &e))?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Offsets(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, serde_json::Value>(1))).collect())))
+    }
+}
+
+fn db_message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error().map_or_else(
+        || e.to_string(),
+        |d| match d.detail() {
+            Some(detail) => format!("{}: {} ({detail})", d.code().code(), d.message()),
+            None => format!("{}: {}", d.code().code(), d.message()),
+        },
+    )
 }
 
 /// A batch's rows, converted once for writing.
@@ -256,9 +324,10 @@ struct Prepared<'a, 'b> {
     deletes: Option<&'a [bool]>,
 }
 
-/// One transaction: COPY the rows (straight in, or into a staging table and merged).
-async fn transaction(
-    client: &mut Client,
+/// COPYs rows into the table (straight in, or into a staging table and merged),
+/// inside the caller's transaction.
+async fn write_rows(
+    tx: &tokio_postgres::Transaction<'_>,
     mode: InsertMode,
     batch_size: usize,
     table: &Table,
@@ -266,52 +335,52 @@ async fn transaction(
     rows: &[usize],
 ) -> std::result::Result<(), tokio_postgres::Error> {
     let Prepared { cols, extra, deletes } = *data;
-    {
-        let tx = client.transaction().await?;
-        let col_list = table.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-        let staged = mode != InsertMode::Insert || !table.direct || deletes.is_some();
-        let into = if staged {
-            // A staging table with our own column types, dropped at commit.
-            let defs: Vec<String> = table.columns.iter().zip(&table.types).map(|(c, t)| format!("{} {}", quote(c), type_sql(t))).collect();
-            tx.batch_execute(&format!("CREATE TEMP TABLE quiver_stage ({}, quiver_seq BIGINT, quiver_delete BOOLEAN) ON COMMIT DROP", defs.join(", "))).await?;
-            "quiver_stage".to_string()
-        } else {
-            table.quoted.clone()
-        };
-        for chunk in rows.chunks(batch_size) {
-            let copy_cols = if staged { format!("{col_list}, quiver_seq, quiver_delete") } else { col_list.clone() };
-            let sink = tx.copy_in(&format!("COPY {into} ({copy_cols}) FROM STDIN (FORMAT binary)")).await?;
-            let mut types = table.types.clone();
-            if staged {
-                types.push(Type::INT8);
-                types.push(Type::BOOL);
-            }
-            let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
-            for (n, &row) in chunk.iter().enumerate() {
-                let mut values: Vec<Cell<'_>> = Vec::with_capacity(types.len());
-                for c in cols {
-                    values.push(c.cell(row).unwrap_or(Cell::Null));
-                }
-                if let Some(e) = extra.get(row) {
-                    values.extend(e.iter().copied());
-                }
-                let seq = n as i64;
-                let delete = deletes.is_some_and(|d| d[row]);
-                let mut refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-                if staged {
-                    refs.push(&seq);
-                    refs.push(&delete);
-                }
-                writer.as_mut().write(&refs).await?;
-            }
-            writer.finish().await?;
-            if staged {
-                merge(&tx, table, mode, &col_list, deletes.is_some()).await?;
-                tx.batch_execute("TRUNCATE quiver_stage").await?;
-            }
-        }
-        tx.commit().await
+    let col_list = table.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let staged = mode != InsertMode::Insert || !table.direct || deletes.is_some();
+    let into = if staged {
+        // A staging table with our own column types, dropped once merged.
+        let defs: Vec<String> = table.columns.iter().zip(&table.types).map(|(c, t)| format!("{} {}", quote(c), type_sql(t))).collect();
+        tx.batch_execute(&format!("CREATE TEMP TABLE quiver_stage ({}, quiver_seq BIGINT, quiver_delete BOOLEAN) ON COMMIT DROP", defs.join(", "))).await?;
+        "quiver_stage".to_string()
+    } else {
+        table.quoted.clone()
+    };
+    let mut types = table.types.clone();
+    if staged {
+        types.push(Type::INT8);
+        types.push(Type::BOOL);
     }
+    let copy_cols = if staged { format!("{col_list}, quiver_seq, quiver_delete") } else { col_list.clone() };
+    for chunk in rows.chunks(batch_size) {
+        let sink = tx.copy_in(&format!("COPY {into} ({copy_cols}) FROM STDIN (FORMAT binary)")).await?;
+        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+        for (n, &row) in chunk.iter().enumerate() {
+            let mut values: Vec<Cell<'_>> = Vec::with_capacity(types.len());
+            for c in cols {
+                values.push(c.cell(row).unwrap_or(Cell::Null));
+            }
+            if let Some(e) = extra.get(row) {
+                values.extend(e.iter().copied());
+            }
+            let seq = n as i64;
+            let delete = deletes.is_some_and(|d| d[row]);
+            let mut refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+            if staged {
+                refs.push(&seq);
+                refs.push(&delete);
+            }
+            writer.as_mut().write(&refs).await?;
+        }
+        writer.finish().await?;
+        if staged {
+            merge(tx, table, mode, &col_list, deletes.is_some()).await?;
+            tx.batch_execute("TRUNCATE quiver_stage").await?;
+        }
+    }
+    if staged {
+        tx.batch_execute("DROP TABLE quiver_stage").await?;
+    }
+    Ok(())
 }
 
 /// Moves the staged rows into the table: insert, upsert or update, then deletes.
@@ -441,28 +510,34 @@ impl Sink for PostgresSink {
             }
         };
         let mut attempt = 0;
-        for (name, rows) in by_table {
-            loop {
-                let outcome = async {
-                    let table = self.table(&name).await?;
-                    let data = Prepared { cols: &cols, extra: &extra, deletes: deletes.as_deref() };
-                    self.write_isolating(&table, &data, rows.clone()).await
+        loop {
+            let outcome = async {
+                let mut work = Vec::with_capacity(by_table.len());
+                for (name, rows) in &by_table {
+                    work.push((self.table(name).await?, rows.clone()));
                 }
-                .await;
-                match outcome {
-                    Ok(bad) => {
-                        self.report.rows += (rows.len() - bad.len()) as u64;
-                        self.rejected.extend(bad);
-                        break;
-                    }
-                    Err(e) if self.client.as_ref().is_none_or(Client::is_closed) && attempt < self.cfg.max_retries => {
-                        attempt += 1;
-                        warn!(sink = %self.name, attempt, error = %e, backoff_ms = self.cfg.retry_backoff_ms, "PostgreSQL unreachable; retrying");
-                        self.client = None;
-                        tokio::time::sleep(Duration::from_millis(self.cfg.retry_backoff_ms)).await;
-                    }
-                    Err(e) => return Err(e),
+                if attempt > 0 && self.already_committed().await? {
+                    info!(sink = %self.name, "the batch was committed before the connection dropped; not writing it again");
+                    return Ok(Vec::new());
                 }
+                let data = Prepared { cols: &cols, extra: &extra, deletes: deletes.as_deref() };
+                self.write_batch(&work, &data).await
+            }
+            .await;
+            match outcome {
+                Ok(bad) => {
+                    let rows: usize = by_table.iter().map(|(_, r)| r.len()).sum();
+                    self.report.rows += (rows - bad.len()) as u64;
+                    self.rejected.extend(bad);
+                    break;
+                }
+                Err(e) if self.client.as_ref().is_none_or(Client::is_closed) && attempt < self.cfg.max_retries => {
+                    attempt += 1;
+                    warn!(sink = %self.name, attempt, error = %e, backoff_ms = self.cfg.retry_backoff_ms, "PostgreSQL unreachable; retrying");
+                    self.client = None;
+                    tokio::time::sleep(Duration::from_millis(self.cfg.retry_backoff_ms)).await;
+                }
+                Err(e) => return Err(e),
             }
         }
         self.rejected.sort_by_key(|(r, _)| *r);
@@ -471,8 +546,19 @@ impl Sink for PostgresSink {
     }
 
     fn durable_seq(&self) -> Option<u64> {
-        // Every write commits its transactions before returning.
+        // Every write commits its transaction before returning.
         self.last_seq
+    }
+
+    fn source_offsets(&mut self, _seq: u64, offsets: &Offsets) {
+        self.pending = offsets.clone();
+    }
+
+    async fn resume_offsets(&mut self) -> Result<Option<Offsets>> {
+        if !self.cfg.exactly_once {
+            return Ok(None);
+        }
+        self.stored_offsets().await
     }
 
     async fn flush(&mut self) -> Result<()> {
