@@ -37,7 +37,13 @@ struct Table {
     /// through a staging table and an INSERT … SELECT, which applies PostgreSQL's
     /// assignment casts (an INTEGER column fed BIGINT values, say).
     direct: bool,
+    /// Every column type has an equality operator (no json, xml or geometric
+    /// types), so an upsert can skip rows whose values did not change.
+    comparable: bool,
 }
+
+/// Types without an equality operator: json, xml, point, lseg, path, box, polygon, line, circle.
+const NOT_COMPARABLE: [u32; 9] = [114, 142, 600, 601, 602, 603, 604, 628, 718];
 
 fn db_error(context: &str, e: &tokio_postgres::Error) -> ConnectorError {
     let detail = e.as_db_error().map_or_else(|| e.to_string(), |d| format!("{} ({})", d.message(), d.code().code()));
@@ -213,7 +219,8 @@ impl PostgresSink {
             }
         }
         let direct = columns.iter().zip(&types).all(|(c, t)| found.get(c).is_none_or(|oid| *oid == t.oid()));
-        let t = Arc::new(Table { quoted, name: name.to_string(), columns, types, key, direct });
+        let comparable = found.values().all(|oid| !NOT_COMPARABLE.contains(oid));
+        let t = Arc::new(Table { quoted, name: name.to_string(), columns, types, key, direct, comparable });
         self.tables.insert(name.to_string(), Arc::clone(&t));
         Ok(t)
     }
@@ -406,7 +413,20 @@ async fn merge(tx: &tokio_postgres::Transaction<'_>, table: &Table, mode: Insert
         }
         InsertMode::Upsert => {
             let set: Vec<String> = others.iter().map(|c| format!("{0} = EXCLUDED.{0}", quote(c))).collect();
-            format!("INSERT INTO {} ({col_list}) SELECT {pick} FROM ({written}) AS w ON CONFLICT ({keys}) DO UPDATE SET {}", table.quoted, set.join(", "))
+            // A row whose values did not change is not rewritten: no new row version,
+            // no index or WAL traffic (replays and snapshots re-send mostly unchanged rows).
+            let unchanged = if table.comparable {
+                let old: Vec<String> = others.iter().map(|c| format!("t.{}", quote(c))).collect();
+                let new: Vec<String> = others.iter().map(|c| format!("EXCLUDED.{}", quote(c))).collect();
+                format!(" WHERE ({}) IS DISTINCT FROM ({})", old.join(", "), new.join(", "))
+            } else {
+                String::new()
+            };
+            format!(
+                "INSERT INTO {} AS t ({col_list}) SELECT {pick} FROM ({written}) AS w ON CONFLICT ({keys}) DO UPDATE SET {}{unchanged}",
+                table.quoted,
+                set.join(", ")
+            )
         }
         InsertMode::Update => {
             let set: Vec<String> = others.iter().map(|c| format!("{0} = s.{0}", quote(c))).collect();
