@@ -149,8 +149,8 @@ pub(crate) fn check_source(cfg: &FilesystemSinkConfig, source_connector: &str) -
 impl FilesystemSink {
     pub(crate) async fn start(cfg: FilesystemSinkConfig, ctx: SinkContext) -> Result<Self> {
         check_source(&cfg, &ctx.source_connector)?;
-        let store = cfg.store.build()?;
-        cfg.store.check(&store).await?;
+        let store = cfg.store.build().map_err(|e| cfg.store.scrub(e))?;
+        cfg.store.check(&store).await.map_err(|e| cfg.store.scrub(e))?;
         let mut sink = Self {
             report: SinkReport { location: cfg.store.location(), ..Default::default() },
             store,
@@ -424,6 +424,26 @@ impl FilesystemSink {
         Ok(())
     }
 
+    async fn write_inner(&mut self, batch: RecordBatch, seq: u64, origins: Option<&RowOrigins>) -> Result<()> {
+        self.last_seq = Some(seq);
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if batch.schema_ref() != &self.schema {
+            // Files hold one schema: close them all and start new ones.
+            info!(location = %self.report.location, "the output schema changed; closing open files");
+            self.close_where(Roll::Schema, |_| true).await?;
+            self.set_schema(batch.schema())?;
+        }
+        self.report.rows += batch.num_rows() as u64;
+        match (self.cfg.exactly_once, origins) {
+            (true, Some(o)) => self.write_by_source(&batch, seq, o).await?,
+            (true, None) => return Err(ConnectorError::Internal("exactly-once files need the source position of every row".into())),
+            (false, _) => self.write_by_folder(&batch, seq).await?,
+        }
+        self.enforce_memory().await
+    }
+
     /// Closes the largest groups until all open files fit `sink.memory.max`.
     async fn enforce_memory(&mut self) -> Result<()> {
         loop {
@@ -482,23 +502,8 @@ impl Sink for FilesystemSink {
     }
 
     async fn write_with_origins(&mut self, batch: RecordBatch, seq: u64, origins: Option<&RowOrigins>) -> Result<()> {
-        self.last_seq = Some(seq);
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        if batch.schema_ref() != &self.schema {
-            // Files hold one schema: close them all and start new ones.
-            info!(location = %self.report.location, "the output schema changed; closing open files");
-            self.close_where(Roll::Schema, |_| true).await?;
-            self.set_schema(batch.schema())?;
-        }
-        self.report.rows += batch.num_rows() as u64;
-        match (self.cfg.exactly_once, origins) {
-            (true, Some(o)) => self.write_by_source(&batch, seq, o).await?,
-            (true, None) => return Err(ConnectorError::Internal("exactly-once files need the source position of every row".into())),
-            (false, _) => self.write_by_folder(&batch, seq).await?,
-        }
-        self.enforce_memory().await
+        let r = self.write_inner(batch, seq, origins).await;
+        r.map_err(|e| self.cfg.store.scrub(e))
     }
 
     fn durable_seq(&self) -> Option<u64> {
@@ -532,15 +537,16 @@ impl Sink for FilesystemSink {
 
     async fn tick(&mut self) -> Result<()> {
         let interval = self.cfg.rollover_interval;
-        self.close_where(Roll::Interval, |g| g.opened.elapsed() >= interval).await?;
-        if let Some(idle) = self.cfg.rollover_inactivity {
-            self.close_where(Roll::Inactivity, |g| g.last_write.elapsed() >= idle).await?;
+        let mut r = self.close_where(Roll::Interval, |g| g.opened.elapsed() >= interval).await;
+        if let (Ok(()), Some(idle)) = (&r, self.cfg.rollover_inactivity) {
+            r = self.close_where(Roll::Inactivity, |g| g.last_write.elapsed() >= idle).await;
         }
-        Ok(())
+        r.map_err(|e| self.cfg.store.scrub(e))
     }
 
     async fn flush(&mut self) -> Result<()> {
-        self.close_where(Roll::Flush, |_| true).await
+        let r = self.close_where(Roll::Flush, |_| true).await;
+        r.map_err(|e| self.cfg.store.scrub(e))
     }
 
     fn report(&self) -> SinkReport {

@@ -230,6 +230,21 @@ impl StoreSpec {
         RetryConfig { backoff: BackoffConfig::default(), max_retries: self.retry_max, retry_timeout: self.retry_timeout }
     }
 
+    /// An error whose text holds a secret value (an Azure SAS token travels in request
+    /// URLs, which object_store puts in its errors) comes back with it masked.
+    pub fn scrub(&self, e: ConnectorError) -> ConnectorError {
+        let text = e.to_string();
+        let secrets: Vec<&str> = self.settings.iter().filter(|(k, v)| is_secret(k) && v.len() >= 4).map(|(_, v)| v.as_str()).collect();
+        if !secrets.iter().any(|s| text.contains(s)) {
+            return e;
+        }
+        let mut masked = text;
+        for s in secrets {
+            masked = masked.replace(s, "****");
+        }
+        ConnectorError::Config(masked)
+    }
+
     /// Where files land, for summaries and logs (never includes a secret).
     pub fn location(&self) -> String {
         self.url.clone()
@@ -349,6 +364,15 @@ mod tests {
         let a = spec("az://c/p", &[("azure.storage.access.key", "k3y"), ("azure.storage.sas.token", "sv=1")]).unwrap();
         let d = format!("{a:?}");
         assert!(!d.contains("k3y") && !d.contains("sv=1"), "{d}");
+    }
+
+    #[test]
+    fn secret_values_are_scrubbed_from_errors() {
+        let s = spec("az://c/p", &[("azure.storage.sas.token", "sv=2024&sig=abcd")]).unwrap();
+        let e = s.scrub(ConnectorError::Config("GET https://acct.blob.core.windows.net/c/p?sv=2024&sig=abcd failed".into())).to_string();
+        assert!(!e.contains("sig=abcd") && e.contains("****"), "{e}");
+        let plain = s.scrub(ConnectorError::Config("nothing secret".into())).to_string();
+        assert!(plain.contains("nothing secret"));
     }
 
     #[test]
