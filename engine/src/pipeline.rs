@@ -205,7 +205,6 @@ impl Runner {
         let sink_ctx = SinkContext {
             name: spec.name.clone(),
             schema: Arc::clone(spec.transform.output_schema()),
-            source_connector: spec.source.connector.name().to_string(),
             start: stored.clone(),
         };
         let mut sink = spec.connector.build_sink(&spec.config, sink_ctx).await.map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
@@ -372,9 +371,7 @@ impl Runner {
         }
         let rows = out.batch.num_rows() as u64;
         sink.source_offsets(seq, &offsets);
-        if sink.durable_offsets().is_none() {
-            self.pending.push_back((seq, offsets));
-        }
+        self.pending.push_back((seq, offsets));
         let out_origins = sink.wants_origins().then(|| origins.select(&self.spec.transform.input_rows(&batch, &out.failed)));
         let mut retry = Retry::new(&self.spec.errors);
         loop {
@@ -460,9 +457,8 @@ impl Runner {
         let mut advanced = false;
         if let Some(durable) = sink.durable_offsets() {
             // The sink tracks durable positions per source partition itself.
-            let before = self.committed.clone();
-            self.committed.merge(&durable);
-            advanced = self.committed != before;
+            self.pending.clear();
+            advanced = self.committed.merge(&durable);
         } else {
             let Some(durable) = sink.durable_seq() else { return Ok(()) };
             while self.pending.front().is_some_and(|(s, _)| *s <= durable) {

@@ -22,8 +22,6 @@ pub struct SinkContext {
     pub name: String,
     /// The schema of the batches it will receive (the SELECT's output).
     pub schema: SchemaRef,
-    /// The source's connector name (`kafka`, `file`, …).
-    pub source_connector: String,
     /// The offsets the pipeline resumes after, if it committed any before.
     pub start: Option<Offsets>,
 }

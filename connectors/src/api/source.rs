@@ -21,10 +21,16 @@ use super::error::Result;
 pub struct Offsets(pub BTreeMap<String, serde_json::Value>);
 
 impl Offsets {
-    pub fn merge(&mut self, later: &Offsets) {
+    /// Takes `later`'s positions; returns whether any position changed.
+    pub fn merge(&mut self, later: &Offsets) -> bool {
+        let mut changed = false;
         for (k, v) in &later.0 {
-            self.0.insert(k.clone(), v.clone());
+            if self.0.get(k) != Some(v) {
+                self.0.insert(k.clone(), v.clone());
+                changed = true;
+            }
         }
+        changed
     }
     pub fn get(&self, partition: &str) -> Option<&serde_json::Value> {
         self.0.get(partition)
@@ -86,9 +92,7 @@ impl RowOrigins {
     pub fn select(&self, rows: &[usize]) -> RowOrigins {
         let mut out = RowOrigins::with_capacity(rows.len());
         for &row in rows {
-            let Some(&pos) = self.positions.get(row) else { continue };
-            let idx = self.partitions.partition_point(|(start, _)| *start <= row);
-            if let Some((_, p)) = idx.checked_sub(1).and_then(|i| self.partitions.get(i)) {
+            if let (Some(p), Some(pos)) = (self.partition_of(row), self.position_of(row)) {
                 out.push(p, pos);
             }
         }
@@ -105,10 +109,7 @@ impl RowOrigins {
     }
     /// The partition and position of `row`.
     pub fn get(&self, row: usize) -> Option<(&str, i64)> {
-        let pos = *self.positions.get(row)?;
-        let idx = self.partitions.partition_point(|(start, _)| *start <= row);
-        let (_, p) = self.partitions.get(idx.checked_sub(1)?)?;
-        Some((p, pos))
+        Some((self.partition_of(row)?, self.position_of(row)?))
     }
 }
 

@@ -99,7 +99,7 @@ const OWN_OPTIONS: &[OptionSpec] = &[
 
 /// The sink's options, then the storage options.
 static SINK_OPTIONS: std::sync::LazyLock<Vec<OptionSpec>> =
-    std::sync::LazyLock::new(|| OWN_OPTIONS.iter().chain(store::STORE_OPTIONS).copied().collect());
+    std::sync::LazyLock::new(|| OWN_OPTIONS.iter().chain(store::STORE_OPTIONS.iter()).copied().collect());
 
 #[derive(Debug, Clone, Copy)]
 pub struct FilesystemConnector;

@@ -135,7 +135,8 @@ pub(crate) struct FilesystemSink {
     leftovers: HashMap<String, Vec<(Path, i64)>>,
 }
 
-/// Exactly-once files are named by Kafka positions, so they need a Kafka source.
+/// Exactly-once files are named by Kafka positions, so they need a Kafka source
+/// (checked when the sink is planned).
 pub(crate) fn check_source(cfg: &FilesystemSinkConfig, source_connector: &str) -> Result<()> {
     if cfg.exactly_once && source_connector != "kafka" {
         return Err(ConnectorError::option(
@@ -148,7 +149,6 @@ pub(crate) fn check_source(cfg: &FilesystemSinkConfig, source_connector: &str) -
 
 impl FilesystemSink {
     pub(crate) async fn start(cfg: FilesystemSinkConfig, ctx: SinkContext) -> Result<Self> {
-        check_source(&cfg, &ctx.source_connector)?;
         let store = cfg.store.build().map_err(|e| cfg.store.scrub(e))?;
         cfg.store.check(&store).await.map_err(|e| cfg.store.scrub(e))?;
         let mut sink = Self {
@@ -582,7 +582,7 @@ mod tests {
         let a: SchemaRef = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
         let b: SchemaRef = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("name", DataType::Utf8, true)]));
         let cfg = sink_config(dir.path(), &[("parquet.bloom.filter.columns", "id")], &a);
-        let ctx = SinkContext { name: "t".into(), schema: Arc::clone(&a), source_connector: "file".into(), start: None };
+        let ctx = SinkContext { name: "t".into(), schema: Arc::clone(&a), start: None };
         let mut sink = FilesystemSink::start(cfg, ctx).await.unwrap();
         let first = RecordBatch::try_new(Arc::clone(&a), vec![Arc::new(Int64Array::from(vec![1, 2]))]).unwrap();
         let second = RecordBatch::try_new(Arc::clone(&b), vec![Arc::new(Int64Array::from(vec![3])), Arc::new(StringArray::from(vec![Some("x")]))]).unwrap();

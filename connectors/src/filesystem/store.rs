@@ -125,11 +125,8 @@ pub(crate) const AZURE_ENDPOINT: OptionSpec =
 pub(crate) const AZURE_USE_EMULATOR: OptionSpec =
     OptionSpec::new("azure.use.emulator", OptionKind::Bool, "Azure: use the Azurite emulator's well-known account and endpoint.").default("false");
 
-pub(crate) const STORE_OPTIONS: &[OptionSpec] = &[
-    REQUEST_TIMEOUT,
-    CONNECT_TIMEOUT,
-    RETRY_MAX,
-    RETRY_TIMEOUT,
+/// Per-cloud options: each belongs to the scheme its prefix names.
+const CLOUD_OPTIONS: &[OptionSpec] = &[
     S3_REGION,
     S3_ENDPOINT,
     S3_ACCESS_KEY_ID,
@@ -145,6 +142,10 @@ pub(crate) const STORE_OPTIONS: &[OptionSpec] = &[
     AZURE_ENDPOINT,
     AZURE_USE_EMULATOR,
 ];
+
+/// Every storage option: timeouts and retries, then the per-cloud ones.
+pub(crate) static STORE_OPTIONS: std::sync::LazyLock<Vec<OptionSpec>> =
+    std::sync::LazyLock::new(|| [REQUEST_TIMEOUT, CONNECT_TIMEOUT, RETRY_MAX, RETRY_TIMEOUT].into_iter().chain(CLOUD_OPTIONS.iter().copied()).collect());
 
 /// Splits `path` into scheme, bucket and prefix and pulls the store options.
 pub(crate) fn parse(path_key: &'static str, raw: &str, opts: &mut Options) -> Result<StoreSpec> {
@@ -178,7 +179,7 @@ pub(crate) fn parse(path_key: &'static str, raw: &str, opts: &mut Options) -> Re
         Path::parse(&prefix).map_err(|e| bad(format!("prefix '{prefix}' is not a valid object path: {e}")))?;
     }
     let mut settings = Vec::new();
-    for spec in &STORE_OPTIONS[4..] {
+    for spec in CLOUD_OPTIONS {
         // Only options actually given (a default must not trip the scheme check).
         if let Some(v) = opts.take(spec.key) {
             let family = spec.key.split('.').next().unwrap_or_default();
