@@ -8,7 +8,7 @@ use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls};
 use tracing::{info, warn};
 
@@ -282,7 +282,10 @@ impl PostgresSink {
                 self.client = None;
                 Err(ConnectorError::Config(format!("{target}: {e}")))
             }
-            Err(e) => Err(db_error("writing a batch", &e)),
+            Err(e) => {
+                let tables: Vec<&str> = work.iter().map(|(t, _)| t.name.as_str()).collect();
+                Err(db_error(&format!("writing to {} in {target}", tables.join(", ")), &e))
+            }
         }
     }
 
@@ -358,25 +361,23 @@ async fn write_rows(
         types.push(Type::BOOL);
     }
     let copy_cols = if staged { format!("{col_list}, quiver_seq, quiver_delete") } else { col_list.clone() };
+    // One row's values, reused for every row (no allocation per row).
+    let mut values: Vec<Cell<'_>> = Vec::with_capacity(types.len());
     for chunk in rows.chunks(batch_size) {
         let sink = tx.copy_in(&format!("COPY {into} ({copy_cols}) FROM STDIN (FORMAT binary)")).await?;
         let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
         for (n, &row) in chunk.iter().enumerate() {
-            let mut values: Vec<Cell<'_>> = Vec::with_capacity(types.len());
-            for c in cols {
-                values.push(c.cell(row).unwrap_or(Cell::Null));
-            }
+            values.clear();
+            // Rows were checked before the transaction: a conversion cannot fail here.
+            values.extend(cols.iter().map(|c| c.cell(row).unwrap_or(Cell::Null)));
             if let Some(e) = extra.get(row) {
                 values.extend(e.iter().copied());
             }
-            let seq = n as i64;
-            let delete = deletes.is_some_and(|d| d[row]);
-            let mut refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
             if staged {
-                refs.push(&seq);
-                refs.push(&delete);
+                values.push(Cell::I64(n as i64));
+                values.push(Cell::Bool(deletes.is_some_and(|d| d[row])));
             }
-            writer.as_mut().write(&refs).await?;
+            writer.as_mut().write_raw(values.iter()).await?;
         }
         writer.finish().await?;
         if staged {
@@ -489,11 +490,11 @@ impl Sink for PostgresSink {
             _ => None,
         };
         // Per-row source coordinates (Kafka key columns, ${topic} routing).
-        let coords: Vec<Option<(String, i32, i64)>> = (0..batch.num_rows())
+        let coords: Vec<Option<(&str, i32, i64)>> = (0..batch.num_rows())
             .map(|r| {
                 let (p, pos) = origins?.get(r)?;
                 let (topic, part) = p.rsplit_once('/')?;
-                Some((topic.to_string(), part.parse().ok()?, pos))
+                Some((topic, part.parse().ok()?, pos))
             })
             .collect();
         // Rows that cannot be converted never reach the database.
@@ -507,7 +508,7 @@ impl Sink for PostgresSink {
             if self.cfg.pk == PkMode::Kafka && coord.is_none() {
                 return Err(ConnectorError::option("pk.mode", "kafka needs a Kafka source (rows have no topic/partition/offset)"));
             }
-            let name = self.table_name(coord.as_ref().map(|c| c.0.as_str()));
+            let name = self.table_name(coord.map(|c| c.0));
             match by_table.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, rows)) => rows.push(row),
                 None => by_table.push((name, vec![row])),
@@ -515,7 +516,7 @@ impl Sink for PostgresSink {
         }
         let extra: Vec<Vec<Cell<'_>>> = (0..batch.num_rows())
             .map(|r| match (&self.cfg.pk, &coords[r], &key_col) {
-                (PkMode::Kafka, Some((t, p, o)), _) => vec![Cell::Text(t.as_str()), Cell::I32(*p), Cell::I64(*o)],
+                (PkMode::Kafka, Some((t, p, o)), _) => vec![Cell::Text(t), Cell::I32(*p), Cell::I64(*o)],
                 (PkMode::RecordKey(_), _, Some(k)) => vec![k.cell(r).unwrap_or(Cell::Null)],
                 _ => Vec::new(),
             })
