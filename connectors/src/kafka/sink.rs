@@ -440,6 +440,10 @@ impl Sink for KafkaSink {
                         break;
                     }
                     Err((e, _)) => {
+                        // librdkafka refuses new records once a delivery to the topic has
+                        // failed for good; that earlier failure names the partition and is
+                        // the cause, so it is reported first.
+                        self.check_failure()?;
                         return Err(kafka_error(format!("sending to topic '{topic}' (Kafka sink '{}')", self.name), e));
                     }
                 }
