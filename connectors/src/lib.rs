@@ -15,7 +15,9 @@ pub mod datagen;
 pub mod file;
 pub mod filesystem;
 pub mod formats;
+pub mod jdbc;
 pub mod kafka;
+pub mod mysql;
 pub mod postgres;
 pub mod stdout;
 
@@ -29,6 +31,7 @@ pub fn registry() -> &'static [&'static dyn ErasedConnector] {
         &filesystem::FilesystemConnector,
         &kafka::KafkaConnector,
         &postgres::PostgresConnector,
+        &mysql::MysqlConnector,
         &stdout::StdoutConnector,
         &blackhole::BlackholeConnector,
     ];

@@ -16,6 +16,7 @@ mod kafka_faults;
 mod kafka_support;
 mod lakehouse;
 mod lifecycle;
+mod mysql;
 mod postgres;
 mod quickstart;
 mod rolling;

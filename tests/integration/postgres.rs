@@ -200,7 +200,7 @@ async fn names_cannot_inject_sql_and_missing_tables_and_columns_are_clear_errors
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deletes_from_an_op_column_remove_their_key_and_the_last_change_wins() {
+async fn deletes_from_an_op_column_and_from_tombstones_remove_their_key() {
     let dir = tempfile::tempdir().unwrap();
     let c = client().await;
     let t = table("cdc");
@@ -223,6 +223,22 @@ async fn deletes_from_an_op_column_remove_their_key_and_the_last_change_wins() {
     // _op is how deletes are recognised, never a column of the table.
     let cols: i64 = c.query_one(&format!("SELECT count(*) FROM information_schema.columns WHERE table_name = '{t}' AND column_name = '_op'"), &[]).await.unwrap().get(0);
     assert_eq!(cols, 0);
+
+    // record_key: a record whose value is null (every written column NULL) is a tombstone.
+    let t = table("tomb");
+    let lines = [r#"{"id":1,"name":"a"}"#, r#"{"id":2,"name":"b"}"#, r#"{"id":1}"#, r#"{"id":3,"name":"c"}"#, r#"{"id":3}"#, r#"{"id":3,"name":"c2"}"#];
+    let input = write_lines(dir.path(), "tomb.jsonl", &lines.map(String::from));
+    let sql = format!(
+        "CREATE SOURCE s (id BIGINT NOT NULL, name TEXT) WITH (connector = 'file', path = '{}');
+         CREATE SINK k WITH (connector = 'postgres', 'connection.url' = '{URL}', 'table.name.format' = '{t}', 'insert.mode' = 'upsert',
+           'pk.mode' = 'record_key', 'pk.fields' = 'id', 'delete.enabled' = 'true', 'auto.create' = 'true')
+         AS SELECT id AS _key, name FROM s;",
+        input.display()
+    );
+    let st = run_bounded(&dir.path().join("state2"), &sql).await;
+    assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
+    let got: Vec<(i64, String)> = c.query(&format!("SELECT id, name FROM \"{t}\" ORDER BY id"), &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, vec![(2, "b".to_string()), (3, "c2".to_string())]);
 }
 
 #[test]

@@ -66,6 +66,10 @@ pub enum ConnectorError {
         retriable: bool,
     },
     /// Something that should not happen.
+    /// A database or service could not be reached or dropped the connection; a
+    /// retry (after a reconnect) may succeed.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -90,7 +94,7 @@ impl ConnectorError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Option { .. } | Self::Missing { .. } | Self::UnknownOption { .. } | Self::Config(_) => ErrorKind::Config,
-            Self::Io { .. } | Self::ObjectStore { .. } | Self::Kafka { .. } => ErrorKind::External,
+            Self::Io { .. } | Self::ObjectStore { .. } | Self::Kafka { .. } | Self::Unavailable(_) => ErrorKind::External,
             Self::Arrow { .. } | Self::Parquet { .. } => ErrorKind::Data,
             Self::Internal(_) => ErrorKind::Internal,
         }
@@ -120,6 +124,7 @@ impl ConnectorError {
                     | object_store::Error::NotSupported { .. }
             ),
             Self::Kafka { retriable, .. } => *retriable,
+            Self::Unavailable(_) => true,
             _ => false,
         }
     }

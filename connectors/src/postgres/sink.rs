@@ -9,12 +9,15 @@ use async_trait::async_trait;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use tracing::{info, warn};
 
-use super::config::{InsertMode, KAFKA_PK, PkMode, PostgresSinkConfig};
-use super::types::{Cell, Column, pg_type};
+use super::PostgresSinkConfig;
+use super::types::pg_type;
 use crate::api::{ConnectorError, Offsets, Result, RowOrigins, Sink, SinkContext, SinkReport};
+use crate::jdbc::batch::BatchRows;
+use crate::jdbc::sink::{InsertMode, KAFKA_PK, PkMode};
+use crate::jdbc::values::Cell;
 
 /// `"ident"` with embedded quotes doubled: no table or column name can inject SQL.
 pub(crate) fn quote(ident: &str) -> String {
@@ -46,8 +49,8 @@ struct Table {
 const NOT_COMPARABLE: [u32; 9] = [114, 142, 600, 601, 602, 603, 604, 628, 718];
 
 fn db_error(context: &str, e: &tokio_postgres::Error) -> ConnectorError {
-    let detail = e.as_db_error().map_or_else(|| e.to_string(), |d| format!("{} ({})", d.message(), d.code().code()));
-    ConnectorError::Config(format!("{context}: {detail}"))
+    let message = format!("{context}: {}", super::config::reason(e));
+    if is_connection_error(e) { ConnectorError::Unavailable(message) } else { ConnectorError::Config(message) }
 }
 
 /// The database refused the data (constraint, type, value): isolate the rows.
@@ -84,7 +87,7 @@ pub(crate) struct PostgresSink {
 impl PostgresSink {
     pub(crate) async fn start(cfg: PostgresSinkConfig, ctx: SinkContext) -> Result<Self> {
         let mut sink = Self {
-            report: SinkReport { location: cfg.target.clone(), ..Default::default() },
+            report: SinkReport { location: cfg.conn.target.clone(), ..Default::default() },
             name: ctx.name.clone(),
             schema: ctx.schema,
             client: None,
@@ -95,8 +98,8 @@ impl PostgresSink {
             cfg,
         };
         sink.connect().await?;
-        if sink.cfg.exactly_once {
-            let target = sink.cfg.target.clone();
+        if sink.cfg.table.exactly_once {
+            let target = sink.cfg.conn.target.clone();
             sink.connect()
                 .await?
                 .batch_execute(
@@ -106,33 +109,20 @@ impl PostgresSink {
                 .await
                 .map_err(|e| db_error(&format!("creating quiver_offsets in {target}"), &e))?;
         }
-        if let Some(t) = sink.cfg.table.clone().filter(|t| !t.contains("${topic}")) {
+        if let Some(t) = sink.cfg.table.table.clone().filter(|t| !t.contains("${topic}")) {
             sink.table(&t).await?;
         }
-        info!(sink = %sink.name, target = %sink.cfg.target, "PostgreSQL sink started");
+        info!(sink = %sink.name, target = %sink.cfg.conn.target, "PostgreSQL sink started");
         Ok(sink)
     }
 
     async fn connect(&mut self) -> Result<&Client> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
-            let (client, connection) = self.cfg.pg.connect(NoTls).await.map_err(|e| ConnectorError::Config(format!("connecting to {}: {e}", self.cfg.target)))?;
-            let target = self.cfg.target.clone();
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    warn!(target = %target, error = %e, "PostgreSQL connection ended");
-                }
-            });
-            self.client = Some(client);
+            self.client = Some(self.cfg.conn.connect().await?);
         }
         self.client.as_ref().ok_or_else(|| ConnectorError::Internal("no PostgreSQL connection".into()))
     }
 
-    fn table_name(&self, topic: Option<&str>) -> String {
-        match &self.cfg.table {
-            Some(t) => t.replace("${topic}", topic.unwrap_or("")),
-            None => self.name.clone(),
-        }
-    }
 
     /// Looks the table up (creating or widening it if allowed) once per name.
     async fn table(&mut self, name: &str) -> Result<Arc<Table>> {
@@ -151,14 +141,14 @@ impl PostgresSink {
         let mut columns = Vec::new();
         let mut types = Vec::new();
         let mut ddl = Vec::new();
-        for i in &self.cfg.columns {
+        for i in &self.cfg.table.columns {
             let f = self.schema.field(*i);
             let (ty, sql) = pg_type(f.data_type()).ok_or_else(|| ConnectorError::Internal(format!("no type for {}", f.name())))?;
             columns.push(f.name().clone());
             types.push(ty);
             ddl.push((f.name().clone(), sql, !f.is_nullable()));
         }
-        let key: Vec<String> = match &self.cfg.pk {
+        let key: Vec<String> = match &self.cfg.table.pk {
             PkMode::None => Vec::new(),
             PkMode::Kafka => {
                 for (c, ty, sql) in [(KAFKA_PK[0], Type::TEXT, "TEXT"), (KAFKA_PK[1], Type::INT4, "INTEGER"), (KAFKA_PK[2], Type::INT8, "BIGINT")] {
@@ -178,7 +168,7 @@ impl PostgresSink {
             }
             PkMode::RecordValue(fields) => fields.clone(),
         };
-        let (target, auto_create, auto_evolve, sink) = (self.cfg.target.clone(), self.cfg.auto_create, self.cfg.auto_evolve, self.name.clone());
+        let (target, auto_create, auto_evolve, sink) = (self.cfg.conn.target.clone(), self.cfg.table.auto_create, self.cfg.table.auto_evolve, self.name.clone());
         let client = self.connect().await?;
         let existing = client
             .query(
@@ -230,9 +220,9 @@ impl PostgresSink {
     /// the bad rows are found. With exactly-once, the batch's source positions are
     /// written to `quiver_offsets` in the same transaction. Returns (row, database
     /// error) for each bad row.
-    async fn write_batch(&mut self, work: &[(Arc<Table>, Vec<usize>)], data: &Prepared<'_, '_>) -> Result<Vec<(usize, String)>> {
-        let (mode, batch_size, target) = (self.cfg.insert_mode, self.cfg.batch_size, self.cfg.target.clone());
-        let offsets = self.cfg.exactly_once.then(|| (self.name.clone(), self.pending.clone()));
+    async fn write_batch(&mut self, work: &[(Arc<Table>, Vec<usize>)], data: &BatchRows<'_>) -> Result<Vec<(usize, String)>> {
+        let (mode, batch_size, target) = (self.cfg.table.insert_mode, self.cfg.table.batch_size, self.cfg.conn.target.clone());
+        let offsets = self.cfg.table.exactly_once.then(|| (self.name.clone(), self.pending.clone()));
         self.connect().await?;
         let Some(client) = self.client.as_mut() else { return Err(ConnectorError::Internal("no PostgreSQL connection".into())) };
         let outcome = async {
@@ -280,7 +270,7 @@ impl PostgresSink {
             Ok(bad) => Ok(bad),
             Err(e) if is_connection_error(&e) => {
                 self.client = None;
-                Err(ConnectorError::Config(format!("{target}: {e}")))
+                Err(ConnectorError::Unavailable(format!("writing to {target}: {}", super::config::reason(&e))))
             }
             Err(e) => {
                 let tables: Vec<&str> = work.iter().map(|(t, _)| t.name.as_str()).collect();
@@ -292,7 +282,7 @@ impl PostgresSink {
     /// Exactly-once: whether the database already holds this batch's positions (its
     /// commit went through but the acknowledgement was lost with the connection).
     async fn already_committed(&mut self) -> Result<bool> {
-        if !self.cfg.exactly_once || self.pending.is_empty() {
+        if !self.cfg.table.exactly_once || self.pending.is_empty() {
             return Ok(false);
         }
         let stored = self.stored_offsets().await?.unwrap_or_default();
@@ -301,7 +291,7 @@ impl PostgresSink {
 
     async fn stored_offsets(&mut self) -> Result<Option<Offsets>> {
         let name = self.name.clone();
-        let target = self.cfg.target.clone();
+        let target = self.cfg.conn.target.clone();
         let client = self.connect().await?;
         let rows = client
             .query("SELECT source_partition, position FROM quiver_offsets WHERE pipeline = $1", &[&name])
@@ -324,16 +314,6 @@ fn db_message(e: &tokio_postgres::Error) -> String {
     )
 }
 
-/// A batch's rows, converted once for writing.
-struct Prepared<'a, 'b> {
-    /// The written output columns.
-    cols: &'a [Column],
-    /// Per row, the key values the sink adds (Kafka coordinates, the record key).
-    extra: &'a [Vec<Cell<'b>>],
-    /// Per row, whether it is a delete (`delete.enabled`).
-    deletes: Option<&'a [bool]>,
-}
-
 /// COPYs rows into the table (straight in, or into a staging table and merged),
 /// inside the caller's transaction.
 async fn write_rows(
@@ -341,12 +321,12 @@ async fn write_rows(
     mode: InsertMode,
     batch_size: usize,
     table: &Table,
-    data: &Prepared<'_, '_>,
+    data: &BatchRows<'_>,
     rows: &[usize],
 ) -> std::result::Result<(), tokio_postgres::Error> {
-    let Prepared { cols, extra, deletes } = *data;
+    let deletes = data.deletes.is_some();
     let col_list = table.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-    let staged = mode != InsertMode::Insert || !table.direct || deletes.is_some();
+    let staged = mode != InsertMode::Insert || !table.direct || deletes;
     let into = if staged {
         // A staging table with our own column types, dropped once merged.
         let defs: Vec<String> = table.columns.iter().zip(&table.types).map(|(c, t)| format!("{} {}", quote(c), type_sql(t))).collect();
@@ -368,20 +348,16 @@ async fn write_rows(
         let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
         for (n, &row) in chunk.iter().enumerate() {
             values.clear();
-            // Rows were checked before the transaction: a conversion cannot fail here.
-            values.extend(cols.iter().map(|c| c.cell(row).unwrap_or(Cell::Null)));
-            if let Some(e) = extra.get(row) {
-                values.extend(e.iter().copied());
-            }
+            data.push_row(row, &mut values);
             if staged {
                 values.push(Cell::I64(n as i64));
-                values.push(Cell::Bool(deletes.is_some_and(|d| d[row])));
+                values.push(Cell::Bool(data.is_delete(row)));
             }
             writer.as_mut().write_raw(values.iter()).await?;
         }
         writer.finish().await?;
         if staged {
-            merge(tx, table, mode, &col_list, deletes.is_some()).await?;
+            merge(tx, table, mode, &col_list, deletes).await?;
             tx.batch_execute("TRUNCATE quiver_stage").await?;
         }
     }
@@ -467,7 +443,7 @@ impl Sink for PostgresSink {
     }
 
     fn wants_origins(&self) -> bool {
-        self.cfg.pk == PkMode::Kafka || self.cfg.table.as_deref().is_some_and(|t| t.contains("${topic}"))
+        self.cfg.table.pk == PkMode::Kafka || self.cfg.table.table.as_deref().is_some_and(|t| t.contains("${topic}"))
     }
 
     async fn write_with_origins(&mut self, batch: RecordBatch, seq: u64, origins: Option<&RowOrigins>) -> Result<()> {
@@ -476,87 +452,37 @@ impl Sink for PostgresSink {
             self.last_seq = Some(seq);
             return Ok(());
         }
-        let cols: Vec<Column> = self
-            .cfg
-            .columns
-            .iter()
-            .map(|i| Column::new(batch.column(*i)).map_err(|e| ConnectorError::Config(format!("column {}: {e}", batch.schema().field(*i).name()))))
-            .collect::<Result<_>>()?;
-        let key_col = match &self.cfg.pk {
-            PkMode::RecordKey(_) => {
-                let i = batch.schema().index_of("_key").map_err(|e| ConnectorError::Internal(e.to_string()))?;
-                Some(Column::new(batch.column(i)).map_err(|e| ConnectorError::Config(format!("_key: {e}")))?)
-            }
-            _ => None,
-        };
-        // Per-row source coordinates (Kafka key columns, ${topic} routing).
-        let coords: Vec<Option<(&str, i32, i64)>> = (0..batch.num_rows())
-            .map(|r| {
-                let (p, pos) = origins?.get(r)?;
-                let (topic, part) = p.rsplit_once('/')?;
-                Some((topic, part.parse().ok()?, pos))
-            })
-            .collect();
-        // Rows that cannot be converted never reach the database.
-        let mut by_table: Vec<(String, Vec<usize>)> = Vec::new();
-        for (row, coord) in coords.iter().enumerate() {
-            let problem = cols.iter().chain(key_col.as_ref()).find_map(|c| c.cell(row).err());
-            if let Some(p) = problem {
-                self.rejected.push((row, p));
-                continue;
-            }
-            if self.cfg.pk == PkMode::Kafka && coord.is_none() {
-                return Err(ConnectorError::option("pk.mode", "kafka needs a Kafka source (rows have no topic/partition/offset)"));
-            }
-            let name = self.table_name(coord.map(|c| c.0));
-            match by_table.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, rows)) => rows.push(row),
-                None => by_table.push((name, vec![row])),
-            }
-        }
-        let extra: Vec<Vec<Cell<'_>>> = (0..batch.num_rows())
-            .map(|r| match (&self.cfg.pk, &coords[r], &key_col) {
-                (PkMode::Kafka, Some((t, p, o)), _) => vec![Cell::Text(t), Cell::I32(*p), Cell::I64(*o)],
-                (PkMode::RecordKey(_), _, Some(k)) => vec![k.cell(r).unwrap_or(Cell::Null)],
-                _ => Vec::new(),
-            })
-            .collect();
-        // delete.enabled: which rows are Debezium deletes (`_op = 'd'`).
-        let deletes: Option<Vec<bool>> = match self.cfg.delete_op {
-            None => None,
-            Some(i) => {
-                let op = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).map_err(|e| ConnectorError::arrow("reading _op", e))?;
-                let op = arrow::array::AsArray::as_string::<i32>(&op);
-                Some((0..batch.num_rows()).map(|r| arrow::array::Array::is_valid(op, r) && op.value(r) == "d").collect())
-            }
-        };
+        let (cfg, name) = (&self.cfg.table, &self.name);
+        let mut rows = BatchRows::new(cfg, &batch, origins, |topic| match &cfg.table {
+            Some(t) => t.replace("${topic}", topic.unwrap_or("")),
+            None => name.clone(),
+        })?;
+        self.rejected = std::mem::take(&mut rows.rejected);
         let mut attempt = 0;
         loop {
             let outcome = async {
-                let mut work = Vec::with_capacity(by_table.len());
-                for (name, rows) in &by_table {
+                let mut work = Vec::with_capacity(rows.by_table.len());
+                for (name, rows) in &rows.by_table {
                     work.push((self.table(name).await?, rows.clone()));
                 }
                 if attempt > 0 && self.already_committed().await? {
                     info!(sink = %self.name, "the batch was committed before the connection dropped; not writing it again");
                     return Ok(Vec::new());
                 }
-                let data = Prepared { cols: &cols, extra: &extra, deletes: deletes.as_deref() };
-                self.write_batch(&work, &data).await
+                self.write_batch(&work, &rows).await
             }
             .await;
             match outcome {
                 Ok(bad) => {
-                    let rows: usize = by_table.iter().map(|(_, r)| r.len()).sum();
-                    self.report.rows += (rows - bad.len()) as u64;
+                    self.report.rows += (rows.rows() - bad.len()) as u64;
                     self.rejected.extend(bad);
                     break;
                 }
-                Err(e) if self.client.as_ref().is_none_or(Client::is_closed) && attempt < self.cfg.max_retries => {
+                Err(e) if e.is_retriable() && attempt < self.cfg.table.max_retries => {
                     attempt += 1;
-                    warn!(sink = %self.name, attempt, error = %e, backoff_ms = self.cfg.retry_backoff_ms, "PostgreSQL unreachable; retrying");
+                    warn!(sink = %self.name, attempt, error = %e, backoff_ms = self.cfg.table.retry_backoff_ms, "PostgreSQL unreachable; retrying");
                     self.client = None;
-                    tokio::time::sleep(Duration::from_millis(self.cfg.retry_backoff_ms)).await;
+                    tokio::time::sleep(Duration::from_millis(self.cfg.table.retry_backoff_ms)).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -576,7 +502,7 @@ impl Sink for PostgresSink {
     }
 
     async fn resume_offsets(&mut self) -> Result<Option<Offsets>> {
-        if !self.cfg.exactly_once {
+        if !self.cfg.table.exactly_once {
             return Ok(None);
         }
         self.stored_offsets().await

@@ -1,0 +1,113 @@
+//! `connector = 'mysql'`: a polling source and a table sink for MySQL and MariaDB,
+//! with Kafka Connect JDBC semantics.
+//!
+//! - `config.rs`: the connection options, including Kafka Connect's JDBC URLs
+//!   (`jdbc:mysql://…`, `jdbc:mariadb://…`) and TLS; the JDBC sink options
+//!   (`insert.mode`, `pk.mode`, …) are shared with PostgreSQL in `crate::jdbc`;
+//! - `types.rs`: the Arrow → MySQL type mapping and SQL literals;
+//! - `source.rs`: the polling source's reads (streamed text-protocol queries);
+//! - `sink.rs`: one transaction per batch of multi-row `INSERT` (`… ON DUPLICATE
+//!   KEY UPDATE` for upserts); a batch the database refuses is split until the
+//!   offending rows are found, the rest commits.
+
+mod config;
+mod sink;
+mod source;
+mod types;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+
+use crate::api::{Connector, OptionKind, OptionSpec, Options, Result, Sink, SinkContext, Source, SourceContext};
+use crate::jdbc::source::{ATTEMPTS, BACKOFF, BATCH_MAX_ROWS, INCREMENTING, MODE, POLL_INTERVAL, PollConfig, PollingSource, QUERY, TABLES, TIMESTAMP, TIMESTAMP_DELAY};
+use crate::jdbc::sink::{
+    AUTO_CREATE, AUTO_EVOLVE, BATCH_SIZE, DELETE_ENABLED, DELIVERY, FIELDS_WHITELIST, INSERT_MODE, MAX_RETRIES, PK_FIELDS, PK_MODE, RETRY_BACKOFF, TABLE, TableSinkConfig,
+};
+use crate::jdbc::{PASSWORD, SSL_MODE, SSL_ROOT_CERT, USER};
+
+pub use config::MysqlConnection;
+
+pub(crate) const URL: OptionSpec = OptionSpec::new(
+    "connection.url",
+    OptionKind::String,
+    "mysql://user@host:port/db (mariadb:// too) or Kafka Connect's jdbc:mysql://host:port/db?user=… / jdbc:mariadb://…",
+)
+.required();
+
+const SINK_OPTIONS: &[OptionSpec] = &[
+    URL,
+    USER,
+    PASSWORD,
+    SSL_MODE,
+    SSL_ROOT_CERT,
+    TABLE,
+    INSERT_MODE,
+    PK_MODE,
+    PK_FIELDS,
+    FIELDS_WHITELIST,
+    DELETE_ENABLED,
+    DELIVERY,
+    AUTO_CREATE,
+    AUTO_EVOLVE,
+    BATCH_SIZE,
+    MAX_RETRIES,
+    RETRY_BACKOFF,
+];
+
+const SOURCE_OPTIONS: &[OptionSpec] =
+    &[URL, USER, PASSWORD, SSL_MODE, SSL_ROOT_CERT, MODE, TABLES, QUERY, INCREMENTING, TIMESTAMP, POLL_INTERVAL, BATCH_MAX_ROWS, TIMESTAMP_DELAY, ATTEMPTS, BACKOFF];
+
+/// A parsed polling source: where to connect and what to read.
+#[derive(Debug, Clone)]
+pub struct MysqlSourceConfig {
+    pub conn: MysqlConnection,
+    pub poll: PollConfig,
+}
+
+/// A parsed sink: where to connect and what to write.
+#[derive(Debug, Clone)]
+pub struct MysqlSinkConfig {
+    pub conn: MysqlConnection,
+    pub table: TableSinkConfig,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct MysqlConnector;
+
+#[async_trait]
+impl Connector for MysqlConnector {
+    type SourceConfig = MysqlSourceConfig;
+    type SinkConfig = MysqlSinkConfig;
+
+    fn name(&self) -> &'static str {
+        "mysql"
+    }
+    fn description(&self) -> &'static str {
+        "Reads MySQL/MariaDB tables by polling (bulk, incrementing, timestamp) and writes rows (multi-row INSERT, upsert, update), with Kafka Connect JDBC semantics."
+    }
+    fn source_options(&self) -> Option<&'static [OptionSpec]> {
+        Some(SOURCE_OPTIONS)
+    }
+    fn parse_source(&self, opts: &mut Options, schema: &SchemaRef) -> Result<MysqlSourceConfig> {
+        let conn = config::parse(opts)?;
+        let poll = crate::jdbc::source::parse(opts, schema, source::supported)?;
+        Ok(MysqlSourceConfig { conn, poll })
+    }
+    async fn build_source(&self, config: &MysqlSourceConfig, ctx: SourceContext) -> Result<Box<dyn Source>> {
+        let tracked = (!config.poll.timestamp.is_empty(), config.poll.incrementing.is_some());
+        let reader = source::MysqlReader::connect(config.conn.clone(), &ctx.schema, tracked).await?;
+        let columns = source::columns(&ctx.schema);
+        Ok(Box::new(PollingSource::start(config.poll.clone(), &source::DIALECT, columns, Box::new(reader), &ctx)))
+    }
+    fn sink_options(&self) -> Option<&'static [OptionSpec]> {
+        Some(SINK_OPTIONS)
+    }
+    fn parse_sink(&self, opts: &mut Options, schema: &SchemaRef) -> Result<MysqlSinkConfig> {
+        let conn = config::parse(opts)?;
+        let table = crate::jdbc::sink::parse(opts, schema, "MySQL", |t| types::mysql_type(t, false).is_some())?;
+        Ok(MysqlSinkConfig { conn, table })
+    }
+    async fn build_sink(&self, config: &MysqlSinkConfig, ctx: SinkContext) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(sink::MysqlSink::start(config.clone(), ctx).await?))
+    }
+}

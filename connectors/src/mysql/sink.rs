@@ -1,0 +1,563 @@
+//! The MySQL/MariaDB sink: table set-up, one transaction per batch of multi-row
+//! statements, bad-row isolation.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use async_trait::async_trait;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, TxOpts};
+use tracing::{info, warn};
+
+use super::MysqlSinkConfig;
+use super::config::reason;
+use super::types::{mysql_type, push_literal, push_str_literal, quote};
+use crate::api::{ConnectorError, Offsets, Result, RowOrigins, Sink, SinkContext, SinkReport};
+use crate::jdbc::batch::BatchRows;
+use crate::jdbc::sink::{InsertMode, KAFKA_PK, PkMode};
+use crate::jdbc::values::Cell;
+
+/// Statements are cut at this size, well under MySQL's and MariaDB's default
+/// `max_allowed_packet` (16 MiB in MariaDB 10.11, 64 MiB in MySQL 8).
+const MAX_STATEMENT_BYTES: usize = 4 << 20;
+
+/// A target table as the sink writes it.
+struct Table {
+    /// Quoted, possibly database-qualified name.
+    quoted: String,
+    /// As the user wrote it, for messages.
+    name: String,
+    /// Quoted column names in value order: the output columns, then the key
+    /// columns the sink adds (Kafka coordinates or the record key).
+    columns: Vec<String>,
+    /// Positions of the key columns in `columns`.
+    key: Vec<usize>,
+}
+
+/// The database refused the data (constraint, type, value): isolate the rows.
+fn is_data_error(e: &mysql_async::Error) -> bool {
+    match e {
+        mysql_async::Error::Server(s) => {
+            s.state.starts_with("22")
+                || s.state.starts_with("23")
+                // Incorrect value, data truncated, bad null, out of range, invalid JSON, check constraint.
+                || matches!(s.code, 1048 | 1062 | 1264 | 1265 | 1292 | 1366 | 1406 | 1451 | 1452 | 1690 | 3140 | 3819 | 4025)
+        }
+        _ => false,
+    }
+}
+
+/// The connection is gone or the server is going away: reconnect and retry.
+fn is_connection_error(e: &mysql_async::Error) -> bool {
+    match e {
+        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => true,
+        // Server shutdown, connection killed, lost connection, gone away.
+        mysql_async::Error::Server(s) => matches!(s.code, 1053 | 1927 | 2006 | 2013),
+        _ => false,
+    }
+}
+
+fn db_error(context: &str, e: &mysql_async::Error) -> ConnectorError {
+    let message = format!("{context}: {}", reason(e));
+    if is_connection_error(e) { ConnectorError::Unavailable(message) } else { ConnectorError::Config(message) }
+}
+
+/// A batch's rows rendered once as SQL literals: one text buffer, each cell's span.
+struct Rendered {
+    text: String,
+    /// (start, end) of every cell, row after row.
+    cells: Vec<(u32, u32)>,
+    width: usize,
+    /// Batch row → index of its rendered row.
+    index: Vec<u32>,
+}
+
+impl Rendered {
+    fn cell(&self, row: usize, col: usize) -> &str {
+        let (a, b) = self.cells[self.index[row] as usize * self.width + col];
+        &self.text[a as usize..b as usize]
+    }
+    fn push_tuple(&self, out: &mut String, row: usize, cols: impl Iterator<Item = usize>) {
+        out.push('(');
+        for (n, c) in cols.enumerate() {
+            if n > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(self.cell(row, c));
+        }
+        out.push(')');
+    }
+}
+
+pub(crate) struct MysqlSink {
+    cfg: MysqlSinkConfig,
+    name: String,
+    schema: arrow::datatypes::SchemaRef,
+    conn: Option<Conn>,
+    tables: HashMap<String, Arc<Table>>,
+    last_seq: Option<u64>,
+    rejected: Vec<(usize, String)>,
+    report: SinkReport,
+    /// The source positions the batch being written ends at.
+    pending: Offsets,
+}
+
+impl MysqlSink {
+    pub(crate) async fn start(cfg: MysqlSinkConfig, ctx: SinkContext) -> Result<Self> {
+        let mut sink = Self {
+            report: SinkReport { location: cfg.conn.target.clone(), ..Default::default() },
+            name: ctx.name.clone(),
+            schema: ctx.schema,
+            conn: None,
+            tables: HashMap::new(),
+            last_seq: None,
+            rejected: Vec::new(),
+            pending: Offsets::default(),
+            cfg,
+        };
+        sink.connect().await?;
+        if sink.cfg.table.exactly_once {
+            let ddl = "CREATE TABLE IF NOT EXISTS quiver_offsets (pipeline VARCHAR(255) NOT NULL, source_partition VARCHAR(255) NOT NULL, \
+                       position TEXT NOT NULL, updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), PRIMARY KEY (pipeline, source_partition)) \
+                       DEFAULT CHARSET = utf8mb4";
+            sink.execute(ddl.to_string(), "creating quiver_offsets").await?;
+        }
+        if let Some(t) = sink.cfg.table.table.clone().filter(|t| !t.contains("${topic}")) {
+            sink.table(&t).await?;
+        }
+        info!(sink = %sink.name, target = %sink.cfg.conn.target, "MySQL sink started");
+        Ok(sink)
+    }
+
+    async fn connect(&mut self) -> Result<&mut Conn> {
+        if self.conn.is_none() {
+            self.conn = Some(self.cfg.conn.connect().await?);
+        }
+        self.conn.as_mut().ok_or_else(|| ConnectorError::Internal("no MySQL connection".into()))
+    }
+
+    /// Runs a statement; a lost connection is dropped so the next call reconnects.
+    async fn execute(&mut self, sql: String, context: &str) -> Result<()> {
+        let outcome = self.connect().await?.query_drop(sql).await;
+        outcome.map_err(|e| self.failed(context, &e))
+    }
+
+    /// Runs a query and collects its rows (same connection handling as `execute`).
+    async fn fetch<T: mysql_async::prelude::FromRow + Send + 'static>(&mut self, sql: String, context: &str) -> Result<Vec<T>> {
+        let outcome = self.connect().await?.query(sql).await;
+        outcome.map_err(|e| self.failed(context, &e))
+    }
+
+    fn failed(&mut self, context: &str, e: &mysql_async::Error) -> ConnectorError {
+        if is_connection_error(e) {
+            self.conn = None;
+        }
+        db_error(&format!("{context} in {}", self.cfg.conn.target), e)
+    }
+
+    /// Looks the table up (creating or widening it if allowed) once per name.
+    async fn table(&mut self, name: &str) -> Result<Arc<Table>> {
+        if let Some(t) = self.tables.get(name) {
+            return Ok(Arc::clone(t));
+        }
+        let (db, table_name) = match name.split_once('.') {
+            Some((d, t)) => (Some(d.to_string()), t.to_string()),
+            None => (None, name.to_string()),
+        };
+        let quoted = match &db {
+            Some(d) => format!("{}.{}", quote(d), quote(&table_name)),
+            None => quote(&table_name),
+        };
+        let key_names: Vec<String> = match &self.cfg.table.pk {
+            PkMode::None => Vec::new(),
+            PkMode::Kafka => KAFKA_PK.iter().map(|s| s.to_string()).collect(),
+            PkMode::RecordKey(col) => vec![col.clone()],
+            PkMode::RecordValue(fields) => fields.clone(),
+        };
+        // (name, DDL type, NOT NULL) of every column we write.
+        let mut ddl: Vec<(String, String, bool)> = Vec::new();
+        for i in &self.cfg.table.columns {
+            let f = self.schema.field(*i);
+            let ty = mysql_type(f.data_type(), key_names.contains(f.name())).ok_or_else(|| ConnectorError::Internal(format!("no type for {}", f.name())))?;
+            ddl.push((f.name().clone(), ty, !f.is_nullable()));
+        }
+        match &self.cfg.table.pk {
+            PkMode::Kafka => {
+                for (c, ty) in KAFKA_PK.iter().zip(["VARCHAR(255)", "INT", "BIGINT"]) {
+                    ddl.push((c.to_string(), ty.to_string(), true));
+                }
+            }
+            PkMode::RecordKey(col) => {
+                let f = self.schema.field_with_name("_key").map_err(|e| ConnectorError::Internal(e.to_string()))?;
+                let ty = mysql_type(f.data_type(), true).ok_or_else(|| ConnectorError::Internal("no type for _key".into()))?;
+                ddl.push((col.clone(), ty, true));
+            }
+            _ => {}
+        }
+        let (target, auto_create, auto_evolve, sink) = (self.cfg.conn.target.clone(), self.cfg.table.auto_create, self.cfg.table.auto_evolve, self.name.clone());
+        let mut lookup = String::from("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ");
+        match &db {
+            Some(d) => push_str_literal(&mut lookup, d),
+            None => lookup.push_str("DATABASE()"),
+        }
+        lookup.push_str(" AND TABLE_NAME = ");
+        push_str_literal(&mut lookup, &table_name);
+        let found: Vec<String> = self.fetch(lookup, &format!("looking up table {name}")).await?;
+        if found.is_empty() {
+            if !auto_create {
+                return Err(ConnectorError::Config(format!("table {name} does not exist in {target} (set auto.create = 'true' to create it)")));
+            }
+            let mut cols: Vec<String> = ddl.iter().map(|(c, t, not_null)| format!("{} {t}{}", quote(c), if *not_null { " NOT NULL" } else { "" })).collect();
+            if !key_names.is_empty() {
+                cols.push(format!("PRIMARY KEY ({})", key_names.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")));
+            }
+            let sql = format!("CREATE TABLE IF NOT EXISTS {quoted} ({}) DEFAULT CHARSET = utf8mb4", cols.join(", "));
+            self.execute(sql, &format!("creating table {name}")).await?;
+            info!(sink = %sink, table = %name, "created table");
+        } else {
+            // MySQL compares column names case-insensitively.
+            let missing: Vec<&(String, String, bool)> = ddl.iter().filter(|(c, _, _)| !found.iter().any(|f| f.eq_ignore_ascii_case(c))).collect();
+            if !missing.is_empty() {
+                if !auto_evolve {
+                    let names: Vec<&str> = missing.iter().map(|(c, _, _)| c.as_str()).collect();
+                    return Err(ConnectorError::Config(format!("table {name} has no column {} (set auto.evolve = 'true' to add it)", names.join(", "))));
+                }
+                for (c, t, _) in missing {
+                    // Added nullable, as Kafka Connect does: existing rows have no value.
+                    self.execute(format!("ALTER TABLE {quoted} ADD COLUMN {} {t}", quote(c)), &format!("adding column {c} to {name}")).await?;
+                    info!(sink = %sink, table = %name, column = %c, "added column");
+                }
+            }
+        }
+        let columns: Vec<String> = ddl.iter().map(|(c, _, _)| quote(c)).collect();
+        let key = key_names.iter().filter_map(|k| ddl.iter().position(|(c, _, _)| c == k)).collect();
+        let t = Arc::new(Table { quoted, name: name.to_string(), columns, key });
+        self.tables.insert(name.to_string(), Arc::clone(&t));
+        Ok(t)
+    }
+
+    /// Writes a batch's rows, every table, in one transaction. Each group of rows is
+    /// tried under a savepoint; on a data error it is rolled back and split until
+    /// the bad rows are found. With exactly-once, the batch's source positions are
+    /// written to `quiver_offsets` in the same transaction. Returns (row, database
+    /// error) for each bad row.
+    async fn write_batch(&mut self, work: &[(Arc<Table>, Vec<usize>)], data: &BatchRows<'_>, lits: &Rendered) -> Result<Vec<(usize, String)>> {
+        let (mode, batch_size, target) = (self.cfg.table.insert_mode, self.cfg.table.batch_size, self.cfg.conn.target.clone());
+        let offsets = self.cfg.table.exactly_once.then(|| offsets_statement(&self.name, &self.pending)).flatten();
+        let conn = self.connect().await?;
+        let outcome = async {
+            let mut tx = conn.start_transaction(TxOpts::default()).await?;
+            let mut bad = Vec::new();
+            for (table, rows) in work {
+                let mut todo = vec![rows.clone()];
+                while let Some(rows) = todo.pop() {
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    tx.query_drop("SAVEPOINT quiver_rows").await?;
+                    match write_rows(&mut tx, mode, batch_size, table, data, lits, &rows).await {
+                        Ok(()) => tx.query_drop("RELEASE SAVEPOINT quiver_rows").await?,
+                        Err(e) if is_data_error(&e) => {
+                            tx.query_drop("ROLLBACK TO SAVEPOINT quiver_rows").await?;
+                            if rows.len() == 1 {
+                                bad.push((rows[0], format!("table {}: {}", table.name, reason(&e))));
+                            } else {
+                                let (a, b) = rows.split_at(rows.len() / 2);
+                                // Second half pushed first so the first half is tried first.
+                                todo.push(b.to_vec());
+                                todo.push(a.to_vec());
+                            }
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            if let Some(sql) = offsets {
+                tx.query_drop(sql).await?;
+            }
+            tx.commit().await?;
+            Ok(bad)
+        }
+        .await;
+        match outcome {
+            Ok(bad) => Ok(bad),
+            Err(e) if is_connection_error(&e) => {
+                self.conn = None;
+                Err(db_error(&target, &e))
+            }
+            Err(e) => {
+                let tables: Vec<&str> = work.iter().map(|(t, _)| t.name.as_str()).collect();
+                Err(db_error(&format!("writing to {} in {target}", tables.join(", ")), &e))
+            }
+        }
+    }
+
+    /// Exactly-once: whether the database already holds this batch's positions (its
+    /// commit went through but the acknowledgement was lost with the connection).
+    async fn already_committed(&mut self) -> Result<bool> {
+        if !self.cfg.table.exactly_once || self.pending.is_empty() {
+            return Ok(false);
+        }
+        let stored = self.stored_offsets().await?.unwrap_or_default();
+        Ok(self.pending.0.iter().all(|(k, v)| stored.get(k) == Some(v)))
+    }
+
+    async fn stored_offsets(&mut self) -> Result<Option<Offsets>> {
+        let mut sql = String::from("SELECT source_partition, position FROM quiver_offsets WHERE pipeline = ");
+        push_str_literal(&mut sql, &self.name);
+        let target = self.cfg.conn.target.clone();
+        let rows: Vec<(String, String)> = self.fetch(sql, "reading quiver_offsets").await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut out = Offsets::default();
+        for (partition, position) in rows {
+            let v = serde_json::from_str(&position).map_err(|e| ConnectorError::Config(format!("quiver_offsets in {target} holds a broken position for {partition}: {e}")))?;
+            out.0.insert(partition, v);
+        }
+        Ok(Some(out))
+    }
+}
+
+/// The upsert of a batch's positions into `quiver_offsets`, or None if there are none.
+fn offsets_statement(pipeline: &str, positions: &Offsets) -> Option<String> {
+    if positions.is_empty() {
+        return None;
+    }
+    let mut sql = String::from("INSERT INTO quiver_offsets (pipeline, source_partition, position, updated_at) VALUES ");
+    for (n, (partition, position)) in positions.0.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        push_str_literal(&mut sql, pipeline);
+        sql.push_str(", ");
+        push_str_literal(&mut sql, partition);
+        sql.push_str(", ");
+        push_str_literal(&mut sql, &position.to_string());
+        sql.push_str(", CURRENT_TIMESTAMP(6))");
+    }
+    sql.push_str(" ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at)");
+    Some(sql)
+}
+
+/// Writes rows in their order: runs of writes as multi-row INSERTs (or UPDATEs),
+/// runs of deletes as one DELETE … WHERE key IN (…) per chunk.
+async fn write_rows(
+    tx: &mut mysql_async::Transaction<'_>,
+    mode: InsertMode,
+    batch_size: usize,
+    table: &Table,
+    data: &BatchRows<'_>,
+    lits: &Rendered,
+    rows: &[usize],
+) -> std::result::Result<(), mysql_async::Error> {
+    let all: Vec<usize> = (0..table.columns.len()).collect();
+    let others: Vec<usize> = all.iter().copied().filter(|c| !table.key.contains(c)).collect();
+    let col_list = table.columns.join(", ");
+    let mut sql = String::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let delete = data.is_delete(rows[start]);
+        let run = rows[start..].iter().take_while(|r| data.is_delete(**r) == delete).count();
+        for chunk in rows[start..start + run].chunks(batch_size) {
+            let mut n = 0;
+            while n < chunk.len() {
+                sql.clear();
+                if delete {
+                    let keys: Vec<&str> = table.key.iter().map(|k| table.columns[*k].as_str()).collect();
+                    write!(sql, "DELETE FROM {} WHERE ({}) IN (", table.quoted, keys.join(", ")).unwrap_or_default();
+                    n += fill(&mut sql, &chunk[n..], |s, i, row| {
+                        if i > 0 {
+                            s.push_str(", ");
+                        }
+                        lits.push_tuple(s, row, table.key.iter().copied());
+                    });
+                    sql.push(')');
+                } else if mode == InsertMode::Update {
+                    n += fill(&mut sql, &chunk[n..], |s, _, row| {
+                        if others.is_empty() {
+                            return;
+                        }
+                        write!(s, "UPDATE {} SET ", table.quoted).unwrap_or_default();
+                        for (i, c) in others.iter().enumerate() {
+                            write!(s, "{}{} = {}", if i > 0 { ", " } else { "" }, table.columns[*c], lits.cell(row, *c)).unwrap_or_default();
+                        }
+                        s.push_str(" WHERE ");
+                        for (i, k) in table.key.iter().enumerate() {
+                            write!(s, "{}{} = {}", if i > 0 { " AND " } else { "" }, table.columns[*k], lits.cell(row, *k)).unwrap_or_default();
+                        }
+                        s.push_str(";\n");
+                    });
+                } else {
+                    write!(sql, "INSERT INTO {} ({col_list}) VALUES ", table.quoted).unwrap_or_default();
+                    n += fill(&mut sql, &chunk[n..], |s, i, row| {
+                        if i > 0 {
+                            s.push_str(", ");
+                        }
+                        lits.push_tuple(s, row, all.iter().copied());
+                    });
+                    if mode == InsertMode::Upsert {
+                        // Later rows for a key update earlier ones: the last change wins.
+                        let set: Vec<String> = if others.is_empty() {
+                            table.key.iter().map(|k| format!("{0} = {0}", table.columns[*k])).collect()
+                        } else {
+                            others.iter().map(|c| format!("{0} = VALUES({0})", table.columns[*c])).collect()
+                        };
+                        write!(sql, " ON DUPLICATE KEY UPDATE {}", set.join(", ")).unwrap_or_default();
+                    }
+                }
+                if !sql.is_empty() {
+                    tx.query_drop(sql.as_str()).await?;
+                }
+            }
+        }
+        start += run;
+    }
+    Ok(())
+}
+
+/// Appends rows with `push` until the statement reaches its size limit; returns
+/// how many rows it took (at least one).
+fn fill(sql: &mut String, rows: &[usize], mut push: impl FnMut(&mut String, usize, usize)) -> usize {
+    let mut taken = 0;
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 && sql.len() >= MAX_STATEMENT_BYTES {
+            break;
+        }
+        push(sql, i, *row);
+        taken += 1;
+    }
+    taken
+}
+
+/// Renders every row that goes to the database; rows with a value MySQL cannot
+/// hold (NaN, infinity) are moved to `rejected`.
+fn render(data: &mut BatchRows<'_>, rows: usize, width: usize) -> (Rendered, Vec<(usize, String)>) {
+    let mut out = Rendered { text: String::with_capacity(rows * width * 12), cells: Vec::with_capacity(rows * width), width, index: vec![u32::MAX; rows] };
+    let mut bad = Vec::new();
+    let mut values: Vec<Cell<'_>> = Vec::with_capacity(width);
+    let mut count = 0u32;
+    for (_, table_rows) in &data.by_table {
+        'row: for &row in table_rows {
+            values.clear();
+            data.push_row(row, &mut values);
+            let (mark, cells) = (out.text.len(), out.cells.len());
+            for v in &values {
+                let a = out.text.len() as u32;
+                if let Err(e) = push_literal(&mut out.text, v) {
+                    out.text.truncate(mark);
+                    out.cells.truncate(cells);
+                    bad.push((row, e));
+                    continue 'row;
+                }
+                out.cells.push((a, out.text.len() as u32));
+            }
+            out.index[row] = count;
+            count += 1;
+        }
+    }
+    drop(values);
+    // Drop the rejected rows from their tables.
+    if !bad.is_empty() {
+        for (_, table_rows) in &mut data.by_table {
+            table_rows.retain(|r| out.index[*r] != u32::MAX);
+        }
+    }
+    (out, bad)
+}
+
+#[async_trait]
+impl Sink for MysqlSink {
+    async fn write(&mut self, batch: RecordBatch, seq: u64) -> Result<()> {
+        self.write_with_origins(batch, seq, None).await
+    }
+
+    fn wants_origins(&self) -> bool {
+        self.cfg.table.pk == PkMode::Kafka || self.cfg.table.table.as_deref().is_some_and(|t| t.contains("${topic}"))
+    }
+
+    async fn write_with_origins(&mut self, batch: RecordBatch, seq: u64, origins: Option<&RowOrigins>) -> Result<()> {
+        self.rejected.clear();
+        if batch.num_rows() == 0 {
+            self.last_seq = Some(seq);
+            return Ok(());
+        }
+        let (cfg, name) = (&self.cfg.table, &self.name);
+        let mut rows = BatchRows::new(cfg, &batch, origins, |topic| match &cfg.table {
+            Some(t) => t.replace("${topic}", topic.unwrap_or("")),
+            None => name.clone(),
+        })?;
+        let width = cfg.columns.len()
+            + match cfg.pk {
+                PkMode::Kafka => 3,
+                PkMode::RecordKey(_) => 1,
+                _ => 0,
+            };
+        let (lits, unwritable) = render(&mut rows, batch.num_rows(), width);
+        self.rejected = std::mem::take(&mut rows.rejected);
+        self.rejected.extend(unwritable);
+        let mut attempt = 0;
+        loop {
+            let outcome = async {
+                let mut work = Vec::with_capacity(rows.by_table.len());
+                for (name, rows) in &rows.by_table {
+                    work.push((self.table(name).await?, rows.clone()));
+                }
+                if attempt > 0 && self.already_committed().await? {
+                    info!(sink = %self.name, "the batch was committed before the connection dropped; not writing it again");
+                    return Ok(Vec::new());
+                }
+                self.write_batch(&work, &rows, &lits).await
+            }
+            .await;
+            match outcome {
+                Ok(bad) => {
+                    self.report.rows += (rows.rows() - bad.len()) as u64;
+                    self.rejected.extend(bad);
+                    break;
+                }
+                Err(e) if e.is_retriable() && attempt < self.cfg.table.max_retries => {
+                    attempt += 1;
+                    warn!(sink = %self.name, attempt, error = %e, backoff_ms = self.cfg.table.retry_backoff_ms, "MySQL unreachable; retrying");
+                    tokio::time::sleep(Duration::from_millis(self.cfg.table.retry_backoff_ms)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.rejected.sort_by_key(|(r, _)| *r);
+        self.last_seq = Some(seq);
+        Ok(())
+    }
+
+    fn durable_seq(&self) -> Option<u64> {
+        // Every write commits its transaction before returning.
+        self.last_seq
+    }
+
+    fn source_offsets(&mut self, _seq: u64, offsets: &Offsets) {
+        self.pending = offsets.clone();
+    }
+
+    async fn resume_offsets(&mut self) -> Result<Option<Offsets>> {
+        if !self.cfg.table.exactly_once {
+            return Ok(None);
+        }
+        self.stored_offsets().await
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn take_rejected(&mut self) -> Vec<(usize, String)> {
+        std::mem::take(&mut self.rejected)
+    }
+
+    fn report(&self) -> SinkReport {
+        self.report.clone()
+    }
+}
