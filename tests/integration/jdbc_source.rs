@@ -225,3 +225,47 @@ async fn polling_source_errors_name_the_problem() {
     let e = engine.execute(&refused.0[0]).await.unwrap_err().to_string();
     assert!(e.contains("incrementing.column.name"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_modes_are_used_and_certificate_problems_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    // The polling source reads its own connection's TLS status from pg_stat_ssl.
+    let probe = |mode: &str, extra: &str, out: &std::path::Path| {
+        format!(
+            "CREATE SOURCE s (id INT, ssl BOOLEAN) WITH (connector = 'postgres', 'connection.url' = '{}', 'connection.ssl.mode' = '{mode}'{extra}, mode = 'bulk',
+               query = 'SELECT 1 AS id, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+             CREATE SINK k WITH (connector = 'filesystem', path = '{}', format = 'json') AS SELECT id, ssl FROM s;",
+            crate::postgres::URL,
+            out.display()
+        )
+    };
+    for (mode, want) in [("require", true), ("disable", false)] {
+        let out = dir.path().join(mode);
+        let st = run_bounded(&dir.path().join(format!("s-{mode}")), &probe(mode, "", &out)).await;
+        assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
+        assert_eq!(by_id(&out)[0]["ssl"], want, "sslmode {mode}");
+    }
+    // verify-full with the server's self-signed certificate as the root: the host
+    // name (127.0.0.1) is not the certificate's, and the error says so.
+    let cert = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    if std::path::Path::new(cert).exists() {
+        let sql = probe("verify-full", &format!(", 'connection.ssl.root.cert' = '{cert}'"), &dir.path().join("vf"));
+        let st = run_bounded(&dir.path().join("s-vf"), &sql).await;
+        let err = st[0].error.clone().unwrap_or_default();
+        assert_eq!(st[0].state, State::Failed);
+        assert!(err.contains("connecting to postgres://127.0.0.1:5432/test") && err.to_lowercase().contains("certificate"), "{err}");
+    }
+    // MariaDB here has TLS off: require is refused with the driver's reason, prefer falls back.
+    let maria = |mode: &str| {
+        format!(
+            "CREATE SOURCE s (id INT) WITH (connector = 'mysql', 'connection.url' = '{}', 'connection.ssl.mode' = '{mode}', mode = 'bulk', query = 'SELECT 1 AS id');
+             CREATE SINK k WITH (connector = 'blackhole') AS SELECT id FROM s;",
+            crate::mysql::URL
+        )
+    };
+    let st = run_bounded(&dir.path().join("m1"), &maria("require")).await;
+    let err = st[0].error.clone().unwrap_or_default();
+    assert!(err.contains("connecting to mysql://127.0.0.1:3306/test") && err.contains("SSL"), "{err}");
+    let st = run_bounded(&dir.path().join("m2"), &maria("prefer")).await;
+    assert!(st.iter().all(|s| s.state == State::Finished && s.rows_out == 1), "{st:?}");
+}

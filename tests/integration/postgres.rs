@@ -278,3 +278,47 @@ fn exactly_once_survives_sigkill_with_positions_in_the_same_transaction() {
         rt.block_on(c.query_one("SELECT position FROM quiver_offsets WHERE pipeline = $1 AND source_partition = 'rows'", &[&t])).unwrap().get(0);
     assert_eq!(position, serde_json::json!(total));
 }
+
+/// Restarts the machine's PostgreSQL mid-run: every other test using it would
+/// fail meanwhile, so this one is ignored by default and `tests/run` runs it alone
+/// after the suite (`cargo test --test integration -- --ignored`).
+#[test]
+#[ignore = "restarts the shared PostgreSQL server; tests/run runs it on its own"]
+fn a_database_restart_mid_run_pauses_the_pipeline_and_loses_nothing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("restart");
+    let total: i64 = 40_000;
+    let sql = format!(
+        "CREATE SOURCE gen (id BIGINT NOT NULL, payload TEXT) WITH (connector = 'datagen', rows.total = '{total}', rows.per.second = '10000', 'fields.id.kind' = 'sequence', 'fields.payload.length' = '16');
+         CREATE SINK {t} WITH (connector = 'postgres', 'connection.url' = '{URL}', 'auto.create' = 'true', 'insert.mode' = 'upsert', 'pk.mode' = 'record_value',
+           'pk.fields' = 'id', 'retry.backoff.ms' = '500', 'max.retries' = '60') AS SELECT id, payload FROM gen;"
+    );
+    let file = dir.path().join("p.sql");
+    std::fs::write(&file, sql).unwrap();
+    let state = dir.path().join("state");
+    let child = crate::support::quiver().args(["run", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]).stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Down for three seconds, then back: a restart with a noticeable outage.
+    let version = std::fs::read_dir("/etc/postgresql").unwrap().flatten().next().unwrap().file_name();
+    let cluster = |action: &str| {
+        let out = std::process::Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", version.to_str().unwrap(), "main", action])
+            .output()
+            .expect("pg_ctlcluster runs");
+        assert!(out.status.success(), "pg_ctlcluster {action}: {}", crate::support::text(&out.stderr));
+    };
+    cluster("stop");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    cluster("start");
+    let out = child.wait_with_output().unwrap();
+    let log = crate::support::text(&out.stderr);
+    assert!(out.status.success(), "{}\n{log}", crate::support::text(&out.stdout));
+    assert!(log.contains("PostgreSQL unreachable; retrying"), "the restart was noticed and waited out:\n{log}");
+    let c = rt.block_on(client());
+    let (n, distinct): (i64, i64) = rt.block_on(c.query_one(&format!("SELECT count(*), count(DISTINCT id) FROM \"{t}\""), &[])).map(|r| (r.get(0), r.get(1))).unwrap();
+    assert_eq!((n, distinct), (total, total), "every row arrived");
+}

@@ -70,7 +70,9 @@ impl PgConnection {
         // configuration problem. Anything else (refused, reset, timed out) may pass.
         let fail = |e: &tokio_postgres::Error| {
             let message = format!("connecting to {}: {}", self.target, reason(e));
-            if e.as_db_error().is_some() { ConnectorError::Config(message) } else { ConnectorError::Unavailable(message) }
+            // Class 57 (the server is starting or shutting down) and 08 pass too.
+            let passing = e.code().is_none_or(|c| matches!(&c.code()[..2], "57" | "08"));
+            if passing { ConnectorError::Unavailable(message) } else { ConnectorError::Config(message) }
         };
         let client = if self.tls.mode == SslMode::Disable {
             let (client, connection) = self.pg.connect(tokio_postgres::NoTls).await.map_err(|e| fail(&e))?;
