@@ -201,11 +201,11 @@ async fn polling_source_errors_name_the_problem() {
     // A declared column the database value cannot fill is a decode error for that row only.
     let mut c = maria().await;
     let t = table("src_bad");
-    c.query_drop(format!("CREATE TABLE `{t}` (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO `{t}` VALUES (1, '10'), (2, 'ten'), (3, '30');")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE `{t}` (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO `{t}` VALUES (1, '10'), (2, 'ten'), (3, '30'), (4, NULL);")).await.unwrap();
     let dlq = dir.path().join("dlq");
     let out = dir.path().join("out");
     let bad = format!(
-        "CREATE SOURCE s (id INT, v BIGINT) WITH (connector = 'mysql', 'connection.url' = '{}', mode = 'bulk', 'table.whitelist' = '{t}');
+        "CREATE SOURCE s (id INT, v BIGINT NOT NULL) WITH (connector = 'mysql', 'connection.url' = '{}', mode = 'bulk', 'table.whitelist' = '{t}');
          CREATE SINK k WITH (connector = 'filesystem', path = '{}', format = 'json', 'errors.tolerance' = 'all', 'errors.deadletterqueue.path' = '{}') AS SELECT id, v FROM s;",
         crate::mysql::URL,
         out.display(),
@@ -216,9 +216,10 @@ async fn polling_source_errors_name_the_problem() {
     let rows: Vec<i64> = by_id(&out).iter().map(|r| r["v"].as_i64().unwrap()).collect();
     assert_eq!(rows, vec![10, 30]);
     let dead = read_jsonl(&dlq, ".jsonl");
-    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead.len(), 2, "{dead:?}");
     assert!(dead[0]["error"].as_str().unwrap().contains("'ten' is not a valid Int64"), "{}", dead[0]);
-    assert_eq!(dead[0]["stage"], "decode");
+    assert!(dead[1]["error"].as_str().unwrap().contains("column v is declared NOT NULL and the database value is NULL"), "{}", dead[1]);
+    assert!(dead.iter().all(|d| d["stage"] == "decode" && d["partition"] == t.as_str()), "{dead:?}");
     // Options are checked at CREATE time.
     let refused = quiver_sql::parse("CREATE SOURCE s (id INT) WITH (connector = 'mysql', 'connection.url' = 'mysql://h/db', mode = 'incrementing', 'table.whitelist' = 't');");
     let engine = quiver_engine::Engine::open(&dir.path().join("c"), quiver_engine::EngineOptions { bounded: true, persist_definitions: false }).unwrap();

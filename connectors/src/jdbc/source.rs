@@ -327,10 +327,12 @@ impl Emitter {
         };
         let (batch, rejected) = self.cast(columns, rows)?;
         let mut origins = RowOrigins::with_capacity(rows);
-        for r in 0..rows {
-            if !rejected.iter().any(|(row, _)| *row == r) {
-                origins.push(&self.key, self.incs.get(r).copied().unwrap_or(self.first_seq + r as i64));
-            }
+        let mut bad = vec![false; rows];
+        for (r, _) in &rejected {
+            bad[*r] = true;
+        }
+        for r in (0..rows).filter(|r| !bad[*r]) {
+            origins.push(&self.key, self.incs.get(r).copied().unwrap_or(self.first_seq + r as i64));
         }
         let rejected = rejected
             .into_iter()
@@ -355,12 +357,21 @@ impl Emitter {
     }
 
     /// Casts wire columns to the declared types. A value the declared type cannot
-    /// hold makes its row a decode error (the rest of the batch goes on).
+    /// hold, or a NULL in a NOT NULL column, makes its row a decode error (the rest
+    /// of the batch goes on).
     fn cast(&self, columns: Vec<ArrayRef>, rows: usize) -> Result<(RecordBatch, Vec<(usize, (String, serde_json::Value))>)> {
         let mut out = Vec::with_capacity(columns.len());
         let mut bad: Vec<(usize, (String, serde_json::Value))> = Vec::new();
+        let mut is_bad = vec![false; rows];
         let safe = CastOptions { safe: true, ..Default::default() };
         for (col, field) in columns.into_iter().zip(self.schema.fields()) {
+            if !field.is_nullable() && col.null_count() > 0 {
+                for r in (0..rows).filter(|r| col.is_null(*r)) {
+                    if !std::mem::replace(&mut is_bad[r], true) {
+                        bad.push((r, (format!("column {} is declared NOT NULL and the database value is NULL", field.name()), json!({ field.name(): null }))));
+                    }
+                }
+            }
             if col.data_type() == field.data_type() {
                 out.push(col);
                 continue;
@@ -369,7 +380,8 @@ impl Emitter {
             if cast.null_count() > col.null_count() {
                 let text = arrow::compute::cast(&col, &DataType::Utf8).ok();
                 for r in 0..rows {
-                    if cast.is_null(r) && col.is_valid(r) && !bad.iter().any(|(b, _)| *b == r) {
+                    if cast.is_null(r) && col.is_valid(r) && !is_bad[r] {
+                        is_bad[r] = true;
                         let value = text.as_ref().map(|t| arrow::array::AsArray::as_string::<i32>(t).value(r).to_string()).unwrap_or_default();
                         bad.push((r, (format!("column {}: '{value}' is not a valid {}", field.name(), field.data_type()), json!({ field.name(): value }))));
                     }
@@ -377,12 +389,12 @@ impl Emitter {
             }
             out.push(cast);
         }
-        let mut batch = RecordBatch::try_new(Arc::clone(&self.schema), out).map_err(|e| ConnectorError::arrow("building a batch", e))?;
         if !bad.is_empty() {
-            let keep: BooleanArray = (0..rows).map(|r| Some(!bad.iter().any(|(b, _)| *b == r))).collect();
-            batch = arrow::compute::filter_record_batch(&batch, &keep).map_err(|e| ConnectorError::arrow("dropping bad rows", e))?;
-            // A NOT NULL column can now be satisfied; nothing else to do.
+            let keep: BooleanArray = is_bad.iter().map(|b| Some(!b)).collect();
+            out = out.iter().map(|c| arrow::compute::filter(c, &keep)).collect::<std::result::Result<_, _>>().map_err(|e| ConnectorError::arrow("dropping bad rows", e))?;
+            bad.sort_by_key(|(r, _)| *r);
         }
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), out).map_err(|e| ConnectorError::arrow("building a batch", e))?;
         Ok((batch, bad))
     }
 }
@@ -520,5 +532,57 @@ mod tests {
         );
         // Nothing seen yet: no lower bound.
         assert!(!poll_query(&cfg(Mode::Incrementing), &D, &t, &cols, &Position::default()).contains("WHERE"));
+    }
+
+    /// Timestamp mode: a batch cut inside a run of equal timestamps keeps the last
+    /// complete timestamp, so a restart re-reads the run instead of skipping it.
+    #[tokio::test]
+    async fn timestamp_positions_never_split_a_run_of_equal_timestamps() {
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new("id", DataType::Int64, false)]));
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut out = Emitter {
+            schema,
+            mode: Mode::Timestamp,
+            batch_rows: 2,
+            key: Arc::from("t"),
+            source: "s".into(),
+            tx,
+            done: Arc::new(AtomicU64::new(0)),
+            emitted: Position::default(),
+            rows: 0,
+            last: Position::default(),
+            complete: None,
+            seq: 0,
+            first_seq: 0,
+            incs: Vec::new(),
+        };
+        let stamps = ["a", "a", "a", "b", "c"];
+        let mut ids = Vec::new();
+        for (i, ts) in stamps.iter().enumerate() {
+            if out.cut_before() {
+                let col: ArrayRef = Arc::new(arrow::array::Int64Array::from(std::mem::take(&mut ids)));
+                out.emit(vec![col], Some(ts)).await.unwrap();
+            }
+            ids.push(i as i64);
+            out.push(Some(ts.to_string()), None);
+        }
+        let col: ArrayRef = Arc::new(arrow::array::Int64Array::from(ids));
+        out.emit(vec![col], None).await.unwrap();
+        drop(out);
+        let mut positions = Vec::new();
+        while let Some(Ok(b)) = rx.recv().await {
+            positions.push((b.batch.num_rows(), b.offsets.get("t").cloned()));
+        }
+        assert_eq!(
+            positions,
+            vec![
+                // [a, a] and another a follows: nothing is complete yet.
+                (2, Some(json!({}))),
+                // [a, b] and c follows: b is complete.
+                (2, Some(json!({"timestamp": "b"}))),
+                // [c] at the end of the poll: complete.
+                (1, Some(json!({"timestamp": "c"}))),
+            ]
+        );
     }
 }
