@@ -177,6 +177,8 @@ mod tests {
         assert!(substitute_env("${MISSING}", env).unwrap_err().contains("MISSING is not set"));
         assert!(substitute_env("${bad name}", env).is_err());
         assert_eq!(substitute_env("plain $ text", env).unwrap(), "plain $ text");
+        // Kafka Connect record placeholders stay for the connector.
+        assert_eq!(substitute_env("kafka_${topic}_${HOST}", env).unwrap(), "kafka_${topic}_k1:9092");
     }
 }
 
@@ -437,9 +439,13 @@ impl Catalog {
     }
 }
 
+/// Kafka Connect's per-record placeholders (`table.name.format = 'kafka_${topic}'`,
+/// TimestampRouter's `${timestamp}`): left in place for the connector to fill.
+const RECORD_PLACEHOLDERS: [&str; 2] = ["topic", "timestamp"];
+
 /// Replaces `${NAME}` and `${NAME:-default}` in an option value with environment
 /// variables, so one pipeline file runs against different clusters and secrets stay
-/// out of it.
+/// out of it. `${topic}` and `${timestamp}` are record placeholders, not variables.
 pub fn substitute_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
@@ -454,6 +460,11 @@ pub fn substitute_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> s
             Some((n, d)) => (n, Some(d)),
             None => (inner, None),
         };
+        if default.is_none() && RECORD_PLACEHOLDERS.contains(&name) {
+            out.push_str(&rest[start..start + 2 + end + 1]);
+            rest = &after[end + 1..];
+            continue;
+        }
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("'${{{inner}}}' is not an environment variable reference (use ${{NAME}} or ${{NAME:-default}})"));
         }

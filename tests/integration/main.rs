@@ -11,6 +11,7 @@ mod console;
 mod crash;
 mod datagen;
 mod file_source;
+mod jdbc_kafka;
 mod jdbc_source;
 mod kafka;
 mod kafka_faults;
