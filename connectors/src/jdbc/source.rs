@@ -359,9 +359,9 @@ impl Emitter {
     /// Casts wire columns to the declared types. A value the declared type cannot
     /// hold, or a NULL in a NOT NULL column, makes its row a decode error (the rest
     /// of the batch goes on).
-    fn cast(&self, columns: Vec<ArrayRef>, rows: usize) -> Result<(RecordBatch, Vec<(usize, (String, serde_json::Value))>)> {
+    fn cast(&self, columns: Vec<ArrayRef>, rows: usize) -> Result<(RecordBatch, Vec<BadRow>)> {
         let mut out = Vec::with_capacity(columns.len());
-        let mut bad: Vec<(usize, (String, serde_json::Value))> = Vec::new();
+        let mut bad: Vec<BadRow> = Vec::new();
         let mut is_bad = vec![false; rows];
         let safe = CastOptions { safe: true, ..Default::default() };
         for (col, field) in columns.into_iter().zip(self.schema.fields()) {
@@ -379,9 +379,9 @@ impl Emitter {
             let cast = arrow::compute::cast_with_options(&col, field.data_type(), &safe).map_err(|e| ConnectorError::arrow(format!("column {}", field.name()), e))?;
             if cast.null_count() > col.null_count() {
                 let text = arrow::compute::cast(&col, &DataType::Utf8).ok();
-                for r in 0..rows {
-                    if cast.is_null(r) && col.is_valid(r) && !is_bad[r] {
-                        is_bad[r] = true;
+                for (r, seen) in is_bad.iter_mut().enumerate() {
+                    if cast.is_null(r) && col.is_valid(r) && !*seen {
+                        *seen = true;
                         let value = text.as_ref().map(|t| arrow::array::AsArray::as_string::<i32>(t).value(r).to_string()).unwrap_or_default();
                         bad.push((r, (format!("column {}: '{value}' is not a valid {}", field.name(), field.data_type()), json!({ field.name(): value }))));
                     }
@@ -398,6 +398,9 @@ impl Emitter {
         Ok((batch, bad))
     }
 }
+
+/// A row that cannot be read: (row, (error, the offending value as JSON)).
+type BadRow = (usize, (String, serde_json::Value));
 
 /// The source: a task polls the database and sends batches through a small
 /// channel; `next_batch` receives them (cancel-safe).

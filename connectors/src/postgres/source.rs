@@ -19,8 +19,6 @@
 //! | TIMESTAMP | timestamp; with a zone: timestamptz (UTC) |
 //! | arrays of BOOLEAN, integers, floats, STRING | the matching PostgreSQL array |
 
-use std::sync::Arc;
-
 use arrow::array::{
     ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListBuilder,
     StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
@@ -216,7 +214,7 @@ impl Reader for PgReader {
 }
 
 fn finish(builders: &mut [Box<dyn ArrayBuilder>]) -> Vec<ArrayRef> {
-    builders.iter_mut().map(|b| b.finish()).collect::<Vec<ArrayRef>>().into_iter().map(Arc::from).collect()
+    builders.iter_mut().map(|b| b.finish()).collect()
 }
 
 fn micros(t: NaiveTime) -> i64 {
