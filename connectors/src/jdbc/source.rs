@@ -286,6 +286,25 @@ pub(crate) struct Emitter {
 }
 
 impl Emitter {
+    fn new(cfg: &PollConfig, schema: SchemaRef, key: &str, source: String, tx: mpsc::Sender<Result<SourceBatch>>, done: Arc<AtomicU64>, emitted: Position) -> Self {
+        Self {
+            schema,
+            mode: cfg.mode,
+            batch_rows: cfg.batch_rows,
+            key: Arc::from(key),
+            source,
+            tx,
+            done,
+            emitted,
+            rows: 0,
+            last: Position::default(),
+            complete: None,
+            seq: 0,
+            first_seq: 0,
+            incs: Vec::new(),
+        }
+    }
+
     /// Whether the batch should be cut before a row with these tracking values.
     pub(crate) fn cut_before(&self) -> bool {
         self.rows >= self.batch_rows
@@ -427,22 +446,8 @@ impl PollingSource {
         let task = tokio::spawn(async move {
             loop {
                 for (i, target) in cfg.targets.iter().enumerate() {
-                    let mut out = Emitter {
-                        schema: Arc::clone(&schema),
-                        mode: cfg.mode,
-                        batch_rows: cfg.batch_rows,
-                        key: Arc::from(target.key()),
-                        source: name.clone(),
-                        tx: tx.clone(),
-                        done: Arc::clone(&counter),
-                        emitted: positions[i].clone(),
-                        rows: 0,
-                        last: Position::default(),
-                        complete: None,
-                        seq: 0,
-                        first_seq: 0,
-                        incs: Vec::new(),
-                    };
+                    let mut out =
+                        Emitter::new(&cfg, Arc::clone(&schema), target.key(), name.clone(), tx.clone(), Arc::clone(&counter), positions[i].clone());
                     let mut attempt = 0;
                     loop {
                         let sql = poll_query(&cfg, dialect, target, &columns, &out.emitted);
@@ -543,22 +548,8 @@ mod tests {
     async fn timestamp_positions_never_split_a_run_of_equal_timestamps() {
         let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new("id", DataType::Int64, false)]));
         let (tx, mut rx) = mpsc::channel(8);
-        let mut out = Emitter {
-            schema,
-            mode: Mode::Timestamp,
-            batch_rows: 2,
-            key: Arc::from("t"),
-            source: "s".into(),
-            tx,
-            done: Arc::new(AtomicU64::new(0)),
-            emitted: Position::default(),
-            rows: 0,
-            last: Position::default(),
-            complete: None,
-            seq: 0,
-            first_seq: 0,
-            incs: Vec::new(),
-        };
+        let poll = PollConfig { batch_rows: 2, ..cfg(Mode::Timestamp) };
+        let mut out = Emitter::new(&poll, schema, "t", "s".into(), tx, Arc::new(AtomicU64::new(0)), Position::default());
         let stamps = ["a", "a", "a", "b", "c"];
         let mut ids = Vec::new();
         for (i, ts) in stamps.iter().enumerate() {
