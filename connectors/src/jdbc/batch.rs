@@ -104,6 +104,11 @@ impl<'b> BatchRows<'b> {
         self.deletes.as_ref().is_some_and(|d| d[row])
     }
 
+    /// Rows in the batch (written or not).
+    pub(crate) fn batch_rows(&self) -> usize {
+        self.coords.len()
+    }
+
     /// Rows that go to the database.
     pub(crate) fn rows(&self) -> usize {
         self.by_table.iter().map(|(_, r)| r.len()).sum()

@@ -5,6 +5,8 @@
 //!   parsed against the output columns into a [`sink::TableSinkConfig`];
 //! - `batch.rs`: one batch prepared for writing (rows grouped by table, rows that
 //!   cannot be converted set aside, deletes, extra key values);
+//! - `table_sink.rs`: the sink both databases run (retries, exactly-once
+//!   bookkeeping), over a [`table_sink::Database`] each implements;
 //! - `values.rs`: Arrow columns as per-row [`values::Cell`]s;
 //! - `source.rs`: the polling source's options (`mode`, `table.whitelist` or
 //!   `query`, the incrementing and timestamp columns) and its position.
@@ -15,6 +17,7 @@
 pub(crate) mod batch;
 pub(crate) mod sink;
 pub(crate) mod source;
+pub(crate) mod table_sink;
 pub(crate) mod values;
 
 use crate::api::{OptionKind, OptionSpec};

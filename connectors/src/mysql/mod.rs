@@ -108,6 +108,6 @@ impl Connector for MysqlConnector {
         Ok(MysqlSinkConfig { conn, table })
     }
     async fn build_sink(&self, config: &MysqlSinkConfig, ctx: SinkContext) -> Result<Box<dyn Sink>> {
-        Ok(Box::new(sink::MysqlSink::start(config.clone(), ctx).await?))
+        Ok(Box::new(sink::start(config.clone(), ctx).await?))
     }
 }

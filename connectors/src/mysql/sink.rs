@@ -1,23 +1,23 @@
-//! The MySQL/MariaDB sink: table set-up, one transaction per batch of multi-row
-//! statements, bad-row isolation.
+//! The MySQL/MariaDB side of the table sink ([`crate::jdbc::table_sink`]): table
+//! set-up, one transaction per batch of multi-row statements, bad-row isolation
+//! under savepoints.
 
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
-use std::time::Duration;
 
-use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, TxOpts};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::MysqlSinkConfig;
 use super::config::reason;
 use super::types::{mysql_type, push_literal, push_str_literal, quote};
-use crate::api::{ConnectorError, Offsets, Result, RowOrigins, Sink, SinkContext, SinkReport};
+use crate::api::{ConnectorError, Offsets, Result, SinkContext};
 use crate::jdbc::batch::BatchRows;
 use crate::jdbc::sink::{InsertMode, KAFKA_PK, PkMode};
+use crate::jdbc::table_sink::{Database, TableSink};
 use crate::jdbc::values::Cell;
 
 /// Statements are cut at this size, well under MySQL's and MariaDB's default
@@ -66,7 +66,7 @@ fn db_error(context: &str, e: &mysql_async::Error) -> ConnectorError {
 }
 
 /// A batch's rows rendered once as SQL literals: one text buffer, each cell's span.
-struct Rendered {
+pub(crate) struct Rendered {
     text: String,
     /// (start, end) of every cell, row after row.
     cells: Vec<(u32, u32)>,
@@ -92,32 +92,25 @@ impl Rendered {
     }
 }
 
-pub(crate) struct MysqlSink {
+pub(crate) struct Mysql {
     cfg: MysqlSinkConfig,
+    /// The sink's name, for logs.
     name: String,
     schema: arrow::datatypes::SchemaRef,
     conn: Option<Conn>,
     tables: HashMap<String, Arc<Table>>,
-    last_seq: Option<u64>,
-    rejected: Vec<(usize, String)>,
-    report: SinkReport,
-    /// The source positions the batch being written ends at.
-    pending: Offsets,
 }
 
-impl MysqlSink {
-    pub(crate) async fn start(cfg: MysqlSinkConfig, ctx: SinkContext) -> Result<Self> {
-        let mut sink = Self {
-            report: SinkReport { location: cfg.conn.target.clone(), ..Default::default() },
-            name: ctx.name.clone(),
-            schema: ctx.schema,
-            conn: None,
-            tables: HashMap::new(),
-            last_seq: None,
-            rejected: Vec::new(),
-            pending: Offsets::default(),
-            cfg,
-        };
+/// Connects, prepares `quiver_offsets` and a fixed table, and returns the sink.
+pub(crate) async fn start(cfg: MysqlSinkConfig, ctx: SinkContext) -> Result<TableSink<Mysql>> {
+    let (table_cfg, location) = (cfg.table.clone(), cfg.conn.target.clone());
+    let db = Mysql::start(cfg, &ctx).await?;
+    Ok(TableSink::new(db, table_cfg, ctx.name, location))
+}
+
+impl Mysql {
+    async fn start(cfg: MysqlSinkConfig, ctx: &SinkContext) -> Result<Self> {
+        let mut sink = Self { name: ctx.name.clone(), schema: Arc::clone(&ctx.schema), conn: None, tables: HashMap::new(), cfg };
         sink.connect().await?;
         if sink.cfg.table.exactly_once {
             let ddl = "CREATE TABLE IF NOT EXISTS quiver_offsets (pipeline VARCHAR(255) NOT NULL, source_partition VARCHAR(255) NOT NULL, \
@@ -244,9 +237,9 @@ impl MysqlSink {
     /// the bad rows are found. With exactly-once, the batch's source positions are
     /// written to `quiver_offsets` in the same transaction. Returns (row, database
     /// error) for each bad row.
-    async fn write_batch(&mut self, work: &[(Arc<Table>, Vec<usize>)], data: &BatchRows<'_>, lits: &Rendered) -> Result<Vec<(usize, String)>> {
+    async fn write_batch(&mut self, work: &[(Arc<Table>, Vec<usize>)], data: &BatchRows<'_>, lits: &Rendered, offsets: Option<(&str, &Offsets)>) -> Result<Vec<(usize, String)>> {
         let (mode, batch_size, target) = (self.cfg.table.insert_mode, self.cfg.table.batch_size, self.cfg.conn.target.clone());
-        let offsets = self.cfg.table.exactly_once.then(|| offsets_statement(&self.name, &self.pending)).flatten();
+        let offsets = offsets.and_then(|(pipeline, positions)| offsets_statement(pipeline, positions));
         let conn = self.connect().await?;
         let outcome = async {
             let mut tx = conn.start_transaction(TxOpts::default()).await?;
@@ -295,19 +288,9 @@ impl MysqlSink {
         }
     }
 
-    /// Exactly-once: whether the database already holds this batch's positions (its
-    /// commit went through but the acknowledgement was lost with the connection).
-    async fn already_committed(&mut self) -> Result<bool> {
-        if !self.cfg.table.exactly_once || self.pending.is_empty() {
-            return Ok(false);
-        }
-        let stored = self.stored_offsets().await?.unwrap_or_default();
-        Ok(self.pending.0.iter().all(|(k, v)| stored.get(k) == Some(v)))
-    }
-
-    async fn stored_offsets(&mut self) -> Result<Option<Offsets>> {
+    async fn read_offsets(&mut self, pipeline: &str) -> Result<Option<Offsets>> {
         let mut sql = String::from("SELECT source_partition, position FROM quiver_offsets WHERE pipeline = ");
-        push_str_literal(&mut sql, &self.name);
+        push_str_literal(&mut sql, pipeline);
         let target = self.cfg.conn.target.clone();
         let rows: Vec<(String, String)> = self.fetch(sql, "reading quiver_offsets").await?;
         if rows.is_empty() {
@@ -435,7 +418,7 @@ fn fill(sql: &mut String, rows: &[usize], mut push: impl FnMut(&mut String, usiz
 }
 
 /// Renders every row that goes to the database; rows with a value MySQL cannot
-/// hold (NaN, infinity) are moved to `rejected`.
+/// hold (NaN, infinity) come back with the reason and leave `data.by_table`.
 fn render(data: &mut BatchRows<'_>, rows: usize, width: usize) -> (Rendered, Vec<(usize, String)>) {
     let mut out = Rendered { text: String::with_capacity(rows * width * 12), cells: Vec::with_capacity(rows * width), width, index: vec![u32::MAX; rows] };
     let mut bad = Vec::new();
@@ -471,93 +454,29 @@ fn render(data: &mut BatchRows<'_>, rows: usize, width: usize) -> (Rendered, Vec
 }
 
 #[async_trait]
-impl Sink for MysqlSink {
-    async fn write(&mut self, batch: RecordBatch, seq: u64) -> Result<()> {
-        self.write_with_origins(batch, seq, None).await
+impl Database for Mysql {
+    type Prepared = Rendered;
+    const NAME: &'static str = "MySQL";
+
+    fn prepare(&self, rows: &mut BatchRows<'_>) -> (Rendered, Vec<(usize, String)>) {
+        let cfg = &self.cfg.table;
+        let extra = match cfg.pk {
+            PkMode::Kafka => 3,
+            PkMode::RecordKey(_) => 1,
+            _ => 0,
+        };
+        render(rows, rows.batch_rows(), cfg.columns.len() + extra)
     }
 
-    fn wants_origins(&self) -> bool {
-        self.cfg.table.pk == PkMode::Kafka || self.cfg.table.table.as_deref().is_some_and(|t| t.contains("${topic}"))
-    }
-
-    async fn write_with_origins(&mut self, batch: RecordBatch, seq: u64, origins: Option<&RowOrigins>) -> Result<()> {
-        self.rejected.clear();
-        if batch.num_rows() == 0 {
-            self.last_seq = Some(seq);
-            return Ok(());
+    async fn write(&mut self, rows: &BatchRows<'_>, lits: &Rendered, offsets: Option<(&str, &Offsets)>) -> Result<Vec<(usize, String)>> {
+        let mut work = Vec::with_capacity(rows.by_table.len());
+        for (name, table_rows) in &rows.by_table {
+            work.push((self.table(name).await?, table_rows.clone()));
         }
-        let (cfg, name) = (&self.cfg.table, &self.name);
-        let mut rows = BatchRows::new(cfg, &batch, origins, |topic| match &cfg.table {
-            Some(t) => t.replace("${topic}", topic.unwrap_or("")),
-            None => name.clone(),
-        })?;
-        let width = cfg.columns.len()
-            + match cfg.pk {
-                PkMode::Kafka => 3,
-                PkMode::RecordKey(_) => 1,
-                _ => 0,
-            };
-        let (lits, unwritable) = render(&mut rows, batch.num_rows(), width);
-        self.rejected = std::mem::take(&mut rows.rejected);
-        self.rejected.extend(unwritable);
-        let mut attempt = 0;
-        loop {
-            let outcome = async {
-                let mut work = Vec::with_capacity(rows.by_table.len());
-                for (name, rows) in &rows.by_table {
-                    work.push((self.table(name).await?, rows.clone()));
-                }
-                if attempt > 0 && self.already_committed().await? {
-                    info!(sink = %self.name, "the batch was committed before the connection dropped; not writing it again");
-                    return Ok(Vec::new());
-                }
-                self.write_batch(&work, &rows, &lits).await
-            }
-            .await;
-            match outcome {
-                Ok(bad) => {
-                    self.report.rows += (rows.rows() - bad.len()) as u64;
-                    self.rejected.extend(bad);
-                    break;
-                }
-                Err(e) if e.is_retriable() && attempt < self.cfg.table.max_retries => {
-                    attempt += 1;
-                    warn!(sink = %self.name, attempt, error = %e, backoff_ms = self.cfg.table.retry_backoff_ms, "MySQL unreachable; retrying");
-                    tokio::time::sleep(Duration::from_millis(self.cfg.table.retry_backoff_ms)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        self.rejected.sort_by_key(|(r, _)| *r);
-        self.last_seq = Some(seq);
-        Ok(())
+        self.write_batch(&work, rows, lits, offsets).await
     }
 
-    fn durable_seq(&self) -> Option<u64> {
-        // Every write commits its transaction before returning.
-        self.last_seq
-    }
-
-    fn source_offsets(&mut self, _seq: u64, offsets: &Offsets) {
-        self.pending = offsets.clone();
-    }
-
-    async fn resume_offsets(&mut self) -> Result<Option<Offsets>> {
-        if !self.cfg.table.exactly_once {
-            return Ok(None);
-        }
-        self.stored_offsets().await
-    }
-
-    async fn flush(&mut self) -> Result<()> {
-        Ok(())
-    }
-
-    fn take_rejected(&mut self) -> Vec<(usize, String)> {
-        std::mem::take(&mut self.rejected)
-    }
-
-    fn report(&self) -> SinkReport {
-        self.report.clone()
+    async fn stored_offsets(&mut self, pipeline: &str) -> Result<Option<Offsets>> {
+        self.read_offsets(pipeline).await
     }
 }

@@ -108,6 +108,6 @@ impl Connector for PostgresConnector {
         Ok(PostgresSinkConfig { conn, table })
     }
     async fn build_sink(&self, config: &PostgresSinkConfig, ctx: SinkContext) -> Result<Box<dyn Sink>> {
-        Ok(Box::new(sink::PostgresSink::start(config.clone(), ctx).await?))
+        Ok(Box::new(sink::start(config.clone(), ctx).await?))
     }
 }

@@ -1,22 +1,23 @@
-//! The PostgreSQL sink: table set-up, one transaction per batch, bad-row isolation.
+//! The PostgreSQL side of the table sink ([`crate::jdbc::table_sink`]): table
+//! set-up, one transaction per batch (binary COPY, staging-table merges), bad-row
+//! isolation under savepoints.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::PostgresSinkConfig;
 use super::types::pg_type;
-use crate::api::{ConnectorError, Offsets, Result, RowOrigins, Sink, SinkContext, SinkReport};
+use crate::api::{ConnectorError, Offsets, Result, SinkContext};
 use crate::jdbc::batch::BatchRows;
 use crate::jdbc::sink::{InsertMode, KAFKA_PK, PkMode};
+use crate::jdbc::table_sink::{Database, TableSink};
 use crate::jdbc::values::Cell;
 
 /// `"ident"` with embedded quotes doubled: no table or column name can inject SQL.
@@ -71,32 +72,25 @@ fn is_connection_error(e: &tokio_postgres::Error) -> bool {
         })
 }
 
-pub(crate) struct PostgresSink {
+pub(crate) struct Postgres {
     cfg: PostgresSinkConfig,
+    /// The sink's name, for logs.
     name: String,
     schema: arrow::datatypes::SchemaRef,
     client: Option<Client>,
     tables: HashMap<String, Arc<Table>>,
-    last_seq: Option<u64>,
-    rejected: Vec<(usize, String)>,
-    report: SinkReport,
-    /// The source positions the batch being written ends at.
-    pending: Offsets,
 }
 
-impl PostgresSink {
-    pub(crate) async fn start(cfg: PostgresSinkConfig, ctx: SinkContext) -> Result<Self> {
-        let mut sink = Self {
-            report: SinkReport { location: cfg.conn.target.clone(), ..Default::default() },
-            name: ctx.name.clone(),
-            schema: ctx.schema,
-            client: None,
-            tables: HashMap::new(),
-            last_seq: None,
-            rejected: Vec::new(),
-            pending: Offsets::default(),
-            cfg,
-        };
+/// Connects, prepares `quiver_offsets` and a fixed table, and returns the sink.
+pub(crate) async fn start(cfg: PostgresSinkConfig, ctx: SinkContext) -> Result<TableSink<Postgres>> {
+    let (table_cfg, location) = (cfg.table.clone(), cfg.conn.target.clone());
+    let db = Postgres::start(cfg, &ctx).await?;
+    Ok(TableSink::new(db, table_cfg, ctx.name, location))
+}
+
+impl Postgres {
+    async fn start(cfg: PostgresSinkConfig, ctx: &SinkContext) -> Result<Self> {
+        let mut sink = Self { name: ctx.name.clone(), schema: Arc::clone(&ctx.schema), client: None, tables: HashMap::new(), cfg };
         sink.connect().await?;
         if sink.cfg.table.exactly_once {
             let target = sink.cfg.conn.target.clone();
@@ -220,9 +214,8 @@ impl PostgresSink {
     /// the bad rows are found. With exactly-once, the batch's source positions are
     /// written to `quiver_offsets` in the same transaction. Returns (row, database
     /// error) for each bad row.
-    async fn write_batch(&mut self, work: &[(Arc<Table>, Vec<usize>)], data: &BatchRows<'_>) -> Result<Vec<(usize, String)>> {
+    async fn write_batch(&mut self, work: &[(Arc<Table>, Vec<usize>)], data: &BatchRows<'_>, offsets: Option<(&str, &Offsets)>) -> Result<Vec<(usize, String)>> {
         let (mode, batch_size, target) = (self.cfg.table.insert_mode, self.cfg.table.batch_size, self.cfg.conn.target.clone());
-        let offsets = self.cfg.table.exactly_once.then(|| (self.name.clone(), self.pending.clone()));
         self.connect().await?;
         let Some(client) = self.client.as_mut() else { return Err(ConnectorError::Internal("no PostgreSQL connection".into())) };
         let outcome = async {
@@ -252,12 +245,12 @@ impl PostgresSink {
                     }
                 }
             }
-            if let Some((pipeline, positions)) = &offsets {
+            if let Some((pipeline, positions)) = offsets {
                 for (partition, position) in &positions.0 {
                     tx.execute(
                         "INSERT INTO quiver_offsets (pipeline, source_partition, position, updated_at) VALUES ($1, $2, $3, now()) \
                          ON CONFLICT (pipeline, source_partition) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at",
-                        &[pipeline, partition, position],
+                        &[&pipeline, partition, position],
                     )
                     .await?;
                 }
@@ -279,18 +272,8 @@ impl PostgresSink {
         }
     }
 
-    /// Exactly-once: whether the database already holds this batch's positions (its
-    /// commit went through but the acknowledgement was lost with the connection).
-    async fn already_committed(&mut self) -> Result<bool> {
-        if !self.cfg.table.exactly_once || self.pending.is_empty() {
-            return Ok(false);
-        }
-        let stored = self.stored_offsets().await?.unwrap_or_default();
-        Ok(self.pending.0.iter().all(|(k, v)| stored.get(k) == Some(v)))
-    }
-
-    async fn stored_offsets(&mut self) -> Result<Option<Offsets>> {
-        let name = self.name.clone();
+    async fn read_offsets(&mut self, pipeline: &str) -> Result<Option<Offsets>> {
+        let name = pipeline.to_string();
         let target = self.cfg.conn.target.clone();
         let client = self.connect().await?;
         let rows = client
@@ -437,86 +420,24 @@ fn type_sql(t: &Type) -> String {
 }
 
 #[async_trait]
-impl Sink for PostgresSink {
-    async fn write(&mut self, batch: RecordBatch, seq: u64) -> Result<()> {
-        self.write_with_origins(batch, seq, None).await
+impl Database for Postgres {
+    type Prepared = ();
+    const NAME: &'static str = "PostgreSQL";
+
+    fn prepare(&self, _rows: &mut BatchRows<'_>) -> ((), Vec<(usize, String)>) {
+        // Binary COPY takes every value `Column` can convert.
+        ((), Vec::new())
     }
 
-    fn wants_origins(&self) -> bool {
-        self.cfg.table.pk == PkMode::Kafka || self.cfg.table.table.as_deref().is_some_and(|t| t.contains("${topic}"))
-    }
-
-    async fn write_with_origins(&mut self, batch: RecordBatch, seq: u64, origins: Option<&RowOrigins>) -> Result<()> {
-        self.rejected.clear();
-        if batch.num_rows() == 0 {
-            self.last_seq = Some(seq);
-            return Ok(());
+    async fn write(&mut self, rows: &BatchRows<'_>, _prepared: &(), offsets: Option<(&str, &Offsets)>) -> Result<Vec<(usize, String)>> {
+        let mut work = Vec::with_capacity(rows.by_table.len());
+        for (name, table_rows) in &rows.by_table {
+            work.push((self.table(name).await?, table_rows.clone()));
         }
-        let (cfg, name) = (&self.cfg.table, &self.name);
-        let mut rows = BatchRows::new(cfg, &batch, origins, |topic| match &cfg.table {
-            Some(t) => t.replace("${topic}", topic.unwrap_or("")),
-            None => name.clone(),
-        })?;
-        self.rejected = std::mem::take(&mut rows.rejected);
-        let mut attempt = 0;
-        loop {
-            let outcome = async {
-                let mut work = Vec::with_capacity(rows.by_table.len());
-                for (name, rows) in &rows.by_table {
-                    work.push((self.table(name).await?, rows.clone()));
-                }
-                if attempt > 0 && self.already_committed().await? {
-                    info!(sink = %self.name, "the batch was committed before the connection dropped; not writing it again");
-                    return Ok(Vec::new());
-                }
-                self.write_batch(&work, &rows).await
-            }
-            .await;
-            match outcome {
-                Ok(bad) => {
-                    self.report.rows += (rows.rows() - bad.len()) as u64;
-                    self.rejected.extend(bad);
-                    break;
-                }
-                Err(e) if e.is_retriable() && attempt < self.cfg.table.max_retries => {
-                    attempt += 1;
-                    warn!(sink = %self.name, attempt, error = %e, backoff_ms = self.cfg.table.retry_backoff_ms, "PostgreSQL unreachable; retrying");
-                    self.client = None;
-                    tokio::time::sleep(Duration::from_millis(self.cfg.table.retry_backoff_ms)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        self.rejected.sort_by_key(|(r, _)| *r);
-        self.last_seq = Some(seq);
-        Ok(())
+        self.write_batch(&work, rows, offsets).await
     }
 
-    fn durable_seq(&self) -> Option<u64> {
-        // Every write commits its transaction before returning.
-        self.last_seq
-    }
-
-    fn source_offsets(&mut self, _seq: u64, offsets: &Offsets) {
-        self.pending = offsets.clone();
-    }
-
-    async fn resume_offsets(&mut self) -> Result<Option<Offsets>> {
-        if !self.cfg.table.exactly_once {
-            return Ok(None);
-        }
-        self.stored_offsets().await
-    }
-
-    async fn flush(&mut self) -> Result<()> {
-        Ok(())
-    }
-
-    fn take_rejected(&mut self) -> Vec<(usize, String)> {
-        std::mem::take(&mut self.rejected)
-    }
-
-    fn report(&self) -> SinkReport {
-        self.report.clone()
+    async fn stored_offsets(&mut self, pipeline: &str) -> Result<Option<Offsets>> {
+        self.read_offsets(pipeline).await
     }
 }
