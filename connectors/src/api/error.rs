@@ -131,3 +131,18 @@ impl ConnectorError {
 }
 
 pub type Result<T, E = ConnectorError> = std::result::Result<T, E>;
+
+/// An error followed by each cause that adds something (a TLS failure says why,
+/// a refused connection names the address).
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(&format!(": {text}"));
+        }
+        cause = c.source();
+    }
+    out
+}

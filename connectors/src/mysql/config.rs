@@ -198,16 +198,7 @@ pub(crate) fn reason(e: &mysql_async::Error) -> String {
     if let mysql_async::Error::Server(s) = e {
         return format!("{} ({}, SQLSTATE {})", s.message, s.code, s.state);
     }
-    let mut out = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(&format!(": {text}"));
-        }
-        cause = c.source();
-    }
-    out
+    crate::api::error::with_causes(e)
 }
 
 #[cfg(test)]

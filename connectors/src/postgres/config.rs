@@ -107,16 +107,7 @@ pub(crate) fn reason(e: &tokio_postgres::Error) -> String {
     if let Some(d) = e.as_db_error() {
         return format!("{} ({})", d.message(), d.code().code());
     }
-    let mut out = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(&format!(": {text}"));
-        }
-        cause = c.source();
-    }
-    out
+    crate::api::error::with_causes(e)
 }
 #[cfg(test)]
 mod tests {
