@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, TxOpts};
+use futures::StreamExt;
+use mysql_async::Conn;
 use tracing::info;
 
 use super::MysqlSinkConfig;
 use super::config::reason;
-use super::types::{mysql_type, push_literal, push_str_literal, quote};
+use super::types::{mysql_type, push_field, push_literal, push_str_literal, quote};
 use crate::api::{ConnectorError, Offsets, Result, SinkContext};
 use crate::jdbc::batch::BatchRows;
 use crate::jdbc::sink::{InsertMode, KAFKA_PK, PkMode};
@@ -99,6 +100,9 @@ pub(crate) struct Mysql {
     schema: arrow::datatypes::SchemaRef,
     conn: Option<Conn>,
     tables: HashMap<String, Arc<Table>>,
+    /// Appends stream as `LOAD DATA LOCAL INFILE` (the server allows it, insert
+    /// mode, no deletes); otherwise, or when a load is not clean, multi-row INSERTs.
+    load_data: bool,
 }
 
 /// Connects, prepares `quiver_offsets` and a fixed table, and returns the sink.
@@ -110,8 +114,15 @@ pub(crate) async fn start(cfg: MysqlSinkConfig, ctx: SinkContext) -> Result<Tabl
 
 impl Mysql {
     async fn start(cfg: MysqlSinkConfig, ctx: &SinkContext) -> Result<Self> {
-        let mut sink = Self { name: ctx.name.clone(), schema: Arc::clone(&ctx.schema), conn: None, tables: HashMap::new(), cfg };
+        let mut sink = Self { name: ctx.name.clone(), schema: Arc::clone(&ctx.schema), conn: None, tables: HashMap::new(), load_data: false, cfg };
         sink.connect().await?;
+        if sink.cfg.table.insert_mode == InsertMode::Insert && sink.cfg.table.deletes.is_none() {
+            let allowed: Vec<i64> = sink.fetch("SELECT @@local_infile".to_string(), "reading @@local_infile").await?;
+            sink.load_data = allowed.first() == Some(&1);
+            if !sink.load_data {
+                info!(sink = %sink.name, "the server has local_infile off: appends use multi-row INSERT");
+            }
+        }
         if sink.cfg.table.exactly_once {
             let ddl = "CREATE TABLE IF NOT EXISTS quiver_offsets (pipeline VARCHAR(255) NOT NULL, source_partition VARCHAR(255) NOT NULL, \
                        position TEXT NOT NULL, updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), PRIMARY KEY (pipeline, source_partition)) \
@@ -237,12 +248,14 @@ impl Mysql {
     /// the bad rows are found. With exactly-once, the batch's source positions are
     /// written to `quiver_offsets` in the same transaction. Returns (row, database
     /// error) for each bad row.
-    async fn write_batch(&mut self, work: &[(Arc<Table>, Vec<usize>)], data: &BatchRows<'_>, lits: &Rendered, offsets: Option<(&str, &Offsets)>) -> Result<Vec<(usize, String)>> {
-        let (mode, batch_size, target) = (self.cfg.table.insert_mode, self.cfg.table.batch_size, self.cfg.conn.target.clone());
+    async fn write_batch(&mut self, work: &[(Arc<Table>, Vec<usize>)], data: &BatchRows<'_>, prepared: &Prepared, offsets: Option<(&str, &Offsets)>) -> Result<Vec<(usize, String)>> {
+        let (mode, batch_size, target, width) = (self.cfg.table.insert_mode, self.cfg.table.batch_size, self.cfg.conn.target.clone(), self.width());
         let offsets = offsets.and_then(|(pipeline, positions)| offsets_statement(pipeline, positions));
         let conn = self.connect().await?;
+        // A plain transaction on the connection (not mysql_async's Transaction), so a
+        // LOAD DATA LOCAL handler can be installed on it.
         let outcome = async {
-            let mut tx = conn.start_transaction(TxOpts::default()).await?;
+            conn.query_drop("START TRANSACTION").await?;
             let mut bad = Vec::new();
             for (table, rows) in work {
                 let mut todo = vec![rows.clone()];
@@ -250,11 +263,25 @@ impl Mysql {
                     if rows.is_empty() {
                         continue;
                     }
-                    tx.query_drop("SAVEPOINT quiver_rows").await?;
-                    match write_rows(&mut tx, mode, batch_size, table, data, lits, &rows).await {
-                        Ok(()) => tx.query_drop("RELEASE SAVEPOINT quiver_rows").await?,
+                    conn.query_drop("SAVEPOINT quiver_rows").await?;
+                    let written = match prepared {
+                        Prepared::Lines(lines) => {
+                            if load_rows(conn, table, lines, &rows).await? {
+                                Ok(())
+                            } else {
+                                // Not clean (a duplicate skipped, a value adjusted): redo these
+                                // rows as INSERTs, whose errors name each bad row.
+                                conn.query_drop("ROLLBACK TO SAVEPOINT quiver_rows").await?;
+                                let (lits, _) = render(data, &rows, width);
+                                write_rows(conn, mode, batch_size, table, data, &lits, &rows).await
+                            }
+                        }
+                        Prepared::Literals(lits) => write_rows(conn, mode, batch_size, table, data, lits, &rows).await,
+                    };
+                    match written {
+                        Ok(()) => conn.query_drop("RELEASE SAVEPOINT quiver_rows").await?,
                         Err(e) if is_data_error(&e) => {
-                            tx.query_drop("ROLLBACK TO SAVEPOINT quiver_rows").await?;
+                            conn.query_drop("ROLLBACK TO SAVEPOINT quiver_rows").await?;
                             if rows.len() == 1 {
                                 bad.push((rows[0], format!("table {}: {}", table.name, reason(&e))));
                             } else {
@@ -269,23 +296,37 @@ impl Mysql {
                 }
             }
             if let Some(sql) = offsets {
-                tx.query_drop(sql).await?;
+                conn.query_drop(sql).await?;
             }
-            tx.commit().await?;
+            conn.query_drop("COMMIT").await?;
             Ok(bad)
         }
         .await;
         match outcome {
             Ok(bad) => Ok(bad),
-            Err(e) if is_connection_error(&e) => {
-                self.conn = None;
-                Err(db_error(&target, &e))
-            }
             Err(e) => {
+                // Whatever failed, the connection must not keep a half-done transaction.
+                if is_connection_error(&e) || conn.query_drop("ROLLBACK").await.is_err() {
+                    self.conn = None;
+                }
+                if is_connection_error(&e) {
+                    return Err(db_error(&target, &e));
+                }
                 let tables: Vec<&str> = work.iter().map(|(t, _)| t.name.as_str()).collect();
                 Err(db_error(&format!("writing to {} in {target}", tables.join(", ")), &e))
             }
         }
+    }
+
+    /// Values per row: the written columns and the key columns the sink adds.
+    fn width(&self) -> usize {
+        let cfg = &self.cfg.table;
+        cfg.columns.len()
+            + match cfg.pk {
+                PkMode::Kafka => 3,
+                PkMode::RecordKey(_) => 1,
+                _ => 0,
+            }
     }
 
     async fn read_offsets(&mut self, pipeline: &str) -> Result<Option<Offsets>> {
@@ -330,7 +371,7 @@ fn offsets_statement(pipeline: &str, positions: &Offsets) -> Option<String> {
 /// Writes rows in their order: runs of writes as multi-row INSERTs (or UPDATEs),
 /// runs of deletes as one DELETE … WHERE key IN (…) per chunk.
 async fn write_rows(
-    tx: &mut mysql_async::Transaction<'_>,
+    tx: &mut Conn,
     mode: InsertMode,
     batch_size: usize,
     table: &Table,
@@ -417,58 +458,121 @@ fn fill(sql: &mut String, rows: &[usize], mut push: impl FnMut(&mut String, usiz
     taken
 }
 
-/// Renders every row that goes to the database; rows with a value MySQL cannot
-/// hold (NaN, infinity) come back with the reason and leave `data.by_table`.
-fn render(data: &mut BatchRows<'_>, rows: usize, width: usize) -> (Rendered, Vec<(usize, String)>) {
-    let mut out = Rendered { text: String::with_capacity(rows * width * 12), cells: Vec::with_capacity(rows * width), width, index: vec![u32::MAX; rows] };
+/// Renders `rows` as SQL literals; rows with a value MySQL cannot hold (NaN,
+/// infinity) come back with the reason instead.
+fn render(data: &BatchRows<'_>, rows: &[usize], width: usize) -> (Rendered, Vec<(usize, String)>) {
+    let mut out = Rendered { text: String::with_capacity(rows.len() * width * 12), cells: Vec::with_capacity(rows.len() * width), width, index: vec![u32::MAX; data.batch_rows()] };
     let mut bad = Vec::new();
     let mut values: Vec<Cell<'_>> = Vec::with_capacity(width);
     let mut count = 0u32;
-    for (_, table_rows) in &data.by_table {
-        'row: for &row in table_rows {
-            values.clear();
-            data.push_row(row, &mut values);
-            let (mark, cells) = (out.text.len(), out.cells.len());
-            for v in &values {
-                let a = out.text.len() as u32;
-                if let Err(e) = push_literal(&mut out.text, v) {
-                    out.text.truncate(mark);
-                    out.cells.truncate(cells);
-                    bad.push((row, e));
-                    continue 'row;
-                }
-                out.cells.push((a, out.text.len() as u32));
+    'row: for &row in rows {
+        values.clear();
+        data.push_row(row, &mut values);
+        let (mark, cells) = (out.text.len(), out.cells.len());
+        for v in &values {
+            let a = out.text.len() as u32;
+            if let Err(e) = push_literal(&mut out.text, v) {
+                out.text.truncate(mark);
+                out.cells.truncate(cells);
+                bad.push((row, e));
+                continue 'row;
             }
-            out.index[row] = count;
-            count += 1;
+            out.cells.push((a, out.text.len() as u32));
         }
-    }
-    drop(values);
-    // Drop the rejected rows from their tables.
-    if !bad.is_empty() {
-        for (_, table_rows) in &mut data.by_table {
-            table_rows.retain(|r| out.index[*r] != u32::MAX);
-        }
+        out.index[row] = count;
+        count += 1;
     }
     (out, bad)
 }
 
+/// Renders `rows` as `LOAD DATA` lines (tab-separated, `\N` for NULL); rows MySQL
+/// cannot hold come back with the reason instead.
+fn render_lines(data: &BatchRows<'_>, rows: &[usize]) -> (Lines, Vec<(usize, String)>) {
+    let mut out = Lines { text: Vec::with_capacity(rows.len() * 96), spans: vec![(0, 0); data.batch_rows()] };
+    let mut bad = Vec::new();
+    let mut values: Vec<Cell<'_>> = Vec::new();
+    'row: for &row in rows {
+        values.clear();
+        data.push_row(row, &mut values);
+        let start = out.text.len();
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                out.text.push(b'\t');
+            }
+            if let Err(e) = push_field(&mut out.text, v) {
+                out.text.truncate(start);
+                bad.push((row, e));
+                continue 'row;
+            }
+        }
+        out.text.push(b'\n');
+        out.spans[row] = (start, out.text.len());
+    }
+    (out, bad)
+}
+
+/// What a batch becomes before its transaction.
+pub(crate) enum Prepared {
+    /// SQL literals for multi-row statements.
+    Literals(Rendered),
+    /// `LOAD DATA` lines for appends.
+    Lines(Lines),
+}
+
+/// A batch's rows as `LOAD DATA` lines: one buffer, each row's byte span.
+pub(crate) struct Lines {
+    text: Vec<u8>,
+    /// Batch row → (start, end) of its line.
+    spans: Vec<(usize, usize)>,
+}
+
+/// Appends rows with `LOAD DATA LOCAL INFILE`, streaming their lines from memory.
+/// Returns whether the load was clean: every row in, no warning. (With LOCAL, the
+/// server skips duplicates and turns bad values into warnings instead of failing,
+/// so anything less than clean is redone as INSERTs by the caller.)
+async fn load_rows(conn: &mut Conn, table: &Table, lines: &Lines, rows: &[usize]) -> std::result::Result<bool, mysql_async::Error> {
+    let mut data = Vec::with_capacity(rows.iter().map(|r| lines.spans[*r].1 - lines.spans[*r].0).sum());
+    for &r in rows {
+        let (a, b) = lines.spans[r];
+        data.extend_from_slice(&lines.text[a..b]);
+    }
+    let data = bytes::Bytes::from(data);
+    conn.set_infile_handler(async move { Ok(futures::stream::iter([Ok(data)]).boxed()) });
+    // Sessions run with NO_BACKSLASH_ESCAPES: '\' is one backslash; the tab and the
+    // newline are literal characters.
+    let sql = format!(
+        "LOAD DATA LOCAL INFILE 'quiver' INTO TABLE {} CHARACTER SET binary FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n' ({})",
+        table.quoted,
+        table.columns.join(", ")
+    );
+    conn.query_drop(sql).await?;
+    Ok(conn.affected_rows() == rows.len() as u64 && conn.get_warnings() == 0)
+}
+
 #[async_trait]
 impl Database for Mysql {
-    type Prepared = Rendered;
+    type Prepared = Prepared;
     const NAME: &'static str = "MySQL";
 
-    fn prepare(&self, rows: &mut BatchRows<'_>) -> (Rendered, Vec<(usize, String)>) {
-        let cfg = &self.cfg.table;
-        let extra = match cfg.pk {
-            PkMode::Kafka => 3,
-            PkMode::RecordKey(_) => 1,
-            _ => 0,
+    fn prepare(&self, rows: &mut BatchRows<'_>) -> (Prepared, Vec<(usize, String)>) {
+        let order: Vec<usize> = rows.by_table.iter().flat_map(|(_, r)| r.iter().copied()).collect();
+        let (prepared, bad) = if self.load_data {
+            let (lines, bad) = render_lines(rows, &order);
+            (Prepared::Lines(lines), bad)
+        } else {
+            let (lits, bad) = render(rows, &order, self.width());
+            (Prepared::Literals(lits), bad)
         };
-        render(rows, rows.batch_rows(), cfg.columns.len() + extra)
+        if !bad.is_empty() {
+            // Rows that cannot be written leave their tables.
+            for (_, table_rows) in &mut rows.by_table {
+                table_rows.retain(|r| !bad.iter().any(|(b, _)| b == r));
+            }
+        }
+        (prepared, bad)
     }
 
-    async fn write(&mut self, rows: &BatchRows<'_>, lits: &Rendered, offsets: Option<(&str, &Offsets)>) -> Result<Vec<(usize, String)>> {
+    async fn write(&mut self, rows: &BatchRows<'_>, lits: &Prepared, offsets: Option<(&str, &Offsets)>) -> Result<Vec<(usize, String)>> {
         let mut work = Vec::with_capacity(rows.by_table.len());
         for (name, table_rows) in &rows.by_table {
             work.push((self.table(name).await?, table_rows.clone()));

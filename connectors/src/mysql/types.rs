@@ -98,6 +98,38 @@ pub(crate) fn push_literal(out: &mut String, cell: &Cell<'_>) -> std::result::Re
     Ok(())
 }
 
+/// Appends a value as a `LOAD DATA` field (escape character `\\`): `\\N` for
+/// NULL; backslash, tab, newline, carriage return and NUL escaped; everything else
+/// as its text, bytes raw. Says why a value cannot be written (NaN, infinity).
+pub(crate) fn push_field(out: &mut Vec<u8>, cell: &Cell<'_>) -> std::result::Result<(), String> {
+    fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+        for &b in bytes {
+            match b {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                0 => out.extend_from_slice(b"\\0"),
+                _ => out.push(b),
+            }
+        }
+    }
+    match cell {
+        Cell::Null => out.extend_from_slice(b"\\N"),
+        Cell::Bool(v) => out.push(if *v { b'1' } else { b'0' }),
+        Cell::Text(v) => escaped(out, v.as_bytes()),
+        Cell::Bytes(v) => escaped(out, v),
+        Cell::Json(v) => escaped(out, v.to_string().as_bytes()),
+        other => {
+            // Numbers, decimals, dates and times: the literal without its quotes.
+            let mut text = String::new();
+            push_literal(&mut text, other)?;
+            out.extend_from_slice(text.trim_matches('\'').as_bytes());
+        }
+    }
+    Ok(())
+}
+
 /// An unscaled decimal with its scale, as text (`-12.345`).
 fn push_decimal(out: &mut String, unscaled: i128, scale: i8) {
     if scale <= 0 {
@@ -131,6 +163,21 @@ mod tests {
         assert_eq!(lit(Cell::Text("it's \\' ; DROP TABLE t; --")), "'it''s \\'' ; DROP TABLE t; --'");
         assert_eq!(lit(Cell::Bytes(&[0, 0x27, 0xff])), "X'0027FF'");
         assert_eq!(quote("a`b"), "`a``b`");
+    }
+
+    #[test]
+    fn load_data_fields_escape_their_separators() {
+        let field = |c: Cell<'_>| {
+            let mut out = Vec::new();
+            push_field(&mut out, &c).unwrap();
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        assert_eq!(field(Cell::Text("a\tb\nc\\d'e")), "a\\tb\\nc\\\\d'e");
+        assert_eq!(field(Cell::Null), "\\N");
+        assert_eq!(field(Cell::Text("\\N")), "\\\\N", "the text \\N is not NULL");
+        assert_eq!(field(Cell::Numeric(-5, 2)), "-0.05");
+        assert_eq!(field(Cell::Date(chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap())), "2026-11-22");
+        assert!(push_field(&mut Vec::new(), &Cell::F64(f64::INFINITY)).is_err());
     }
 
     #[test]
