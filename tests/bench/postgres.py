@@ -109,7 +109,7 @@ def main():
         start = time.monotonic()
         maria(f"LOAD DATA LOCAL INFILE '{csv}' INTO TABLE bench_load FIELDS TERMINATED BY ',' IGNORE 1 LINES")
         results.setdefault("mariadb LOAD DATA LOCAL INFILE", []).append(time.monotonic() - start)
-        results.setdefault("quiver → mysql (MariaDB), insert (multi-row INSERT)", []).append(
+        results.setdefault("quiver → mysql (MariaDB), insert (LOAD DATA LOCAL from the sink)", []).append(
             quiver("bench_qins", "insert", "mysql", "mysql://root@127.0.0.1:3306/test"))
         for t in ("bench_load", "bench_qins"):
             assert maria_count(t) == args.rows, f"{t} has {maria_count(t)} rows"
@@ -157,7 +157,7 @@ def main():
         print(f"- PostgreSQL upsert over existing rows / append = **{ins / ups:.2f}×** (target ≥ 0.5×)")
     if "maria" in only:
         load = med["mariadb LOAD DATA LOCAL INFILE"]
-        qins = med["quiver → mysql (MariaDB), insert (multi-row INSERT)"]
+        qins = med["quiver → mysql (MariaDB), insert (LOAD DATA LOCAL from the sink)"]
         print(f"- MariaDB: quiver / LOAD DATA LOCAL INFILE = **{load / qins:.2f}×** (target ≥ 0.6×)")
     if "read" in only:
         dump = med["psql \\copy (SELECT …) TO csv"]
