@@ -249,14 +249,17 @@ async fn deletes_from_an_op_column_and_from_tombstones_remove_their_key() {
     let sql = format!(
         "CREATE SOURCE s (id BIGINT NOT NULL, name TEXT) WITH (connector = 'file', path = '{}');
          CREATE SINK k WITH (connector = 'mysql', 'connection.url' = '{URL}', 'table.name.format' = '{t}', 'insert.mode' = 'upsert',
-           'pk.mode' = 'record_key', 'pk.fields' = 'id', 'delete.enabled' = 'true', 'auto.create' = 'true')
-         AS SELECT id AS _key, name FROM s;",
+           'pk.mode' = 'record_key', 'pk.fields' = 'id', 'delete.enabled' = 'true', 'auto.create' = 'true', 'fields.whitelist' = 'name')
+         AS SELECT id AS _key, name, 'not written' AS note FROM s;",
         input.display()
     );
     let st = run_bounded(&dir.path().join("state2"), &sql).await;
     assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
     let got: Vec<(i64, String)> = c.query(format!("SELECT id, name FROM `{t}` ORDER BY id")).await.unwrap();
     assert_eq!(got, vec![(2, "b".to_string()), (3, "c2".to_string())]);
+    // fields.whitelist: only `name` (and the key) became columns.
+    let cols: Vec<String> = c.query(format!("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'test' AND TABLE_NAME = '{t}' ORDER BY ORDINAL_POSITION")).await.unwrap();
+    assert_eq!(cols, ["name", "id"]);
 }
 
 #[test]
