@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use datafusion_expr::ScalarUDF;
 
+pub mod connect;
 pub mod datetime;
 pub mod hash;
 pub mod json;
@@ -41,6 +42,11 @@ pub fn functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(datetime::FormatTimestampFunc::new())),
         Arc::new(ScalarUDF::from(datetime::ParseTimestampFunc::new())),
         Arc::new(ScalarUDF::from(datetime::NowFunc::new())),
+        Arc::new(ScalarUDF::from(connect::RegexRouteFunc::new())),
+        Arc::new(ScalarUDF::from(connect::RegexMatchesFunc::new())),
+        Arc::new(ScalarUDF::from(connect::HeaderFunc::new(connect::HeaderOp::Add))),
+        Arc::new(ScalarUDF::from(connect::HeaderFunc::new(connect::HeaderOp::Drop))),
+        Arc::new(ScalarUDF::from(connect::HeaderFunc::new(connect::HeaderOp::Has))),
     ]
 }
 
@@ -57,6 +63,11 @@ pub fn function_docs() -> Vec<FunctionDoc> {
         datetime::FORMAT_DOC,
         datetime::PARSE_DOC,
         datetime::NOW_DOC,
+        connect::REGEX_ROUTE_DOC,
+        connect::REGEX_MATCHES_DOC,
+        connect::HEADER_ADD_DOC,
+        connect::HEADERS_DROP_DOC,
+        connect::HAS_HEADER_DOC,
     ]
 }
 
