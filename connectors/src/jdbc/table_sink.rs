@@ -87,12 +87,19 @@ impl<D: Database> Sink for TableSink<D> {
         self.rejected.extend(unwritable);
         let mut attempt = 0;
         loop {
-            let outcome = if attempt > 0 && self.already_committed().await? {
-                info!(sink = %self.name, "the batch was committed before the connection dropped; not writing it again");
-                Ok(Vec::new())
-            } else {
-                let offsets = self.cfg.exactly_once.then_some((self.name.as_str(), &self.pending));
-                self.db.write(&rows, &prepared, offsets).await
+            // After a lost connection, the check itself may fail while the database is
+            // still away: that is one more failed attempt, not the end.
+            let committed = if attempt > 0 { self.already_committed().await } else { Ok(false) };
+            let outcome = match committed {
+                Ok(true) => {
+                    info!(sink = %self.name, "the batch was committed before the connection dropped; not writing it again");
+                    Ok(Vec::new())
+                }
+                Ok(false) => {
+                    let offsets = self.cfg.exactly_once.then_some((self.name.as_str(), &self.pending));
+                    self.db.write(&rows, &prepared, offsets).await
+                }
+                Err(e) => Err(e),
             };
             match outcome {
                 Ok(bad) => {
