@@ -81,6 +81,27 @@ pub enum PkMode {
 /// The key columns a Kafka-mode table gets.
 pub(crate) const KAFKA_PK: [&str; 3] = ["__connect_topic", "__connect_partition", "__connect_offset"];
 
+impl PkMode {
+    /// The table's primary-key column names.
+    pub(crate) fn key_columns(&self) -> Vec<String> {
+        match self {
+            PkMode::None => Vec::new(),
+            PkMode::Kafka => KAFKA_PK.iter().map(|s| s.to_string()).collect(),
+            PkMode::RecordKey(col) => vec![col.clone()],
+            PkMode::RecordValue(fields) => fields.clone(),
+        }
+    }
+}
+
+/// A table name as written (`schema.table` or `table`): (schema, table, the name
+/// with each part quoted by `quote`).
+pub(crate) fn qualified(name: &str, quote: fn(&str) -> String) -> (Option<String>, String, String) {
+    match name.split_once('.') {
+        Some((s, t)) => (Some(s.to_string()), t.to_string(), format!("{}.{}", quote(s), quote(t))),
+        None => (None, name.to_string(), quote(name)),
+    }
+}
+
 /// Which rows are deletes under `delete.enabled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deletes {

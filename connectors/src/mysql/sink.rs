@@ -17,7 +17,7 @@ use super::config::reason;
 use super::types::{mysql_type, push_field, push_literal, push_str_literal, quote};
 use crate::api::{ConnectorError, Offsets, Result, SinkContext};
 use crate::jdbc::batch::BatchRows;
-use crate::jdbc::sink::{InsertMode, KAFKA_PK, PkMode};
+use crate::jdbc::sink::{InsertMode, KAFKA_PK, PkMode, qualified};
 use crate::jdbc::table_sink::{Database, TableSink};
 use crate::jdbc::values::Cell;
 
@@ -167,20 +167,8 @@ impl Mysql {
         if let Some(t) = self.tables.get(name) {
             return Ok(Arc::clone(t));
         }
-        let (db, table_name) = match name.split_once('.') {
-            Some((d, t)) => (Some(d.to_string()), t.to_string()),
-            None => (None, name.to_string()),
-        };
-        let quoted = match &db {
-            Some(d) => format!("{}.{}", quote(d), quote(&table_name)),
-            None => quote(&table_name),
-        };
-        let key_names: Vec<String> = match &self.cfg.table.pk {
-            PkMode::None => Vec::new(),
-            PkMode::Kafka => KAFKA_PK.iter().map(|s| s.to_string()).collect(),
-            PkMode::RecordKey(col) => vec![col.clone()],
-            PkMode::RecordValue(fields) => fields.clone(),
-        };
+        let (db, table_name, quoted) = qualified(name, quote);
+        let key_names = self.cfg.table.pk.key_columns();
         // (name, DDL type, NOT NULL) of every column we write.
         let mut ddl: Vec<(String, String, bool)> = Vec::new();
         for i in &self.cfg.table.columns {

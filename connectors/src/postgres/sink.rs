@@ -16,7 +16,7 @@ use super::PostgresSinkConfig;
 use super::types::pg_type;
 use crate::api::{ConnectorError, Offsets, Result, SinkContext};
 use crate::jdbc::batch::BatchRows;
-use crate::jdbc::sink::{InsertMode, KAFKA_PK, PkMode};
+use crate::jdbc::sink::{InsertMode, KAFKA_PK, PkMode, qualified};
 use crate::jdbc::table_sink::{Database, TableSink};
 use crate::jdbc::values::Cell;
 
@@ -123,14 +123,7 @@ impl Postgres {
         if let Some(t) = self.tables.get(name) {
             return Ok(Arc::clone(t));
         }
-        let (schema_name, table_name) = match name.split_once('.') {
-            Some((s, t)) => (Some(s.to_string()), t.to_string()),
-            None => (None, name.to_string()),
-        };
-        let quoted = match &schema_name {
-            Some(s) => format!("{}.{}", quote(s), quote(&table_name)),
-            None => quote(&table_name),
-        };
+        let (schema_name, table_name, quoted) = qualified(name, quote);
         // Our columns and their types.
         let mut columns = Vec::new();
         let mut types = Vec::new();
