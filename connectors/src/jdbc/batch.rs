@@ -46,6 +46,7 @@ impl<'b> BatchRows<'b> {
         let kafka_pk = cfg.pk == PkMode::Kafka;
         let mut rejected = Vec::new();
         let mut by_table: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut last: Option<(Option<&str>, usize)> = None;
         for (row, coord) in coords.iter().enumerate() {
             if let Some(problem) = cols.iter().chain(key.as_ref()).find_map(|c| c.cell(row).err()) {
                 rejected.push((row, problem));
@@ -54,11 +55,24 @@ impl<'b> BatchRows<'b> {
             if kafka_pk && coord.is_none() {
                 return Err(ConnectorError::option("pk.mode", "kafka needs a Kafka source (rows have no topic/partition/offset)"));
             }
-            let name = table_name(coord.map(|c| c.0));
-            match by_table.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, rows)) => rows.push(row),
-                None => by_table.push((name, vec![row])),
-            }
+            // Consecutive rows mostly share a topic: name the table once per run.
+            let topic = coord.map(|c| c.0);
+            let slot = match last {
+                Some((t, i)) if t == topic => i,
+                _ => {
+                    let name = table_name(topic);
+                    let i = match by_table.iter().position(|(n, _)| *n == name) {
+                        Some(i) => i,
+                        None => {
+                            by_table.push((name, Vec::new()));
+                            by_table.len() - 1
+                        }
+                    };
+                    last = Some((topic, i));
+                    i
+                }
+            };
+            by_table[slot].1.push(row);
         }
         let deletes = match cfg.deletes {
             None => None,
@@ -112,5 +126,62 @@ impl<'b> BatchRows<'b> {
     /// Rows that go to the database.
     pub(crate) fn rows(&self) -> usize {
         self.by_table.iter().map(|(_, r)| r.len()).sum()
+    }
+}
+
+/// The groups of rows a sink still has to try in a batch's transaction. A group the
+/// database refuses is split in halves until each refused row stands alone.
+pub(crate) struct Bisection {
+    todo: Vec<Vec<usize>>,
+}
+
+impl Bisection {
+    pub(crate) fn new(rows: &[usize]) -> Self {
+        Self { todo: vec![rows.to_vec()] }
+    }
+
+    /// The next non-empty group to write.
+    pub(crate) fn next_group(&mut self) -> Option<Vec<usize>> {
+        while let Some(rows) = self.todo.pop() {
+            if !rows.is_empty() {
+                return Some(rows);
+            }
+        }
+        None
+    }
+
+    /// The database refused `rows`: the row itself when it stood alone, else
+    /// both halves are queued (the first half is tried first).
+    pub(crate) fn refused(&mut self, rows: &[usize]) -> Option<usize> {
+        if let [one] = rows {
+            return Some(*one);
+        }
+        let (a, b) = rows.split_at(rows.len() / 2);
+        self.todo.push(b.to_vec());
+        self.todo.push(a.to_vec());
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bisection;
+
+    /// Rows 2 and 5 are refused: every other row is written in as few groups as the
+    /// halving allows, and the refused rows come out alone, in order.
+    #[test]
+    fn bisection_isolates_each_refused_row() {
+        let bad = [2, 5];
+        let mut groups = Bisection::new(&[0, 1, 2, 3, 4, 5, 6, 7]);
+        let (mut written, mut refused) = (Vec::new(), Vec::new());
+        while let Some(rows) = groups.next_group() {
+            if rows.iter().any(|r| bad.contains(r)) {
+                refused.extend(groups.refused(&rows));
+            } else {
+                written.extend(rows);
+            }
+        }
+        assert_eq!(refused, vec![2, 5]);
+        assert_eq!(written, vec![0, 1, 3, 4, 6, 7]);
     }
 }

@@ -16,7 +16,7 @@ use super::MysqlSinkConfig;
 use super::config::reason;
 use super::types::{mysql_type, push_field, push_literal, push_str_literal, quote};
 use crate::api::{ConnectorError, Offsets, Result, SinkContext};
-use crate::jdbc::batch::BatchRows;
+use crate::jdbc::batch::{BatchRows, Bisection};
 use crate::jdbc::sink::{InsertMode, KAFKA_PK, PkMode, qualified};
 use crate::jdbc::table_sink::{Database, TableSink};
 use crate::jdbc::values::Cell;
@@ -246,11 +246,8 @@ impl Mysql {
             conn.query_drop("START TRANSACTION").await?;
             let mut bad = Vec::new();
             for (table, rows) in work {
-                let mut todo = vec![rows.clone()];
-                while let Some(rows) = todo.pop() {
-                    if rows.is_empty() {
-                        continue;
-                    }
+                let mut groups = Bisection::new(rows);
+                while let Some(rows) = groups.next_group() {
                     conn.query_drop("SAVEPOINT quiver_rows").await?;
                     let written = match prepared {
                         Prepared::Lines(lines) => {
@@ -270,13 +267,8 @@ impl Mysql {
                         Ok(()) => conn.query_drop("RELEASE SAVEPOINT quiver_rows").await?,
                         Err(e) if is_data_error(&e) => {
                             conn.query_drop("ROLLBACK TO SAVEPOINT quiver_rows").await?;
-                            if rows.len() == 1 {
-                                bad.push((rows[0], format!("table {}: {}", table.name, reason(&e))));
-                            } else {
-                                let (a, b) = rows.split_at(rows.len() / 2);
-                                // Second half pushed first so the first half is tried first.
-                                todo.push(b.to_vec());
-                                todo.push(a.to_vec());
+                            if let Some(row) = groups.refused(&rows) {
+                                bad.push((row, format!("table {}: {}", table.name, reason(&e))));
                             }
                         }
                         Err(e) => return Err(e),

@@ -135,6 +135,12 @@ impl Reader for MysqlReader {
                     match (c, row.as_ref(i)) {
                         (Column::Bytes(b), Some(Value::Bytes(v))) => b.append_value(v),
                         (Column::Bytes(b), _) => b.append_null(),
+                        // Text arrives as UTF-8 bytes (the connection's charset is utf8mb4):
+                        // appended as is, without a String per cell.
+                        (Column::Text(b), Some(Value::Bytes(v))) => match std::str::from_utf8(v) {
+                            Ok(t) => b.append_value(t),
+                            Err(_) => b.append_value(String::from_utf8_lossy(v)),
+                        },
                         (Column::Text(b), v) => b.append_option(text(v)),
                     }
                 }

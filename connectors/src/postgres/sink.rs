@@ -15,7 +15,7 @@ use tracing::info;
 use super::PostgresSinkConfig;
 use super::types::pg_type;
 use crate::api::{ConnectorError, Offsets, Result, SinkContext};
-use crate::jdbc::batch::BatchRows;
+use crate::jdbc::batch::{BatchRows, Bisection};
 use crate::jdbc::sink::{InsertMode, KAFKA_PK, PkMode, qualified};
 use crate::jdbc::table_sink::{Database, TableSink};
 use crate::jdbc::values::Cell;
@@ -215,23 +215,15 @@ impl Postgres {
             let mut tx = client.transaction().await?;
             let mut bad = Vec::new();
             for (table, rows) in work {
-                let mut todo = vec![rows.clone()];
-                while let Some(rows) = todo.pop() {
-                    if rows.is_empty() {
-                        continue;
-                    }
+                let mut groups = Bisection::new(rows);
+                while let Some(rows) = groups.next_group() {
                     let sp = tx.savepoint("quiver_rows").await?;
                     match write_rows(&sp, mode, batch_size, table, data, &rows).await {
                         Ok(()) => sp.commit().await?,
                         Err(e) if is_data_error(&e) => {
                             sp.rollback().await?;
-                            if rows.len() == 1 {
-                                bad.push((rows[0], format!("table {}: {}", table.name, db_message(&e))));
-                            } else {
-                                let (a, b) = rows.split_at(rows.len() / 2);
-                                // Second half pushed first so the first half is tried first.
-                                todo.push(b.to_vec());
-                                todo.push(a.to_vec());
+                            if let Some(row) = groups.refused(&rows) {
+                                bad.push((row, format!("table {}: {}", table.name, db_message(&e))));
                             }
                         }
                         Err(e) => return Err(e),
