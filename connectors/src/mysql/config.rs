@@ -175,12 +175,7 @@ impl MysqlConnection {
     /// Opens a connection, with TLS as configured (`prefer` falls back to plain
     /// when the server has no TLS).
     pub(crate) async fn connect(&self) -> Result<mysql_async::Conn> {
-        // The server answered and refused (access denied, unknown database): a
-        // configuration problem. Anything else (refused, reset, timed out) may pass.
-        let fail = |e: mysql_async::Error| {
-            let message = format!("connecting to {}: {}", self.target, reason(&e));
-            if matches!(e, mysql_async::Error::Server(_)) { ConnectorError::Config(message) } else { ConnectorError::Unavailable(message) }
-        };
+        let fail = |e: mysql_async::Error| error(&format!("connecting to {}", self.target), &e);
         match self.tls.mode {
             SslMode::Disable => mysql_async::Conn::new(self.opts(false)).await.map_err(fail),
             SslMode::Prefer => match mysql_async::Conn::new(self.opts(true)).await {
@@ -191,6 +186,25 @@ impl MysqlConnection {
             _ => mysql_async::Conn::new(self.opts(true)).await.map_err(fail),
         }
     }
+}
+
+/// The connection is gone or the server is going away (shutdown, connection
+/// killed): a retry after reconnecting may succeed. Anything else the server
+/// answered (access denied, unknown table, a constraint) will not pass.
+pub(crate) fn is_lost(e: &mysql_async::Error) -> bool {
+    match e {
+        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => true,
+        // Server shutdown, connection killed, lost connection, gone away.
+        mysql_async::Error::Server(s) => matches!(s.code, 1053 | 1927 | 2006 | 2013),
+        _ => false,
+    }
+}
+
+/// A database error with its context, retriable (`Unavailable`) when the
+/// connection is lost, a configuration problem otherwise.
+pub(crate) fn error(context: &str, e: &mysql_async::Error) -> ConnectorError {
+    let message = format!("{context}: {}", reason(e));
+    if is_lost(e) { ConnectorError::Unavailable(message) } else { ConnectorError::Config(message) }
 }
 
 /// The error with its cause chain.

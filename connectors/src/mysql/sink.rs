@@ -13,7 +13,7 @@ use mysql_async::Conn;
 use tracing::info;
 
 use super::MysqlSinkConfig;
-use super::config::reason;
+use super::config::{error, is_lost, reason};
 use super::types::{mysql_type, push_field, push_literal, push_str_literal, quote};
 use crate::api::{ConnectorError, Offsets, Result, SinkContext};
 use crate::jdbc::batch::{BatchRows, Bisection};
@@ -49,21 +49,6 @@ fn is_data_error(e: &mysql_async::Error) -> bool {
         }
         _ => false,
     }
-}
-
-/// The connection is gone or the server is going away: reconnect and retry.
-fn is_connection_error(e: &mysql_async::Error) -> bool {
-    match e {
-        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => true,
-        // Server shutdown, connection killed, lost connection, gone away.
-        mysql_async::Error::Server(s) => matches!(s.code, 1053 | 1927 | 2006 | 2013),
-        _ => false,
-    }
-}
-
-fn db_error(context: &str, e: &mysql_async::Error) -> ConnectorError {
-    let message = format!("{context}: {}", reason(e));
-    if is_connection_error(e) { ConnectorError::Unavailable(message) } else { ConnectorError::Config(message) }
 }
 
 /// A batch's rows rendered once as SQL literals: one text buffer, each cell's span.
@@ -156,10 +141,10 @@ impl Mysql {
     }
 
     fn failed(&mut self, context: &str, e: &mysql_async::Error) -> ConnectorError {
-        if is_connection_error(e) {
+        if is_lost(e) {
             self.conn = None;
         }
-        db_error(&format!("{context} in {}", self.cfg.conn.target), e)
+        error(&format!("{context} in {}", self.cfg.conn.target), e)
     }
 
     /// Looks the table up (creating or widening it if allowed) once per name.
@@ -286,14 +271,14 @@ impl Mysql {
             Ok(bad) => Ok(bad),
             Err(e) => {
                 // Whatever failed, the connection must not keep a half-done transaction.
-                if is_connection_error(&e) || conn.query_drop("ROLLBACK").await.is_err() {
+                if is_lost(&e) || conn.query_drop("ROLLBACK").await.is_err() {
                     self.conn = None;
                 }
-                if is_connection_error(&e) {
-                    return Err(db_error(&target, &e));
+                if is_lost(&e) {
+                    return Err(error(&target, &e));
                 }
                 let tables: Vec<&str> = work.iter().map(|(t, _)| t.name.as_str()).collect();
-                Err(db_error(&format!("writing to {} in {target}", tables.join(", ")), &e))
+                Err(error(&format!("writing to {} in {target}", tables.join(", ")), &e))
             }
         }
     }

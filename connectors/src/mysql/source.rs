@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use mysql_async::Value;
 use mysql_async::prelude::Queryable;
 
-use super::config::{MysqlConnection, reason};
+use super::config::{MysqlConnection, error};
 use super::types::{push_str_literal, quote};
 use crate::api::{ConnectorError, Result};
 use crate::jdbc::source::{Dialect, Emitter, Reader};
@@ -93,12 +93,7 @@ impl MysqlReader {
 }
 
 fn failed(target: &str, e: &mysql_async::Error) -> ConnectorError {
-    let message = format!("reading {target}: {}", reason(e));
-    match e {
-        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => ConnectorError::Unavailable(message),
-        mysql_async::Error::Server(s) if matches!(s.code, 1053 | 1927) => ConnectorError::Unavailable(message),
-        _ => ConnectorError::Config(message),
-    }
+    error(&format!("reading {target}"), e)
 }
 
 fn text(v: Option<&Value>) -> Option<String> {

@@ -66,14 +66,7 @@ impl PgConnection {
     /// Opens a connection (TLS as configured) and drives it on its own task. Every
     /// session works in UTC, so timestamps without a zone read and compare as UTC.
     pub(crate) async fn connect(&self) -> Result<tokio_postgres::Client> {
-        // The server answered and refused (bad password, no such database): a
-        // configuration problem. Anything else (refused, reset, timed out) may pass.
-        let fail = |e: &tokio_postgres::Error| {
-            let message = format!("connecting to {}: {}", self.target, reason(e));
-            // Class 57 (the server is starting or shutting down) and 08 pass too.
-            let passing = e.code().is_none_or(|c| matches!(&c.code()[..2], "57" | "08"));
-            if passing { ConnectorError::Unavailable(message) } else { ConnectorError::Config(message) }
-        };
+        let fail = |e: &tokio_postgres::Error| error(&format!("connecting to {}", self.target), e);
         let client = if self.tls.mode == SslMode::Disable {
             let (client, connection) = self.pg.connect(tokio_postgres::NoTls).await.map_err(|e| fail(&e))?;
             self.drive(connection);
@@ -99,6 +92,20 @@ impl PgConnection {
             }
         });
     }
+}
+
+/// The connection is gone, or the server is starting or shutting down (SQLSTATE
+/// classes 08 and 57): a retry after reconnecting may succeed. Anything the server
+/// answered otherwise (bad password, no such table, a constraint) will not pass.
+pub(crate) fn is_lost(e: &tokio_postgres::Error) -> bool {
+    e.is_closed() || e.code().is_none_or(|c| matches!(&c.code()[..2], "08" | "57"))
+}
+
+/// A database error with its context, retriable (`Unavailable`) when the
+/// connection is lost, a configuration problem otherwise.
+pub(crate) fn error(context: &str, e: &tokio_postgres::Error) -> ConnectorError {
+    let message = format!("{context}: {}", reason(e));
+    if is_lost(e) { ConnectorError::Unavailable(message) } else { ConnectorError::Config(message) }
 }
 
 /// The error with its cause chain (a TLS handshake failure says why: expired,

@@ -13,6 +13,7 @@ use tokio_postgres::Client;
 use tracing::info;
 
 use super::PostgresSinkConfig;
+use super::config::{error, is_lost};
 use super::types::pg_type;
 use crate::api::{ConnectorError, Offsets, Result, SinkContext};
 use crate::jdbc::batch::{BatchRows, Bisection};
@@ -49,11 +50,6 @@ struct Table {
 /// Types without an equality operator: json, xml, point, lseg, path, box, polygon, line, circle.
 const NOT_COMPARABLE: [u32; 9] = [114, 142, 600, 601, 602, 603, 604, 628, 718];
 
-fn db_error(context: &str, e: &tokio_postgres::Error) -> ConnectorError {
-    let message = format!("{context}: {}", super::config::reason(e));
-    if is_connection_error(e) { ConnectorError::Unavailable(message) } else { ConnectorError::Config(message) }
-}
-
 /// The database refused the data (constraint, type, value): isolate the rows.
 fn is_data_error(e: &tokio_postgres::Error) -> bool {
     e.code().is_some_and(|c| {
@@ -61,15 +57,6 @@ fn is_data_error(e: &tokio_postgres::Error) -> bool {
         // 22: data exception, 23: integrity constraint violation.
         class == "22" || class == "23" || *c == SqlState::DATATYPE_MISMATCH
     })
-}
-
-/// The connection is gone or the server is going away: reconnect and retry.
-fn is_connection_error(e: &tokio_postgres::Error) -> bool {
-    e.is_closed()
-        || e.code().is_none_or(|c| {
-            let class = &c.code()[..2];
-            class == "08" || class == "57" // connection exception, operator intervention (shutdown)
-        })
 }
 
 pub(crate) struct Postgres {
@@ -101,7 +88,7 @@ impl Postgres {
                      position JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (pipeline, source_partition))",
                 )
                 .await
-                .map_err(|e| db_error(&format!("creating quiver_offsets in {target}"), &e))?;
+                .map_err(|e| error(&format!("creating quiver_offsets in {target}"), &e))?;
         }
         if let Some(t) = sink.cfg.table.table.clone().filter(|t| !t.contains("${topic}")) {
             sink.table(&t).await?;
@@ -164,7 +151,7 @@ impl Postgres {
                 &[&table_name, &schema_name],
             )
             .await
-            .map_err(|e| db_error(&format!("looking up table {name} in {target}"), &e))?;
+            .map_err(|e| error(&format!("looking up table {name} in {target}"), &e))?;
         let found: HashMap<String, u32> = existing.iter().map(|r| (r.get::<_, String>(0), r.get::<_, u32>(1))).collect();
         if found.is_empty() {
             if !auto_create {
@@ -175,7 +162,7 @@ impl Postgres {
                 cols.push(format!("PRIMARY KEY ({})", key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")));
             }
             let sql = format!("CREATE TABLE IF NOT EXISTS {quoted} ({})", cols.join(", "));
-            client.batch_execute(&sql).await.map_err(|e| db_error(&format!("creating table {name}"), &e))?;
+            client.batch_execute(&sql).await.map_err(|e| error(&format!("creating table {name}"), &e))?;
             info!(sink = %sink, table = %name, "created table");
         } else {
             let missing: Vec<&(String, String, bool)> = ddl.iter().filter(|(c, _, _)| !found.contains_key(c)).collect();
@@ -190,7 +177,7 @@ impl Postgres {
                 for (c, t, _) in missing {
                     // Added nullable, as Kafka Connect does: existing rows have no value.
                     let sql = format!("ALTER TABLE {quoted} ADD COLUMN IF NOT EXISTS {} {t}", quote(c));
-                    client.batch_execute(&sql).await.map_err(|e| db_error(&format!("adding column {c} to {name}"), &e))?;
+                    client.batch_execute(&sql).await.map_err(|e| error(&format!("adding column {c} to {name}"), &e))?;
                     info!(sink = %sink, table = %name, column = %c, "added column");
                 }
             }
@@ -246,13 +233,13 @@ impl Postgres {
         .await;
         match outcome {
             Ok(bad) => Ok(bad),
-            Err(e) if is_connection_error(&e) => {
+            Err(e) if is_lost(&e) => {
                 self.client = None;
-                Err(ConnectorError::Unavailable(format!("writing to {target}: {}", super::config::reason(&e))))
+                Err(error(&format!("writing to {target}"), &e))
             }
             Err(e) => {
                 let tables: Vec<&str> = work.iter().map(|(t, _)| t.name.as_str()).collect();
-                Err(db_error(&format!("writing to {} in {target}", tables.join(", ")), &e))
+                Err(error(&format!("writing to {} in {target}", tables.join(", ")), &e))
             }
         }
     }
@@ -264,7 +251,7 @@ impl Postgres {
         let rows = client
             .query("SELECT source_partition, position FROM quiver_offsets WHERE pipeline = $1", &[&name])
             .await
-            .map_err(|e| db_error(&format!("reading quiver_offsets in {target}"), &e))?;
+            .map_err(|e| error(&format!("reading quiver_offsets in {target}"), &e))?;
         if rows.is_empty() {
             return Ok(None);
         }

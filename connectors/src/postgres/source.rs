@@ -30,7 +30,7 @@ use futures::StreamExt;
 use tokio_postgres::binary_copy::{BinaryCopyOutRow, BinaryCopyOutStream};
 use tokio_postgres::types::Type;
 
-use super::config::{PgConnection, reason};
+use super::config::{PgConnection, error};
 use crate::api::{ConnectorError, Result};
 use crate::jdbc::source::{Dialect, Emitter, Reader};
 
@@ -167,9 +167,7 @@ impl PgReader {
 }
 
 fn failed(target: &str, e: &tokio_postgres::Error) -> ConnectorError {
-    let message = format!("reading {target}: {}", reason(e));
-    let lost = e.is_closed() || e.code().is_none_or(|c| matches!(&c.code()[..2], "08" | "57"));
-    if lost { ConnectorError::Unavailable(message) } else { ConnectorError::Config(message) }
+    error(&format!("reading {target}"), e)
 }
 
 #[async_trait]
