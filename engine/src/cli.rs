@@ -1,4 +1,4 @@
-//! The command line: `quiver run | sql | validate | connectors`.
+//! The command line: `quiver run | sql | validate | translate | connectors | dev`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -26,8 +26,11 @@ struct Cli {
 enum Command {
     /// Run the pipelines of a .sql file until they end or Ctrl-C / SIGTERM.
     Run {
-        /// The pipeline file (CREATE SOURCE / CREATE SINK statements).
+        /// The pipeline file (CREATE SOURCE / CREATE SINK statements), or a Kafka
+        /// Connect connector's JSON (translated as `quiver translate` does).
         file: PathBuf,
+        #[command(flatten)]
+        connect: ConnectArgs,
         /// Stop each source at the end that existed at start, flush, commit and exit.
         #[arg(long)]
         until_caught_up: bool,
@@ -53,6 +56,20 @@ enum Command {
         #[command(subcommand)]
         what: DevCommand,
     },
+    /// Translate a Kafka Connect connector's JSON into Quiver SQL and print it.
+    ///
+    /// Reads `{"name": …, "config": {…}}` or the bare config map: the connector
+    /// class, converters, `transforms` and `predicates`, `errors.*`. Anything with
+    /// no Quiver equivalent is printed as a comment (and `quiver run` refuses it).
+    Translate {
+        /// The connector JSON file.
+        file: PathBuf,
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// Also print the sink's EXPLAIN (the compiled filter and expressions) as comments.
+        #[arg(long)]
+        explain: bool,
+    },
     /// List every connector and its options.
     Connectors {
         /// Only this connector.
@@ -61,6 +78,25 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+}
+
+/// What connector JSON does not say.
+#[derive(Debug, clap::Args)]
+struct ConnectArgs {
+    /// Connector JSON only: the record's columns as SQL (`id BIGINT, name TEXT`);
+    /// else the config's "quiver.columns" key.
+    #[arg(long, value_name = "COLUMNS")]
+    columns: Option<String>,
+    /// Connector JSON only: the Kafka cluster (a Kafka Connect worker setting);
+    /// else the SQL reads ${KAFKA_BOOTSTRAP} when it runs.
+    #[arg(long, value_name = "HOST:PORT")]
+    bootstrap_servers: Option<String>,
+}
+
+impl ConnectArgs {
+    fn options(&self) -> quiver_sql::connect::TranslateOptions {
+        quiver_sql::connect::TranslateOptions { columns: self.columns.clone(), bootstrap_servers: self.bootstrap_servers.clone() }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,9 +140,10 @@ pub fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Run { file, until_caught_up, state_dir, from_beginning } => {
-                run(&file, until_caught_up, &state_dir.unwrap_or_else(default_state_dir), from_beginning).await
+            Command::Run { file, connect, until_caught_up, state_dir, from_beginning } => {
+                run(&file, &connect, until_caught_up, &state_dir.unwrap_or_else(default_state_dir), from_beginning).await
             }
+            Command::Translate { file, connect, explain } => translate(&file, &connect, explain),
             Command::Sql { state_dir } => sql(&state_dir.unwrap_or_else(default_state_dir)).await,
             Command::Validate { files } => validate(&files),
             Command::Dev { what: DevCommand::Kafka { topics, brokers, bootstrap_file } } => dev_kafka(&topics, brokers, bootstrap_file.as_deref()).await,
@@ -170,12 +207,59 @@ async fn dev_kafka(topics: &[String], brokers: i32, bootstrap_file: Option<&Path
     ExitCode::SUCCESS
 }
 
-/// Parses and plans a file against a scratch catalog, returning every problem.
-fn check_file(path: &Path) -> Result<Vec<ParsedStatement>, Vec<String>> {
+fn is_connector_json(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
+/// Reads connector JSON and translates it; errors are `file: key: message`.
+fn translate_file(path: &Path, connect: &ConnectArgs) -> Result<(quiver_sql::connect::Translation, quiver_sql::Table), String> {
+    use quiver_sql::connect::{ConnectorConfig, check, translate};
     let file = path.display().to_string();
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => return Err(vec![format!("{file}: cannot read: {e}")]),
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let config = ConnectorConfig::from_json(&text, &stem).map_err(|e| format!("{file}: {e}"))?;
+    let translation = translate(&config, &connect.options()).map_err(|e| format!("{file}: {e}"))?;
+    let explain = check(&translation).map_err(|e| format!("{file}: the translated SQL does not plan: {}\n{}", e.render("translated"), translation.sql))?;
+    Ok((translation, explain))
+}
+
+fn translate(path: &Path, connect: &ConnectArgs, explain: bool) -> ExitCode {
+    match translate_file(path, connect) {
+        Ok((t, plan)) => {
+            crate::render::say_raw!("{}", t.sql);
+            if explain {
+                let lines: Vec<String> = plan.rows.iter().map(|r| format!("--   {}", r.join(" "))).collect();
+                crate::render::say_raw!("\n-- EXPLAIN\n{}\n", lines.join("\n"));
+            }
+            for u in &t.untranslated {
+                eprintln!("warning: not translated: {u}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses and plans a file (SQL, or connector JSON translated first) against a
+/// scratch catalog, returning every problem.
+fn check_file(path: &Path, connect: &ConnectArgs) -> Result<Vec<ParsedStatement>, Vec<String>> {
+    let file = path.display().to_string();
+    let text = if is_connector_json(path) {
+        let (t, _) = translate_file(path, connect).map_err(|e| vec![e])?;
+        if !t.untranslated.is_empty() {
+            let mut problems = vec![format!("{file}: cannot run: parts of this connector have no Quiver equivalent (quiver translate shows the SQL):")];
+            problems.extend(t.untranslated.iter().map(|u| format!("  {u}")));
+            return Err(problems);
+        }
+        t.sql
+    } else {
+        match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return Err(vec![format!("{file}: cannot read: {e}")]),
+        }
     };
     let (stmts, errors) = quiver_sql::parse(&text);
     let mut problems: Vec<(u64, u64, String)> = errors.iter().map(|e| (e.location.map_or(0, |l| l.line), e.location.map_or(0, |l| l.column), e.render(&file))).collect();
@@ -207,7 +291,7 @@ fn check_file(path: &Path) -> Result<Vec<ParsedStatement>, Vec<String>> {
 fn validate(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for f in files {
-        match check_file(f) {
+        match check_file(f, &ConnectArgs { columns: None, bootstrap_servers: None }) {
             Ok(stmts) => crate::render::say!("{}: ok ({} statement{})", f.display(), stmts.len(), if stmts.len() == 1 { "" } else { "s" }),
             Err(problems) => {
                 failed = true;
@@ -242,8 +326,8 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run(file: &Path, until_caught_up: bool, state_dir: &Path, from_beginning: bool) -> ExitCode {
-    let stmts = match check_file(file) {
+async fn run(file: &Path, connect: &ConnectArgs, until_caught_up: bool, state_dir: &Path, from_beginning: bool) -> ExitCode {
+    let stmts = match check_file(file, connect) {
         Ok(s) => s,
         Err(problems) => {
             for p in problems {

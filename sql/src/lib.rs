@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod compile;
+pub mod connect;
 pub mod error;
 pub mod parser;
 pub mod stateless;

@@ -60,6 +60,59 @@ QUIVER_PIPELINES = {
 }
 
 
+# Ten Kafka Connect SMTs (value-side, so they apply to the file source above), as a
+# connector would carry them; `quiver translate` turns them into the SELECT measured.
+SMT_CONNECTOR = {
+    "name": "smt-bench",
+    "config": {
+        "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
+        "topics": "events",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+        "transforms": "dropTombstones,dropPii,rename,maskCustomer,castAmount,castId,region,day,maskCountry,castQty",
+        "predicates": "tombstone",
+        "predicates.tombstone.type": "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone",
+        "transforms.dropTombstones.type": "org.apache.kafka.connect.transforms.Filter",
+        "transforms.dropTombstones.predicate": "tombstone",
+        "transforms.dropPii.type": "org.apache.kafka.connect.transforms.ReplaceField$Value",
+        "transforms.dropPii.exclude": "email,note",
+        "transforms.rename.type": "org.apache.kafka.connect.transforms.ReplaceField$Value",
+        "transforms.rename.renames": "customer:customer_id",
+        "transforms.maskCustomer.type": "org.apache.kafka.connect.transforms.MaskField$Value",
+        "transforms.maskCustomer.fields": "customer_id",
+        "transforms.maskCustomer.replacement": "***",
+        "transforms.castAmount.type": "org.apache.kafka.connect.transforms.Cast$Value",
+        "transforms.castAmount.spec": "amount:float32",
+        "transforms.castId.type": "org.apache.kafka.connect.transforms.Cast$Value",
+        "transforms.castId.spec": "id:string",
+        "transforms.region.type": "org.apache.kafka.connect.transforms.InsertField$Value",
+        "transforms.region.static.field": "region",
+        "transforms.region.static.value": "eu",
+        "transforms.day.type": "org.apache.kafka.connect.transforms.TimestampConverter$Value",
+        "transforms.day.field": "ts",
+        "transforms.day.target.type": "string",
+        "transforms.day.format": "yyyy-MM-dd",
+        "transforms.maskCountry.type": "org.apache.kafka.connect.transforms.MaskField$Value",
+        "transforms.maskCountry.fields": "country",
+        "transforms.maskCountry.predicate": "tombstone",
+        "transforms.maskCountry.negate": "true",
+        "transforms.castQty.type": "org.apache.kafka.connect.transforms.Cast$Value",
+        "transforms.castQty.spec": "quantity:int64",
+    },
+}
+SMT_COLUMNS = "id BIGINT NOT NULL, customer TEXT, email TEXT, country TEXT, amount DOUBLE, quantity INT, status TEXT, ts TIMESTAMP, note TEXT"
+
+
+def translated_smt_select(quiver, workdir):
+    """`quiver translate` of SMT_CONNECTOR: its SELECT, reading the benchmark's file source."""
+    path = os.path.join(workdir, "smt-bench.json")
+    with open(path, "w") as f:
+        json.dump(SMT_CONNECTOR, f)
+    sql = subprocess.run([quiver, "translate", path, "--columns", SMT_COLUMNS], check=True, capture_output=True, text=True).stdout
+    select = sql[sql.index("AS SELECT") + 3 : sql.rindex(";")]
+    return select.replace("FROM smt_bench_source", "FROM events")
+
+
 def make_input(path, rows):
     rnd = random.Random(7)
     countries = ["DE", "FR", "NL", "SE", "US", "GB", "ES", "IT"]
@@ -146,9 +199,16 @@ def main():
     ap.add_argument("--rows", type=int, action="append")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workdir", default="/tmp/quiver-bench")
+    ap.add_argument("--smt", action="store_true", help="only: 10 translated Kafka Connect SMTs vs a plain copy")
     args = ap.parse_args()
     sizes = args.rows or [1_000_000, 4_000_000]
     os.makedirs(args.workdir, exist_ok=True)
+    if args.smt:
+        sink = "CREATE SINK out WITH (connector = 'filesystem', path = '{out}', format = 'parquet', 'rollover.rows' = '100000000', 'rollover.bytes' = '100GB') AS "
+        QUIVER_PIPELINES.clear()
+        QUIVER_PIPELINES["copy"] = "CREATE SINK out FROM events WITH (connector = 'filesystem', path = '{out}', format = 'parquet', 'rollover.rows' = '100000000', 'rollover.bytes' = '100GB');"
+        QUIVER_PIPELINES["10 translated SMTs"] = sink + translated_smt_select(args.quiver, args.workdir).replace("{", "{{").replace("}", "}}") + ";"
+        print("Translated SELECT:\n\n```sql\n" + QUIVER_PIPELINES["10 translated SMTs"].split(" AS ", 1)[1] + "\n```\n")
     print(f"# runs per figure: {args.runs} (median wall time; peak RSS is the max)\n")
     for rows in sizes:
         inp = os.path.join(args.workdir, f"events-{rows}.jsonl")
@@ -170,6 +230,22 @@ def main():
         def peer_cmd(peer):
             return lambda out: ([PY, "-c", PEERS[peer], inp, out], {"POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1"})
 
+        if args.smt:
+            # Interleaved, so drift on a noisy machine hits both alike.
+            results = {p: [] for p in QUIVER_PIPELINES}
+            for _ in range(args.runs):
+                for p in QUIVER_PIPELINES:
+                    results[p].append(bench(f"quiver {p} (1 core)", quiver_cmd(p), 1, one_core=True))
+            print("| pipeline | median wall s | MB/s | CPU s | peak RSS MiB | runs (s) |")
+            print("|---|---|---|---|---|---|")
+            med = {}
+            for p, rs in results.items():
+                walls = [r["wall"] for r in rs]
+                med[p] = statistics.median(walls)
+                print(f"| quiver {p} (1 core) | {med[p]:.2f} | {mb / med[p]:.0f} | {statistics.median(r['cpu'] for r in rs):.2f} | "
+                      f"{max(r['rss'] for r in rs) / 2**20:.0f} | {', '.join(f'{w:.2f}' for w in walls)} |")
+            print(f"\n- 10 translated SMTs vs plain copy (throughput ratio of medians): **{med['copy'] / med['10 translated SMTs']:.2f}×** (target ≥ 0.9×)\n")
+            continue
         if rows == sizes[0]:
             for peer in PEERS:
                 rows_out.append(bench(f"{peer} (1 core)", peer_cmd(peer), args.runs, one_core=True))

@@ -7,6 +7,7 @@
 
 mod avro;
 mod cli;
+mod connect;
 mod console;
 mod crash;
 mod datagen;

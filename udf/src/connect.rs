@@ -67,10 +67,17 @@ fn constant(args: &[ColumnarValue], i: usize, func: &str, what: &str) -> Result<
 /// alternation, named groups `(?<name>…)`); a pattern Rust cannot compile is an error
 /// naming it.
 fn whole(func: &str, pattern: &str) -> Result<Regex> {
-    match Regex::new(&format!("^(?:{pattern})$")) {
-        Ok(r) => Ok(r),
-        Err(e) => exec_err!("{func}: invalid regex '{pattern}': {e}"),
-    }
+    compile_whole(pattern).or_else(|e| exec_err!("{func}: {e}"))
+}
+
+fn compile_whole(pattern: &str) -> std::result::Result<Regex, String> {
+    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("invalid regex '{pattern}': {e}"))
+}
+
+/// Checks a Java regular expression the way [`regex_route`](RegexRouteFunc) and
+/// `regex_matches` will compile it; the error says what Rust's regex refuses.
+pub fn check_regex(pattern: &str) -> std::result::Result<(), String> {
+    compile_whole(pattern).map(|_| ())
 }
 
 /// Java's `Matcher.replaceFirst` replacement (`$1`, `${name}`, `\$`, `\\`) as a
@@ -224,6 +231,11 @@ impl HeaderFunc {
     }
 }
 
+/// Kafka headers as the Kafka source gives them: `MAP<TEXT, BYTEA>`.
+fn headers_type() -> DataType {
+    MapBuilder::new(None, StringBuilder::new(), BinaryBuilder::new()).finish().data_type().clone()
+}
+
 fn is_headers(dt: &DataType) -> bool {
     match dt {
         DataType::Map(entries, _) => match entries.data_type() {
@@ -246,6 +258,13 @@ impl ScalarUDFImpl for HeaderFunc {
         if arg_types.len() < 2 {
             return plan_err!("{name}: expected the headers and a header name ({})", Self::doc(self.op).syntax);
         }
+        if arg_types[0] == DataType::Null {
+            // NULL headers (a record that has none yet): the result is a headers map.
+            return Ok(match self.op {
+                HeaderOp::Has => DataType::Boolean,
+                _ => headers_type(),
+            });
+        }
         if !is_headers(&arg_types[0]) {
             return plan_err!("{name}: the first argument must be Kafka headers (the _headers column, MAP<TEXT, BYTEA>), not {}", arg_types[0]);
         }
@@ -257,7 +276,10 @@ impl ScalarUDFImpl for HeaderFunc {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name();
         let rows = args.number_rows;
-        let headers = args.args[0].clone().into_array(rows)?;
+        let mut headers = args.args[0].clone().into_array(rows)?;
+        if headers.data_type() == &DataType::Null {
+            headers = arrow::array::new_null_array(&headers_type(), rows);
+        }
         let Some(map) = headers.as_any().downcast_ref::<MapArray>() else {
             return exec_err!("{name}: the first argument must be Kafka headers");
         };

@@ -32,7 +32,7 @@ pub(crate) fn one_byte(key: &str, v: &str) -> Result<u8> {
     }
 }
 
-pub(crate) fn parse(opts: &mut Options, _schema: &SchemaRef) -> Result<FileSourceConfig> {
+pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef) -> Result<FileSourceConfig> {
     let path = opts.pull_required_str(&PATH)?;
     let path = path.strip_prefix("file://").unwrap_or(&path).to_string();
     if path.is_empty() {
@@ -40,6 +40,12 @@ pub(crate) fn parse(opts: &mut Options, _schema: &SchemaRef) -> Result<FileSourc
     }
     let format = match opts.pull_enum(&FORMAT)?.unwrap_or("json") {
         "csv" => LineFormat::Csv,
+        "text" => {
+            if schema.fields().len() != 1 || !matches!(schema.field(0).data_type(), arrow::datatypes::DataType::Utf8) {
+                return Err(ConnectorError::option(FORMAT.key, "format 'text' needs exactly one TEXT column (each line is its value)"));
+            }
+            LineFormat::Text
+        }
         _ => LineFormat::Json,
     };
     let csv_header = opts.pull_bool(&CSV_HEADER)?.unwrap_or(true);

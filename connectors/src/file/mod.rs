@@ -19,7 +19,7 @@ pub use config::FileSourceConfig;
 pub(crate) const PATH: OptionSpec =
     OptionSpec::new("path", OptionKind::String, "A file, a folder (its files, sorted by name) or a glob such as 'data/*.jsonl'.").required();
 pub(crate) const FORMAT: OptionSpec =
-    OptionSpec::new("format", OptionKind::Enum(&["json", "csv"]), "How lines are decoded: JSON objects or CSV records, one per line.").default("json");
+    OptionSpec::new("format", OptionKind::Enum(&["json", "csv", "text"]), "How lines are decoded: JSON objects, CSV records, or text (each line one value in the one declared TEXT column).").default("json");
 pub(crate) const CSV_HEADER: OptionSpec =
     OptionSpec::new("csv.header", OptionKind::Bool, "Whether each CSV file starts with a header line (skipped).").default("true");
 pub(crate) const CSV_DELIMITER: OptionSpec = OptionSpec::new("csv.delimiter", OptionKind::String, "CSV field delimiter (one character).").default(",");
@@ -41,7 +41,7 @@ impl Connector for FileConnector {
         "file"
     }
     fn description(&self) -> &'static str {
-        "Reads JSON-lines or CSV files (a file, folder or glob), resuming at the last committed line; watches for new data when unbounded."
+        "Reads JSON-lines, CSV or plain text files (a file, folder or glob), resuming at the last committed line; watches for new data when unbounded."
     }
     fn source_options(&self) -> Option<&'static [OptionSpec]> {
         Some(SOURCE_OPTIONS)

@@ -1,4 +1,4 @@
-//! Newline-delimited JSON and CSV into Arrow, isolating bad records.
+//! Newline-delimited JSON, CSV and plain text lines into Arrow, isolating bad records.
 //!
 //! The fast path hands a whole chunk of lines to arrow-json / arrow-csv at once.
 //! Only when that fails is the chunk decoded again line by line, so one malformed
@@ -84,6 +84,8 @@ impl LineDecoder {
                 }
                 result
             }
+            // Text lines never fail as a chunk: `decode` takes them line by line.
+            LineFormat::Text => Err(ArrowError::InvalidArgumentError("text lines are decoded one by one".into())),
             LineFormat::Csv => {
                 let mut d = match self.csv_decoder.take() {
                     Some(d) => d,
@@ -111,6 +113,9 @@ impl LineDecoder {
     /// Decodes `lines`, each one complete record without its newline.
     /// `joined` must be exactly the lines joined with `\n` (the source already has it).
     pub fn decode(&mut self, joined: &[u8], lines: &[&[u8]]) -> Decoded {
+        if self.format == LineFormat::Text {
+            return self.decode_text(lines);
+        }
         match self.decode_all(joined, lines.len()) {
             Ok(Some(batch)) if batch.num_rows() == lines.len() => {
                 return Decoded { batch, good: (0..lines.len()).collect(), bad: Vec::new() };
@@ -137,6 +142,31 @@ impl LineDecoder {
         }
         let batch = concat_batches(&self.schema, &batches).unwrap_or_else(|_| RecordBatch::new_empty(self.schema.clone()));
         Decoded { batch, good, bad }
+    }
+}
+
+impl LineDecoder {
+    /// Each line is one value of the one TEXT column; a line that is not UTF-8 is bad.
+    fn decode_text(&self, lines: &[&[u8]]) -> Decoded {
+        let mut values = arrow::array::StringBuilder::with_capacity(lines.len(), lines.iter().map(|l| l.len()).sum());
+        let (mut good, mut bad) = (Vec::with_capacity(lines.len()), Vec::new());
+        for (i, line) in lines.iter().enumerate() {
+            match std::str::from_utf8(line) {
+                Ok(text) => {
+                    values.append_value(text);
+                    good.push(i);
+                }
+                Err(e) => bad.push((i, format!("line is not UTF-8: {e}"))),
+            }
+        }
+        match RecordBatch::try_new(self.schema.clone(), vec![std::sync::Arc::new(values.finish())]) {
+            Ok(batch) => Decoded { batch, good, bad },
+            Err(e) => {
+                bad.extend(good.into_iter().map(|i| (i, e.to_string())));
+                bad.sort_by_key(|b| b.0);
+                Decoded { batch: RecordBatch::new_empty(self.schema.clone()), good: Vec::new(), bad }
+            }
+        }
     }
 }
 
@@ -194,5 +224,18 @@ mod tests {
         assert_eq!(d.good, vec![0, 2]);
         assert_eq!(d.bad.len(), 1);
         assert!(d.bad[0].1.contains("two"), "{}", d.bad[0].1);
+    }
+
+    #[test]
+    fn text_lines_are_values_and_invalid_utf8_is_a_bad_record() {
+        let schema = Arc::new(Schema::new(vec![Field::new("value", DataType::Utf8, true)]));
+        let lines: Vec<&[u8]> = vec![b"plain, with a comma", b"\xff\xfe", br#"{"json": "kept as text"}"#];
+        let joined = lines.join(&b'\n');
+        let d = LineDecoder::new(LineFormat::Text, schema, CsvOptions::default(), 16).decode(&joined, &lines);
+        assert_eq!(d.good, vec![0, 2]);
+        assert_eq!(d.bad.len(), 1);
+        assert!(d.bad[0].1.contains("not UTF-8"), "{}", d.bad[0].1);
+        let values: Vec<&str> = d.batch.column(0).as_string::<i32>().iter().map(Option::unwrap).collect();
+        assert_eq!(values, ["plain, with a comma", r#"{"json": "kept as text"}"#]);
     }
 }

@@ -18,6 +18,8 @@ use std::str::FromStr;
 pub enum LineFormat {
     Json,
     Csv,
+    /// The line itself, as the value of the one TEXT column (Kafka Connect's FileStreamSource).
+    Text,
 }
 
 /// File formats a sink can write.

@@ -1,6 +1,7 @@
 //! One batch as the relational sinks write it: columns converted once, rows that
 //! cannot be converted set aside before anything reaches the database, rows grouped
-//! by target table (`${topic}`), per-row key values the sink adds (Kafka
+//! by target table (`${topic}`: the row's `_topic` column if the SELECT routes, else
+//! its source topic), per-row key values the sink adds (Kafka
 //! coordinates or the record key) and, under `delete.enabled`, which rows delete.
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -44,6 +45,8 @@ impl<'b> BatchRows<'b> {
             })
             .collect();
         let kafka_pk = cfg.pk == PkMode::Kafka;
+        // A `_topic` column (RegexRouter in SQL) names the table instead of the source topic.
+        let routed = schema.index_of("_topic").ok().and_then(|i| batch.column(i).as_string_opt::<i32>());
         let mut rejected = Vec::new();
         let mut by_table: Vec<(String, Vec<usize>)> = Vec::new();
         let mut last: Option<(Option<&str>, usize)> = None;
@@ -56,7 +59,10 @@ impl<'b> BatchRows<'b> {
                 return Err(ConnectorError::option("pk.mode", "kafka needs a Kafka source (rows have no topic/partition/offset)"));
             }
             // Consecutive rows mostly share a topic: name the table once per run.
-            let topic = coord.map(|c| c.0);
+            let topic = match routed {
+                Some(t) if t.is_valid(row) => Some(t.value(row)),
+                _ => coord.map(|c| c.0),
+            };
             let slot = match last {
                 Some((t, i)) if t == topic => i,
                 _ => {
