@@ -62,6 +62,7 @@ QUIVER_PIPELINES = {
 
 # Ten Kafka Connect SMTs (value-side, so they apply to the file source above), as a
 # connector would carry them; `quiver translate` turns them into the SELECT measured.
+# They keep every column, so both pipelines write the same width of Parquet.
 SMT_CONNECTOR = {
     "name": "smt-bench",
     "config": {
@@ -74,8 +75,9 @@ SMT_CONNECTOR = {
         "predicates.tombstone.type": "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone",
         "transforms.dropTombstones.type": "org.apache.kafka.connect.transforms.Filter",
         "transforms.dropTombstones.predicate": "tombstone",
-        "transforms.dropPii.type": "org.apache.kafka.connect.transforms.ReplaceField$Value",
-        "transforms.dropPii.exclude": "email,note",
+        "transforms.dropPii.type": "org.apache.kafka.connect.transforms.MaskField$Value",
+        "transforms.dropPii.fields": "email",
+        "transforms.dropPii.replacement": "redacted@example.com",
         "transforms.rename.type": "org.apache.kafka.connect.transforms.ReplaceField$Value",
         "transforms.rename.renames": "customer:customer_id",
         "transforms.maskCustomer.type": "org.apache.kafka.connect.transforms.MaskField$Value",

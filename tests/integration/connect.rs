@@ -143,3 +143,40 @@ fn untranslatable_and_invalid_connectors_are_refused_with_the_key() {
     assert_eq!(e.status.code(), Some(1));
     assert!(text(&e.stderr).contains("transforms.pii.fields: the record has no field 'nope'"), "{}", text(&e.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_source_connector_json_copies_records_to_the_renamed_topic() {
+    let b = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("mirrored");
+    create_topic(&b, &topic, 2).await;
+    create_topic(&b, &format!("east.{topic}"), 2).await;
+    produce(&b, &topic, &[
+        Rec::value("one").key("k1").partition(0).header("trace", "t1").header("keep", "yes"),
+        Rec::value("two").key("k2").partition(1),
+        Rec::value(vec![0xff, 0x00]).key("k3").partition(1),
+    ]);
+    let connector = json!({"name": unique("mm2"), "config": {
+        "connector.class": "org.apache.kafka.connect.mirror.MirrorSourceConnector",
+        "source.cluster.alias": "east", "source.cluster.bootstrap.servers": b, "target.cluster.bootstrap.servers": b,
+        "topics": topic,
+        "transforms": "drop", "transforms.drop.type": "org.apache.kafka.connect.transforms.DropHeaders", "transforms.drop.headers": "trace"
+    }});
+    let file = write_json(dir.path(), "mm2.json", &connector);
+    let out = quiver().args(["run", &file, "--until-caught-up", "--state-dir"]).arg(dir.path().join("state")).output().unwrap();
+    assert!(out.status.success(), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+    type Copied = (String, Vec<u8>, Vec<(String, String)>);
+    let mut got: Vec<Copied> = consume(&b, &format!("east.{topic}"), 3, Duration::from_secs(30))
+        .into_iter()
+        .map(|g| (g.key_text(), g.value.clone().unwrap_or_default(), g.headers.clone().into_iter().collect()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("k1".to_string(), b"one".to_vec(), vec![("keep".to_string(), "yes".to_string())]),
+            ("k2".to_string(), b"two".to_vec(), vec![]),
+            ("k3".to_string(), vec![0xff, 0x00], vec![]),
+        ]
+    );
+}

@@ -5,6 +5,8 @@
 //! Kafka Connect's committed offsets are) and a sink of its kind. A *source*
 //! connector becomes its own source and a Kafka sink to its topic.
 
+use std::sync::Arc;
+
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 
 use super::converters::{self, Converter};
@@ -14,7 +16,8 @@ use super::{ConnectorConfig, Notes, Result, TranslateError, TranslateOptions, ba
 use crate::parser::Statement;
 
 /// The connector classes Quiver translates: full name, and what it becomes.
-const CLASSES: [(&str, Kind); 5] = [
+const CLASSES: [(&str, Kind); 6] = [
+    ("org.apache.kafka.connect.mirror.MirrorSourceConnector", Kind::MirrorSource),
     ("org.apache.kafka.connect.file.FileStreamSourceConnector", Kind::FileStreamSource),
     ("org.apache.kafka.connect.file.FileStreamSinkConnector", Kind::FileStreamSink),
     ("io.confluent.connect.s3.S3SinkConnector", Kind::S3Sink),
@@ -24,6 +27,7 @@ const CLASSES: [(&str, Kind); 5] = [
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
+    MirrorSource,
     FileStreamSource,
     FileStreamSink,
     S3Sink,
@@ -35,7 +39,8 @@ enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum SinkShape {
     /// Kafka: routed by `_topic`, keyed by `_key` or `key.fields`, `_headers`.
-    Kafka,
+    /// `mirror` copies every record's key, headers, partition and timestamp too.
+    Kafka { mirror: bool },
     /// A database table: `_topic` names the table; `_key` under pk.mode = record_key.
     Table { record_key: bool },
     /// Files or stdout: the value only.
@@ -53,6 +58,9 @@ pub(crate) struct Plan {
     shape: SinkShape,
     pub record: Record,
     pub context: Context,
+    /// A source connector's one topic, written as the sink's `topic` option unless
+    /// the chain changes it.
+    static_topic: Option<String>,
 }
 
 fn o(k: &str, v: impl Into<String>) -> (String, String) {
@@ -83,9 +91,14 @@ pub(crate) fn plan(cfg: &ConnectorConfig, options: &TranslateOptions, notes: &mu
         shape: SinkShape::Files,
         record: Record { fields: Vec::new(), key: None, topic: None, partition: None, offset: None, timestamp: None, headers: None, key_fields: None, keep: Vec::new() },
         context: Context { from_kafka: false, tombstone: None, origin: String::new(), primitive: false, unwrapped: None },
+        static_topic: None,
     };
     let _ = cfg.get("tasks.max");
     match kind {
+        Kind::MirrorSource => {
+            mirror_source(cfg, &mut plan, notes)?;
+            errors(cfg, &mut plan.sink_options);
+        }
         Kind::FileStreamSink | Kind::S3Sink | Kind::JdbcSink => {
             kafka_source(cfg, options, &mut plan, notes)?;
             errors(cfg, &mut plan.sink_options);
@@ -185,14 +198,20 @@ fn kafka_source(cfg: &ConnectorConfig, options: &TranslateOptions, plan: &mut Pl
     let key_type = if matches!(key, Converter::Bytes | Converter::Avro { .. }) { DataType::Binary } else { DataType::Utf8 };
     plan.columns = text;
     plan.source_options = opts;
-    plan.record.fields = fields_of(&schema);
+    kafka_record(plan, &schema, key_type, value.fixed_columns().is_some(), unwrap);
+    Ok(())
+}
+
+/// The record a Kafka source gives: the value's columns and every metadata column.
+fn kafka_record(plan: &mut Plan, schema: &SchemaRef, key_type: DataType, primitive: bool, unwrapped: Option<String>) {
+    plan.record.fields = fields_of(schema);
     plan.record.key = Some(Expr::new("_key", key_type));
     plan.record.topic = Some(Expr::new("_topic", DataType::Utf8));
     plan.record.partition = Some(Expr::new("_partition", DataType::Int32));
     plan.record.offset = Some(Expr::new("_offset", DataType::Int64));
     plan.record.timestamp = Some(Expr::new("_timestamp", DataType::Timestamp(TimeUnit::Millisecond, None)));
     let headers_type = DataType::Map(
-        std::sync::Arc::new(arrow::datatypes::Field::new(
+        Arc::new(arrow::datatypes::Field::new(
             "entries",
             DataType::Struct(vec![arrow::datatypes::Field::new("keys", DataType::Utf8, false), arrow::datatypes::Field::new("values", DataType::Binary, true)].into()),
             false,
@@ -201,13 +220,60 @@ fn kafka_source(cfg: &ConnectorConfig, options: &TranslateOptions, plan: &mut Pl
     );
     plan.record.headers = Some(Expr::new("_headers", headers_type));
     let nulls: Vec<String> = schema.fields().iter().map(|f| format!("{} IS NULL", ident(f.name()))).collect();
-    plan.context = Context {
-        from_kafka: true,
-        tombstone: (!nulls.is_empty()).then(|| format!("({})", nulls.join(" AND "))),
-        origin: "a Kafka topic".into(),
-        primitive: value.fixed_columns().is_some(),
-        unwrapped: unwrap,
+    plan.context = Context { from_kafka: true, tombstone: (!nulls.is_empty()).then(|| format!("({})", nulls.join(" AND "))), origin: "a Kafka topic".into(), primitive, unwrapped };
+}
+
+/// MirrorMaker 2's source connector: topics copied byte for byte to another cluster,
+/// renamed by the replication policy, with keys, headers, partitions and timestamps.
+fn mirror_source(cfg: &ConnectorConfig, plan: &mut Plan, notes: &mut Notes) -> Result<()> {
+    let from = cfg.require("source.cluster.bootstrap.servers", "the cluster to copy from")?.to_string();
+    let to = cfg.require("target.cluster.bootstrap.servers", "the cluster to copy to")?.to_string();
+    let alias = cfg.get("source.cluster.alias").unwrap_or("source").to_string();
+    let _ = cfg.get("target.cluster.alias");
+    let patterns = cfg.get("topics").map(super::split_list).unwrap_or_else(|| vec![".*".to_string()]);
+    for p in &patterns {
+        quiver_udf::connect::check_regex(p).map_err(|e| TranslateError::new("topics", e))?;
+    }
+    let pattern = match patterns.as_slice() {
+        [one] => one.clone(),
+        many => many.iter().map(|p| format!("(?:{p})")).collect::<Vec<_>>().join("|"),
     };
+    // MirrorMaker's default exclusions: internal and replica topics.
+    let exclude = cfg.get("topics.exclude").map(super::split_list).unwrap_or_else(|| vec![r".*[\-\.]internal".into(), r".*\.replica".into(), "__.*".into()]);
+    for p in &exclude {
+        quiver_udf::connect::check_regex(p).map_err(|e| TranslateError::new("topics.exclude", e))?;
+    }
+    for k in ["value.converter", "key.converter"] {
+        if let Some(c) = cfg.get(k).filter(|c| !c.ends_with("ByteArrayConverter")) {
+            return Err(TranslateError::new(k, format!("MirrorSourceConnector copies bytes (ByteArrayConverter), not {c}")));
+        }
+    }
+    plan.source_options = vec![
+        o("connector", "kafka"),
+        o("bootstrap.servers", from),
+        o("topic.pattern", pattern),
+        o("group.id", format!("connect-{}", cfg.name)),
+        o("format", "raw"),
+        o("key.format", "bytes"),
+    ];
+    if let Some(t) = cfg.get("tasks.max") {
+        plan.source_options.push(o("tasks.max", t));
+    }
+    plan.columns = "value BYTEA".into();
+    let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new("value", DataType::Binary, true)]));
+    kafka_record(plan, &schema, DataType::Binary, true, None);
+    plan.record.keep = exclude.iter().map(|p| format!("NOT regex_matches(_topic, {})", lit(p))).collect();
+    let topic = match cfg.get("replication.policy.class") {
+        Some(p) if p.ends_with("IdentityReplicationPolicy") => "_topic".to_string(),
+        Some(p) if !p.ends_with("DefaultReplicationPolicy") => {
+            return Err(TranslateError::new("replication.policy.class", format!("{p}: Quiver translates DefaultReplicationPolicy and IdentityReplicationPolicy")));
+        }
+        _ => format!("{} || _topic", lit(&format!("{alias}{}", cfg.get("replication.policy.separator").unwrap_or(".")))),
+    };
+    plan.record.topic = Some(Expr::new(topic, DataType::Utf8));
+    notes.note("MirrorSourceConnector: records are copied with their keys, headers, partitions and timestamps; topic configs, ACLs and consumer offsets are not synced");
+    plan.sink_options = vec![o("connector", "kafka"), o("bootstrap.servers", to), o("format", "raw"), o("key.format", "bytes")];
+    plan.shape = SinkShape::Kafka { mirror: true };
     Ok(())
 }
 
@@ -380,8 +446,9 @@ fn kafka_sink(cfg: &ConnectorConfig, options: &TranslateOptions, plan: &mut Plan
     opts.push(o("key.format", key.key_format(notes)));
     client_overrides(cfg, "producer.override.", &mut opts);
     plan.record.topic = Some(Expr::new(lit(topic), DataType::Utf8));
+    plan.static_topic = Some(topic.to_string());
     plan.sink_options = opts;
-    plan.shape = SinkShape::Kafka;
+    plan.shape = SinkShape::Kafka { mirror: false };
     Ok(())
 }
 
@@ -392,23 +459,29 @@ impl Plan {
         let mut items: Vec<String> = rec.fields.iter().map(|(n, e)| if e.sql == ident(n) { e.sql.clone() } else { format!("{} AS {}", e.sql, ident(n)) }).collect();
         let topic_changed = rec.topic != start.topic;
         match &self.shape {
-            SinkShape::Kafka => {
-                match &rec.topic {
-                    Some(t) if topic_changed || !t.sql.starts_with('\'') => items.push(format!("{} AS _topic", t.sql)),
-                    Some(t) => self.sink_options.push(o("topic", t.sql.trim_matches('\'').replace("''", "'"))),
-                    None => {}
+            SinkShape::Kafka { mirror } => {
+                let mirror = *mirror;
+                match (&rec.topic, &self.static_topic) {
+                    (Some(_), Some(t)) if !topic_changed => self.sink_options.push(o("topic", t.clone())),
+                    (Some(t), _) => items.push(format!("{} AS _topic", t.sql)),
+                    (None, _) => {}
                 }
                 if let Some(fields) = &rec.key_fields {
                     self.sink_options.push(o("key.fields", fields.join(",")));
                     self.sink_options.retain(|(k, _)| k != "key.format");
                     self.sink_options.push(o("key.format", "json"));
-                } else if let Some(k) = rec.key.as_ref().filter(|_| rec.key != start.key) {
+                } else if let Some(k) = rec.key.as_ref().filter(|_| mirror || rec.key != start.key) {
                     // A number or timestamp key is written as its text, as the converters do.
                     let text = matches!(k.ty, DataType::Utf8 | DataType::Binary);
                     items.push(if text { format!("{} AS _key", k.sql) } else { format!("CAST({} AS TEXT) AS _key", k.sql) });
                 }
-                if let Some(h) = rec.headers.as_ref().filter(|_| rec.headers != start.headers) {
+                if let Some(h) = rec.headers.as_ref().filter(|_| mirror || rec.headers != start.headers) {
                     items.push(format!("{} AS _headers", h.sql));
+                }
+                if mirror {
+                    // The same partition and timestamp as the original record.
+                    items.extend(rec.partition.iter().map(|p| format!("{} AS _partition", p.sql)));
+                    items.extend(rec.timestamp.iter().map(|t| format!("{} AS _timestamp", t.sql)));
                 }
             }
             SinkShape::Table { record_key } => {
@@ -459,7 +532,7 @@ impl Plan {
     #[cfg(test)]
     pub(crate) fn write_to_kafka(&mut self) {
         self.sink_options = vec![o("connector", "kafka"), o("bootstrap.servers", "localhost:9092"), o("key.format", "string")];
-        self.shape = SinkShape::Kafka;
+        self.shape = SinkShape::Kafka { mirror: false };
     }
 
     pub(crate) fn source_sql(&self) -> String {

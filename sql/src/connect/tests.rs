@@ -369,3 +369,32 @@ fn connector_json_without_column_types_asks_for_them() {
     let e = translate(&cfg, &TranslateOptions::default()).unwrap_err().to_string();
     assert!(e.contains("--columns") && e.contains("quiver.columns"), "{e}");
 }
+
+#[test]
+fn mirror_source_copies_bytes_keys_headers_and_partitions_under_the_renamed_topic() {
+    let cfg = ConnectorConfig::from_json(
+        &json!({"name": "mm2", "config": {
+            "connector.class": "org.apache.kafka.connect.mirror.MirrorSourceConnector",
+            "source.cluster.alias": "east", "source.cluster.bootstrap.servers": "east:9092", "target.cluster.bootstrap.servers": "west:9092",
+            "topics": "orders.*,payments",
+            "transforms": "drop", "transforms.drop.type": "org.apache.kafka.connect.transforms.DropHeaders", "transforms.drop.headers": "trace"
+        }})
+        .to_string(),
+        "x",
+    )
+    .unwrap();
+    let t = translate(&cfg, &TranslateOptions::default()).unwrap();
+    for needle in [
+        "'topic.pattern' = '(?:orders.*)|(?:payments)'",
+        "'east.' || _topic AS _topic",
+        "_key AS _key",
+        "headers_drop(_headers, 'trace') AS _headers",
+        "_partition AS _partition",
+        "_timestamp AS _timestamp",
+        "NOT regex_matches(_topic, '__.*')",
+        "'bootstrap.servers' = 'west:9092'",
+    ] {
+        assert!(t.sql.contains(needle), "missing {needle} in\n{}", t.sql);
+    }
+    super::check(&t).unwrap();
+}
