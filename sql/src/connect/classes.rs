@@ -277,20 +277,26 @@ fn mirror_source(cfg: &ConnectorConfig, plan: &mut Plan, notes: &mut Notes) -> R
     Ok(())
 }
 
+/// Settings Quiver takes under Kafka Connect's own names, copied when set.
+fn pass_through<'k>(cfg: &ConnectorConfig, keys: impl IntoIterator<Item = &'k &'k str>, out: &mut Vec<(String, String)>) {
+    for k in keys {
+        if let Some(v) = cfg.get(k) {
+            out.push(o(k, v));
+        }
+    }
+}
+
 /// `errors.*`: the same names in Quiver, on the sink.
 fn errors(cfg: &ConnectorConfig, out: &mut Vec<(String, String)>) {
-    for k in [
+    let keys = [
         "errors.tolerance",
         "errors.deadletterqueue.topic.name",
         "errors.deadletterqueue.context.headers.enable",
         "errors.log.enable",
         "errors.log.include.messages",
         "errors.retry.delay.max.ms",
-    ] {
-        if let Some(v) = cfg.get(k) {
-            out.push(o(k, v));
-        }
-    }
+    ];
+    pass_through(cfg, &keys, out);
     // Kafka Connect's -1 is "retry forever"; Quiver takes a duration.
     if let Some(v) = cfg.get("errors.retry.timeout") {
         out.push(o("errors.retry.timeout", if v == "-1" { "365d" } else { v }));
@@ -365,7 +371,7 @@ const JDBC_CONNECTION: [&str; 5] = ["connection.url", "connection.user", "connec
 fn jdbc_sink(cfg: &ConnectorConfig, plan: &mut Plan) -> Result<()> {
     let url = cfg.require("connection.url", "the database's JDBC URL")?;
     let mut opts = vec![o("connector", database(url)?)];
-    for k in JDBC_CONNECTION.iter().chain(&[
+    let keys = JDBC_CONNECTION.iter().chain(&[
         "table.name.format",
         "insert.mode",
         "pk.mode",
@@ -377,11 +383,8 @@ fn jdbc_sink(cfg: &ConnectorConfig, plan: &mut Plan) -> Result<()> {
         "batch.size",
         "max.retries",
         "retry.backoff.ms",
-    ]) {
-        if let Some(v) = cfg.get(k) {
-            opts.push(o(k, v));
-        }
-    }
+    ]);
+    pass_through(cfg, keys, &mut opts);
     let record_key = cfg.get("pk.mode") == Some("record_key");
     plan.sink_options = [opts, std::mem::take(&mut plan.sink_options)].concat();
     plan.shape = SinkShape::Table { record_key };
@@ -407,7 +410,7 @@ fn jdbc_source(cfg: &ConnectorConfig, options: &TranslateOptions, plan: &mut Pla
     if tables.len() > 1 {
         return Err(TranslateError::new("table.whitelist", "lists several tables; their columns differ, so translate one connector per table"));
     }
-    for k in JDBC_CONNECTION.iter().chain(&[
+    let keys = JDBC_CONNECTION.iter().chain(&[
         "mode",
         "table.whitelist",
         "query",
@@ -418,11 +421,8 @@ fn jdbc_source(cfg: &ConnectorConfig, options: &TranslateOptions, plan: &mut Pla
         "timestamp.delay.interval.ms",
         "connection.attempts",
         "connection.backoff.ms",
-    ]) {
-        if let Some(v) = cfg.get(k) {
-            opts.push(o(k, v));
-        }
-    }
+    ]);
+    pass_through(cfg, keys, &mut opts);
     let prefix = cfg.get("topic.prefix").unwrap_or("");
     let topic = match (tables.first(), query) {
         (Some(t), None) => format!("{prefix}{t}"),
