@@ -17,6 +17,7 @@ pub mod connect;
 pub mod datetime;
 pub mod hash;
 pub mod json;
+pub mod json_edit;
 pub mod mask;
 pub mod simple_date_format;
 
@@ -47,6 +48,12 @@ pub fn functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(connect::HeaderFunc::new(connect::HeaderOp::Add))),
         Arc::new(ScalarUDF::from(connect::HeaderFunc::new(connect::HeaderOp::Drop))),
         Arc::new(ScalarUDF::from(connect::HeaderFunc::new(connect::HeaderOp::Has))),
+        Arc::new(ScalarUDF::from(json_edit::JsonEditFunc::new(json_edit::JsonEdit::Set))),
+        Arc::new(ScalarUDF::from(json_edit::JsonEditFunc::new(json_edit::JsonEdit::Remove))),
+        Arc::new(ScalarUDF::from(json_edit::JsonEditFunc::new(json_edit::JsonEdit::Keep))),
+        Arc::new(ScalarUDF::from(json_edit::JsonEditFunc::new(json_edit::JsonEdit::Rename))),
+        Arc::new(ScalarUDF::from(json_edit::JsonEditFunc::new(json_edit::JsonEdit::Flatten))),
+        Arc::new(ScalarUDF::from(json_edit::JsonEditFunc::new(json_edit::JsonEdit::Mask))),
     ]
 }
 
@@ -68,6 +75,12 @@ pub fn function_docs() -> Vec<FunctionDoc> {
         connect::HEADER_ADD_DOC,
         connect::HEADERS_DROP_DOC,
         connect::HAS_HEADER_DOC,
+        json_edit::JsonEdit::Set.doc(),
+        json_edit::JsonEdit::Remove.doc(),
+        json_edit::JsonEdit::Keep.doc(),
+        json_edit::JsonEdit::Rename.doc(),
+        json_edit::JsonEdit::Flatten.doc(),
+        json_edit::JsonEdit::Mask.doc(),
     ]
 }
 

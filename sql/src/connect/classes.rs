@@ -90,7 +90,7 @@ pub(crate) fn plan(cfg: &ConnectorConfig, options: &TranslateOptions, notes: &mu
         sink_options: Vec::new(),
         shape: SinkShape::Files,
         record: Record { fields: Vec::new(), key: None, topic: None, partition: None, offset: None, timestamp: None, headers: None, key_fields: None, keep: Vec::new() },
-        context: Context { from_kafka: false, tombstone: None, origin: String::new(), primitive: false, unwrapped: None },
+        context: Context { from_kafka: false, tombstone: None, origin: String::new(), key_json: false, primitive: false, unwrapped: None },
         static_topic: None,
     };
     let _ = cfg.get("tasks.max");
@@ -199,6 +199,7 @@ fn kafka_source(cfg: &ConnectorConfig, options: &TranslateOptions, plan: &mut Pl
     plan.columns = text;
     plan.source_options = opts;
     kafka_record(plan, &schema, key_type, value.fixed_columns().is_some(), unwrap);
+    plan.context.key_json = matches!(key, Converter::Json { .. });
     Ok(())
 }
 
@@ -220,7 +221,8 @@ fn kafka_record(plan: &mut Plan, schema: &SchemaRef, key_type: DataType, primiti
     );
     plan.record.headers = Some(Expr::new("_headers", headers_type));
     let nulls: Vec<String> = schema.fields().iter().map(|f| format!("{} IS NULL", ident(f.name()))).collect();
-    plan.context = Context { from_kafka: true, tombstone: (!nulls.is_empty()).then(|| format!("({})", nulls.join(" AND "))), origin: "a Kafka topic".into(), primitive, unwrapped };
+    let tombstone = (!nulls.is_empty()).then(|| format!("({})", nulls.join(" AND ")));
+    plan.context = Context { from_kafka: true, tombstone, origin: "a Kafka topic".into(), key_json: false, primitive, unwrapped };
 }
 
 /// MirrorMaker 2's source connector: topics copied byte for byte to another cluster,
@@ -398,7 +400,7 @@ fn file_stream_source(cfg: &ConnectorConfig, plan: &mut Plan) -> Result<String> 
     plan.columns = "value TEXT".into();
     plan.source_options = vec![o("connector", "file"), o("path", file), o("format", "text")];
     plan.record.fields = vec![("value".into(), Expr::column("value", DataType::Utf8))];
-    plan.context = Context { from_kafka: false, tombstone: None, origin: "a file".into(), primitive: true, unwrapped: None };
+    plan.context = Context { from_kafka: false, tombstone: None, origin: "a file".into(), key_json: false, primitive: true, unwrapped: None };
     Ok(topic)
 }
 
@@ -434,7 +436,7 @@ fn jdbc_source(cfg: &ConnectorConfig, options: &TranslateOptions, plan: &mut Pla
     plan.columns = text;
     plan.source_options = opts;
     plan.record.fields = fields_of(&schema);
-    plan.context = Context { from_kafka: false, tombstone: None, origin: "a JDBC source".into(), primitive: false, unwrapped: None };
+    plan.context = Context { from_kafka: false, tombstone: None, origin: "a JDBC source".into(), key_json: false, primitive: false, unwrapped: None };
     Ok(topic)
 }
 

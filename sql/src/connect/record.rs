@@ -35,6 +35,8 @@ pub(crate) struct Context {
     pub tombstone: Option<String>,
     /// The connector kind, for messages ("records from a JDBC source").
     pub origin: String,
+    /// The key is JSON text (key.converter JsonConverter).
+    pub key_json: bool,
     /// The value is one primitive (StringConverter, ByteArrayConverter, a text
     /// line), carried as the one column `value`.
     pub primitive: bool,

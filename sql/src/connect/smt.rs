@@ -10,11 +10,11 @@
 //! transform adds are NULL for them ([`unless_tombstone`]); a NULL field stays
 //! NULL under Cast, MaskField, Flatten and TimestampConverter by itself.
 //!
-//! Quiver's record keys are text or bytes, never structs, so the `$Key` forms
-//! that need a struct key (Flatten, HoistField, InsertField, MaskField,
-//! ReplaceField, HeaderFrom) are reported as untranslatable; Cast$Key and
-//! TimestampConverter$Key on the whole key, and ExtractField$Key on a JSON key,
-//! translate.
+//! Quiver's record keys are text or bytes. With `key.converter` JsonConverter the
+//! key is JSON text, and the `$Key` forms that edit fields become the udf
+//! crate's `json_*` functions on `_key` (`json_set`, `json_mask`, …). On other
+//! keys only the whole-key forms translate (Cast$Key, TimestampConverter$Key,
+//! HoistField$Key of a text key); the rest are reported as untranslatable.
 
 use arrow::datatypes::{DataType, TimeUnit};
 
@@ -228,17 +228,17 @@ fn strsim_closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
 
 fn apply(smt: &Smt<'_>, rec: &Record, ctx: &Context, notes: &mut Notes) -> Result<Step> {
     match smt.name {
-        "Cast" => cast(smt, rec),
+        "Cast" => cast(smt, rec, ctx),
         "DropHeaders" => drop_headers(smt, rec),
         "ExtractField" => extract_field(smt, rec),
-        "Flatten" => flatten(smt, rec),
+        "Flatten" => flatten(smt, rec, ctx),
         "HeaderFrom" => header_from(smt, rec, ctx),
         "HoistField" => hoist_field(smt, rec, ctx),
         "InsertField" => insert_field(smt, rec, ctx),
         "InsertHeader" => insert_header(smt, rec),
-        "MaskField" => mask_field(smt, rec),
+        "MaskField" => mask_field(smt, rec, ctx),
         "RegexRouter" => regex_router(smt, rec, ctx),
-        "ReplaceField" => replace_field(smt, rec),
+        "ReplaceField" => replace_field(smt, rec, ctx),
         "SetSchemaMetadata" => {
             let _ = (smt.get("schema.name"), smt.get("schema.version"));
             notes.note(format!("{}{} ({}): no effect, Arrow schemas have no name or version", smt.prefix, "type", smt.label()));
@@ -251,7 +251,19 @@ fn apply(smt: &Smt<'_>, rec: &Record, ctx: &Context, notes: &mut Notes) -> Resul
     }
 }
 
-const STRUCT_KEY: &str = "needs a struct key; Quiver's record keys are text or bytes (a sink builds a JSON key from value columns with key.fields)";
+const STRUCT_KEY: &str = "needs a structured key: with key.converter JsonConverter the key is JSON text, edited with the json_* functions; other keys are text or bytes";
+
+/// The key as JSON text (key.converter JsonConverter), for the `$Key` forms that edit fields.
+fn json_key<'r>(rec: &'r Record, ctx: &Context) -> Option<&'r Expr> {
+    rec.key.as_ref().filter(|k| ctx.key_json && k.ty == DataType::Utf8)
+}
+
+/// `rec` with its key replaced by `sql` (JSON text).
+fn with_key(rec: &Record, sql: String) -> Step {
+    let mut next = rec.clone();
+    next.key = Some(Expr::new(sql, DataType::Utf8));
+    Step::Record(Box::new(next))
+}
 
 /// The field `name` of the value, or an error naming the setting and the fields there are.
 fn field<'r>(smt: &Smt<'_>, rec: &'r Record, setting: &str, name: &str) -> Result<&'r Expr> {
@@ -311,7 +323,7 @@ fn cast_expr(smt: &Smt<'_>, what: &str, e: &Expr, to: &DataType) -> Result<Expr>
     Ok(Expr::new(sql, to.clone()))
 }
 
-fn cast(smt: &Smt<'_>, rec: &Record) -> Result<Step> {
+fn cast(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     let spec = smt.list("spec");
     if spec.is_empty() {
         return Err(smt.err("spec", "missing: at least one field:type pair, or one type for the whole value"));
@@ -351,7 +363,23 @@ fn cast(smt: &Smt<'_>, rec: &Record) -> Result<Step> {
         return Ok(Step::Record(Box::new(next)));
     }
     if smt.side == Side::Key {
-        return Ok(Step::Untranslatable(format!("casts key fields; it {STRUCT_KEY}")));
+        let Some(k) = json_key(rec, ctx) else {
+            return Ok(Step::Untranslatable(format!("casts key fields; it {STRUCT_KEY}")));
+        };
+        let mut sql = k.sql.clone();
+        for (name, to) in casts {
+            let name = name.unwrap_or_default();
+            let text = format!("json_get_str({}, {})", k.sql, lit(&name));
+            let value = match &to {
+                DataType::Utf8 => text,
+                DataType::Boolean => format!("(lower({text}) = 'true')"),
+                // Through DOUBLE, so "4.5" casts to 4 as Java's Number.intValue() does.
+                DataType::Float32 | DataType::Float64 => format!("CAST({text} AS {})", sql_type(&to).unwrap_or("DOUBLE")),
+                _ => format!("CAST(CAST({text} AS DOUBLE) AS {})", sql_type(&to).unwrap_or("BIGINT")),
+            };
+            sql = format!("json_set({sql}, {}, {value})", lit(&name));
+        }
+        return Ok(with_key(rec, sql));
     }
     for (name, to) in casts {
         let name = name.unwrap_or_default();
@@ -411,10 +439,13 @@ fn extract_field(smt: &Smt<'_>, rec: &Record) -> Result<Step> {
     Ok(Step::Record(Box::new(next)))
 }
 
-fn flatten(smt: &Smt<'_>, rec: &Record) -> Result<Step> {
+fn flatten(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     let delimiter = smt.get("delimiter").unwrap_or(".").to_string();
     if smt.side == Side::Key {
-        return Ok(Step::Untranslatable(format!("flattens the key; it {STRUCT_KEY}")));
+        return Ok(match json_key(rec, ctx) {
+            Some(k) => with_key(rec, format!("json_flatten({}, {})", k.sql, lit(&delimiter))),
+            None => Step::Untranslatable(format!("flattens the key; it {STRUCT_KEY}")),
+        });
     }
     fn walk(prefix: &str, delimiter: &str, e: &Expr, out: &mut Vec<(String, Expr)>) {
         match struct_fields(e) {
@@ -454,7 +485,20 @@ fn header_from(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
         return Err(smt.err("headers", format!("names {} headers for {} fields; they pair up one to one", headers.len(), fields.len())));
     }
     if smt.side == Side::Key {
-        return Ok(Step::Untranslatable(format!("reads key fields; it {STRUCT_KEY}")));
+        let Some(k) = json_key(rec, ctx) else {
+            return Ok(Step::Untranslatable(format!("reads key fields; it {STRUCT_KEY}")));
+        };
+        let mut h = rec.headers.clone().unwrap_or_else(|| Expr::new("NULL", DataType::Null));
+        for (f, name) in fields.iter().zip(&headers) {
+            h = Expr::new(format!("header_add({}, {}, json_get_str({}, {}))", h.sql, lit(name), k.sql, lit(f)), h.ty);
+        }
+        let mut next = rec.clone();
+        next.headers = Some(h);
+        if moving {
+            let names: Vec<String> = fields.iter().map(|f| lit(f)).collect();
+            next.key = Some(Expr::new(format!("json_remove({}, {})", k.sql, names.join(", ")), DataType::Utf8));
+        }
+        return Ok(Step::Record(Box::new(next)));
     }
     let mut h = rec.headers.clone().unwrap_or_else(|| Expr::new("NULL", DataType::Null));
     for (f, name) in fields.iter().zip(&headers) {
@@ -479,7 +523,15 @@ fn header_from(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
 fn hoist_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     let name = smt.require("field", "the name of the field to wrap the value in")?.to_string();
     if smt.side == Side::Key {
-        return Ok(Step::Untranslatable(format!("wraps the key in a struct; it {STRUCT_KEY}")));
+        return Ok(match &rec.key {
+            // A JSON key is embedded as it is; a text key becomes a JSON string.
+            Some(k) if json_key(rec, ctx).is_some() => {
+                let open = serde_json::to_string(&serde_json::json!({ name.clone(): null })).unwrap_or_default();
+                with_key(rec, format!("{} || {} || '}}'", lit(open.trim_end_matches("null}")), k.sql))
+            }
+            Some(k) if k.ty == DataType::Utf8 => with_key(rec, format!("json_set('{{}}', {}, {})", lit(&name), k.sql)),
+            _ => Step::Untranslatable(format!("wraps the key in a struct; it {STRUCT_KEY}")),
+        });
     }
     // A primitive value (StringConverter) is wrapped as it is: {field: value}.
     if ctx.primitive
@@ -494,11 +546,25 @@ fn hoist_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
 }
 
 fn insert_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
-    if smt.side == Side::Key {
-        return Ok(Step::Untranslatable(format!("inserts into the key; it {STRUCT_KEY}")));
-    }
     // `name!` is required, `name?` optional: either way the field is added.
     let name = |k: &str| smt.get(k).map(|v| v.trim_end_matches(['!', '?']).to_string());
+    if smt.side == Side::Key {
+        let Some(k) = json_key(rec, ctx) else {
+            return Ok(Step::Untranslatable(format!("inserts into the key; it {STRUCT_KEY}")));
+        };
+        let mut sql = k.sql.clone();
+        let slots = [("topic.field", &rec.topic), ("partition.field", &rec.partition), ("offset.field", &rec.offset), ("timestamp.field", &rec.timestamp)];
+        for (setting, slot) in slots {
+            if let Some(n) = name(setting) {
+                let value = slot.as_ref().map_or("NULL".to_string(), |e| e.sql.clone());
+                sql = format!("json_set({sql}, {}, {value})", lit(&n));
+            }
+        }
+        if let (Some(n), Some(v)) = (name("static.field"), smt.get("static.value")) {
+            sql = format!("json_set({sql}, {}, {})", lit(&n), lit(v));
+        }
+        return Ok(with_key(rec, sql));
+    }
     let null = |ty: DataType, sql_ty: &str| Expr::new(format!("CAST(NULL AS {sql_ty})"), ty);
     let mut added: Vec<(String, Expr)> = Vec::new();
     if let Some(n) = name("topic.field") {
@@ -539,14 +605,24 @@ fn insert_header(smt: &Smt<'_>, rec: &Record) -> Result<Step> {
     Ok(Step::Record(Box::new(next)))
 }
 
-fn mask_field(smt: &Smt<'_>, rec: &Record) -> Result<Step> {
+fn mask_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     let fields = smt.list("fields");
     if fields.is_empty() {
         return Err(smt.err("fields", "missing: the fields to mask"));
     }
     let replacement = smt.get("replacement");
     if smt.side == Side::Key {
-        return Ok(Step::Untranslatable(format!("masks key fields; it {STRUCT_KEY}")));
+        let Some(k) = json_key(rec, ctx) else {
+            return Ok(Step::Untranslatable(format!("masks key fields; it {STRUCT_KEY}")));
+        };
+        let mut sql = k.sql.clone();
+        for f in &fields {
+            sql = match replacement {
+                Some(r) => format!("json_mask({sql}, {}, {})", lit(f), lit(r)),
+                None => format!("json_mask({sql}, {})", lit(f)),
+            };
+        }
+        return Ok(with_key(rec, sql));
     }
     let mut next = rec.clone();
     for f in &fields {
@@ -588,7 +664,7 @@ fn regex_router(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     Ok(Step::Record(Box::new(next)))
 }
 
-fn replace_field(smt: &Smt<'_>, rec: &Record) -> Result<Step> {
+fn replace_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     // `blacklist`/`whitelist` are the pre-2.6 names of exclude/include.
     let mut exclude = smt.list("exclude");
     exclude.extend(smt.list("blacklist"));
@@ -602,7 +678,21 @@ fn replace_field(smt: &Smt<'_>, rec: &Record) -> Result<Step> {
         }
     }
     if smt.side == Side::Key {
-        return Ok(Step::Untranslatable(format!("rewrites key fields; it {STRUCT_KEY}")));
+        let Some(k) = json_key(rec, ctx) else {
+            return Ok(Step::Untranslatable(format!("rewrites key fields; it {STRUCT_KEY}")));
+        };
+        let list = |names: &[String]| names.iter().map(|n| lit(n)).collect::<Vec<_>>().join(", ");
+        let mut sql = k.sql.clone();
+        if !include.is_empty() {
+            sql = format!("json_keep({sql}, {})", list(&include));
+        }
+        if !exclude.is_empty() {
+            sql = format!("json_remove({sql}, {})", list(&exclude));
+        }
+        for (from, to) in &renames {
+            sql = format!("json_rename({sql}, {}, {})", lit(from), lit(to));
+        }
+        return Ok(with_key(rec, sql));
     }
     for (setting, names) in [("exclude", &exclude), ("include", &include)] {
         if let Some(n) = names.iter().find(|n| rec.field(n).is_none()) {
@@ -665,7 +755,7 @@ fn timestamp_converter(smt: &Smt<'_>, rec: &Record) -> Result<Step> {
             Some(k) => next.key = Some(convert(k)?),
             None => return Ok(Step::Untranslatable("converts the key, and these records have none".into())),
         },
-        (Side::Key, Some(_)) => return Ok(Step::Untranslatable(format!("converts a key field; it {STRUCT_KEY}"))),
+        (Side::Key, Some(_)) => return Ok(Step::Untranslatable("converts a key field: the type of a JSON key's field (number or text) is not known before the records arrive".into())),
         (_, Some(name)) => {
             let e = convert(field(smt, rec, "field", &name)?)?;
             if let Some(slot) = next.fields.iter_mut().find(|(n, _)| *n == name) {

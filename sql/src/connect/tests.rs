@@ -131,8 +131,13 @@ fn run(spec: &PipelineSpec, inputs: &[Input], raw: bool) -> Vec<Value> {
             };
             let key = match (&key_fields, &keys) {
                 (Some(fields), _) => Value::Object(fields.iter().map(|f| (f.clone(), value[f].clone())).collect()),
-                (None, Some(k)) => if k.is_null(r) { Value::Null } else { json!(k.as_string::<i32>().value(r)) },
-                (None, None) => json!(input.key),
+                // A JSON object key (key.converter JsonConverter) compares as JSON.
+                (None, Some(k)) if k.is_null(r) => Value::Null,
+                (None, Some(k)) => {
+                    let text = k.as_string::<i32>().value(r);
+                    serde_json::from_str::<Value>(text).ok().filter(Value::is_object).unwrap_or_else(|| json!(text))
+                }
+                (None, None) => input.key.as_deref().map_or(Value::Null, |k| serde_json::from_str::<Value>(k).ok().filter(Value::is_object).unwrap_or_else(|| json!(k))),
             };
             let headers = match &headers {
                 Some(h) => {
