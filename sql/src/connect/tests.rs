@@ -403,3 +403,59 @@ fn mirror_source_copies_bytes_keys_headers_and_partitions_under_the_renamed_topi
     }
     super::check(&t).unwrap();
 }
+
+#[test]
+fn errors_converters_overrides_and_debezium_unwrap_carry_over() {
+    let cfg = ConnectorConfig::from_json(
+        &json!({
+            "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
+            "name": "cdc-to-pg",
+            "connection.url": "jdbc:postgresql://db:5432/app",
+            "insert.mode": "upsert", "pk.mode": "record_value", "pk.fields": "id",
+            "topics.regex": "dbserver1\\.public\\..*",
+            "tasks.max": 3,
+            "value.converter": "io.confluent.connect.avro.AvroConverter",
+            "value.converter.schema.registry.url": "http://registry:8081",
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "consumer.override.max.poll.records": "500",
+            "errors.tolerance": "all",
+            "errors.deadletterqueue.topic.name": "dlq",
+            "errors.deadletterqueue.context.headers.enable": true,
+            "errors.retry.timeout": "-1",
+            "errors.log.enable": "true",
+            "quiver.columns": "id BIGINT, name TEXT"
+        })
+        .to_string(),
+        "x",
+    )
+    .unwrap();
+    let t = translate(&cfg, &TranslateOptions { columns: None, bootstrap_servers: Some("k1:9092".into()) }).unwrap();
+    for needle in [
+        "'connector' = 'postgres'",
+        "'topic.pattern' = 'dbserver1\\.public\\..*'",
+        "'tasks.max' = '3'",
+        "'format' = 'avro'",
+        "'schema.registry.url' = 'http://registry:8081'",
+        "'key.format' = 'string'",
+        "'properties.max.poll.records' = '500'",
+        "'bootstrap.servers' = 'k1:9092'",
+        "'group.id' = 'connect-cdc-to-pg'",
+        "'errors.tolerance' = 'all'",
+        "'errors.deadletterqueue.topic.name' = 'dlq'",
+        "'errors.deadletterqueue.context.headers.enable' = 'true'",
+        "'errors.retry.timeout' = '365d'",
+        "'errors.log.enable' = 'true'",
+        "'insert.mode' = 'upsert'",
+    ] {
+        assert!(t.sql.contains(needle), "missing {needle} in\n{}", t.sql);
+    }
+    assert!(t.untranslated.is_empty(), "{:?}", t.untranslated);
+
+    // Debezium's unwrap SMT first in the chain is the debezium-json format.
+    let cfg = base_config(json!({"transforms": "unwrap,mask", "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState", "transforms.unwrap.drop.tombstones": "false",
+        "transforms.mask.type": "org.apache.kafka.connect.transforms.MaskField$Value", "transforms.mask.fields": "name"}).as_object().unwrap());
+    let t = translate(&cfg, &TranslateOptions { columns: Some("id BIGINT, name TEXT".into()), bootstrap_servers: None }).unwrap();
+    assert!(t.sql.contains("'format' = 'debezium-json'") && t.sql.contains("mask(\"name\") AS \"name\""), "{}", t.sql);
+    assert!(t.sql.contains("done by the source's format = 'debezium-json'"), "{}", t.sql);
+    assert!(t.untranslated.is_empty(), "{:?}", t.untranslated);
+}
