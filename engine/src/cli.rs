@@ -91,6 +91,10 @@ struct ConnectArgs {
     /// else the SQL reads ${KAFKA_BOOTSTRAP} when it runs.
     #[arg(long, value_name = "HOST:PORT")]
     bootstrap_servers: Option<String>,
+    /// Connector JSON only: type the columns from up to 200 records read off the
+    /// connector's topics (JSON values), when --columns and "quiver.columns" are absent.
+    #[arg(long)]
+    infer_columns: bool,
 }
 
 impl ConnectArgs {
@@ -218,9 +222,39 @@ fn translate_file(path: &Path, connect: &ConnectArgs) -> Result<(quiver_sql::con
     let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let config = ConnectorConfig::from_json(&text, &stem).map_err(|e| format!("{file}: {e}"))?;
-    let translation = translate(&config, &connect.options()).map_err(|e| format!("{file}: {e}"))?;
+    let mut options = connect.options();
+    let mut inferred = None;
+    if connect.infer_columns && options.columns.is_none() {
+        let (columns, records) = infer_columns(&config, connect).map_err(|e| format!("{file}: --infer-columns: {e}"))?;
+        inferred = Some(format!("-- columns inferred from {records} records on the connector's topics: check the types\n"));
+        options.columns = Some(columns);
+    }
+    let mut translation = translate(&config, &options).map_err(|e| format!("{file}: {e}"))?;
+    if let Some(comment) = inferred {
+        translation.sql.insert_str(0, &comment);
+    }
     let explain = check(&translation).map_err(|e| format!("{file}: the translated SQL does not plan: {}\n{}", e.render("translated"), translation.sql))?;
     Ok((translation, explain))
+}
+
+/// Samples the connector's topics and types its columns; returns them and how many records were read.
+fn infer_columns(config: &quiver_sql::connect::ConnectorConfig, connect: &ConnectArgs) -> Result<(String, usize), String> {
+    use quiver_connectors::kafka::sample::{infer_json_columns, sample_values};
+    let Some(spec) = quiver_sql::connect::sample_spec(config).map_err(|e| e.to_string())? else {
+        return Err("this connector's columns cannot be sampled: only connectors reading JSON from Kafka (JsonConverter) can be, and only without quiver.columns".into());
+    };
+    let bootstrap = spec
+        .bootstrap
+        .clone()
+        .or_else(|| connect.bootstrap_servers.clone())
+        .or_else(|| std::env::var("KAFKA_BOOTSTRAP").ok())
+        .ok_or("needs the Kafka cluster: --bootstrap-servers or KAFKA_BOOTSTRAP")?;
+    let values = sample_values(&bootstrap, &[], &spec.topics, 200, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    if values.is_empty() {
+        return Err(format!("no records arrived from {bootstrap} within 10 s to infer columns from; give them with --columns"));
+    }
+    let schema = infer_json_columns(&values, spec.envelope).map_err(|e| e.to_string())?;
+    Ok((quiver_sql::connect::columns_ddl(&schema), values.len()))
 }
 
 fn translate(path: &Path, connect: &ConnectArgs, explain: bool) -> ExitCode {
@@ -291,7 +325,7 @@ fn check_file(path: &Path, connect: &ConnectArgs) -> Result<Vec<ParsedStatement>
 fn validate(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for f in files {
-        match check_file(f, &ConnectArgs { columns: None, bootstrap_servers: None }) {
+        match check_file(f, &ConnectArgs { columns: None, bootstrap_servers: None, infer_columns: false }) {
             Ok(stmts) => crate::render::say!("{}: ok ({} statement{})", f.display(), stmts.len(), if stmts.len() == 1 { "" } else { "s" }),
             Err(problems) => {
                 failed = true;

@@ -180,3 +180,49 @@ async fn mirror_source_connector_json_copies_records_to_the_renamed_topic() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infer_columns_types_a_connector_from_its_topic_and_runs_it() {
+    let b = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("connect-infer");
+    create_topic(&b, &topic, 1).await;
+    produce(&b, &topic, &[
+        Rec::value(r#"{"id":1,"Name":"Ann","address":{"city":"Lyon"},"score":1.5}"#),
+        Rec::value(r#"{"id":2,"Name":"Bo","address":{"city":"Oslo"},"score":2}"#),
+    ]);
+    let out_dir = dir.path().join("out");
+    let connector = json!({"name": "infer", "config": {
+        "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
+        "topics": topic,
+        "file": out_dir.display().to_string(),
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+        "transforms": "mask,flat",
+        "transforms.mask.type": "org.apache.kafka.connect.transforms.MaskField$Value",
+        "transforms.mask.fields": "Name",
+        "transforms.flat.type": "org.apache.kafka.connect.transforms.Flatten$Value"
+    }});
+    let file = write_json(dir.path(), "infer.json", &connector);
+    let t = run_cli(&["translate", &file, "--infer-columns", "--bootstrap-servers", &b]);
+    assert!(t.status.success(), "{}", text(&t.stderr));
+    let sql = text(&t.stdout);
+    assert!(sql.contains("-- columns inferred from 2 records"), "{sql}");
+    assert!(sql.contains("\"Name\" TEXT") && sql.contains("\"address\" STRUCT<\"city\" TEXT>") && sql.contains("\"id\" BIGINT") && sql.contains("\"score\" DOUBLE"), "{sql}");
+
+    let run = quiver().args(["run", &file, "--infer-columns", "--until-caught-up", "--bootstrap-servers", &b, "--state-dir"]).arg(dir.path().join("state")).output().unwrap();
+    assert!(run.status.success(), "stdout:\n{}\nstderr:\n{}", text(&run.stdout), text(&run.stderr));
+    let mut rows = crate::support::read_jsonl(&out_dir, ".jsonl");
+    rows.sort_by_key(|r| r["id"].as_i64());
+    assert_eq!(rows, vec![
+        json!({"id": 1, "Name": "", "address.city": "Lyon", "score": 1.5}),
+        json!({"id": 2, "Name": "", "address.city": "Oslo", "score": 2.0}),
+    ]);
+
+    // Without a reader of JSON from Kafka there is nothing to sample.
+    let mut lines = connector.clone();
+    lines["config"]["connector.class"] = json!("FileStreamSource");
+    let lines = write_json(dir.path(), "lines.json", &lines);
+    let e = run_cli(&["translate", &lines, "--infer-columns", "--bootstrap-servers", &b]);
+    assert!(!e.status.success() && text(&e.stderr).contains("cannot be sampled"), "{}", text(&e.stderr));
+}

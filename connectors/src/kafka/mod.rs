@@ -29,6 +29,7 @@ mod config;
 pub mod dev;
 pub mod dlq;
 mod metadata;
+pub mod sample;
 mod sink;
 mod source;
 

@@ -23,9 +23,12 @@
 
 mod classes;
 mod converters;
+mod infer;
 mod predicate;
 mod record;
 mod smt;
+
+pub use infer::{SampleSpec, columns_ddl, sample_spec};
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
