@@ -6,7 +6,8 @@
 //! Cast set fields, ReplaceField removes, keeps and renames them, Flatten and
 //! MaskField do what they do to values. Each works on the top-level fields of a
 //! JSON object; NULL stays NULL; text that is not a JSON object is an error for
-//! that row. Objects are written back with their keys in sorted order.
+//! that row. Fields keep their order, and values the edit does not touch are
+//! copied as they were written (nested order and number spelling included).
 
 use std::sync::Arc;
 
@@ -96,18 +97,93 @@ fn to_json(a: &ArrayRef, row: usize) -> Result<Value> {
     })
 }
 
-fn flatten_into(prefix: &str, delimiter: &str, v: Value, out: &mut Map<String, Value>) {
-    match v {
-        Value::Object(m) => {
-            for (k, child) in m {
-                let name = if prefix.is_empty() { k } else { format!("{prefix}{delimiter}{k}") };
-                flatten_into(&name, delimiter, child, out);
-            }
+/// A JSON object's top-level fields in order, each value as its JSON text.
+type Fields = Vec<(String, String)>;
+
+/// Splits a JSON object into its fields. The text is validated by serde_json
+/// first, so the scan below only ever sees well-formed JSON.
+fn split_object(text: &str) -> std::result::Result<Fields, String> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(_)) => {}
+        Ok(other) => return Err(format!("expected a JSON object, got {other}")),
+        Err(e) => return Err(format!("value is not valid JSON ({e})")),
+    }
+    let b = text.as_bytes();
+    let ws = |mut i: usize| {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
         }
-        other => {
-            out.insert(prefix.to_string(), other);
+        i
+    };
+    let string_end = |mut i: usize| {
+        i += 1;
+        while i < b.len() && b[i] != b'"' {
+            i += if b[i] == b'\\' { 2 } else { 1 };
+        }
+        i + 1
+    };
+    let value_end = |i: usize| match b.get(i) {
+        Some(b'"') => string_end(i),
+        Some(b'{' | b'[') => {
+            let (mut depth, mut j) = (0usize, i);
+            while j < b.len() {
+                match b[j] {
+                    b'"' => {
+                        j = string_end(j);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return j + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            j
+        }
+        _ => {
+            let mut j = i;
+            while j < b.len() && !matches!(b[j], b',' | b'}' | b']') && !b[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            j
+        }
+    };
+    let mut fields = Vec::new();
+    let mut i = ws(ws(0) + 1);
+    while i < b.len() && b[i] == b'"' {
+        let key_end = string_end(i);
+        let key: String = serde_json::from_str(&text[i..key_end]).map_err(|e| e.to_string())?;
+        let start = ws(ws(key_end) + 1);
+        let end = value_end(start);
+        fields.push((key, text[start..end].to_string()));
+        i = ws(end);
+        if b.get(i) == Some(&b',') {
+            i = ws(i + 1);
         }
     }
+    Ok(fields)
+}
+
+fn join_object(fields: &Fields) -> String {
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}:{v}", Value::String(k.clone()))).collect();
+    format!("{{{}}}", body.join(","))
+}
+
+fn flatten_into(prefix: &str, delimiter: &str, fields: Fields, out: &mut Fields) -> std::result::Result<(), String> {
+    for (k, raw) in fields {
+        let name = if prefix.is_empty() { k } else { format!("{prefix}{delimiter}{k}") };
+        if raw.starts_with('{') {
+            flatten_into(&name, delimiter, split_object(&raw)?, out)?;
+        } else {
+            out.push((name, raw));
+        }
+    }
+    Ok(())
 }
 
 /// Kafka Connect MaskField on one JSON value.
@@ -177,36 +253,67 @@ impl ScalarUDFImpl for JsonEditFunc {
                 b.append_null();
                 continue;
             }
-            let mut obj = match serde_json::from_str::<Value>(text.value(row)) {
-                Ok(Value::Object(m)) => m,
-                Ok(other) => return exec_err!("{name}: expected a JSON object, got {other}"),
-                Err(e) => return exec_err!("{name}: value is not valid JSON ({e})"),
+            let mut fields = match split_object(text.value(row)) {
+                Ok(f) => f,
+                Err(e) => return exec_err!("{name}: {e}"),
             };
+            let position = |fields: &Fields, key: &str| fields.iter().position(|(k, _)| k == key);
             match self.edit {
                 JsonEdit::Set => {
-                    obj.insert(names[0].clone(), to_json(value.as_ref().expect("json_set has a value"), row)?);
+                    let Some(value) = &value else { return exec_err!("{name}: missing the value") };
+                    let raw = to_json(value, row)?.to_string();
+                    match position(&fields, &names[0]) {
+                        Some(i) => fields[i].1 = raw,
+                        None => fields.push((names[0].clone(), raw)),
+                    }
                 }
-                JsonEdit::Remove => obj.retain(|k, _| !names.contains(k)),
-                JsonEdit::Keep => obj.retain(|k, _| names.contains(k)),
+                JsonEdit::Remove => fields.retain(|(k, _)| !names.contains(k)),
+                JsonEdit::Keep => fields.retain(|(k, _)| names.contains(k)),
                 JsonEdit::Rename => {
-                    if let Some(v) = obj.remove(&names[0]) {
-                        obj.insert(names[1].clone(), v);
+                    if let Some(i) = position(&fields, &names[0]) {
+                        fields[i].0 = names[1].clone();
+                        // The renamed field replaces one that already had the new name.
+                        let dup: Vec<usize> = fields.iter().enumerate().filter(|(j, (k, _))| *j != i && k == &names[1]).map(|(j, _)| j).collect();
+                        for j in dup.into_iter().rev() {
+                            fields.remove(j);
+                        }
                     }
                 }
                 JsonEdit::Flatten => {
-                    let mut flat = Map::new();
-                    flatten_into("", &names[0], Value::Object(obj), &mut flat);
-                    obj = flat;
+                    let mut flat = Vec::with_capacity(fields.len());
+                    if let Err(e) = flatten_into("", &names[0], fields, &mut flat) {
+                        return exec_err!("{name}: {e}");
+                    }
+                    fields = flat;
                 }
                 JsonEdit::Mask => {
-                    if let Some(v) = obj.get(&names[0]) {
-                        let masked = mask(&name, &names[0], v, replacement.as_deref())?;
-                        obj.insert(names[0].clone(), masked);
+                    if let Some(i) = position(&fields, &names[0]) {
+                        let current: Value = serde_json::from_str(&fields[i].1).unwrap_or(Value::Null);
+                        fields[i].1 = mask(&name, &names[0], &current, replacement.as_deref())?.to_string();
                     }
                 }
             }
-            b.append_value(Value::Object(obj).to_string());
+            b.append_value(join_object(&fields));
         }
         Ok(ColumnarValue::Array(Arc::new(b.finish()) as ArrayRef))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_split_in_order_with_raw_values() {
+        let f = split_object(r#" { "b" : "x\\" , "a":{"n":[1,{"k":"]"}]}, "c":-2.5e1,"d":null,"e":true } "#).unwrap();
+        let keys: Vec<&str> = f.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["b", "a", "c", "d", "e"]);
+        assert_eq!(f[0].1, r#""x\\""#);
+        assert_eq!(f[1].1, r#"{"n":[1,{"k":"]"}]}"#);
+        assert_eq!(f[2].1, "-2.5e1");
+        assert_eq!(join_object(&f), r#"{"b":"x\\","a":{"n":[1,{"k":"]"}]},"c":-2.5e1,"d":null,"e":true}"#);
+        assert!(split_object("[1]").unwrap_err().contains("expected a JSON object"));
+        assert!(split_object("{\"a\":").unwrap_err().contains("not valid JSON"));
+        assert_eq!(split_object("{}").unwrap(), Vec::<(String, String)>::new());
     }
 }
