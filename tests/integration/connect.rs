@@ -114,6 +114,7 @@ fn translate_prints_sql_that_validates_and_explains() {
     assert!(sql.contains("WHERE NOT COALESCE(has_header(_headers, 'test'), false)"), "{sql}");
     // --explain: the compiled expressions, as EXPLAIN shows them.
     assert!(sql.contains("column email mask(email@2, redacted@example.com)"), "{sql}");
+    assert!(sql.contains("dead-letter topic orders-dlq on ${KAFKA_BOOTSTRAP}"), "{sql}");
     // The printed SQL is a pipeline file like any other.
     let path = dir.path().join("s3.sql");
     std::fs::write(&path, sql.split("-- EXPLAIN").next().unwrap()).unwrap();

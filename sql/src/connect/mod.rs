@@ -207,7 +207,9 @@ fn translate_inner(config: &ConnectorConfig, options: &TranslateOptions, to_kafk
 /// placeholder stands for any address here.
 pub fn check(translation: &Translation) -> std::result::Result<crate::Table, crate::SqlError> {
     use crate::catalog::Plan;
-    let sql = translation.sql.replace("${KAFKA_BOOTSTRAP}", "localhost:9092");
+    // A stand-in address while planning; the EXPLAIN shows the placeholder again.
+    const STAND_IN: &str = "kafka-bootstrap.invalid:9092";
+    let sql = translation.sql.replace("${KAFKA_BOOTSTRAP}", STAND_IN);
     let (statements, errors) = crate::parse(&sql);
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
@@ -224,7 +226,11 @@ pub fn check(translation: &Translation) -> std::result::Result<crate::Table, cra
         let plan = catalog.plan(s)?;
         catalog.apply(&plan);
     }
-    explain.ok_or_else(|| crate::SqlError::invalid("the translation has no sink", None))
+    let mut explain = explain.ok_or_else(|| crate::SqlError::invalid("the translation has no sink", None))?;
+    for cell in explain.rows.iter_mut().flatten() {
+        *cell = cell.replace(STAND_IN, "${KAFKA_BOOTSTRAP}");
+    }
+    Ok(explain)
 }
 
 /// Comments that travel with the SQL.
