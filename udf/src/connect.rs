@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray, MapArray, MapBuilder, StringArray, StringBuilder};
+use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray, MapArray, MapBuilder, StringBuilder};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use datafusion_common::{Result, ScalarValue, exec_err, plan_err};
@@ -52,7 +52,7 @@ pub const HAS_HEADER_DOC: FunctionDoc = FunctionDoc {
 };
 
 /// A constant text argument, or an error naming the function and the argument.
-fn constant(args: &[ColumnarValue], i: usize, func: &str, what: &str) -> Result<Option<String>> {
+pub(crate) fn constant(args: &[ColumnarValue], i: usize, func: &str, what: &str) -> Result<Option<String>> {
     match args.get(i) {
         Some(ColumnarValue::Scalar(s)) if s.is_null() => Ok(None),
         Some(ColumnarValue::Scalar(ScalarValue::Utf8(Some(v)) | ScalarValue::LargeUtf8(Some(v)) | ScalarValue::Utf8View(Some(v)))) => Ok(Some(v.clone())),
@@ -156,8 +156,33 @@ impl ScalarUDFImpl for RegexRouteFunc {
             Err(e) => return exec_err!("regex_route: replacement '{replacement}' {e}"),
         };
         let values = text_array(&args.args[0], args.number_rows)?;
-        let out: StringArray = values.as_string::<i32>().iter().map(|v| v.map(|v| if re.is_match(v) { re.replace(v, rust.as_str()).into_owned() } else { v.to_string() })).collect();
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        let values = values.as_string::<i32>();
+        // Rows of a batch mostly share a topic: route each run of equal values once.
+        let mut out = StringBuilder::with_capacity(values.len(), values.value_data().len());
+        let mut last: Option<(&str, String)> = None;
+        for v in values.iter() {
+            let Some(v) = v else {
+                out.append_null();
+                continue;
+            };
+            if let Some((input, routed)) = &last
+                && *input == v
+            {
+                out.append_value(routed);
+                continue;
+            }
+            let routed = match re.captures(v) {
+                Some(caps) => {
+                    let mut s = String::new();
+                    caps.expand(&rust, &mut s);
+                    s
+                }
+                None => v.to_string(),
+            };
+            out.append_value(&routed);
+            last = Some((v, routed));
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
 }
 
@@ -194,7 +219,22 @@ impl ScalarUDFImpl for RegexMatchesFunc {
         };
         let re = whole("regex_matches", &pattern)?;
         let values = text_array(&args.args[0], args.number_rows)?;
-        let out: BooleanArray = values.as_string::<i32>().iter().map(|v| v.map(|v| re.is_match(v))).collect();
+        // Rows of a batch mostly share a topic: match each run of equal values once.
+        let mut last: Option<(&str, bool)> = None;
+        let out: BooleanArray = values
+            .as_string::<i32>()
+            .iter()
+            .map(|v| {
+                v.map(|v| match last {
+                    Some((input, m)) if input == v => m,
+                    _ => {
+                        let m = re.is_match(v);
+                        last = Some((v, m));
+                        m
+                    }
+                })
+            })
+            .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
@@ -232,7 +272,7 @@ impl HeaderFunc {
 }
 
 /// Kafka headers as the Kafka source gives them: `MAP<TEXT, BYTEA>`.
-fn headers_type() -> DataType {
+pub fn headers_type() -> DataType {
     MapBuilder::new(None, StringBuilder::new(), BinaryBuilder::new()).finish().data_type().clone()
 }
 

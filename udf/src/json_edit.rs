@@ -61,12 +61,12 @@ impl JsonEditFunc {
     }
 }
 
-/// A constant text argument.
+/// A constant, non-NULL text argument.
 fn constant(args: &[ColumnarValue], i: usize, func: &str) -> Result<String> {
-    match args.get(i) {
-        Some(ColumnarValue::Scalar(ScalarValue::Utf8(Some(v)) | ScalarValue::LargeUtf8(Some(v)) | ScalarValue::Utf8View(Some(v)))) => Ok(v.clone()),
-        Some(_) => exec_err!("{func}: argument {} must be constant text", i + 1),
-        None => exec_err!("{func}: missing argument {}", i + 1),
+    let what = format!("argument {}", i + 1);
+    match crate::connect::constant(args, i, func, &what)? {
+        Some(v) => Ok(v),
+        None => exec_err!("{func}: {what} must not be NULL"),
     }
 }
 

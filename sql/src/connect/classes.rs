@@ -211,15 +211,7 @@ fn kafka_record(plan: &mut Plan, schema: &SchemaRef, key_type: DataType, primiti
     plan.record.partition = Some(Expr::new("_partition", DataType::Int32));
     plan.record.offset = Some(Expr::new("_offset", DataType::Int64));
     plan.record.timestamp = Some(Expr::new("_timestamp", DataType::Timestamp(TimeUnit::Millisecond, None)));
-    let headers_type = DataType::Map(
-        Arc::new(arrow::datatypes::Field::new(
-            "entries",
-            DataType::Struct(vec![arrow::datatypes::Field::new("keys", DataType::Utf8, false), arrow::datatypes::Field::new("values", DataType::Binary, true)].into()),
-            false,
-        )),
-        false,
-    );
-    plan.record.headers = Some(Expr::new("_headers", headers_type));
+    plan.record.headers = Some(Expr::new("_headers", quiver_udf::connect::headers_type()));
     let nulls: Vec<String> = schema.fields().iter().map(|f| format!("{} IS NULL", ident(f.name()))).collect();
     let tombstone = (!nulls.is_empty()).then(|| format!("({})", nulls.join(" AND ")));
     plan.context = Context { from_kafka: true, tombstone, origin: "a Kafka topic".into(), key_json: false, primitive, unwrapped };

@@ -93,12 +93,10 @@ impl Record {
                 fields.push((name.clone(), m));
             }
         }
-        let mut keep = otherwise.keep.clone();
-        for k in &then.keep {
-            if !keep.contains(k) {
-                keep.push(format!("(NOT {cond} OR {k})"));
-            }
-        }
+        // Filter never runs under merge (the chain adds its condition itself), so
+        // both sides keep the same rows.
+        debug_assert_eq!(then.keep, otherwise.keep);
+        let keep = otherwise.keep.clone();
         Record {
             fields,
             key: pick(then.key.as_ref(), otherwise.key.as_ref()),

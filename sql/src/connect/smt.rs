@@ -17,6 +17,7 @@
 //! HoistField$Key of a text key); the rest are reported as untranslatable.
 
 use arrow::datatypes::{DataType, TimeUnit};
+use quiver_connectors::api::options::closest;
 
 use super::predicate;
 use super::record::{Context, Expr, Record, sql_type, unless_tombstone};
@@ -215,15 +216,11 @@ fn check_keys(cfg: &ConnectorConfig, prefix: &str, keys: &[&str], name: &str) ->
         if !["type", "predicate", "negate"].contains(&k) && !keys.contains(&k) {
             let mut known: Vec<&str> = keys.to_vec();
             known.extend(["predicate", "negate"]);
-            let hint = strsim_closest(k, &known).map(|c| format!("did you mean '{c}'? ")).unwrap_or_default();
+            let hint = closest(k, known.iter().copied()).map(|c| format!("did you mean '{c}'? ")).unwrap_or_default();
             return Err(TranslateError::new(format!("{prefix}{k}"), format!("unknown setting for {name}; {hint}it takes {}", known.join(", "))));
         }
     }
     Ok(())
-}
-
-fn strsim_closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates.iter().copied().filter(|c| strsim::levenshtein(word, c) <= 2).min_by_key(|c| strsim::levenshtein(word, c))
 }
 
 fn apply(smt: &Smt<'_>, rec: &Record, ctx: &Context, notes: &mut Notes) -> Result<Step> {
@@ -241,7 +238,7 @@ fn apply(smt: &Smt<'_>, rec: &Record, ctx: &Context, notes: &mut Notes) -> Resul
         "ReplaceField" => replace_field(smt, rec, ctx),
         "SetSchemaMetadata" => {
             let _ = (smt.get("schema.name"), smt.get("schema.version"));
-            notes.note(format!("{}{} ({}): no effect, Arrow schemas have no name or version", smt.prefix, "type", smt.label()));
+            notes.note(format!("{} ({}): no effect, Arrow schemas have no name or version", smt.key("type"), smt.label()));
             Ok(Step::Record(Box::new(rec.clone())))
         }
         "TimestampConverter" => timestamp_converter(smt, rec),
