@@ -20,6 +20,12 @@ fn write_json(dir: &std::path::Path, name: &str, v: &Value) -> String {
     p.display().to_string()
 }
 
+/// `quiver run FILE --until-caught-up` plus `args`, with its own state folder; it must succeed.
+fn run_connector(file: &str, dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) {
+    let out = quiver().args(["run", file, "--until-caught-up"]).args(args).arg("--state-dir").arg(dir.join("state")).envs(env.iter().copied()).output().unwrap();
+    assert!(out.status.success(), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jdbc_sink_connector_json_with_five_transforms_runs_into_postgres() {
     let b = broker();
@@ -41,12 +47,7 @@ async fn jdbc_sink_connector_json_with_five_transforms_runs_into_postgres() {
     connector["config"]["topics.regex"] = json!(format!("{base}_.*_v1"));
     connector["config"]["connection.url"] = json!(crate::postgres::URL);
     let file = write_json(dir.path(), "connector.json", &connector);
-    let out = quiver()
-        .args(["run", &file, "--until-caught-up", "--bootstrap-servers", &b, "--state-dir"])
-        .arg(dir.path().join("state"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+    run_connector(&file, dir.path(), &["--bootstrap-servers", &b], &[]);
 
     let (c, conn) = tokio_postgres::connect(crate::postgres::URL, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
@@ -93,8 +94,7 @@ async fn file_stream_source_connector_json_writes_lines_to_kafka() {
         }
     });
     let file = write_json(dir.path(), "lines.json", &connector);
-    let out = quiver().args(["run", &file, "--until-caught-up", "--state-dir"]).arg(dir.path().join("state")).env("KAFKA_BOOTSTRAP", &b).output().unwrap();
-    assert!(out.status.success(), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+    run_connector(&file, dir.path(), &[], &[("KAFKA_BOOTSTRAP", &b)]);
     let got = consume(&b, &topic, 3, Duration::from_secs(30));
     let values: Vec<String> = got.iter().map(|g| String::from_utf8(g.value.clone().unwrap()).unwrap()).collect();
     assert_eq!(values, ["first line", "second, with a comma", "{\"not\": \"parsed\"}"]);
@@ -164,8 +164,7 @@ async fn mirror_source_connector_json_copies_records_to_the_renamed_topic() {
         "transforms": "drop", "transforms.drop.type": "org.apache.kafka.connect.transforms.DropHeaders", "transforms.drop.headers": "trace"
     }});
     let file = write_json(dir.path(), "mm2.json", &connector);
-    let out = quiver().args(["run", &file, "--until-caught-up", "--state-dir"]).arg(dir.path().join("state")).output().unwrap();
-    assert!(out.status.success(), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+    run_connector(&file, dir.path(), &[], &[]);
     type Copied = (String, Vec<u8>, Vec<(String, String)>);
     let mut got: Vec<Copied> = consume(&b, &format!("east.{topic}"), 3, Duration::from_secs(30))
         .into_iter()
@@ -211,8 +210,7 @@ async fn infer_columns_types_a_connector_from_its_topic_and_runs_it() {
     assert!(sql.contains("-- columns inferred from 2 records"), "{sql}");
     assert!(sql.contains("\"Name\" TEXT") && sql.contains("\"address\" STRUCT<\"city\" TEXT>") && sql.contains("\"id\" BIGINT") && sql.contains("\"score\" DOUBLE"), "{sql}");
 
-    let run = quiver().args(["run", &file, "--infer-columns", "--until-caught-up", "--bootstrap-servers", &b, "--state-dir"]).arg(dir.path().join("state")).output().unwrap();
-    assert!(run.status.success(), "stdout:\n{}\nstderr:\n{}", text(&run.stdout), text(&run.stderr));
+    run_connector(&file, dir.path(), &["--infer-columns", "--bootstrap-servers", &b], &[]);
     let mut rows = crate::support::read_jsonl(&out_dir, ".jsonl");
     rows.sort_by_key(|r| r["id"].as_i64());
     assert_eq!(rows, vec![
