@@ -8,7 +8,9 @@ use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
+use std::sync::Arc;
 
+use super::flat_json::FlatJson;
 use super::LineFormat;
 
 /// CSV dialect options.
@@ -42,6 +44,24 @@ pub struct LineDecoder {
     max_rows: usize,
     json: Option<arrow::json::reader::Decoder>,
     csv_decoder: Option<arrow::csv::reader::Decoder>,
+    /// The simd-json fast path for JSON (None when the schema has a column type it
+    /// does not decode), tried before arrow-json.
+    flat: Option<FlatJson>,
+    /// Chunks to hand straight to arrow-json after the fast path declined one, so a
+    /// stream it never fits costs a failed attempt only now and then.
+    flat_skip: u32,
+    flat_backoff: u32,
+    /// Chunks the fast path decoded and declined, logged when the decoder is dropped.
+    flat_taken: u64,
+    flat_declined: u64,
+}
+
+impl Drop for LineDecoder {
+    fn drop(&mut self) {
+        if self.flat.is_some() && (self.flat_taken > 0 || self.flat_declined > 0) {
+            tracing::debug!(simd_chunks = self.flat_taken, declined_chunks = self.flat_declined, "JSON decoding: chunks taken and declined by the simd-json fast path");
+        }
+    }
 }
 
 impl std::fmt::Debug for LineDecoder {
@@ -53,7 +73,33 @@ impl std::fmt::Debug for LineDecoder {
 impl LineDecoder {
     /// `max_rows` is the most lines one `decode` call will be given.
     pub fn new(format: LineFormat, schema: SchemaRef, csv: CsvOptions, max_rows: usize) -> Self {
-        Self { format, schema, csv, max_rows: max_rows.max(1), json: None, csv_decoder: None }
+        let flat = if format == LineFormat::Json { FlatJson::new(Arc::clone(&schema)) } else { None };
+        Self { format, schema, csv, max_rows: max_rows.max(1), json: None, csv_decoder: None, flat, flat_skip: 0, flat_backoff: 1, flat_taken: 0, flat_declined: 0 }
+    }
+
+    /// The fast path's batch for `lines`, when it takes them (see [`FlatJson`]).
+    fn decode_flat(&mut self, lines: &[&[u8]]) -> Option<RecordBatch> {
+        let flat = self.flat.as_mut()?;
+        if lines.is_empty() || lines.len() > self.max_rows {
+            return None;
+        }
+        if self.flat_skip > 0 {
+            self.flat_skip -= 1;
+            return None;
+        }
+        match flat.decode(lines) {
+            Some(batch) => {
+                self.flat_backoff = 1;
+                self.flat_taken += 1;
+                Some(batch)
+            }
+            None => {
+                self.flat_declined += 1;
+                self.flat_skip = self.flat_backoff;
+                self.flat_backoff = (self.flat_backoff * 2).min(64);
+                None
+            }
+        }
     }
 
     fn decode_all(&mut self, data: &[u8], rows: usize) -> Result<Option<RecordBatch>, ArrowError> {
@@ -115,6 +161,9 @@ impl LineDecoder {
     pub fn decode(&mut self, joined: &[u8], lines: &[&[u8]]) -> Decoded {
         if self.format == LineFormat::Text {
             return self.decode_text(lines);
+        }
+        if let Some(batch) = self.decode_flat(lines) {
+            return Decoded { batch, good: (0..lines.len()).collect(), bad: Vec::new() };
         }
         match self.decode_all(joined, lines.len()) {
             Ok(Some(batch)) if batch.num_rows() == lines.len() => {
@@ -214,6 +263,30 @@ mod tests {
         assert_eq!(d.good, vec![0, 3]);
         assert_eq!(d.bad.iter().map(|b| b.0).collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(d.batch.column(0).as_primitive::<Int64Type>(), &Int64Array::from(vec![1, 4]));
+    }
+
+    /// A chunk the fast path declines goes to arrow-json (which isolates its bad
+    /// record); after a short back-off the good chunks take the fast path again.
+    #[test]
+    fn json_fast_path_declines_a_bad_chunk_and_resumes() {
+        let mut decoder = LineDecoder::new(LineFormat::Json, schema(), CsvOptions::default(), 16);
+        let good: Vec<&[u8]> = vec![br#"{"id":1,"name":"a"}"#, br#"{"name":"b","id":2,"more":[1]}"#];
+        let bad: Vec<&[u8]> = vec![br#"{"id":3}"#, br#"{"id":"four"}"#, br#"{"id":5,"name":"\u00e9"}"#];
+        let mut chunks = vec![&good, &bad];
+        chunks.extend(std::iter::repeat_n(&good, 5));
+        for lines in chunks {
+            let d = decoder.decode(&lines.join(&b'\n'), lines);
+            if lines == &bad {
+                assert_eq!(d.good, vec![0, 2]);
+                assert_eq!(d.bad.len(), 1);
+                assert!(d.bad[0].1.contains("four"), "{}", d.bad[0].1);
+                assert_eq!(d.batch.column(1).as_string::<i32>().value(1), "é");
+            } else {
+                assert_eq!(d.good, vec![0, 1]);
+                assert_eq!(d.batch.column(0).as_primitive::<Int64Type>(), &Int64Array::from(vec![1, 2]));
+            }
+        }
+        assert_eq!((decoder.flat_taken, decoder.flat_declined), (5, 1), "one good chunk waits out the back-off");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod avro;
 pub mod decode;
 pub mod encode;
+mod flat_json;
 pub mod record;
 
 use std::str::FromStr;

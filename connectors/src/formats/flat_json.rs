@@ -1,0 +1,540 @@
+//! A fast path for flat JSON records: simd-json's tape straight into Arrow builders.
+//!
+//! arrow-json stays the decoder of record. This path takes a chunk only when it can
+//! give exactly what arrow-json (non-strict, as [`super::decode::LineDecoder`] builds
+//! it) would give: every line one JSON object, and every declared field in it holding
+//! a value its column takes without conversion:
+//!
+//! - integer columns: an integer in the column's range;
+//! - `DOUBLE`: any number;
+//! - text: a string;
+//! - timestamps: a string, parsed by the same arrow-cast function arrow-json calls,
+//!   or an integer in the column's unit;
+//! - booleans: `true` / `false`;
+//! - `null`, or no field at all, on a nullable column.
+//!
+//! Undeclared fields are skipped, whatever they hold. Anything else — malformed JSON,
+//! a string in a number column, a float in an integer column, a duplicate key, a
+//! missing NOT NULL field — makes [`FlatJson::decode`] return `None` without a batch,
+//! and the caller decodes the chunk with arrow-json, which also isolates the bad
+//! records and words their errors. Schemas with other column types (structs, lists,
+//! decimals, dates, REAL) never take this path. A test decodes generated records
+//! both ways and requires identical batches.
+//!
+//! Why: arrow-json tokenizes byte by byte; simd-json finds a record's structure with
+//! SIMD instructions, which takes JSON → Parquet from ~0.9× to ~1.3× DuckDB's speed
+//! on one core (BENCHMARKS.md).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, LargeStringBuilder, RecordBatch, StringBuilder, UInt64Builder};
+use arrow::array::timezone::Tz;
+use arrow::compute::kernels::cast_utils::string_to_datetime;
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use chrono::{DateTime, TimeZone, Utc};
+use simd_json::{Node, StaticNode};
+
+/// How one column reads its values.
+enum Column {
+    /// Signed integers of any width, and unsigned ones up to 32 bits, collected as
+    /// i64 and cast to the column's type (exact: every value is checked against
+    /// `min..=max` as it is read).
+    Int { min: i64, max: i64, values: Int64Builder },
+    UInt64(UInt64Builder),
+    Float64(Float64Builder),
+    Bool(BooleanBuilder),
+    Utf8(StringBuilder),
+    LargeUtf8(LargeStringBuilder),
+    /// Collected as i64 in `unit` and cast (a reinterpretation) to the timestamp type.
+    Timestamp { unit: TimeUnit, zone: Option<Tz>, values: Int64Builder },
+}
+
+impl Column {
+    fn for_type(data_type: &DataType) -> Option<Self> {
+        let int = |min: i64, max: i64| Some(Column::Int { min, max, values: Int64Builder::new() });
+        match data_type {
+            DataType::Int8 => int(i8::MIN.into(), i8::MAX.into()),
+            DataType::Int16 => int(i16::MIN.into(), i16::MAX.into()),
+            DataType::Int32 => int(i32::MIN.into(), i32::MAX.into()),
+            DataType::Int64 => int(i64::MIN, i64::MAX),
+            DataType::UInt8 => int(0, u8::MAX.into()),
+            DataType::UInt16 => int(0, u16::MAX.into()),
+            DataType::UInt32 => int(0, u32::MAX.into()),
+            DataType::UInt64 => Some(Column::UInt64(UInt64Builder::new())),
+            DataType::Float64 => Some(Column::Float64(Float64Builder::new())),
+            DataType::Boolean => Some(Column::Bool(BooleanBuilder::new())),
+            DataType::Utf8 => Some(Column::Utf8(StringBuilder::new())),
+            DataType::LargeUtf8 => Some(Column::LargeUtf8(LargeStringBuilder::new())),
+            DataType::Timestamp(unit, tz) => {
+                let zone = match tz {
+                    None => None,
+                    Some(tz) => Some(tz.parse::<Tz>().ok()?),
+                };
+                Some(Column::Timestamp { unit: *unit, zone, values: Int64Builder::new() })
+            }
+            _ => None,
+        }
+    }
+
+    /// Appends `node`; false when arrow-json would not read it as this exact value.
+    fn append(&mut self, node: &Node<'_>) -> bool {
+        if let Node::Static(StaticNode::Null) = node {
+            self.append_null();
+            return true;
+        }
+        match self {
+            Column::Int { min, max, values } => match integer(node) {
+                Some(v) if (*min..=*max).contains(&v) => values.append_value(v),
+                _ => return false,
+            },
+            Column::UInt64(values) => match node {
+                Node::Static(StaticNode::U64(v)) => values.append_value(*v),
+                Node::Static(StaticNode::I64(v)) if *v >= 0 => values.append_value(*v as u64),
+                _ => return false,
+            },
+            Column::Float64(values) => match node {
+                Node::Static(StaticNode::F64(v)) => values.append_value(*v),
+                // simd-json reads `-0` as the integer 0 (non-negative integers come
+                // as U64), where parsing the digits as a double gives -0.0.
+                Node::Static(StaticNode::I64(0)) => values.append_value(-0.0),
+                // Both round to the nearest double, as parsing the digits would.
+                Node::Static(StaticNode::I64(v)) => values.append_value(*v as f64),
+                Node::Static(StaticNode::U64(v)) => values.append_value(*v as f64),
+                _ => return false,
+            },
+            Column::Bool(values) => match node {
+                Node::Static(StaticNode::Bool(v)) => values.append_value(*v),
+                _ => return false,
+            },
+            Column::Utf8(values) => match node {
+                Node::String(s) => values.append_value(s),
+                _ => return false,
+            },
+            Column::LargeUtf8(values) => match node {
+                Node::String(s) => values.append_value(s),
+                _ => return false,
+            },
+            Column::Timestamp { unit, zone, values } => {
+                let v = match node {
+                    Node::String(s) => match zone {
+                        None => string_to_datetime(&Utc, s).ok().and_then(|d| in_unit(&d, *unit)),
+                        Some(tz) => string_to_datetime(tz, s).ok().and_then(|d| in_unit(&d, *unit)),
+                    },
+                    _ => integer(node),
+                };
+                match v {
+                    Some(v) => values.append_value(v),
+                    None => return false,
+                }
+            }
+        }
+        true
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Column::Int { values, .. } | Column::Timestamp { values, .. } => values.append_null(),
+            Column::UInt64(values) => values.append_null(),
+            Column::Float64(values) => values.append_null(),
+            Column::Bool(values) => values.append_null(),
+            Column::Utf8(values) => values.append_null(),
+            Column::LargeUtf8(values) => values.append_null(),
+        }
+    }
+
+    /// The column so far, as `data_type`; the builder is left empty.
+    fn finish(&mut self, data_type: &DataType) -> Option<ArrayRef> {
+        let array: ArrayRef = match self {
+            Column::Int { values, .. } | Column::Timestamp { values, .. } => {
+                let array = values.finish();
+                return arrow::compute::cast(&array, data_type).ok();
+            }
+            Column::UInt64(values) => Arc::new(values.finish()),
+            Column::Float64(values) => Arc::new(values.finish()),
+            Column::Bool(values) => Arc::new(values.finish()),
+            Column::Utf8(values) => Arc::new(values.finish()),
+            Column::LargeUtf8(values) => Arc::new(values.finish()),
+        };
+        Some(array)
+    }
+}
+
+/// An integer node as i64: what arrow-json's integer parse gives for these digits.
+fn integer(node: &Node<'_>) -> Option<i64> {
+    match node {
+        Node::Static(StaticNode::I64(v)) => Some(*v),
+        Node::Static(StaticNode::U64(v)) => i64::try_from(*v).ok(),
+        _ => None,
+    }
+}
+
+fn in_unit<T: TimeZone>(d: &DateTime<T>, unit: TimeUnit) -> Option<i64> {
+    match unit {
+        TimeUnit::Second => Some(d.timestamp()),
+        TimeUnit::Millisecond => Some(d.timestamp_millis()),
+        TimeUnit::Microsecond => Some(d.timestamp_micros()),
+        TimeUnit::Nanosecond => d.timestamp_nanos_opt(),
+    }
+}
+
+/// False when a `\\uXXXX` escape is half of a UTF-16 surrogate pair without its other
+/// half. simd-json decodes such a string anyway; arrow-json refuses the record.
+fn surrogates_paired(line: &[u8]) -> bool {
+    let mut high_pending = false;
+    let mut at = 0;
+    while let Some(i) = memchr::memchr(b'\\', &line[at..]) {
+        let i = at + i;
+        let escape = line.get(i + 1).copied();
+        let unit = if escape == Some(b'u') {
+            line.get(i + 2..i + 6).and_then(|hex| std::str::from_utf8(hex).ok()).and_then(|hex| u16::from_str_radix(hex, 16).ok())
+        } else {
+            None
+        };
+        // A high surrogate must be the escape right before a low one.
+        if high_pending && (i != at || unit.is_none_or(|u| !(0xDC00..=0xDFFF).contains(&u))) {
+            return false;
+        }
+        match unit {
+            Some(0xD800..=0xDBFF) if !high_pending => high_pending = true,
+            Some(0xDC00..=0xDFFF) if high_pending => high_pending = false,
+            Some(0xDC00..=0xDFFF) => return false,
+            _ => {}
+        }
+        at = i + if unit.is_some() { 6 } else { 2 };
+        if at > line.len() {
+            return true;
+        }
+    }
+    !high_pending
+}
+
+/// Decodes chunks of flat JSON lines, or declines them (see the module docs).
+pub(crate) struct FlatJson {
+    schema: SchemaRef,
+    columns: Vec<Column>,
+    nullable: Vec<bool>,
+    by_name: HashMap<Box<str>, usize>,
+    /// The column the n-th key of the previous record named: records of one stream
+    /// almost always list their keys in one order, so most lookups are one compare.
+    predicted: Vec<usize>,
+    /// `seen[c] == row` when column `c` got a value in record `row` (1-based).
+    seen: Vec<usize>,
+    buffers: simd_json::Buffers,
+    /// simd-json unescapes strings in place, so each line is parsed from a copy.
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for FlatJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlatJson").field("columns", &self.columns.len()).finish()
+    }
+}
+
+impl FlatJson {
+    /// `None` when a column's type is not one this path decodes.
+    pub(crate) fn new(schema: SchemaRef) -> Option<Self> {
+        let columns = schema.fields().iter().map(|f| Column::for_type(f.data_type())).collect::<Option<Vec<_>>>()?;
+        let by_name = schema.fields().iter().enumerate().map(|(i, f)| (f.name().as_str().into(), i)).collect::<HashMap<_, _>>();
+        if by_name.len() != columns.len() {
+            return None;
+        }
+        Some(Self {
+            nullable: schema.fields().iter().map(|f| f.is_nullable()).collect(),
+            seen: vec![0; columns.len()],
+            predicted: Vec::new(),
+            columns,
+            by_name,
+            schema,
+            buffers: simd_json::Buffers::new(4096),
+            scratch: Vec::with_capacity(4096),
+        })
+    }
+
+    /// All `lines` as one batch, or `None` when any of them is not a record this path
+    /// decodes exactly (the caller then uses arrow-json).
+    pub(crate) fn decode(&mut self, lines: &[&[u8]]) -> Option<RecordBatch> {
+        self.seen.fill(0);
+        let mut ok = true;
+        for (row, line) in lines.iter().enumerate() {
+            if !self.record(line, row + 1) {
+                ok = false;
+                break;
+            }
+        }
+        let columns = self.columns.iter_mut().zip(self.schema.fields()).map(|(c, f)| c.finish(f.data_type())).collect::<Option<Vec<_>>>();
+        if !ok {
+            return None;
+        }
+        RecordBatch::try_new(Arc::clone(&self.schema), columns?).ok()
+    }
+
+    fn record(&mut self, line: &[u8], row: usize) -> bool {
+        if memchr::memchr(b'\\', line).is_some() && !surrogates_paired(line) {
+            return false;
+        }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(line);
+        let Ok(tape) = simd_json::to_tape_with_buffers(&mut self.scratch, &mut self.buffers) else {
+            return false;
+        };
+        let nodes = &tape.0;
+        let Some(&Node::Object { len, .. }) = nodes.first() else {
+            return false;
+        };
+        let mut at = 1;
+        for n in 0..len {
+            let (Some(Node::String(key)), Some(value)) = (nodes.get(at), nodes.get(at + 1)) else {
+                return false;
+            };
+            at += 2 + match value {
+                Node::Object { count, .. } | Node::Array { count, .. } => *count,
+                _ => 0,
+            };
+            let column = match self.predicted.get(n) {
+                Some(&c) if c < self.columns.len() && self.schema.field(c).name() == key => Some(c),
+                _ => {
+                    let found = self.by_name.get(*key).copied();
+                    if n >= self.predicted.len() {
+                        self.predicted.resize(n + 1, usize::MAX);
+                    }
+                    self.predicted[n] = found.unwrap_or(usize::MAX);
+                    found
+                }
+            };
+            let Some(c) = column else { continue };
+            if self.seen[c] == row || !self.columns[c].append(value) {
+                return false;
+            }
+            if matches!(value, Node::Static(StaticNode::Null)) && !self.nullable[c] {
+                return false;
+            }
+            self.seen[c] = row;
+        }
+        if at != nodes.len() {
+            return false;
+        }
+        for (c, column) in self.columns.iter_mut().enumerate() {
+            if self.seen[c] != row {
+                if !self.nullable[c] {
+                    return false;
+                }
+                column.append_null();
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{Field, Schema};
+    use rand::{Rng, SeedableRng};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("small", DataType::Int8, true),
+            Field::new("count", DataType::Int32, true),
+            Field::new("big", DataType::UInt64, true),
+            Field::new("amount", DataType::Float64, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("long_name", DataType::LargeUtf8, true),
+            Field::new("flag", DataType::Boolean, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new("ts_ns_utc", DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into())), true),
+            Field::new("ts_s_offset", DataType::Timestamp(TimeUnit::Second, Some("-05:30".into())), true),
+        ]))
+    }
+
+    /// arrow-json configured as `LineDecoder` configures it.
+    fn reference(schema: &SchemaRef, lines: &[&[u8]]) -> Result<RecordBatch, String> {
+        let mut decoder = arrow::json::ReaderBuilder::new(Arc::clone(schema))
+            .with_batch_size(lines.len().max(1))
+            .with_strict_mode(false)
+            .build_decoder()
+            .map_err(|e| e.to_string())?;
+        let joined = lines.join(&b'\n');
+        let mut data = joined.as_slice();
+        while !data.is_empty() {
+            let n = decoder.decode(data).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            data = &data[n..];
+        }
+        decoder.flush().map_err(|e| e.to_string())?.ok_or_else(|| "no rows".to_string())
+    }
+
+    fn string(rng: &mut impl Rng) -> String {
+        const PIECES: &[&str] = &["a", "Zürich", "東京", "😀", "\\\"", "\\\\", "\\n", "\\t", "\\u00e9", "\\ud83d\\ude00", "\\/", " ", "x,y", "{}", "null"];
+        (0..rng.random_range(0..6)).map(|_| PIECES[rng.random_range(0..PIECES.len())]).collect()
+    }
+
+    fn timestamp(rng: &mut impl Rng) -> String {
+        let (y, mo, d, h, mi, s) = (rng.random_range(1970..2100), rng.random_range(1..13), rng.random_range(1..29), rng.random_range(0..24), rng.random_range(0..60), rng.random_range(0..60));
+        match rng.random_range(0..6) {
+            0 => format!("\"{y}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}\""),
+            1 => format!("\"{y}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:06}\"", rng.random_range(0..1_000_000)),
+            2 => format!("\"{y}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z\""),
+            3 => format!("\"{y}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.123+02:00\""),
+            4 => format!("\"{y}-{mo:02}-{d:02}\""),
+            _ => rng.random_range(-1_000_000_000i64..4_000_000_000).to_string(),
+        }
+    }
+
+    /// One record that every column takes: the field order shuffles, fields go
+    /// missing or null, and undeclared fields of every JSON kind come and go.
+    fn record(rng: &mut rand_chacha::ChaCha8Rng, id: i64) -> String {
+        let mut fields = vec![format!("\"id\":{id}")];
+        let mut maybe = |name: &str, value: String, rng: &mut rand_chacha::ChaCha8Rng| match rng.random_range(0..10) {
+            0 => {}
+            1 => fields.push(format!("\"{name}\":null")),
+            _ => fields.push(format!("\"{name}\":{value}")),
+        };
+        let small = rng.random_range(-128..=127i64).to_string();
+        maybe("small", small, rng);
+        let count = rng.random_range(i32::MIN as i64..=i32::MAX as i64).to_string();
+        maybe("count", count, rng);
+        let big = [u64::MAX, 0, rng.random()][rng.random_range(0..3)].to_string();
+        maybe("big", big, rng);
+        let amount = [format!("{}", rng.random_range(-1e6..1e6f64)), "1e-7".into(), "-2.5E+10".into(), "9007199254740993".into(), "-0".into(), "0".into(), "0.1".into()][rng.random_range(0..7)].clone();
+        maybe("amount", amount, rng);
+        let name = format!("\"{}\"", string(rng));
+        maybe("name", name, rng);
+        let long_name = format!("\"{}\"", string(rng));
+        maybe("long_name", long_name, rng);
+        let flag = ["true", "false"][rng.random_range(0..2)].to_string();
+        maybe("flag", flag, rng);
+        for name in ["ts", "ts_ns_utc", "ts_s_offset"] {
+            let ts = timestamp(rng);
+            maybe(name, ts, rng);
+        }
+        let extra = ["1", "\"x\"", "[1,{\"a\":[]}]", "{\"id\":\"nested, not the column\"}", "null", "true", "1.5e300"][rng.random_range(0..7)];
+        maybe("extra", extra.to_string(), rng);
+        let n = fields.len();
+        for i in (1..n).rev() {
+            fields.swap(i, rng.random_range(0..=i));
+        }
+        let ws = [" ", ""][rng.random_range(0..2)];
+        format!("{{{ws}{}{ws}}}", fields.join(&format!(",{ws}")))
+    }
+
+    #[test]
+    fn generated_records_decode_exactly_as_arrow_json_does() {
+        let schema = schema();
+        let mut flat = FlatJson::new(Arc::clone(&schema)).expect("every column type is on the fast path");
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for chunk in 0..40 {
+            let records: Vec<String> = (0..250).map(|i| record(&mut rng, chunk * 1000 + i)).collect();
+            let lines: Vec<&[u8]> = records.iter().map(|r| r.as_bytes()).collect();
+            let expected = reference(&schema, &lines).unwrap_or_else(|e| panic!("arrow-json refused chunk {chunk}: {e}"));
+            let got = flat.decode(&lines).unwrap_or_else(|| panic!("fast path declined chunk {chunk}: {}", records.join("\n")));
+            for (c, field) in schema.fields().iter().enumerate() {
+                let (got, expected) = (got.column(c), expected.column(c));
+                if let Some(row) = (0..lines.len()).find(|&r| got.slice(r, 1) != expected.slice(r, 1)) {
+                    panic!("chunk {chunk}, column {}: {:?} where arrow-json gives {:?} for {}", field.name(), got.slice(row, 1), expected.slice(row, 1), records[row]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn declines_what_arrow_json_would_convert_or_refuse() {
+        let schema = schema();
+        let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
+        let good = br#"{"id":1,"name":"a"}"#.as_slice();
+        for bad in [
+            r#"{"id":1.0}"#,
+            r#"{"id":"1"}"#,
+            r#"{"id":1,"small":128}"#,
+            r#"{"id":1,"count":2147483648}"#,
+            r#"{"id":18446744073709551615}"#,
+            r#"{"id":1,"big":-1}"#,
+            r#"{"id":1,"amount":"1.5"}"#,
+            r#"{"id":1,"name":5}"#,
+            r#"{"id":1,"name":{"a":1}}"#,
+            r#"{"id":1,"flag":1}"#,
+            r#"{"id":1,"ts":"yesterday"}"#,
+            r#"{"id":1,"ts":1.5}"#,
+            r#"{"id":1,"id":2}"#,
+            r#"{"name":"no id"}"#,
+            r#"{"id":null}"#,
+            r#"[1,2]"#,
+            r#"{"id":1"#,
+            r#"{"id":1} {"id":2}"#,
+            r#"{"id":1,"amount":1e400}"#,
+        ] {
+            assert!(flat.decode(&[good, bad.as_bytes(), good]).is_none(), "fast path took {bad}");
+            // Declining leaves no partial rows behind.
+            let batch = flat.decode(&[good, good]).expect("good records after a declined chunk");
+            assert_eq!(batch.num_rows(), 2);
+            assert_eq!(batch, reference(&schema, &[good, good]).unwrap());
+        }
+        assert!(flat.decode(&[b"{\"id\":1,\"name\":\"\xff\"}"]).is_none(), "invalid UTF-8");
+    }
+
+    /// Odd corners of JSON: the fast path may decline them, but what it takes must be
+    /// what arrow-json gives.
+    #[test]
+    fn odd_records_are_declined_or_decoded_as_arrow_json_does() {
+        let schema = schema();
+        let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
+        for line in [
+            "{\"id\":1,\"name\":\"\u{0}\"}",
+            "{\"id\":1,\"name\":\"\u{1f}\"}",
+            r#"{"id":1,"name":"\ud800"}"#,
+            r#"{"id":1,"name":"\udc00\ud800"}"#,
+            r#"{"id":1,"name":"\ud83d\ude00\ud83d"}"#,
+            r#"{"id":1,"name":"\ud83d\n\ude00"}"#,
+            r#"{"id":1,"name":"\\ud800"}"#,
+            r#"{"id":1,"name":"\ud83d\ude00","long_name":"\ud83d"}"#,
+            r#"{"id":1,"name":"\u0000"}"#,
+            "\u{feff}{\"id\":1}",
+            r#"{"id":-0,"amount":-0.0}"#,
+            r#"{"id":1,"amount":1E2}"#,
+            r#"{"id":1,"amount":4.9e-324}"#,
+            r#"{"id":1,"amount":1.7976931348623157e308}"#,
+            r#"{"id":1,"amount":123456789012345678901234567890}"#,
+            r#"{"id":9223372036854775807,"count":-2147483648}"#,
+            r#"{"id":-9223372036854775808}"#,
+            r#"{"id":1,"ts":-62135596800000000}"#,
+            r#"{"id":1,"ts_ns_utc":"2300-01-01T00:00:00"}"#,
+            r#"{"id":1,"ts_ns_utc":9223372036854775807}"#,
+            r#"{"id":1,"ts":"2024-06-01T10:00:00.123456789"}"#,
+            r#"{"id":1,"ts":"2024-06-01 10:00"}"#,
+            r#"{"id":1,"ts":"2024-13-01"}"#,
+            r#"{"id":1,"ts":""}"#,
+            r#"{"id":1,"ts_s_offset":"2024-03-31T02:30:00"}"#,
+            r#"{"id":1,"ts_s_offset":"2024-10-27T02:30:00"}"#,
+            r#"{"id":1,"ts_s_offset":"2024-10-27T02:30:00+05:00"}"#,
+            r#"{"id":1,"Name":"case differs","name ":"space"}"#,
+            r#"{"id":1,"":"empty key"}"#,
+            r#"{"id":1,"extra":[[[[[[[[[[]]]]]]]]]]}"#,
+            r#"  {"id":1}  "#,
+            "{\"id\":1}\r",
+        ] {
+            let lines = [line.as_bytes()];
+            let expected = reference(&schema, &lines);
+            if let Some(got) = flat.decode(&lines) {
+                assert_eq!(Ok(got), expected, "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn schemas_with_other_column_types_never_take_the_fast_path() {
+        for data_type in [
+            DataType::Float32,
+            DataType::Date32,
+            DataType::Decimal128(10, 2),
+            DataType::Binary,
+            DataType::Struct(vec![Field::new("a", DataType::Int64, true)].into()),
+            DataType::List(Arc::new(Field::new("item", DataType::Int64, true))),
+        ] {
+            let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("x", data_type.clone(), true)]));
+            assert!(FlatJson::new(schema).is_none(), "{data_type}");
+        }
+    }
+}
