@@ -248,12 +248,18 @@ def main():
                       f"{max(r['rss'] for r in rs) / 2**20:.0f} | {', '.join(f'{w:.2f}' for w in walls)} |")
             print(f"\n- 10 translated SMTs vs plain copy (throughput ratio of medians): **{med['copy'] / med['10 translated SMTs']:.2f}×** (target ≥ 0.9×)\n")
             continue
-        if rows == sizes[0]:
-            for peer in PEERS:
-                rows_out.append(bench(f"{peer} (1 core)", peer_cmd(peer), args.runs, one_core=True))
-        for pipeline in QUIVER_PIPELINES:
-            rows_out.append(bench(f"quiver {pipeline} (1 core)", quiver_cmd(pipeline), args.runs, one_core=True))
-        rows_out.append(bench("quiver filter+project (2 cores)", quiver_cmd("filter+project"), args.runs, one_core=False))
+        # Every tool once per round, rounds repeated: drift on a noisy machine hits all alike.
+        plan = [(f"{peer} (1 core)", peer_cmd(peer), True) for peer in PEERS]
+        plan += [(f"quiver {p} (1 core)", quiver_cmd(p), True) for p in QUIVER_PIPELINES]
+        plan.append(("quiver filter+project (2 cores)", quiver_cmd("filter+project"), False))
+        runs = {name: [] for name, _, _ in plan}
+        for _ in range(args.runs):
+            for name, cmd, one_core in plan:
+                runs[name].append(bench(name, cmd, 1, one_core=one_core))
+        for name, rs in runs.items():
+            walls = [w for r in rs for w in r["walls"]]
+            rows_out.append({"name": name, "wall": statistics.median(walls), "cpu": statistics.median(r["cpu"] for r in rs),
+                             "rss": max(r["rss"] for r in rs), "size": rs[-1]["size"], "walls": walls})
 
         print("| pipeline | median wall s | MB/s | records/s | CPU s | peak RSS MiB | output MB | runs (s) |")
         print("|---|---|---|---|---|---|---|---|")

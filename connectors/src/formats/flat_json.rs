@@ -28,7 +28,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, LargeStringBuilder, RecordBatch, StringBuilder, UInt64Builder};
+use arrow::array::{Array, ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, LargeStringBuilder, RecordBatch, StringBuilder, UInt64Builder};
 use arrow::array::timezone::Tz;
 use arrow::compute::kernels::cast_utils::string_to_datetime;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
@@ -143,18 +143,41 @@ impl Column {
         }
     }
 
-    /// The column so far, as `data_type`; the builder is left empty.
+    /// The column so far, as `data_type`. The builder starts again with the capacity
+    /// this batch needed: chunks are alike, and growing buffers from empty every
+    /// batch costs reallocations and fresh pages.
     fn finish(&mut self, data_type: &DataType) -> Option<ArrayRef> {
         let array: ArrayRef = match self {
             Column::Int { values, .. } | Column::Timestamp { values, .. } => {
                 let array = values.finish();
+                *values = Int64Builder::with_capacity(array.len());
                 return arrow::compute::cast(&array, data_type).ok();
             }
-            Column::UInt64(values) => Arc::new(values.finish()),
-            Column::Float64(values) => Arc::new(values.finish()),
-            Column::Bool(values) => Arc::new(values.finish()),
-            Column::Utf8(values) => Arc::new(values.finish()),
-            Column::LargeUtf8(values) => Arc::new(values.finish()),
+            Column::UInt64(values) => {
+                let array = values.finish();
+                *values = UInt64Builder::with_capacity(array.len());
+                Arc::new(array)
+            }
+            Column::Float64(values) => {
+                let array = values.finish();
+                *values = Float64Builder::with_capacity(array.len());
+                Arc::new(array)
+            }
+            Column::Bool(values) => {
+                let array = values.finish();
+                *values = BooleanBuilder::with_capacity(array.len());
+                Arc::new(array)
+            }
+            Column::Utf8(values) => {
+                let array = values.finish();
+                *values = StringBuilder::with_capacity(array.len(), array.value_data().len());
+                Arc::new(array)
+            }
+            Column::LargeUtf8(values) => {
+                let array = values.finish();
+                *values = LargeStringBuilder::with_capacity(array.len(), array.value_data().len());
+                Arc::new(array)
+            }
         };
         Some(array)
     }
@@ -211,6 +234,14 @@ fn surrogates_paired(line: &[u8]) -> bool {
 
 /// Decodes chunks of flat JSON lines, or declines them (see the module docs).
 pub(crate) struct FlatJson {
+    rows: Rows,
+    buffers: simd_json::Buffers,
+    /// simd-json unescapes strings in place, so a chunk is parsed from a copy.
+    scratch: Vec<u8>,
+}
+
+/// The batch being built, and how keys find their columns.
+struct Rows {
     schema: SchemaRef,
     columns: Vec<Column>,
     nullable: Vec<bool>,
@@ -220,14 +251,11 @@ pub(crate) struct FlatJson {
     predicted: Vec<usize>,
     /// `seen[c] == row` when column `c` got a value in record `row` (1-based).
     seen: Vec<usize>,
-    buffers: simd_json::Buffers,
-    /// simd-json unescapes strings in place, so each line is parsed from a copy.
-    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for FlatJson {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlatJson").field("columns", &self.columns.len()).finish()
+        f.debug_struct("FlatJson").field("columns", &self.rows.columns.len()).finish()
     }
 }
 
@@ -239,46 +267,52 @@ impl FlatJson {
         if by_name.len() != columns.len() {
             return None;
         }
-        Some(Self {
+        let rows = Rows {
             nullable: schema.fields().iter().map(|f| f.is_nullable()).collect(),
             seen: vec![0; columns.len()],
             predicted: Vec::new(),
             columns,
             by_name,
             schema,
-            buffers: simd_json::Buffers::new(4096),
-            scratch: Vec::with_capacity(4096),
-        })
+        };
+        Some(Self { rows, buffers: simd_json::Buffers::new(4096), scratch: Vec::new() })
     }
 
     /// All `lines` as one batch, or `None` when any of them is not a record this path
     /// decodes exactly (the caller then uses arrow-json).
     pub(crate) fn decode(&mut self, lines: &[&[u8]]) -> Option<RecordBatch> {
-        self.seen.fill(0);
+        let Self { rows, buffers, scratch } = self;
+        rows.seen.fill(0);
+        // One copy of the chunk, cut into lines that all live as long as it, so one
+        // tape serves every line without an allocation per record.
+        scratch.clear();
+        for line in lines {
+            scratch.extend_from_slice(line);
+        }
+        let mut rest = scratch.as_mut_slice();
+        let mut tape = simd_json::Tape::null();
         let mut ok = true;
-        for (row, line) in lines.iter().enumerate() {
-            if !self.record(line, row + 1) {
+        for (row, original) in lines.iter().enumerate() {
+            let (line, tail) = std::mem::take(&mut rest).split_at_mut(original.len());
+            rest = tail;
+            let escapes_ok = memchr::memchr(b'\\', line).is_none() || surrogates_paired(line);
+            if !escapes_ok || simd_json::fill_tape(line, buffers, &mut tape).is_err() || !rows.record(&tape.0, row + 1) {
                 ok = false;
                 break;
             }
         }
-        let columns = self.columns.iter_mut().zip(self.schema.fields()).map(|(c, f)| c.finish(f.data_type())).collect::<Option<Vec<_>>>();
+        let columns = rows.columns.iter_mut().zip(rows.schema.fields()).map(|(c, f)| c.finish(f.data_type())).collect::<Option<Vec<_>>>();
         if !ok {
             return None;
         }
-        RecordBatch::try_new(Arc::clone(&self.schema), columns?).ok()
+        RecordBatch::try_new(Arc::clone(&rows.schema), columns?).ok()
     }
+}
 
-    fn record(&mut self, line: &[u8], row: usize) -> bool {
-        if memchr::memchr(b'\\', line).is_some() && !surrogates_paired(line) {
-            return false;
-        }
-        self.scratch.clear();
-        self.scratch.extend_from_slice(line);
-        let Ok(tape) = simd_json::to_tape_with_buffers(&mut self.scratch, &mut self.buffers) else {
-            return false;
-        };
-        let nodes = &tape.0;
+impl Rows {
+    /// Appends the record on `nodes` as row `row`; false when it is not one the fast
+    /// path decodes exactly (the batch is then thrown away).
+    fn record(&mut self, nodes: &[Node<'_>], row: usize) -> bool {
         let Some(&Node::Object { len, .. }) = nodes.first() else {
             return false;
         };
