@@ -183,7 +183,7 @@ pub fn compile_query(query: &Query, source: Option<(&str, &SchemaRef, usize)>, a
         Some((_, s, _)) => Arc::clone(s),
         None => Arc::new(arrow::datatypes::Schema::empty()),
     };
-    Ok(CompiledTransform { input, output, filter, projections, identity: false })
+    Ok(CompiledTransform::new(input, output, filter, projections))
 }
 
 /// Replaces `*` and `source.*` by the declared columns, so metadata columns only

@@ -4,8 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch, RecordBatchOptions};
-use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::array::{new_null_array, Array, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
+use arrow::compute::{concat_batches, filter_record_batch, FilterBuilder};
 use arrow::datatypes::SchemaRef;
 use datafusion_common::DataFusionError;
 use datafusion_physical_expr::PhysicalExpr;
@@ -19,6 +19,9 @@ pub struct CompiledTransform {
     pub(crate) projections: Vec<Arc<dyn PhysicalExpr>>,
     /// `CREATE SINK … FROM source`: batches pass through untouched.
     pub(crate) identity: bool,
+    /// The input columns the projections read; the filter copies only these
+    /// (a wide source projected to a few columns copies a few).
+    pub(crate) projected: Vec<bool>,
 }
 
 impl fmt::Debug for CompiledTransform {
@@ -28,6 +31,36 @@ impl fmt::Debug for CompiledTransform {
             .field("projections", &self.projections.iter().map(|e| e.to_string()).collect::<Vec<_>>())
             .finish()
     }
+}
+
+/// Marks in `used` every input column the expressions read.
+fn mark_columns<'a>(exprs: impl IntoIterator<Item = &'a Arc<dyn PhysicalExpr>>, used: &mut [bool]) {
+    for e in exprs {
+        for c in datafusion_physical_expr::utils::collect_columns(e) {
+            if let Some(u) = used.get_mut(c.index()) {
+                *u = true;
+            }
+        }
+    }
+}
+
+/// The rows of `batch` that `mask` keeps, for the columns in `projected`; every
+/// other column becomes an all-NULL placeholder of its type, which nothing reads.
+/// The schema is relaxed to nullable to allow that.
+fn filter_projected(batch: &RecordBatch, mask: &BooleanArray, projected: &[bool]) -> Result<RecordBatch, arrow::error::ArrowError> {
+    if projected.iter().all(|p| *p) || projected.len() != batch.num_columns() {
+        return filter_record_batch(batch, mask);
+    }
+    let predicate = FilterBuilder::new(mask).optimize().build();
+    let rows = predicate.count();
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(projected)
+        .map(|(c, keep)| if *keep { predicate.filter(c) } else { Ok(new_null_array(c.data_type(), rows)) })
+        .collect::<Result<Vec<_>, _>>()?;
+    let fields: Vec<_> = batch.schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    RecordBatch::try_new_with_options(Arc::new(arrow::datatypes::Schema::new(fields)), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))
 }
 
 /// The result of applying a transform to a batch.
@@ -45,7 +78,14 @@ impl CompiledTransform {
     pub fn identity(schema: SchemaRef, visible: usize) -> Self {
         let visible = visible.min(schema.fields().len());
         let output = Arc::new(arrow::datatypes::Schema::new(schema.fields()[..visible].to_vec()));
-        Self { input: schema, output, filter: None, projections: Vec::new(), identity: true }
+        Self { input: schema, output, filter: None, projections: Vec::new(), identity: true, projected: Vec::new() }
+    }
+
+    /// A compiled SELECT: `filter` over `input`, then one expression per `output` column.
+    pub(crate) fn new(input: SchemaRef, output: SchemaRef, filter: Option<Arc<dyn PhysicalExpr>>, projections: Vec<Arc<dyn PhysicalExpr>>) -> Self {
+        let mut projected = vec![false; input.fields().len()];
+        mark_columns(&projections, &mut projected);
+        Self { input, output, filter, projections, identity: false, projected }
     }
 
     /// Which input columns the filter and projections read (all of them for a
@@ -56,13 +96,7 @@ impl CompiledTransform {
             return (0..n).map(|i| i < self.output.fields().len()).collect();
         }
         let mut used = vec![false; n];
-        for e in self.filter.iter().chain(&self.projections) {
-            for c in datafusion_physical_expr::utils::collect_columns(e) {
-                if let Some(u) = used.get_mut(c.index()) {
-                    *u = true;
-                }
-            }
-        }
+        mark_columns(self.filter.iter().chain(&self.projections), &mut used);
         used
     }
 
@@ -106,7 +140,7 @@ impl CompiledTransform {
             Some(f) => {
                 let mask = f.evaluate(batch)?.into_array(batch.num_rows())?;
                 let mask = mask.as_boolean_opt().ok_or_else(|| DataFusionError::Internal("filter did not produce booleans".into()))?;
-                filtered = filter_record_batch(batch, mask)?;
+                filtered = filter_projected(batch, mask, &self.projected)?;
                 &filtered
             }
         };
