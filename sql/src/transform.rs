@@ -22,6 +22,9 @@ pub struct CompiledTransform {
     /// The input columns the projections read; the filter copies only these
     /// (a wide source projected to a few columns copies a few).
     pub(crate) projected: Vec<bool>,
+    /// `input` with every column nullable: the schema of a filtered batch, whose
+    /// unread columns are NULL placeholders.
+    pub(crate) filtered: SchemaRef,
 }
 
 impl fmt::Debug for CompiledTransform {
@@ -46,8 +49,8 @@ fn mark_columns<'a>(exprs: impl IntoIterator<Item = &'a Arc<dyn PhysicalExpr>>, 
 
 /// The rows of `batch` that `mask` keeps, for the columns in `projected`; every
 /// other column becomes an all-NULL placeholder of its type, which nothing reads.
-/// The schema is relaxed to nullable to allow that.
-fn filter_projected(batch: &RecordBatch, mask: &BooleanArray, projected: &[bool]) -> Result<RecordBatch, arrow::error::ArrowError> {
+/// `filtered` is the batch's schema with every column nullable, to allow that.
+fn filter_projected(batch: &RecordBatch, mask: &BooleanArray, projected: &[bool], filtered: &SchemaRef) -> Result<RecordBatch, arrow::error::ArrowError> {
     if projected.iter().all(|p| *p) || projected.len() != batch.num_columns() {
         return filter_record_batch(batch, mask);
     }
@@ -59,8 +62,7 @@ fn filter_projected(batch: &RecordBatch, mask: &BooleanArray, projected: &[bool]
         .zip(projected)
         .map(|(c, keep)| if *keep { predicate.filter(c) } else { Ok(new_null_array(c.data_type(), rows)) })
         .collect::<Result<Vec<_>, _>>()?;
-    let fields: Vec<_> = batch.schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
-    RecordBatch::try_new_with_options(Arc::new(arrow::datatypes::Schema::new(fields)), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))
+    RecordBatch::try_new_with_options(Arc::clone(filtered), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))
 }
 
 /// The result of applying a transform to a batch.
@@ -78,14 +80,15 @@ impl CompiledTransform {
     pub fn identity(schema: SchemaRef, visible: usize) -> Self {
         let visible = visible.min(schema.fields().len());
         let output = Arc::new(arrow::datatypes::Schema::new(schema.fields()[..visible].to_vec()));
-        Self { input: schema, output, filter: None, projections: Vec::new(), identity: true, projected: Vec::new() }
+        Self { filtered: Arc::clone(&schema), input: schema, output, filter: None, projections: Vec::new(), identity: true, projected: Vec::new() }
     }
 
     /// A compiled SELECT: `filter` over `input`, then one expression per `output` column.
     pub(crate) fn new(input: SchemaRef, output: SchemaRef, filter: Option<Arc<dyn PhysicalExpr>>, projections: Vec<Arc<dyn PhysicalExpr>>) -> Self {
         let mut projected = vec![false; input.fields().len()];
         mark_columns(&projections, &mut projected);
-        Self { input, output, filter, projections, identity: false, projected }
+        let filtered = Arc::new(arrow::datatypes::Schema::new(input.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>()));
+        Self { input, output, filter, projections, identity: false, projected, filtered }
     }
 
     /// Which input columns the filter and projections read (all of them for a
@@ -140,7 +143,7 @@ impl CompiledTransform {
             Some(f) => {
                 let mask = f.evaluate(batch)?.into_array(batch.num_rows())?;
                 let mask = mask.as_boolean_opt().ok_or_else(|| DataFusionError::Internal("filter did not produce booleans".into()))?;
-                filtered = filter_projected(batch, mask, &self.projected)?;
+                filtered = filter_projected(batch, mask, &self.projected, &self.filtered)?;
                 &filtered
             }
         };
