@@ -32,6 +32,8 @@ struct OpenFile {
     /// Read no further than this (bounded runs: the size at start).
     limit: Option<u64>,
     eof: bool,
+    /// Newlines in `buf` (counted as bytes arrive, so each byte is counted once).
+    newlines: usize,
 }
 
 pub(crate) struct FileSource {
@@ -105,7 +107,8 @@ impl FileSource {
             (None, None)
         };
         let done_bytes = positions.values().map(|p: &FilePos| p.byte).sum();
-        let decoder = LineDecoder::new(cfg.format, Arc::clone(&ctx.schema), cfg.csv, ctx.batch.max_rows);
+        let mut decoder = LineDecoder::new(cfg.format, Arc::clone(&ctx.schema), cfg.csv, ctx.batch.max_rows);
+        decoder.skip_unused(&ctx.used);
         let mut s = Self {
             cfg,
             name: ctx.name,
@@ -144,16 +147,15 @@ impl FileSource {
         let mut file = File::open(&path).map_err(|e| ConnectorError::io(format!("opening {path}"), e))?;
         file.seek(SeekFrom::Start(pos.byte)).map_err(|e| ConnectorError::io(format!("seeking {path} to byte {}", pos.byte), e))?;
         let limit = self.limits.as_ref().and_then(|l| l.get(&path).copied());
-        Ok(OpenFile { path: Arc::from(path.as_str()), file, buf: Vec::new(), pos, limit, eof: false })
+        Ok(OpenFile { path: Arc::from(path.as_str()), file, buf: Vec::new(), pos, limit, eof: false, newlines: 0 })
     }
 
     /// Reads from `f` until the buffer holds `max_rows` lines, `max_bytes`, or the end.
     /// Reads land directly in the file's buffer, which keeps its capacity between
-    /// batches: no per-read allocation and no second copy.
+    /// batches: no per-read allocation, no zeroing and no second copy.
     fn fill(f: &mut OpenFile, max_rows: usize, max_bytes: usize) -> Result<()> {
-        let mut newlines = memchr::memchr_iter(b'\n', &f.buf).count();
         let chunk = (max_bytes / 4).clamp(64 * 1024, 4 * 1024 * 1024);
-        while !f.eof && ((newlines < max_rows && f.buf.len() < max_bytes) || newlines == 0) {
+        while !f.eof && ((f.newlines < max_rows && f.buf.len() < max_bytes) || f.newlines == 0) {
             let mut want = chunk;
             if let Some(limit) = f.limit {
                 let read_to = f.pos.byte + f.buf.len() as u64;
@@ -164,20 +166,20 @@ impl FileSource {
                 }
             }
             let old = f.buf.len();
-            f.buf.resize(old + want, 0);
-            let n = match f.file.read(&mut f.buf[old..]) {
+            f.buf.reserve(want);
+            // `read_to_end` reads into the spare capacity without zeroing it first; a
+            // short read of a regular file is its end (for now).
+            let n = match (&mut f.file).take(want as u64).read_to_end(&mut f.buf) {
                 Ok(n) => n,
                 Err(e) => {
                     f.buf.truncate(old);
                     return Err(ConnectorError::io(format!("reading {}", f.path), e));
                 }
             };
-            f.buf.truncate(old + n);
-            if n == 0 {
+            f.newlines += memchr::memchr_iter(b'\n', &f.buf[old..]).count();
+            if n < want {
                 f.eof = true;
-                break;
             }
-            newlines += memchr::memchr_iter(b'\n', &f.buf[old..]).count();
         }
         Ok(())
     }
@@ -190,11 +192,15 @@ impl FileSource {
         let mut consumed = 0usize;
         let mut line_no = f.pos.line;
         let mut region_start: Option<usize> = None;
+        let mut newlines = 0;
         let buf = &f.buf;
         while lines.len() < self.max_rows && consumed < buf.len() {
             let rest = &buf[consumed..];
             let (line, next) = match memchr::memchr(b'\n', rest) {
-                Some(i) => (&rest[..i], consumed + i + 1),
+                Some(i) => {
+                    newlines += 1;
+                    (&rest[..i], consumed + i + 1)
+                }
                 None if complete_final => (rest, buf.len()),
                 None => break,
             };
@@ -234,6 +240,7 @@ impl FileSource {
         f.pos.byte += consumed as u64;
         self.done_bytes += consumed as u64;
         f.buf.drain(..consumed);
+        f.newlines -= newlines;
         self.positions.insert(f.path.to_string(), f.pos);
         let mut offsets = Offsets::default();
         offsets.0.insert(f.path.to_string(), json!({"line": f.pos.line, "byte": f.pos.byte}));
