@@ -234,7 +234,7 @@ impl Runner {
             start,
             bounded,
             batch: spec.source.batch,
-            used: spec.transform.used_columns(),
+            used: used_columns(&spec),
             keep_raw: spec.errors.dlq_topic.is_some(),
         };
         let mut source = spec
@@ -514,6 +514,19 @@ impl Retry {
         self.delay = (self.delay * 2).min(self.max);
         Some(wait)
     }
+}
+
+/// The source columns the pipeline reads: what the SELECT reads and, when bad rows
+/// are tolerated (and so may go whole to a dead-letter queue or the log), every
+/// declared column. Metadata columns (`_key`, `_offset`, …) only when the SELECT reads them.
+fn used_columns(spec: &PipelineSpec) -> Vec<bool> {
+    let mut used = spec.transform.used_columns();
+    if spec.errors.tolerate {
+        for (u, field) in used.iter_mut().zip(spec.source.schema.fields()) {
+            *u |= !field.name().starts_with('_');
+        }
+    }
+    used
 }
 
 /// One row as a JSON object, for the dead-letter queue.

@@ -77,7 +77,7 @@ async fn json_file_to_parquet_partitioned_and_resumed() {
 
 const BAD_INPUT: &[&str] = &[
     r#"{"id":1,"qty":"10"}"#,
-    r#"{"id":2,"qty":"ten"}"#,
+    r#"{"id":2,"qty":"ten","note":"not read by the SELECT"}"#,
     r#"{broken json"#,
     r#"{"id":"four","qty":"4"}"#,
     r#"{"id":5,"qty":"5"}"#,
@@ -85,7 +85,7 @@ const BAD_INPUT: &[&str] = &[
 
 fn bad_records_sql(input: &std::path::Path, out: &std::path::Path, errors: &str) -> String {
     format!(
-        "CREATE SOURCE s (id BIGINT NOT NULL, qty TEXT) WITH (connector = 'file', path = '{}', format = 'json');
+        "CREATE SOURCE s (id BIGINT NOT NULL, qty TEXT, note TEXT) WITH (connector = 'file', path = '{}', format = 'json');
          CREATE SINK k WITH (connector = 'filesystem', path = '{}', format = 'json', {errors}) AS
              SELECT id, CAST(qty AS INT) AS qty FROM s;",
         input.display(),
@@ -119,7 +119,9 @@ async fn bad_records_go_to_the_dead_letter_queue_with_provenance() {
     assert_eq!(transform["partition"], file.as_str());
     assert_eq!(transform["source"], "s");
     assert_eq!(transform["sink"], "k");
-    assert_eq!(transform["record"], serde_json::json!({"id": 2, "qty": "ten"}));
+    // The whole row, with the column the SELECT does not read (a pipeline without a
+    // dead-letter queue need not decode it).
+    assert_eq!(transform["record"], serde_json::json!({"id": 2, "qty": "ten", "note": "not read by the SELECT"}));
     assert!(transform["error"].as_str().unwrap().contains("Cannot cast string 'ten' to value of Int32 type"), "{transform}");
     let broken = by_line(3);
     assert_eq!(broken["stage"], "decode");
@@ -128,6 +130,24 @@ async fn bad_records_go_to_the_dead_letter_queue_with_provenance() {
     let wrong_type = by_line(4);
     assert_eq!(wrong_type["stage"], "decode");
     assert_eq!(wrong_type["record"], r#"{"id":"four","qty":"4"}"#);
+}
+
+/// Records that all decode (so the JSON fast path takes the chunk), one failing the
+/// SELECT: its dead-letter record is the whole row, with the column the SELECT does
+/// not read; without a dead-letter queue that column need not be built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_rows_keep_the_columns_the_select_does_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    write(&input, &[r#"{"id":1,"qty":"10","note":"a"}"#, r#"{"id":2,"qty":"ten","note":"b"}"#, r#"{"id":3,"qty":"3"}"#]);
+    let (out, dlq) = (dir.path().join("out"), dir.path().join("dlq"));
+    let sql = bad_records_sql(&input, &out, &format!("'errors.tolerance' = 'all', 'errors.deadletterqueue.path' = '{}'", dlq.display()));
+    let st = run_bounded(&dir.path().join("state"), &sql).await;
+    assert_eq!((st[0].state, st[0].rows_out, st[0].rows_errored), (State::Finished, 2, 1), "{:?}", st[0].error);
+    let dead = read_jsonl(&dlq, ".jsonl");
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert_eq!(dead[0]["record"], serde_json::json!({"id": 2, "qty": "ten", "note": "b"}));
+    assert_eq!(read_jsonl(&out, ".jsonl"), vec![serde_json::json!({"id": 1, "qty": 10}), serde_json::json!({"id": 3, "qty": 3})]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -203,8 +203,10 @@ pub struct SourceContext {
     /// Stop at the end that existed at start (`--until-caught-up`, console preview).
     pub bounded: bool,
     pub batch: BatchPolicy,
-    /// Per column of `schema`: whether the pipeline reads it. A source may leave
-    /// an unread metadata column NULL instead of building it.
+    /// Per column of `schema`: whether the pipeline reads it. A source may leave an
+    /// unread column NULL instead of building it (a nullable declared column, or a
+    /// metadata column). The engine marks every declared column read when rows that
+    /// fail the transform go to a dead-letter queue, which shows the whole row.
     pub used: Vec<bool>,
     /// Whether to keep each record's original bytes ([`SourceBatch::raw`]): only a
     /// dead-letter topic needs them.

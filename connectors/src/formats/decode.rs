@@ -58,8 +58,8 @@ pub struct LineDecoder {
 
 impl Drop for LineDecoder {
     fn drop(&mut self) {
-        if self.flat.is_some() && (self.flat_taken > 0 || self.flat_declined > 0) {
-            tracing::debug!(simd_chunks = self.flat_taken, declined_chunks = self.flat_declined, "JSON decoding: chunks taken and declined by the simd-json fast path");
+        if let Some(flat) = self.flat.as_ref().filter(|_| self.flat_taken > 0 || self.flat_declined > 0) {
+            tracing::debug!(simd_chunks = self.flat_taken, as_one_array = flat.as_array, declined_chunks = self.flat_declined, "JSON decoding: chunks taken and declined by the simd-json fast path");
         }
     }
 }
@@ -75,6 +75,15 @@ impl LineDecoder {
     pub fn new(format: LineFormat, schema: SchemaRef, csv: CsvOptions, max_rows: usize) -> Self {
         let flat = if format == LineFormat::Json { FlatJson::new(Arc::clone(&schema)) } else { None };
         Self { format, schema, csv, max_rows: max_rows.max(1), json: None, csv_decoder: None, flat, flat_skip: 0, flat_backoff: 1, flat_taken: 0, flat_declined: 0 }
+    }
+
+    /// Columns `used` leaves unmarked (and that may be NULL) need not be built: the
+    /// JSON fast path then checks their values but leaves them NULL. Only for a
+    /// pipeline that reads nothing else of the row (see `SourceContext::used`).
+    pub fn skip_unused(&mut self, used: &[bool]) {
+        if let Some(flat) = self.flat.as_mut() {
+            flat.skip_unused(used);
+        }
     }
 
     /// The fast path's batch for `lines`, when it takes them (see [`FlatJson`]).

@@ -134,6 +134,14 @@ impl RecordDecoder {
         Self { format, declared, output, lines, avro: None, joined: Vec::new() }
     }
 
+    /// See [`LineDecoder::skip_unused`]: `used` is per declared column. Plain JSON
+    /// records only (the other formats build every column).
+    pub fn skip_unused(&mut self, used: &[bool]) {
+        if let (RecordFormat::Json { schemas: false }, Some(lines)) = (self.format, self.lines.as_mut()) {
+            lines.skip_unused(used);
+        }
+    }
+
     /// The declared columns plus the format's extra ones, in that order.
     pub fn output_schema(&self) -> &SchemaRef {
         &self.output

@@ -364,10 +364,12 @@ impl KafkaSource {
             };
             lock(&shared.consumers).push(Arc::clone(&consumer));
             let meta_start = ctx.schema.fields().len().saturating_sub(metadata::COUNT);
+            let mut decoder = RecordDecoder::new(config.format, Arc::clone(&config.value_schema), ctx.batch.max_rows, registry.clone())?;
+            decoder.skip_unused(&ctx.used[..ctx.used.len().min(config.value_schema.fields().len())]);
             let emitter = Emitter {
                 wanted: std::array::from_fn(|j| ctx.is_used(meta_start + j)),
                 keep_raw: ctx.keep_raw,
-                decoder: RecordDecoder::new(config.format, Arc::clone(&config.value_schema), ctx.batch.max_rows, registry.clone())?,
+                decoder,
                 schema: Arc::clone(&ctx.schema),
                 config: config.clone(),
                 source: ctx.name.clone(),
