@@ -510,18 +510,37 @@ struct Task {
 }
 
 /// Bounded mode: one task's topic, read up to each partition's end as of the start.
+/// `admit` runs for every message, so the state is a Vec indexed by partition number
+/// (no hashing per message).
 struct Bounded {
     topic: String,
+    parts: Vec<PartitionEnd>,
     /// Partitions not yet read to their end.
-    open: BTreeSet<i32>,
-    /// Ends learned so far (from [`Shared::ends`]).
-    ends: HashMap<i32, i64>,
-    /// The first offset read from each partition, for the backlog at start.
-    first: HashMap<i32, i64>,
-    /// The last offset read from each partition.
-    last: HashMap<i32, i64>,
-    /// Partitions whose backlog is already counted.
-    counted: BTreeSet<i32>,
+    open: usize,
+}
+
+/// How far one partition of a bounded task is read.
+#[derive(Debug, Clone, Copy, Default)]
+struct PartitionEnd {
+    /// Not yet read to its end.
+    open: bool,
+    /// Its end, once learned (from [`Shared::ends`], or where reading stopped).
+    end: Option<i64>,
+    /// The first offset read, for the backlog at start.
+    first: Option<i64>,
+    /// The last offset read.
+    last: Option<i64>,
+    /// Whether its backlog is counted.
+    counted: bool,
+}
+
+impl PartitionEnd {
+    fn close(&mut self, open: &mut usize) {
+        if self.open {
+            self.open = false;
+            *open -= 1;
+        }
+    }
 }
 
 /// What a bounded task does with a message.
@@ -535,22 +554,30 @@ enum Admit {
 
 impl Bounded {
     fn new(topic: &str, partitions: i32) -> Self {
-        Self { topic: topic.to_string(), open: (0..partitions).collect(), ends: HashMap::new(), first: HashMap::new(), last: HashMap::new(), counted: BTreeSet::new() }
+        let parts = vec![PartitionEnd { open: true, ..PartitionEnd::default() }; usize::try_from(partitions).unwrap_or(0)];
+        Self { topic: topic.to_string(), open: parts.len(), parts }
+    }
+
+    fn done(&self) -> bool {
+        self.open == 0
     }
 
     fn admit(&mut self, partition: i32, offset: i64) -> Admit {
-        if !self.open.contains(&partition) {
+        let Some(p) = usize::try_from(partition).ok().and_then(|i| self.parts.get_mut(i)) else {
+            return Admit::Skip;
+        };
+        if !p.open {
             return Admit::Skip;
         }
-        self.first.entry(partition).or_insert(offset);
-        self.last.insert(partition, offset);
-        match self.ends.get(&partition) {
-            Some(&end) if offset >= end => {
-                self.open.remove(&partition);
+        p.first.get_or_insert(offset);
+        p.last = Some(offset);
+        match p.end {
+            Some(end) if offset >= end => {
+                p.close(&mut self.open);
                 Admit::Skip
             }
-            Some(&end) if offset + 1 >= end => {
-                self.open.remove(&partition);
+            Some(end) if offset + 1 >= end => {
+                p.close(&mut self.open);
                 Admit::TakeLast
             }
             _ => Admit::Take,
@@ -560,34 +587,35 @@ impl Bounded {
     /// librdkafka reports the partition's end before the statistics did: its end is
     /// where reading stopped.
     fn eof(&mut self, partition: i32) {
-        self.open.remove(&partition);
-        let at = self.last.get(&partition).map_or(0, |l| l + 1);
-        self.ends.entry(partition).or_insert(at);
+        if let Some(p) = usize::try_from(partition).ok().and_then(|i| self.parts.get_mut(i)) {
+            p.close(&mut self.open);
+            let at = p.last.map_or(0, |l| l + 1);
+            p.end.get_or_insert(at);
+        }
     }
 
     /// Picks up ends the statistics callback recorded and counts their backlog.
     fn learn(&mut self, shared: &Shared) {
-        if self.ends.len() < self.open.len() + self.counted.len() {
+        if self.parts.iter().any(|p| p.open && p.end.is_none()) {
             let ends = lock(&shared.ends);
-            for p in &self.open {
-                if let Some(e) = ends.get(&(self.topic.clone(), *p)) {
-                    self.ends.entry(*p).or_insert(*e);
+            for (i, p) in self.parts.iter_mut().enumerate() {
+                if p.open && p.end.is_none() {
+                    p.end = ends.get(&(self.topic.clone(), i as i32)).copied();
                 }
             }
         }
-        for (p, end) in &self.ends {
-            if !self.counted.contains(p) {
-                // A partition with nothing read yet starts at its end (nothing waiting) or
-                // is counted once its first record arrives.
-                let start = match self.first.get(p) {
-                    Some(f) => *f,
-                    None if !self.open.contains(p) => *end,
-                    None => continue,
-                };
-                shared.backlog.fetch_add(end.saturating_sub(start).max(0) as u64, Ordering::Relaxed);
-                shared.backlog_known.store(true, Ordering::Relaxed);
-                self.counted.insert(*p);
-            }
+        for p in self.parts.iter_mut().filter(|p| !p.counted) {
+            let Some(end) = p.end else { continue };
+            // A partition with nothing read yet starts at its end (nothing waiting) or
+            // is counted once its first record arrives.
+            let start = match p.first {
+                Some(f) => f,
+                None if !p.open => end,
+                None => continue,
+            };
+            shared.backlog.fetch_add(end.saturating_sub(start).max(0) as u64, Ordering::Relaxed);
+            shared.backlog_known.store(true, Ordering::Relaxed);
+            p.counted = true;
         }
     }
 }
@@ -625,6 +653,21 @@ struct Pending {
     values: Vec<u8>,
     messages: Vec<Buffered>,
     first: Option<Instant>,
+}
+
+impl Pending {
+    /// An empty buffer for the same partitions, with room for as much as this one
+    /// holds: batches are alike, and growing ~4 MiB of payloads from empty costs a
+    /// copy of everything at each doubling (and fresh pages).
+    fn sized_like(&self) -> Self {
+        Self {
+            names: self.names.clone(),
+            keys: Vec::with_capacity(self.keys.len()),
+            values: Vec::with_capacity(self.values.len()),
+            messages: Vec::with_capacity(self.messages.len()),
+            first: None,
+        }
+    }
 }
 
 impl Task {
@@ -672,7 +715,13 @@ impl Task {
             idle = false;
             stats.polls += 1;
             let polled = pending.messages.is_empty().then(Instant::now);
-            match consumer.poll(wait) {
+            // Ask without a timeout first: there is almost always a message waiting, and
+            // librdkafka reads the clock for every pop that has a timeout.
+            let message = match consumer.poll(Duration::ZERO) {
+                None => consumer.poll(wait),
+                ready => ready,
+            };
+            match message {
                 None => {
                     idle = true;
                     stats.empty += 1;
@@ -707,18 +756,17 @@ impl Task {
             let full = pending.messages.len() >= self.policy.max_rows || pending.values.len() >= self.policy.max_bytes;
             let check_clock = idle || pending.messages.len() % 1024 == 0;
             let lingered = check_clock && pending.first.is_some_and(|t| t.elapsed() >= self.policy.linger);
-            let done = self.end.as_ref().is_some_and(|b| b.open.is_empty());
+            let done = self.end.as_ref().is_some_and(Bounded::done);
             if (check_clock || done) && let Some(b) = self.end.as_mut() {
                 b.learn(&self.consumer.context().shared);
             }
             if (full || lingered || done) && !pending.messages.is_empty() {
-                let names = pending.names.clone();
+                let next = pending.sized_like();
                 let sent = Instant::now();
-                if to_decoder.send(std::mem::take(&mut pending)).is_err() {
+                if to_decoder.send(std::mem::replace(&mut pending, next)).is_err() {
                     return stats;
                 }
                 stats.decoder += sent.elapsed();
-                pending.names = names;
             }
             if done {
                 return stats;
