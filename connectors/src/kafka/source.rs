@@ -920,3 +920,33 @@ impl Emitter {
         Ok(SourceBatch { batch, origins, offsets, rejected, raw })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bounded task takes each partition up to the end it learned, then skips;
+    /// a partition that reports its end before any end was learned ends there.
+    #[test]
+    fn bounded_runs_stop_each_partition_at_its_end() {
+        let mut b = Bounded::new("t", 3);
+        assert!(matches!(b.admit(0, 5), Admit::Take), "no end known yet");
+        b.eof(1);
+        assert_eq!((b.parts[1].end, b.open), (Some(0), 2), "nothing read: the end is where reading stopped");
+        assert!(matches!(b.admit(1, 0), Admit::Skip));
+        b.parts[0].end = Some(8);
+        assert!(matches!(b.admit(0, 6), Admit::Take));
+        assert!(matches!(b.admit(0, 7), Admit::TakeLast));
+        assert!(matches!(b.admit(0, 8), Admit::Skip), "past the end");
+        assert!(!b.done(), "partition 2 is still open");
+        b.parts[2].end = Some(3);
+        assert!(matches!(b.admit(2, 4), Admit::Skip), "a record past the end closes the partition");
+        assert!(b.done());
+        assert_eq!((b.parts[0].first, b.parts[0].last), (Some(5), Some(7)), "a closed partition records nothing more");
+        for unknown in [-1, 3, i32::MAX] {
+            assert!(matches!(b.admit(unknown, 0), Admit::Skip), "partition {unknown}");
+        }
+        b.eof(0);
+        assert_eq!((b.parts[0].end, b.open), (Some(8), 0), "a learned end stays; closing twice counts once");
+    }
+}
