@@ -521,7 +521,7 @@ fn line_by_line(lines: &[&[u8]], first: usize, rows: &mut Rows, buffers: &mut si
     for line in lines {
         scratch.extend_from_slice(line);
     }
-    // One search of the chunk instead of one per line: most chunks have no escape.
+    // One search of the group instead of one per line: most groups have no escape.
     let escapes = memchr::memchr(b'\\', scratch).is_some();
     let mut rest = scratch.as_mut_slice();
     let mut tape = simd_json::Tape::null();

@@ -562,8 +562,14 @@ impl Bounded {
         self.open == 0
     }
 
+    /// The state of `partition` and the count of open partitions, borrowed together.
+    fn part_mut(&mut self, partition: i32) -> Option<(&mut PartitionEnd, &mut usize)> {
+        let p = usize::try_from(partition).ok().and_then(|i| self.parts.get_mut(i))?;
+        Some((p, &mut self.open))
+    }
+
     fn admit(&mut self, partition: i32, offset: i64) -> Admit {
-        let Some(p) = usize::try_from(partition).ok().and_then(|i| self.parts.get_mut(i)) else {
+        let Some((p, open)) = self.part_mut(partition) else {
             return Admit::Skip;
         };
         if !p.open {
@@ -573,11 +579,11 @@ impl Bounded {
         p.last = Some(offset);
         match p.end {
             Some(end) if offset >= end => {
-                p.close(&mut self.open);
+                p.close(open);
                 Admit::Skip
             }
             Some(end) if offset + 1 >= end => {
-                p.close(&mut self.open);
+                p.close(open);
                 Admit::TakeLast
             }
             _ => Admit::Take,
@@ -587,8 +593,8 @@ impl Bounded {
     /// librdkafka reports the partition's end before the statistics did: its end is
     /// where reading stopped.
     fn eof(&mut self, partition: i32) {
-        if let Some(p) = usize::try_from(partition).ok().and_then(|i| self.parts.get_mut(i)) {
-            p.close(&mut self.open);
+        if let Some((p, open)) = self.part_mut(partition) {
+            p.close(open);
             let at = p.last.map_or(0, |l| l + 1);
             p.end.get_or_insert(at);
         }
@@ -715,13 +721,7 @@ impl Task {
             idle = false;
             stats.polls += 1;
             let polled = pending.messages.is_empty().then(Instant::now);
-            // Ask without a timeout first: there is almost always a message waiting, and
-            // librdkafka reads the clock for every pop that has a timeout.
-            let message = match consumer.poll(Duration::ZERO) {
-                None => consumer.poll(wait),
-                ready => ready,
-            };
-            match message {
+            match consumer.poll(wait) {
                 None => {
                     idle = true;
                     stats.empty += 1;
