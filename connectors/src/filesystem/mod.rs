@@ -77,7 +77,12 @@ pub(crate) const PARQUET_ROW_GROUP_ROWS: OptionSpec =
     OptionSpec::new("parquet.row.group.rows", OptionKind::Integer, "Rows per Parquet row group (bounds the sink's memory per open file).")
         .default("1048576");
 pub(crate) const PARQUET_DICTIONARY: OptionSpec =
-    OptionSpec::new("parquet.dictionary", OptionKind::Bool, "Dictionary-encode Parquet columns.").default("true");
+    OptionSpec::new(
+        "parquet.dictionary",
+        OptionKind::Bool,
+        "Dictionary-encode Parquet columns, except those at least 95% distinct in the file's first batch (of 4,096 rows or more): near-unique values gain little from a dictionary, which costs a hash per value and often outgrows its 1 MiB page and falls back to plain.",
+    )
+    .default("true");
 pub(crate) const PARQUET_BLOOM: OptionSpec =
     OptionSpec::new("parquet.bloom.filter.columns", OptionKind::List, "Columns (inside the files) that get a Parquet bloom filter per row group.");
 

@@ -30,7 +30,6 @@ use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::buffered::BufWriter;
@@ -248,19 +247,18 @@ impl FilesystemSink {
         take_record_batch(batch, &UInt32Array::from(rows)).map_err(|e| ConnectorError::arrow("splitting rows", e))
     }
 
-    fn open_file(&mut self, folder: &str, name: String) -> Result<OpenFile> {
+    fn open_file(&mut self, folder: &str, name: String, first: &RecordBatch) -> Result<OpenFile> {
         let full = format!("{folder}{name}.{}", self.cfg.format.extension());
         let path = Path::parse(&full).map_err(|e| ConnectorError::Internal(format!("file name {full} is not a valid object path: {e}")))?;
-        let encoder = Encoder::new(self.cfg.format, &self.file_schema, &self.cfg.parquet)?;
+        let encoder = Encoder::new(self.cfg.format, &self.file_schema, &self.cfg.parquet, Some(first))?;
         let upload = BufWriter::with_capacity(Arc::clone(&self.store), path.clone(), PART_SIZE).with_max_concurrency(PART_CONCURRENCY);
         Ok(OpenFile { path, encoder, upload, rows: 0, uploaded: 0 })
     }
 
     async fn upload(file: &mut OpenFile) -> Result<()> {
-        let bytes = file.encoder.take_bytes();
-        if !bytes.is_empty() {
+        for bytes in file.encoder.take_bytes() {
             file.uploaded += bytes.len() as u64;
-            file.upload.put(Bytes::from(bytes)).await.map_err(|e| ConnectorError::store(format!("writing {}", file.path), e))?;
+            file.upload.put(bytes).await.map_err(|e| ConnectorError::store(format!("writing {}", file.path), e))?;
         }
         Ok(())
     }
@@ -273,7 +271,7 @@ impl FilesystemSink {
             Some(f) => f,
             None => {
                 let n = name(self);
-                self.open_file(folder, n)?
+                self.open_file(folder, n, &data)?
             }
         };
         let written = async {
