@@ -179,12 +179,10 @@ impl Encoder {
                     .set_compression(parquet.compression)
                     .set_max_row_group_row_count(Some(parquet.row_group_rows))
                     .set_dictionary_enabled(parquet.dictionary);
-                if parquet.dictionary {
-                    if let Some(batch) = first {
-                        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-                            if nearly_distinct(column.as_ref()) {
-                                props = props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
-                            }
+                if let Some(batch) = first.filter(|_| parquet.dictionary) {
+                    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+                        if nearly_distinct(column.as_ref()) {
+                            props = props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
                         }
                     }
                 }
