@@ -522,8 +522,9 @@ impl Retry {
 fn used_columns(spec: &PipelineSpec) -> Vec<bool> {
     let mut used = spec.transform.used_columns();
     if spec.errors.tolerate {
-        for (u, field) in used.iter_mut().zip(spec.source.schema.fields()) {
-            *u |= !field.name().starts_with('_');
+        // The declared columns come first; the connector's metadata columns follow.
+        for u in used.iter_mut().take(spec.source.declared) {
+            *u = true;
         }
     }
     used
