@@ -150,13 +150,10 @@ impl Column {
         }
     }
 
-    /// The column so far, as `data_type` (`rows` NULLs when it was not built). The
-    /// builder starts again with the capacity this batch needed: chunks are alike,
-    /// and growing buffers from empty every batch costs reallocations and fresh pages.
-    fn finish(&mut self, data_type: &DataType, keep: bool, rows: usize) -> Option<ArrayRef> {
-        if !keep {
-            return Some(arrow::array::new_null_array(data_type, rows));
-        }
+    /// The column so far, as `data_type`. The builder starts again with the capacity
+    /// this batch needed: chunks are alike, and growing buffers from empty every
+    /// batch costs reallocations and fresh pages.
+    fn finish(&mut self, data_type: &DataType) -> Option<ArrayRef> {
         let array: ArrayRef = match self {
             Column::Int { values, .. } | Column::Timestamp { values, .. } => {
                 let array = values.finish();
@@ -343,6 +340,10 @@ struct Rows {
     names: Vec<Box<[u8]>>,
     /// `seen[c] == row` when column `c` got a value in record `row` (1-based).
     seen: Vec<usize>,
+    /// Per column not built: the last all-NULL array handed out for it. Arrays are
+    /// immutable and shared, so batches of one length share one instead of zeroing
+    /// fresh buffers every batch.
+    nulls: Vec<Option<ArrayRef>>,
 }
 
 impl std::fmt::Debug for FlatJson {
@@ -362,6 +363,7 @@ impl FlatJson {
         let rows = Rows {
             nullable: schema.fields().iter().map(|f| f.is_nullable()).collect(),
             seen: vec![0; columns.len()],
+            nulls: vec![None; columns.len()],
             keep: vec![true; columns.len()],
             predicted: Vec::new(),
             names: schema.fields().iter().map(|f| f.name().as_bytes().into()).collect(),
@@ -406,7 +408,17 @@ impl FlatJson {
             .iter_mut()
             .zip(rows.schema.fields())
             .zip(&rows.keep)
-            .map(|((c, f), keep)| c.finish(f.data_type(), *keep, lines.len()))
+            .zip(&mut rows.nulls)
+            .map(|(((c, f), keep), nulls)| {
+                if *keep {
+                    return c.finish(f.data_type());
+                }
+                match nulls {
+                    Some(array) if array.len() == lines.len() => {}
+                    _ => *nulls = Some(arrow::array::new_null_array(f.data_type(), lines.len())),
+                }
+                nulls.clone()
+            })
             .collect::<Option<Vec<_>>>();
         if !ok {
             return None;
@@ -841,6 +853,12 @@ mod tests {
                 assert_eq!(got.column(c).null_count(), 2, "{} is not read", field.name());
                 assert_eq!(got.column(c).data_type(), field.data_type());
             }
+        }
+        // The all-NULL columns are shared between batches of one length only.
+        for lines in [&[lines[0], lines[1], lines[0]][..], &lines[..], &lines[..1]] {
+            let got = flat.decode(lines).expect("good records");
+            assert_eq!(got.num_rows(), lines.len());
+            assert_eq!(got.column(1).null_count(), lines.len(), "small is not read");
         }
         for bad in [r#"{"id":3,"amount":"x"}"#, r#"{"id":3,"ts":"yesterday"}"#, r#"{"id":3,"count":2147483648}"#, r#"{"id":3,"flag":1}"#, r#"{"name":"no id"}"#] {
             assert!(flat.decode(&[lines[0], bad.as_bytes()]).is_none(), "fast path took {bad}");
