@@ -437,8 +437,7 @@ const ARRAY_LINES: usize = 64;
 
 /// Parses `lines` (rows `first + 1 ..` of the batch) as one JSON array, its lines
 /// the elements: one simd-json call per group instead of one per line, which saves
-/// each line's set-up (copying into simd-json's aligned buffer, the padded last
-/// block, the tape's reservations).
+/// each line's set-up (the padded last block, the tape's reservations).
 ///
 /// `Some(ok)` when that decides the chunk: `ok` is whether every record was
 /// appended. `None` when it cannot be sure each element is exactly one line, and
@@ -478,9 +477,13 @@ fn as_one_array(
     if memchr::memchr(b'\\', scratch).is_some() && !surrogates_paired(scratch) {
         return None;
     }
+    // simd-json reads whole 64-byte blocks: with padding after the array it parses
+    // `scratch` in place instead of copying it into a padded buffer of its own.
+    let len = scratch.len();
+    scratch.resize(len + simd_json::INPUT_PADDING, b' ');
     let base = scratch.as_ptr() as usize;
     let mut tape = kept.take().unwrap_or_else(simd_json::Tape::null).reset();
-    let parsed = simd_json::fill_tape(scratch, buffers, &mut tape).is_ok();
+    let parsed = simd_json::fill_tape_padded(scratch, len, buffers, &mut tape).is_ok();
     let decided = if parsed { append_elements(&tape.0, lines.len(), first, base, bounds, rows) } else { None };
     *kept = Some(tape.reset());
     decided
@@ -525,9 +528,9 @@ fn append_elements(nodes: &[Node<'_>], lines: usize, first: usize, base: usize, 
     Some(true)
 }
 
-/// Parses each line on its own (into one copy of the chunk, cut into lines that all
-/// live as long as it, so one tape serves every line); false when one is not a
-/// record the fast path decodes exactly.
+/// Parses each line on its own, in place in one copy of the chunk (the lines after
+/// a line are its padding for simd-json, and the copy ends in padding); false when
+/// one is not a record the fast path decodes exactly.
 fn line_by_line(lines: &[&[u8]], first: usize, rows: &mut Rows, buffers: &mut simd_json::Buffers, scratch: &mut Vec<u8>) -> bool {
     scratch.clear();
     for line in lines {
@@ -535,13 +538,20 @@ fn line_by_line(lines: &[&[u8]], first: usize, rows: &mut Rows, buffers: &mut si
     }
     // One search of the group instead of one per line: most groups have no escape.
     let escapes = memchr::memchr(b'\\', scratch).is_some();
-    let mut rest = scratch.as_mut_slice();
-    let mut tape = simd_json::Tape::null();
+    scratch.resize(scratch.len() + simd_json::INPUT_PADDING, b' ');
+    let mut kept = simd_json::Tape::null();
+    let mut at = 0;
     for (row, original) in lines.iter().enumerate() {
-        let (line, tail) = std::mem::take(&mut rest).split_at_mut(original.len());
-        rest = tail;
-        let escapes_ok = !escapes || memchr::memchr(b'\\', line).is_none() || surrogates_paired(line);
-        if !escapes_ok || simd_json::fill_tape(line, buffers, &mut tape).is_err() || !rows.record(&tape.0, first + row + 1) {
+        let len = original.len();
+        let line = &mut scratch[at..];
+        at += len;
+        if escapes && memchr::memchr(b'\\', &line[..len]).is_some() && !surrogates_paired(&line[..len]) {
+            return false;
+        }
+        let mut tape = kept.reset();
+        let ok = simd_json::fill_tape_padded(line, len, buffers, &mut tape).is_ok() && rows.record(&tape.0, first + row + 1);
+        kept = tape.reset();
+        if !ok {
             return false;
         }
     }
