@@ -501,19 +501,27 @@ fn append_elements(nodes: &[Node<'_>], lines: usize, first: usize, base: usize, 
         Some(&Node::Array { len, .. }) if len == lines => {}
         _ => return None,
     }
+    // Where a string node lies in `scratch`, if it is one.
+    let span = |node: &Node<'_>| match node {
+        Node::String(s) => (s.as_ptr() as usize).checked_sub(base).map(|from| Some((from, from + s.len()))),
+        _ => Some(None),
+    };
     let mut at = 1;
     for &(start, end) in bounds.iter() {
         let Some(&Node::Object { len, count }) = nodes.get(at) else { return None };
         if len == 0 || count != 2 * len {
             return None;
         }
-        for node in nodes.get(at + 1..at + 1 + count)? {
-            if let Node::String(s) = node {
-                let from = (s.as_ptr() as usize).checked_sub(base)?;
-                if from < start || from + s.len() > end {
-                    return None;
-                }
-            }
+        // simd-json leaves each string where it read it (unescaping shortens it in
+        // place), so the tape holds an element's strings in the order of their
+        // addresses: all lie in the line when the first key starts in it and the last
+        // key, and the last value if it is a string, end in it.
+        let first_key = span(nodes.get(at + 1)?)?;
+        let last_key = span(nodes.get(at + count - 1)?)?;
+        let last_value = span(nodes.get(at + count)?)?;
+        let (Some((first, _)), Some((_, last_key_end))) = (first_key, last_key) else { return None };
+        if first < start || last_key_end > end || last_value.is_some_and(|(_, to)| to > end) {
+            return None;
         }
         at += 1 + count;
     }
