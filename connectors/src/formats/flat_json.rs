@@ -15,7 +15,9 @@
 //!
 //! Undeclared fields are skipped, whatever they hold. Anything else — malformed JSON,
 //! a string in a number column, a float in an integer column, a duplicate key, a
-//! missing NOT NULL field — makes [`FlatJson::decode`] return `None` without a batch,
+//! missing NOT NULL field, a `\uXXXX` escape that is half of a UTF-16 surrogate pair
+//! (simd-json refuses those, as arrow-json does) — makes [`FlatJson::decode`] return
+//! `None` without a batch,
 //! and the caller decodes the chunk with arrow-json, which also isolates the bad
 //! records and words their errors. Schemas with other column types (structs, lists,
 //! decimals, dates, REAL) never take this path. A test decodes generated records
@@ -258,37 +260,6 @@ fn in_unit<T: TimeZone>(d: &DateTime<T>, unit: TimeUnit) -> Option<i64> {
     }
 }
 
-/// False when a `\\uXXXX` escape is half of a UTF-16 surrogate pair without its other
-/// half. simd-json decodes such a string anyway; arrow-json refuses the record.
-fn surrogates_paired(line: &[u8]) -> bool {
-    let mut high_pending = false;
-    let mut at = 0;
-    while let Some(i) = memchr::memchr(b'\\', &line[at..]) {
-        let i = at + i;
-        let escape = line.get(i + 1).copied();
-        let unit = if escape == Some(b'u') {
-            line.get(i + 2..i + 6).and_then(|hex| std::str::from_utf8(hex).ok()).and_then(|hex| u16::from_str_radix(hex, 16).ok())
-        } else {
-            None
-        };
-        // A high surrogate must be the escape right before a low one.
-        if high_pending && (i != at || unit.is_none_or(|u| !(0xDC00..=0xDFFF).contains(&u))) {
-            return false;
-        }
-        match unit {
-            Some(0xD800..=0xDBFF) if !high_pending => high_pending = true,
-            Some(0xDC00..=0xDFFF) if high_pending => high_pending = false,
-            Some(0xDC00..=0xDFFF) => return false,
-            _ => {}
-        }
-        at = i + if unit.is_some() { 6 } else { 2 };
-        if at > line.len() {
-            return true;
-        }
-    }
-    !high_pending
-}
-
 /// `a == b` for the short keys of JSON records, without a call to `memcmp` for each
 /// key of each record (which cost ~5% of a JSON → Parquet run in `perf`).
 #[inline]
@@ -479,10 +450,6 @@ fn as_one_array(
         bounds.push((start, scratch.len()));
     }
     scratch.extend_from_slice(b"\n]");
-    // A lone surrogate escape anywhere: let the line-by-line path word it.
-    if memchr::memchr(b'\\', scratch).is_some() && !surrogates_paired(scratch) {
-        return None;
-    }
     // simd-json reads whole 64-byte blocks: with padding after the array it parses
     // `scratch` in place instead of copying it into a padded buffer of its own.
     let len = scratch.len();
@@ -550,8 +517,6 @@ fn line_by_line(lines: &[&[u8]], first: usize, rows: &mut Rows, buffers: &mut si
     for line in lines {
         scratch.extend_from_slice(line);
     }
-    // One search of the group instead of one per line: most groups have no escape.
-    let escapes = memchr::memchr(b'\\', scratch).is_some();
     scratch.resize(scratch.len() + simd_json::INPUT_PADDING, b' ');
     let mut kept = simd_json::Tape::null();
     let mut at = 0;
@@ -559,9 +524,6 @@ fn line_by_line(lines: &[&[u8]], first: usize, rows: &mut Rows, buffers: &mut si
         let len = original.len();
         let line = &mut scratch[at..];
         at += len;
-        if escapes && memchr::memchr(b'\\', &line[..len]).is_some() && !surrogates_paired(&line[..len]) {
-            return false;
-        }
         let mut tape = kept.reset();
         let ok = simd_json::fill_tape_padded(line, len, buffers, &mut tape).is_ok() && rows.record(&tape.0, first + row + 1);
         kept = tape.reset();
@@ -849,10 +811,13 @@ mod tests {
             r#"  {"id":1}  "#,
             "{\"id\":1}\r",
         ] {
-            let lines = [line.as_bytes()];
-            let expected = reference(&schema, &lines);
-            if let Some(got) = flat.decode(&lines) {
-                assert_eq!(Ok(got), expected, "{line}");
+            // Alone (parsed as a line) and between good records (parsed as one array).
+            let good = br#"{"id":7,"name":"ok"}"#.as_slice();
+            for lines in [vec![line.as_bytes()], vec![good, line.as_bytes(), good]] {
+                let expected = reference(&schema, &lines);
+                if let Some(got) = flat.decode(&lines) {
+                    assert_eq!(Ok(got), expected, "{line}");
+                }
             }
         }
     }
