@@ -6,7 +6,7 @@ use arrow::datatypes::SchemaRef;
 
 use super::store::{self, StoreSpec};
 use super::{
-    DELIVERY, FORMAT, MEMORY_MAX, PARQUET_BLOOM, PARQUET_COMPRESSION, PARQUET_DICTIONARY, PARQUET_ROW_GROUP_ROWS, PARTITION_BY, PATH,
+    DELIVERY, FORMAT, MEMORY_MAX, PARQUET_BLOOM, PARQUET_COMPRESSION, PARQUET_DELTA, PARQUET_DICTIONARY, PARQUET_ROW_GROUP_ROWS, PARTITION_BY, PATH,
     ROLLOVER_BYTES, ROLLOVER_INACTIVITY, ROLLOVER_INTERVAL, ROLLOVER_ROWS,
 };
 use crate::api::{ConnectorError, Options, Result};
@@ -70,7 +70,7 @@ pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef) -> Result<Filesystem
     let exactly_once = opts.pull_enum(&DELIVERY)?.unwrap_or("at-least-once") == "exactly-once";
     let mut parquet = ParquetOptions::default();
     if format != FileFormat::Parquet
-        && let Some(spec) = [&PARQUET_COMPRESSION, &PARQUET_ROW_GROUP_ROWS, &PARQUET_DICTIONARY, &PARQUET_BLOOM].into_iter().find(|s| opts.contains(s.key))
+        && let Some(spec) = [&PARQUET_COMPRESSION, &PARQUET_ROW_GROUP_ROWS, &PARQUET_DICTIONARY, &PARQUET_DELTA, &PARQUET_BLOOM].into_iter().find(|s| opts.contains(s.key))
     {
         return Err(ConnectorError::option(spec.key, format!("applies only to format = 'parquet' (format is '{}')", format.name())));
     }
@@ -85,6 +85,9 @@ pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef) -> Result<Filesystem
     }
     if let Some(d) = opts.pull_bool(&PARQUET_DICTIONARY)? {
         parquet.dictionary = d;
+    }
+    if let Some(d) = opts.pull_bool(&PARQUET_DELTA)? {
+        parquet.delta = d;
     }
     for col in opts.pull_list(&PARQUET_BLOOM)?.unwrap_or_default() {
         match schema.index_of(&col) {
