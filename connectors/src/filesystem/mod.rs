@@ -86,7 +86,7 @@ pub(crate) const PARQUET_DICTIONARY: OptionSpec =
 pub(crate) const PARQUET_DELTA: OptionSpec = OptionSpec::new(
     "parquet.delta",
     OptionKind::Bool,
-    "Write integer, date, time and timestamp columns that get no dictionary with DELTA_BINARY_PACKED instead of PLAIN: near-unique ids and timestamps take a fraction of the bytes and compress faster. false writes PLAIN, for readers that decode only PLAIN and dictionary pages (Spark's vectorized reader before 3.3).",
+    "Columns that get no dictionary use Parquet's delta encodings instead of PLAIN: DELTA_BINARY_PACKED for integers, dates, times and timestamps, DELTA_BYTE_ARRAY for text and binary. Near-unique ids, timestamps and names take a fraction of the bytes and compress faster. false writes PLAIN, for readers that decode only PLAIN and dictionary pages (Spark's vectorized reader before 3.3).",
 )
 .default("true");
 pub(crate) const PARQUET_BLOOM: OptionSpec =
