@@ -442,8 +442,12 @@ impl Sink for KafkaSink {
                     Err((e, _)) => {
                         // librdkafka refuses new records once a delivery to the topic has
                         // failed for good; that earlier failure names the partition and is
-                        // the cause, so it is reported first.
-                        self.check_failure()?;
+                        // the cause, so it is reported first. Its delivery report comes
+                        // from the producer's polling thread and may still be on its way.
+                        for _ in 0..100 {
+                            self.check_failure()?;
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
                         return Err(kafka_error(format!("sending to topic '{topic}' (Kafka sink '{}')", self.name), e));
                     }
                 }
