@@ -236,6 +236,7 @@ impl Runner {
             batch: spec.source.batch,
             used: used_columns(&spec),
             keep_raw: spec.errors.dlq_topic.is_some(),
+            filter: spec.transform.row_filter().cloned(),
         };
         let mut source = spec
             .source
@@ -347,15 +348,16 @@ impl Runner {
     }
 
     async fn process(&mut self, sink: &mut dyn Sink, batch: SourceBatch, seq: u64) -> Result<(), String> {
-        let SourceBatch { batch, origins, offsets, rejected, raw } = batch;
-        self.stats.rows_in.fetch_add((batch.num_rows() + rejected.len()) as u64, Ordering::Relaxed);
+        let SourceBatch { batch, origins, offsets, rejected, raw, filtered } = batch;
+        // Rows the source dropped by the pipeline's filter were read all the same.
+        self.stats.rows_in.fetch_add((batch.num_rows() + rejected.len() + filtered.unwrap_or(0)) as u64, Ordering::Relaxed);
         self.read.merge(&offsets);
         // Cheap and not synced: it only has to survive the process, to count re-reads after a kill.
         self.store.write_read_mark(&self.spec.name, &self.read);
         for r in &rejected {
             self.reject(r)?;
         }
-        let out = self.spec.transform.apply(&batch);
+        let out = self.spec.transform.apply_with(&batch, filtered.is_some());
         for (row, error) in &out.failed {
             let (partition, position) = origins.get(*row).map_or(("?".to_string(), -1), |(p, pos)| (p.to_string(), pos));
             let r = RejectedRecord {

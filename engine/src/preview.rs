@@ -33,6 +33,7 @@ pub async fn run(p: &Preview, timeout: Duration) -> Result<(Vec<RecordBatch>, Ve
         batch: BatchPolicy { max_rows: (limit as usize).clamp(1, source.batch.max_rows), ..source.batch },
         used: p.transform.used_columns(),
         keep_raw: false,
+        filter: p.transform.row_filter().cloned(),
     };
     let mut src = source.connector.build_source(&source.config, ctx).await?;
     let mut batches = Vec::new();
@@ -51,7 +52,7 @@ pub async fn run(p: &Preview, timeout: Duration) -> Result<(Vec<RecordBatch>, Ve
         for r in &b.rejected {
             notes.push(format!("{} position {}: could not decode: {}", r.partition, r.position, r.error));
         }
-        let out = p.transform.apply(&b.batch);
+        let out = p.transform.apply_with(&b.batch, b.filtered.is_some());
         for (row, e) in &out.failed {
             failed += 1;
             if let Some((part, pos)) = b.origins.get(*row) {

@@ -526,6 +526,10 @@ fn explain(spec: &PipelineSpec) -> Table {
         vec!["source".to_string(), format!("{} (connector {})", spec.source.name, spec.source.connector.name())],
         vec!["filter".to_string(), t.filter_text().unwrap_or_else(|| "none".to_string())],
     ];
+    if let Some(pushed) = t.row_filter_text() {
+        // Sources that decode record by record (JSON files) drop failing rows unbuilt.
+        rows.push(vec!["filter at source".to_string(), pushed]);
+    }
     for ((name, expr), f) in t.projection_texts().into_iter().zip(t.output_schema().fields()) {
         rows.push(vec![format!("column {name}"), format!("{expr} :: {}", sql_type_name(f.data_type()))]);
     }

@@ -7,8 +7,12 @@ use std::sync::Arc;
 use arrow::array::{new_null_array, Array, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
 use arrow::compute::{concat_batches, filter_record_batch, FilterBuilder};
 use arrow::datatypes::SchemaRef;
-use datafusion_common::DataFusionError;
+use datafusion_common::{DataFusionError, ScalarValue};
+use datafusion_expr::Operator;
+use datafusion_physical_expr::expressions::{BinaryExpr, Column, Literal};
+use datafusion_physical_expr::utils::split_conjunction;
 use datafusion_physical_expr::PhysicalExpr;
+use quiver_connectors::api::{Comparison, Constant, RowFilter, Term};
 
 /// The filter and projections of one sink, planned and compiled once.
 #[derive(Clone)]
@@ -25,6 +29,8 @@ pub struct CompiledTransform {
     /// `input` with every column nullable: the schema of a filtered batch, whose
     /// unread columns are NULL placeholders.
     pub(crate) filtered: SchemaRef,
+    /// The comparisons of the filter a source may apply while decoding.
+    pub(crate) pushdown: Option<RowFilter>,
 }
 
 impl fmt::Debug for CompiledTransform {
@@ -34,6 +40,62 @@ impl fmt::Debug for CompiledTransform {
             .field("projections", &self.projections.iter().map(|e| e.to_string()).collect::<Vec<_>>())
             .finish()
     }
+}
+
+/// The conjuncts of `filter` of the form `column <op> constant`, the constant of the
+/// column's own type, as a [`RowFilter`] a source can evaluate on records it has not
+/// built (see `quiver_connectors::api::filter`). `complete` when those are all of it.
+/// `None` when no conjunct has that form.
+fn pushdown(filter: &Arc<dyn PhysicalExpr>, input: &SchemaRef) -> Option<RowFilter> {
+    let conjuncts = split_conjunction(filter);
+    let terms: Vec<Term> = conjuncts.iter().filter_map(|e| term(e.as_ref(), input)).collect();
+    if terms.is_empty() {
+        return None;
+    }
+    Some(RowFilter { complete: terms.len() == conjuncts.len(), terms })
+}
+
+/// One conjunct as a [`Term`], if it is a comparison of a column with a constant.
+fn term(expr: &dyn PhysicalExpr, input: &SchemaRef) -> Option<Term> {
+    let binary = expr.downcast_ref::<BinaryExpr>()?;
+    let op = match binary.op() {
+        Operator::Eq => Comparison::Eq,
+        Operator::NotEq => Comparison::NotEq,
+        Operator::Lt => Comparison::Lt,
+        Operator::LtEq => Comparison::LtEq,
+        Operator::Gt => Comparison::Gt,
+        Operator::GtEq => Comparison::GtEq,
+        _ => return None,
+    };
+    fn as_column(e: &Arc<dyn PhysicalExpr>) -> Option<usize> {
+        e.downcast_ref::<Column>().map(Column::index)
+    }
+    fn as_literal(e: &Arc<dyn PhysicalExpr>) -> Option<&ScalarValue> {
+        e.downcast_ref::<Literal>().map(Literal::value)
+    }
+    let (column, op, value) = match (as_column(binary.left()), as_literal(binary.right())) {
+        (Some(c), Some(v)) => (c, op, v),
+        _ => (as_column(binary.right())?, op.flipped(), as_literal(binary.left())?),
+    };
+    let field = input.fields().get(column)?;
+    if &value.data_type() != field.data_type() {
+        return None;
+    }
+    let value = match value.clone() {
+        ScalarValue::Int8(Some(v)) => Constant::Int(i64::from(v)),
+        ScalarValue::Int16(Some(v)) => Constant::Int(i64::from(v)),
+        ScalarValue::Int32(Some(v)) => Constant::Int(i64::from(v)),
+        ScalarValue::Int64(Some(v)) => Constant::Int(v),
+        ScalarValue::UInt8(Some(v)) => Constant::Int(i64::from(v)),
+        ScalarValue::UInt16(Some(v)) => Constant::Int(i64::from(v)),
+        ScalarValue::UInt32(Some(v)) => Constant::Int(i64::from(v)),
+        ScalarValue::UInt64(Some(v)) => Constant::UInt(v),
+        ScalarValue::Float64(Some(v)) => Constant::Float(v),
+        ScalarValue::Utf8(Some(v)) | ScalarValue::LargeUtf8(Some(v)) => Constant::Text(v.into()),
+        ScalarValue::Boolean(Some(v)) => Constant::Bool(v),
+        _ => return None,
+    };
+    Some(Term { column, op, value })
 }
 
 /// Marks in `used` every input column the expressions read.
@@ -80,7 +142,7 @@ impl CompiledTransform {
     pub fn identity(schema: SchemaRef, visible: usize) -> Self {
         let visible = visible.min(schema.fields().len());
         let output = Arc::new(arrow::datatypes::Schema::new(schema.fields()[..visible].to_vec()));
-        Self { filtered: Arc::clone(&schema), input: schema, output, filter: None, projections: Vec::new(), identity: true, projected: Vec::new() }
+        Self { filtered: Arc::clone(&schema), input: schema, output, filter: None, projections: Vec::new(), identity: true, projected: Vec::new(), pushdown: None }
     }
 
     /// A compiled SELECT: `filter` over `input`, then one expression per `output` column.
@@ -88,7 +150,32 @@ impl CompiledTransform {
         let mut projected = vec![false; input.fields().len()];
         mark_columns(&projections, &mut projected);
         let filtered = Arc::new(arrow::datatypes::Schema::new(input.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>()));
-        Self { input, output, filter, projections, identity: false, projected, filtered }
+        let pushdown = filter.as_ref().and_then(|f| pushdown(f, &input));
+        Self { input, output, filter, projections, identity: false, projected, filtered, pushdown }
+    }
+
+    /// The part of the `WHERE` clause a source may apply while decoding (see
+    /// `SourceContext::filter`); `None` when no part of it is a plain comparison of
+    /// a column with a constant.
+    pub fn row_filter(&self) -> Option<&RowFilter> {
+        self.pushdown.as_ref()
+    }
+
+    /// [`Self::row_filter`] as text (for EXPLAIN), saying whether it is the whole filter.
+    pub fn row_filter_text(&self) -> Option<String> {
+        let p = self.pushdown.as_ref()?;
+        let terms: Vec<String> = p
+            .terms
+            .iter()
+            .map(|t| format!("{} {} {}", self.input.fields().get(t.column).map_or("?", |f| f.name().as_str()), t.op, t.value))
+            .collect();
+        Some(format!("{} ({} of the filter)", terms.join(" AND "), if p.complete { "all" } else { "part" }))
+    }
+
+    /// Whether a batch the source has already filtered with [`Self::row_filter`]
+    /// needs no filtering here.
+    pub fn filtered_by_source(&self) -> bool {
+        self.pushdown.as_ref().is_some_and(|p| p.complete)
     }
 
     /// Which input columns the filter and projections read (all of them for a
@@ -126,6 +213,12 @@ impl CompiledTransform {
 
     /// Evaluates the whole batch; any row error fails it.
     pub fn evaluate(&self, batch: &RecordBatch) -> Result<RecordBatch, DataFusionError> {
+        self.evaluate_with(batch, false)
+    }
+
+    /// [`Self::evaluate`], without the filter when `prefiltered` (every row of the
+    /// batch already passed it: see [`Self::filtered_by_source`]).
+    fn evaluate_with(&self, batch: &RecordBatch, prefiltered: bool) -> Result<RecordBatch, DataFusionError> {
         if self.identity {
             let n = self.output.fields().len();
             if n == batch.num_columns() {
@@ -138,7 +231,7 @@ impl CompiledTransform {
             )?);
         }
         let filtered;
-        let input = match &self.filter {
+        let input = match self.filter.as_ref().filter(|_| !prefiltered) {
             None => batch,
             Some(f) => {
                 let mask = f.evaluate(batch)?.into_array(batch.num_rows())?;
@@ -159,12 +252,19 @@ impl CompiledTransform {
     /// Evaluates the batch; if it fails, narrows the failure down to single rows
     /// by halving, so every good row still comes out, in order.
     pub fn apply(&self, batch: &RecordBatch) -> TransformOutput {
-        match self.evaluate(batch) {
+        self.apply_with(batch, false)
+    }
+
+    /// [`Self::apply`] on a batch whose source applied [`Self::row_filter`]:
+    /// `prefiltered` skips the filter when that was all of it.
+    pub fn apply_with(&self, batch: &RecordBatch, prefiltered: bool) -> TransformOutput {
+        let prefiltered = prefiltered && self.filtered_by_source();
+        match self.evaluate_with(batch, prefiltered) {
             Ok(b) => TransformOutput { batch: b, failed: Vec::new() },
             Err(e) => {
                 let mut good = Vec::new();
                 let mut failed = Vec::new();
-                self.isolate(batch, 0, e, &mut good, &mut failed);
+                self.isolate(batch, 0, e, prefiltered, &mut good, &mut failed);
                 let batch = concat_batches(&self.output, &good).unwrap_or_else(|_| RecordBatch::new_empty(Arc::clone(&self.output)));
                 TransformOutput { batch, failed }
             }
@@ -195,7 +295,7 @@ impl CompiledTransform {
         (0..batch.num_rows()).filter(|r| !failed.contains(r) && passes(*r)).collect()
     }
 
-    fn isolate(&self, batch: &RecordBatch, offset: usize, err: DataFusionError, good: &mut Vec<RecordBatch>, failed: &mut Vec<(usize, String)>) {
+    fn isolate(&self, batch: &RecordBatch, offset: usize, err: DataFusionError, prefiltered: bool, good: &mut Vec<RecordBatch>, failed: &mut Vec<(usize, String)>) {
         let n = batch.num_rows();
         if n <= 1 {
             if n == 1 {
@@ -206,9 +306,9 @@ impl CompiledTransform {
         let half = n / 2;
         for (start, len) in [(0, half), (half, n - half)] {
             let part = batch.slice(start, len);
-            match self.evaluate(&part) {
+            match self.evaluate_with(&part, prefiltered) {
                 Ok(b) => good.push(b),
-                Err(e) => self.isolate(&part, offset + start, e, good, failed),
+                Err(e) => self.isolate(&part, offset + start, e, prefiltered, good, failed),
             }
         }
     }

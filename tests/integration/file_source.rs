@@ -150,6 +150,51 @@ async fn dead_letter_rows_keep_the_columns_the_select_does_not_read() {
     assert_eq!(read_jsonl(&out, ".jsonl"), vec![serde_json::json!({"id": 1, "qty": 10}), serde_json::json!({"id": 3, "qty": 3})]);
 }
 
+/// `WHERE amount > 0` is applied by the JSON source while decoding: rows that fail
+/// it are counted as read and never delivered, and the rows after them keep their own
+/// line numbers in the dead-letter queue. A batch with a malformed line (which the
+/// fast path declines) is filtered by the transform instead, with the same result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_filter_applied_while_decoding_keeps_counts_and_provenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let mut lines: Vec<String> = (1..=40)
+        .map(|i| match i {
+            7 => r#"{"id":7,"amount":5,"qty":"seven"}"#.to_string(),
+            23 => r#"{"id":23,"amount":"lots","qty":"1"}"#.to_string(),
+            31 => r#"{"id":31,"amount":-5,"qty":"never cast"}"#.to_string(),
+            i if i % 3 == 0 => format!(r#"{{"id":{i},"amount":{},"qty":"{i}"}}"#, -i),
+            i => format!(r#"{{"id":{i},"amount":{i}.5,"qty":"{i}"}}"#),
+        })
+        .collect();
+    lines.push(r#"{"id":41,"amount":-0.0,"qty":"x"}"#.to_string());
+    write(&input, &lines.iter().map(String::as_str).collect::<Vec<_>>());
+    let (out, dlq) = (dir.path().join("out"), dir.path().join("dlq"));
+    let sql = format!(
+        "CREATE SOURCE s (id BIGINT NOT NULL, amount DOUBLE, qty TEXT) WITH (connector = 'file', path = '{}', format = 'json', 'batch.size' = '10');
+         CREATE SINK k WITH (connector = 'filesystem', path = '{}', format = 'json', 'errors.tolerance' = 'all', 'errors.deadletterqueue.path' = '{}') AS
+             SELECT id, CAST(qty AS INT) AS qty FROM s WHERE amount > 0;",
+        input.display(),
+        out.display(),
+        dlq.display()
+    );
+    let st = run_bounded(&dir.path().join("state"), &sql).await;
+    assert_eq!(st[0].state, State::Finished, "{:?}", st[0].error);
+    // Kept: 1..=40 except multiples of 3 (13 of them), line 7 (bad cast), line 23 (bad
+    // JSON value), 31 (negative); 41 is -0.0, not above 0.
+    let expected: Vec<i64> = (1..=40).filter(|i| i % 3 != 0 && ![7, 23, 31].contains(i)).collect();
+    assert_eq!((st[0].rows_in, st[0].rows_out, st[0].rows_errored), (41, expected.len() as u64, 2));
+    let ids: Vec<i64> = read_jsonl(&out, ".jsonl").iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, expected);
+    for r in read_jsonl(&out, ".jsonl") {
+        assert_eq!(r["qty"], r["id"], "{r}");
+    }
+    let dead = read_jsonl(&dlq, ".jsonl");
+    let by_position: Vec<(i64, &str)> = dead.iter().map(|d| (d["position"].as_i64().unwrap(), d["stage"].as_str().unwrap())).collect();
+    assert_eq!(by_position, vec![(7, "transform"), (23, "decode")], "{dead:#?}");
+    assert_eq!(dead[0]["record"], serde_json::json!({"id": 7, "amount": 5.0, "qty": "seven"}));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_record_fails_the_pipeline_under_tolerance_none() {
     let dir = tempfile::tempdir().unwrap();

@@ -170,6 +170,10 @@ pub struct SourceBatch {
     /// The original message of every row, aligned with `batch`; empty when the
     /// source does not keep them.
     pub raw: Vec<RawRecord>,
+    /// `Some(n)` when the source applied [`SourceContext::filter`] to every record of
+    /// this batch and dropped the `n` that failed it (read, not delivered); `None`
+    /// when it did not apply it, and every decoded row is in `batch`.
+    pub filtered: Option<usize>,
 }
 
 /// How sources cut their output into batches.
@@ -211,6 +215,9 @@ pub struct SourceContext {
     /// Whether to keep each record's original bytes ([`SourceBatch::raw`]): only a
     /// dead-letter topic needs them.
     pub keep_raw: bool,
+    /// The simple part of the pipeline's `WHERE` clause, which the source may apply
+    /// while decoding (see [`super::filter`]); `None` when there is none.
+    pub filter: Option<super::RowFilter>,
 }
 
 impl SourceContext {

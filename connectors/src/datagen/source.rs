@@ -232,7 +232,7 @@ impl Source for DatagenSource {
         origins.push_range(&self.partition, first as i64, rows as usize);
         let mut offsets = Offsets::default();
         offsets.0.insert("rows".into(), self.next_row.into());
-        Ok(Some(SourceBatch { batch, origins, offsets, rejected: Vec::new(), raw: Vec::new() }))
+        Ok(Some(SourceBatch { batch, origins, offsets, rejected: Vec::new(), raw: Vec::new(), filtered: None }))
     }
 
     fn progress(&self) -> Progress {

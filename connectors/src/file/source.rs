@@ -109,6 +109,9 @@ impl FileSource {
         let done_bytes = positions.values().map(|p: &FilePos| p.byte).sum();
         let mut decoder = LineDecoder::new(cfg.format, Arc::clone(&ctx.schema), cfg.csv, ctx.batch.max_rows);
         decoder.skip_unused(&ctx.used);
+        if let Some(filter) = &ctx.filter {
+            decoder.apply_filter(filter);
+        }
         let mut s = Self {
             cfg,
             name: ctx.name,
@@ -244,7 +247,7 @@ impl FileSource {
         self.positions.insert(f.path.to_string(), f.pos);
         let mut offsets = Offsets::default();
         offsets.0.insert(f.path.to_string(), json!({"line": f.pos.line, "byte": f.pos.byte}));
-        Some(SourceBatch { batch: decoded.batch, origins, offsets, rejected, raw: Vec::new() })
+        Some(SourceBatch { batch: decoded.batch, origins, offsets, rejected, raw: Vec::new(), filtered: decoded.filtered })
     }
 }
 
@@ -308,7 +311,7 @@ mod tests {
             scan_interval: std::time::Duration::from_millis(10),
         };
         let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
-        let ctx = SourceContext { name: "s".into(), pipeline: "p".into(), schema, start, bounded, batch: BatchPolicy { max_rows: 2, ..Default::default() }, used: Vec::new(), keep_raw: false };
+        let ctx = SourceContext { name: "s".into(), pipeline: "p".into(), schema, start, bounded, batch: BatchPolicy { max_rows: 2, ..Default::default() }, used: Vec::new(), keep_raw: false, filter: None };
         FileSource::new(cfg, ctx).unwrap()
     }
 

@@ -273,7 +273,7 @@ impl AvroDecoder {
         }
         bad.sort_by_key(|b| b.0);
         let batch = concat_batches(&self.declared, &batches).unwrap_or_else(|_| RecordBatch::new_empty(Arc::clone(&self.declared)));
-        Ok(Decoded { batch, good, bad })
+        Ok(Decoded { batch, good, bad, filtered: None })
     }
 }
 

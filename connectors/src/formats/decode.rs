@@ -10,7 +10,8 @@ use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use std::sync::Arc;
 
-use super::flat_json::FlatJson;
+use super::flat_json::{FlatBatch, FlatJson};
+use crate::api::RowFilter;
 use super::LineFormat;
 
 /// CSV dialect options.
@@ -33,6 +34,9 @@ pub struct Decoded {
     pub batch: RecordBatch,
     pub good: Vec<usize>,
     pub bad: Vec<(usize, String)>,
+    /// `Some(n)` when the filter given to [`LineDecoder::apply_filter`] was applied
+    /// to every line and dropped `n` good records (not in `good`, not in `bad`).
+    pub filtered: Option<usize>,
 }
 
 /// Decodes chunks of lines. The arrow decoders are kept between chunks so their
@@ -86,8 +90,18 @@ impl LineDecoder {
         }
     }
 
+    /// Drops the records that fail `filter` while decoding, where the fast path
+    /// takes a chunk and can evaluate every term on its columns (see
+    /// [`FlatJson::apply_filter`]); other chunks keep every record and report
+    /// [`Decoded::filtered`] as `None`.
+    pub fn apply_filter(&mut self, filter: &RowFilter) {
+        if let Some(flat) = self.flat.as_mut() {
+            flat.apply_filter(filter);
+        }
+    }
+
     /// The fast path's batch for `lines`, when it takes them (see [`FlatJson`]).
-    fn decode_flat(&mut self, lines: &[&[u8]]) -> Option<RecordBatch> {
+    fn decode_flat(&mut self, lines: &[&[u8]]) -> Option<FlatBatch> {
         let flat = self.flat.as_mut()?;
         if lines.is_empty() || lines.len() > self.max_rows {
             return None;
@@ -171,15 +185,18 @@ impl LineDecoder {
         if self.format == LineFormat::Text {
             return self.decode_text(lines);
         }
-        if let Some(batch) = self.decode_flat(lines) {
-            return Decoded { batch, good: (0..lines.len()).collect(), bad: Vec::new() };
+        if let Some(FlatBatch { batch, kept }) = self.decode_flat(lines) {
+            return match kept {
+                Some(good) => Decoded { filtered: Some(lines.len() - good.len()), batch, good, bad: Vec::new() },
+                None => Decoded { batch, good: (0..lines.len()).collect(), bad: Vec::new(), filtered: None },
+            };
         }
         match self.decode_all(joined, lines.len()) {
             Ok(Some(batch)) if batch.num_rows() == lines.len() => {
-                return Decoded { batch, good: (0..lines.len()).collect(), bad: Vec::new() };
+                return Decoded { batch, good: (0..lines.len()).collect(), bad: Vec::new(), filtered: None };
             }
             Ok(None) if lines.is_empty() => {
-                return Decoded { batch: RecordBatch::new_empty(self.schema.clone()), good: Vec::new(), bad: Vec::new() };
+                return Decoded { batch: RecordBatch::new_empty(self.schema.clone()), good: Vec::new(), bad: Vec::new(), filtered: None };
             }
             _ => {}
         }
@@ -199,7 +216,7 @@ impl LineDecoder {
             }
         }
         let batch = concat_batches(&self.schema, &batches).unwrap_or_else(|_| RecordBatch::new_empty(self.schema.clone()));
-        Decoded { batch, good, bad }
+        Decoded { batch, good, bad, filtered: None }
     }
 }
 
@@ -218,11 +235,11 @@ impl LineDecoder {
             }
         }
         match RecordBatch::try_new(self.schema.clone(), vec![std::sync::Arc::new(values.finish())]) {
-            Ok(batch) => Decoded { batch, good, bad },
+            Ok(batch) => Decoded { batch, good, bad, filtered: None },
             Err(e) => {
                 bad.extend(good.into_iter().map(|i| (i, e.to_string())));
                 bad.sort_by_key(|b| b.0);
-                Decoded { batch: RecordBatch::new_empty(self.schema.clone()), good: Vec::new(), bad }
+                Decoded { batch: RecordBatch::new_empty(self.schema.clone()), good: Vec::new(), bad, filtered: None }
             }
         }
     }

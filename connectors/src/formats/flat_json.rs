@@ -37,6 +37,8 @@ use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use chrono::{DateTime, TimeZone, Utc};
 use simd_json::{Node, StaticNode};
 
+use crate::api::{Comparison, Constant, RowFilter};
+
 /// How one column reads its values.
 enum Column {
     /// Signed integers of any width, and unsigned ones up to 32 bits, collected as
@@ -98,15 +100,9 @@ impl Column {
                 Node::Static(StaticNode::I64(v)) if *v >= 0 => keep_value(values, *v as u64, keep),
                 _ => return false,
             },
-            Column::Float64(values) => match node {
-                Node::Static(StaticNode::F64(v)) => keep_value(values, *v, keep),
-                // simd-json reads `-0` as the integer 0 (non-negative integers come
-                // as U64), where parsing the digits as a double gives -0.0.
-                Node::Static(StaticNode::I64(0)) => keep_value(values, -0.0, keep),
-                // Both round to the nearest double, as parsing the digits would.
-                Node::Static(StaticNode::I64(v)) => keep_value(values, *v as f64, keep),
-                Node::Static(StaticNode::U64(v)) => keep_value(values, *v as f64, keep),
-                _ => return false,
+            Column::Float64(values) => match float(node) {
+                Some(v) => keep_value(values, v, keep),
+                None => return false,
             },
             Column::Bool(values) => match node {
                 Node::Static(StaticNode::Bool(v)) if keep => values.append_value(*v),
@@ -195,6 +191,59 @@ impl Column {
 fn keep_value<T: arrow::datatypes::ArrowPrimitiveType>(values: &mut arrow::array::PrimitiveBuilder<T>, v: T::Native, keep: bool) {
     if keep {
         values.append_value(v);
+    }
+}
+
+/// A number node as f64: what arrow-json's float parse gives for these digits.
+fn float(node: &Node<'_>) -> Option<f64> {
+    match node {
+        Node::Static(StaticNode::F64(v)) => Some(*v),
+        // simd-json reads `-0` as the integer 0 (non-negative integers come as U64),
+        // where parsing the digits as a double gives -0.0.
+        Node::Static(StaticNode::I64(0)) => Some(-0.0),
+        // Both round to the nearest double, as parsing the digits would.
+        Node::Static(StaticNode::I64(v)) => Some(*v as f64),
+        Node::Static(StaticNode::U64(v)) => Some(*v as f64),
+        _ => None,
+    }
+}
+
+/// One term of a [`RowFilter`], bound to its column's type: what the record's node
+/// must compare as for the record to be kept.
+#[derive(Debug)]
+enum Test {
+    Int(Comparison, i64),
+    UInt(Comparison, u64),
+    Float(Comparison, f64),
+    Text(Comparison, Box<[u8]>),
+    Bool(Comparison, bool),
+}
+
+impl Test {
+    /// The term for `column`, or `None` when its constant is not of the column's type.
+    fn bind(column: &Column, op: Comparison, value: &Constant) -> Option<Self> {
+        Some(match (column, value) {
+            (Column::Int { .. }, Constant::Int(v)) => Test::Int(op, *v),
+            (Column::UInt64(_), Constant::UInt(v)) => Test::UInt(op, *v),
+            (Column::Float64(_), Constant::Float(v)) => Test::Float(op, *v),
+            (Column::Utf8(_) | Column::LargeUtf8(_), Constant::Text(v)) => Test::Text(op, v.as_bytes().into()),
+            (Column::Bool(_), Constant::Bool(v)) => Test::Bool(op, *v),
+            _ => return None,
+        })
+    }
+
+    /// Whether the value on `node` passes. A null, or a node the column does not
+    /// take (which declines the chunk anyway), does not.
+    fn holds(&self, node: &Node<'_>) -> bool {
+        match (self, node) {
+            (Test::Int(op, k), _) => integer(node).is_some_and(|v| op.holds(v.cmp(k))),
+            (Test::UInt(op, k), Node::Static(StaticNode::U64(v))) => op.holds(v.cmp(k)),
+            (Test::UInt(op, k), Node::Static(StaticNode::I64(v))) => u64::try_from(*v).is_ok_and(|v| op.holds(v.cmp(k))),
+            (Test::Float(op, k), _) => float(node).is_some_and(|v| op.holds(v.total_cmp(k))),
+            (Test::Text(op, k), Node::String(s)) => op.holds(s.as_bytes().cmp(k)),
+            (Test::Bool(op, k), Node::Static(StaticNode::Bool(v))) => op.holds(v.cmp(k)),
+            _ => false,
+        }
     }
 }
 
@@ -321,6 +370,22 @@ struct Rows {
     /// immutable and shared, so batches of one length share one instead of zeroing
     /// fresh buffers every batch.
     nulls: Vec<Option<ArrayRef>>,
+    /// Per column: where its value lies on the current record's tape (valid when
+    /// `seen[c]` is the current row).
+    slot: Vec<usize>,
+    /// The terms of the row filter, by column; empty when there is none.
+    filter: Vec<(usize, Test)>,
+    /// With a filter: the batch's lines (0-based) whose records passed it.
+    kept: Vec<usize>,
+}
+
+/// A batch decoded by the fast path.
+#[derive(Debug)]
+pub(crate) struct FlatBatch {
+    pub(crate) batch: RecordBatch,
+    /// With a row filter: the lines (0-based) whose records passed it, one per row
+    /// of `batch`; `None` without one (every line is a row).
+    pub(crate) kept: Option<Vec<usize>>,
 }
 
 impl std::fmt::Debug for FlatJson {
@@ -341,6 +406,9 @@ impl FlatJson {
             nullable: schema.fields().iter().map(|f| f.is_nullable()).collect(),
             seen: vec![0; columns.len()],
             nulls: vec![None; columns.len()],
+            slot: vec![0; columns.len()],
+            filter: Vec::new(),
+            kept: Vec::new(),
             keep: vec![true; columns.len()],
             predicted: Vec::new(),
             names: schema.fields().iter().map(|f| f.name().as_bytes().into()).collect(),
@@ -360,11 +428,32 @@ impl FlatJson {
         }
     }
 
+    /// Keeps only the records that pass `filter`, when every term can be evaluated
+    /// here (its constant is of its column's type); otherwise keeps every record.
+    /// Records that fail it are still checked, so a bad one still declines the chunk,
+    /// exactly as if the filter ran after decoding.
+    pub(crate) fn apply_filter(&mut self, filter: &RowFilter) {
+        let rows = &mut self.rows;
+        let bound = filter
+            .terms
+            .iter()
+            .map(|t| rows.columns.get(t.column).and_then(|c| Test::bind(c, t.op, &t.value)).map(|test| (t.column, test)))
+            .collect::<Option<Vec<_>>>();
+        match bound {
+            Some(terms) => rows.filter = terms,
+            None => {
+                tracing::debug!(?filter, "the row filter does not fit the JSON fast path's columns; the transform filters instead");
+                rows.filter.clear();
+            }
+        }
+    }
+
     /// All `lines` as one batch, or `None` when any of them is not a record this path
     /// decodes exactly (the caller then uses arrow-json).
-    pub(crate) fn decode(&mut self, lines: &[&[u8]]) -> Option<RecordBatch> {
+    pub(crate) fn decode(&mut self, lines: &[&[u8]]) -> Option<FlatBatch> {
         let Self { rows, buffers, scratch, bounds, tape, as_array } = self;
         rows.seen.fill(0);
+        rows.kept.clear();
         let mut ok = true;
         for (g, group) in lines.chunks(ARRAY_LINES).enumerate() {
             let first = g * ARRAY_LINES;
@@ -380,6 +469,8 @@ impl FlatJson {
                 break;
             }
         }
+        let filtering = !rows.filter.is_empty();
+        let len = if filtering { rows.kept.len() } else { lines.len() };
         let columns = rows
             .columns
             .iter_mut()
@@ -391,8 +482,8 @@ impl FlatJson {
                     return c.finish(f.data_type());
                 }
                 match nulls {
-                    Some(array) if array.len() == lines.len() => {}
-                    _ => *nulls = Some(arrow::array::new_null_array(f.data_type(), lines.len())),
+                    Some(array) if array.len() == len => {}
+                    _ => *nulls = Some(arrow::array::new_null_array(f.data_type(), len)),
                 }
                 nulls.clone()
             })
@@ -400,7 +491,9 @@ impl FlatJson {
         if !ok {
             return None;
         }
-        RecordBatch::try_new(Arc::clone(&rows.schema), columns?).ok()
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(len));
+        let batch = RecordBatch::try_new_with_options(Arc::clone(&rows.schema), columns?, &options).ok()?;
+        Some(FlatBatch { batch, kept: filtering.then(|| rows.kept.clone()) })
     }
 }
 
@@ -543,13 +636,16 @@ impl Rows {
         };
         let mut at = 1;
         for n in 0..len {
-            let (Some(Node::String(key)), Some(value)) = (nodes.get(at), nodes.get(at + 1)) else {
+            let value_at = at + 1;
+            let (Some(Node::String(key)), Some(value)) = (nodes.get(at), nodes.get(value_at)) else {
                 return false;
             };
-            at += 2 + match value {
-                Node::Object { count, .. } | Node::Array { count, .. } => *count,
-                _ => 0,
-            };
+            at = value_at
+                + 1
+                + match value {
+                    Node::Object { count, .. } | Node::Array { count, .. } => *count,
+                    _ => 0,
+                };
             let column = match self.predicted.get(n) {
                 Some(&c) if self.names.get(c).is_some_and(|name| same_key(name, key.as_bytes())) => Some(c),
                 _ => {
@@ -562,23 +658,33 @@ impl Rows {
                 }
             };
             let Some(c) = column else { continue };
-            if self.seen[c] == row || !self.columns[c].append(value, self.keep[c]) {
-                return false;
-            }
-            if matches!(value, Node::Static(StaticNode::Null)) && !self.nullable[c] {
+            if self.seen[c] == row {
                 return false;
             }
             self.seen[c] = row;
+            self.slot[c] = value_at;
         }
         if at != nodes.len() {
             return false;
         }
+        // Values are appended once the record's keys are known, so a record the row
+        // filter drops is only checked.
+        let passes = self.filter.iter().all(|(c, test)| self.seen[*c] == row && nodes.get(self.slot[*c]).is_some_and(|node| test.holds(node)));
+        if passes && !self.filter.is_empty() {
+            self.kept.push(row - 1);
+        }
         for (c, column) in self.columns.iter_mut().enumerate() {
-            if self.seen[c] != row {
+            let keep = self.keep[c] && passes;
+            if self.seen[c] == row {
+                let Some(value) = nodes.get(self.slot[c]) else { return false };
+                if !column.append(value, keep) || (!self.nullable[c] && matches!(value, Node::Static(StaticNode::Null))) {
+                    return false;
+                }
+            } else {
                 if !self.nullable[c] {
                     return false;
                 }
-                if self.keep[c] {
+                if keep {
                     column.append_null();
                 }
             }
@@ -695,7 +801,7 @@ mod tests {
             let records: Vec<String> = (0..250).map(|i| record(&mut rng, chunk * 1000 + i, nested)).collect();
             let lines: Vec<&[u8]> = records.iter().map(|r| r.as_bytes()).collect();
             let expected = reference(&schema, &lines).unwrap_or_else(|e| panic!("arrow-json refused chunk {chunk}: {e}"));
-            let got = flat.decode(&lines).unwrap_or_else(|| panic!("fast path declined chunk {chunk}: {}", records.join("\n")));
+            let got = flat.decode(&lines).map(|b| b.batch).unwrap_or_else(|| panic!("fast path declined chunk {chunk}: {}", records.join("\n")));
             for (c, field) in schema.fields().iter().enumerate() {
                 let (got, expected) = (got.column(c), expected.column(c));
                 if let Some(row) = (0..lines.len()).find(|&r| got.slice(r, 1) != expected.slice(r, 1)) {
@@ -731,7 +837,7 @@ mod tests {
             let lines: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
             assert!(flat.decode(&lines).is_none(), "fast path took {:?}", lines.iter().map(|l| String::from_utf8_lossy(l)).collect::<Vec<_>>());
             let before = flat.as_array;
-            assert_eq!(flat.decode(&good), reference(&schema, &good).ok());
+            assert_eq!(flat.decode(&good).map(|b| b.batch), reference(&schema, &good).ok());
             assert_eq!(flat.as_array, before + 1);
         }
     }
@@ -764,7 +870,7 @@ mod tests {
         ] {
             assert!(flat.decode(&[good, bad.as_bytes(), good]).is_none(), "fast path took {bad}");
             // Declining leaves no partial rows behind.
-            let batch = flat.decode(&[good, good]).expect("good records after a declined chunk");
+            let batch = flat.decode(&[good, good]).map(|b| b.batch).expect("good records after a declined chunk");
             assert_eq!(batch.num_rows(), 2);
             assert_eq!(batch, reference(&schema, &[good, good]).unwrap());
         }
@@ -815,7 +921,7 @@ mod tests {
             let good = br#"{"id":7,"name":"ok"}"#.as_slice();
             for lines in [vec![line.as_bytes()], vec![good, line.as_bytes(), good]] {
                 let expected = reference(&schema, &lines);
-                if let Some(got) = flat.decode(&lines) {
+                if let Some(got) = flat.decode(&lines).map(|b| b.batch) {
                     assert_eq!(Ok(got), expected, "{line}");
                 }
             }
@@ -833,7 +939,7 @@ mod tests {
         used[5] = true; // name
         flat.skip_unused(&used);
         let lines: [&[u8]; 2] = [br#"{"id":1,"name":"a","amount":2.5,"ts":"2024-06-01T10:00:00"}"#, br#"{"id":2,"name":null,"count":7}"#];
-        let got = flat.decode(&lines).expect("good records");
+        let got = flat.decode(&lines).map(|b| b.batch).expect("good records");
         let expected = reference(&schema, &lines).unwrap();
         for (c, field) in schema.fields().iter().enumerate() {
             if c == 0 || c == 5 {
@@ -845,7 +951,7 @@ mod tests {
         }
         // The all-NULL columns are shared between batches of one length only.
         for lines in [&[lines[0], lines[1], lines[0]][..], &lines[..], &lines[..1]] {
-            let got = flat.decode(lines).expect("good records");
+            let got = flat.decode(lines).map(|b| b.batch).expect("good records");
             assert_eq!(got.num_rows(), lines.len());
             for (c, field) in schema.fields().iter().enumerate().filter(|(c, _)| *c != 0 && *c != 5) {
                 assert_eq!(got.column(c).len(), lines.len(), "{} is not read", field.name());
@@ -907,5 +1013,94 @@ mod tests {
             let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("x", data_type.clone(), true)]));
             assert!(FlatJson::new(schema).is_none(), "{data_type}");
         }
+    }
+
+    /// With a row filter, the fast path keeps exactly the rows arrow's comparison
+    /// kernels keep on arrow-json's batch (NULL and missing fail, floats compare by
+    /// total order), and reports which lines they came from.
+    #[test]
+    fn row_filters_keep_what_arrow_comparisons_keep() {
+        use crate::api::Term;
+        use arrow::array::{BooleanArray, Datum, Float64Array, Int32Array, Int8Array, LargeStringArray, Scalar, StringArray, UInt64Array};
+        use arrow::compute::kernels::cmp;
+
+        let schema = schema();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let records: Vec<String> = (0..600).map(|i| record(&mut rng, i, i % 3 == 0)).collect();
+        let lines: Vec<&[u8]> = records.iter().map(|r| r.as_bytes()).collect();
+        let all = reference(&schema, &lines).unwrap();
+        let column = |name: &str| schema.index_of(name).unwrap();
+        let ops = [Comparison::Eq, Comparison::NotEq, Comparison::Lt, Comparison::LtEq, Comparison::Gt, Comparison::GtEq];
+        // (column, constant, the same constant as an Arrow scalar of the column's type)
+        let constants: Vec<(usize, Constant, Box<dyn Datum>)> = vec![
+            (column("small"), Constant::Int(0), Box::new(Scalar::new(Int8Array::from(vec![0])))),
+            (column("count"), Constant::Int(-5), Box::new(Scalar::new(Int32Array::from(vec![-5])))),
+            (column("big"), Constant::UInt(u64::MAX), Box::new(Scalar::new(UInt64Array::from(vec![u64::MAX])))),
+            (column("amount"), Constant::Float(0.0), Box::new(Scalar::new(Float64Array::from(vec![0.0])))),
+            (column("amount"), Constant::Float(-0.0), Box::new(Scalar::new(Float64Array::from(vec![-0.0])))),
+            (column("amount"), Constant::Float(0.1), Box::new(Scalar::new(Float64Array::from(vec![0.1])))),
+            (column("name"), Constant::Text("Zürich".into()), Box::new(Scalar::new(StringArray::from(vec!["Zürich"])))),
+            (column("name"), Constant::Text("".into()), Box::new(Scalar::new(StringArray::from(vec![""])))),
+            (column("long_name"), Constant::Text("a\n".into()), Box::new(Scalar::new(LargeStringArray::from(vec!["a\n"])))),
+            (column("flag"), Constant::Bool(true), Box::new(Scalar::new(BooleanArray::from(vec![true])))),
+        ];
+        let mask = |c: usize, op: Comparison, k: &dyn Datum| -> BooleanArray {
+            let v = all.column(c);
+            let m = match op {
+                Comparison::Eq => cmp::eq(v, k),
+                Comparison::NotEq => cmp::neq(v, k),
+                Comparison::Lt => cmp::lt(v, k),
+                Comparison::LtEq => cmp::lt_eq(v, k),
+                Comparison::Gt => cmp::gt(v, k),
+                Comparison::GtEq => cmp::gt_eq(v, k),
+            };
+            // A NULL comparison fails the row, as in a WHERE clause.
+            arrow::compute::prep_null_mask_filter(&m.unwrap())
+        };
+        let mut checked = 0;
+        for (i, (c, value, k)) in constants.iter().enumerate() {
+            for op in ops {
+                // Each term alone, and together with the next constant's under `>=`.
+                let (c2, value2, k2) = &constants[(i + 1) % constants.len()];
+                for pair in [false, true] {
+                    let mut terms = vec![Term { column: *c, op, value: value.clone() }];
+                    let mut expected = mask(*c, op, k.as_ref());
+                    if pair {
+                        terms.push(Term { column: *c2, op: Comparison::GtEq, value: value2.clone() });
+                        expected = arrow::compute::and(&expected, &mask(*c2, Comparison::GtEq, k2.as_ref())).unwrap();
+                    }
+                    let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
+                    flat.apply_filter(&RowFilter { terms: terms.clone(), complete: true });
+                    let got = flat.decode(&lines).unwrap_or_else(|| panic!("declined under {terms:?}"));
+                    let want: Vec<usize> = (0..lines.len()).filter(|&r| expected.value(r)).collect();
+                    assert_eq!(got.kept.as_deref(), Some(want.as_slice()), "lines kept under {terms:?}");
+                    assert_eq!(got.batch, arrow::compute::filter_record_batch(&all, &expected).unwrap(), "rows kept under {terms:?}");
+                    checked += want.len();
+                }
+            }
+        }
+        assert!(checked > 10_000, "the filters keep some rows and drop others ({checked} kept in all)");
+
+        // A term the fast path cannot bind (here a timestamp) leaves every record in.
+        let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
+        let terms = vec![Term { column: column("amount"), op: Comparison::Gt, value: Constant::Float(0.0) }, Term { column: column("ts"), op: Comparison::Gt, value: Constant::Int(0) }];
+        flat.apply_filter(&RowFilter { terms, complete: true });
+        let got = flat.decode(&lines).unwrap();
+        assert_eq!((got.kept, got.batch), (None, all.clone()));
+    }
+
+    /// A record the filter drops is still checked: a bad value in it declines the
+    /// chunk, so arrow-json reports it as it would without the filter.
+    #[test]
+    fn a_filtered_out_record_with_a_bad_value_still_declines_the_chunk() {
+        let schema = schema();
+        let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
+        flat.apply_filter(&RowFilter { terms: vec![crate::api::Term { column: 4, op: Comparison::Gt, value: Constant::Float(0.0) }], complete: true });
+        let good: &[u8] = br#"{"id":1,"amount":5}"#;
+        assert!(flat.decode(&[good, br#"{"id":2,"amount":-1,"small":1000}"#, good]).is_none());
+        assert!(flat.decode(&[good, br#"{"id":2,"amount":-1,"name":7}"#, good]).is_none());
+        let ok = flat.decode(&[good, br#"{"id":2,"amount":-1,"name":"x"}"#, good]).unwrap();
+        assert_eq!(ok.kept, Some(vec![0, 2]));
+        assert_eq!(ok.batch.num_rows(), 2);
     }
 }

@@ -200,7 +200,7 @@ impl RecordDecoder {
             }
         };
         let Some(decoder) = self.lines.as_mut() else {
-            return Decoded { batch: RecordBatch::new_empty(Arc::clone(&self.output)), good: Vec::new(), bad: Vec::new() };
+            return Decoded { batch: RecordBatch::new_empty(Arc::clone(&self.output)), good: Vec::new(), bad: Vec::new(), filtered: None };
         };
         let decoded = decoder.decode(joined, &lines);
         let good: Vec<usize> = decoded.good.iter().map(|&g| index[g]).collect();
@@ -210,7 +210,7 @@ impl RecordDecoder {
                 // An event without `op` is not a change event at all.
                 let op = batch.column(batch.num_columns() - 1);
                 if op.null_count() == 0 {
-                    return Decoded { batch, good, bad };
+                    return Decoded { batch, good, bad, filtered: None };
                 }
                 let keep: BooleanArray = (0..batch.num_rows()).map(|r| Some(op.is_valid(r))).collect();
                 let mut kept = Vec::with_capacity(good.len());
@@ -223,16 +223,16 @@ impl RecordDecoder {
                 }
                 bad.sort_by_key(|b| b.0);
                 match arrow::compute::filter_record_batch(&batch, &keep) {
-                    Ok(batch) => Decoded { batch, good: kept, bad },
-                    Err(e) => Decoded { batch: RecordBatch::new_empty(Arc::clone(&self.output)), good: Vec::new(), bad: vec![(0, e.to_string())] },
+                    Ok(batch) => Decoded { batch, good: kept, bad, filtered: None },
+                    Err(e) => Decoded { batch: RecordBatch::new_empty(Arc::clone(&self.output)), good: Vec::new(), bad: vec![(0, e.to_string())], filtered: None },
                 }
             }
-            Ok(batch) => Decoded { batch, good, bad },
+            Ok(batch) => Decoded { batch, good, bad, filtered: None },
             Err(e) => {
                 // Unwrapping only fails on a shape mismatch: report every record.
                 bad.extend(good.iter().map(|&g| (g, e.to_string())));
                 bad.sort_by_key(|b| b.0);
-                Decoded { batch: RecordBatch::new_empty(Arc::clone(&self.output)), good: Vec::new(), bad }
+                Decoded { batch: RecordBatch::new_empty(Arc::clone(&self.output)), good: Vec::new(), bad, filtered: None }
             }
         }
     }
@@ -296,11 +296,11 @@ impl RecordDecoder {
             Arc::new(b.finish())
         };
         match RecordBatch::try_new(Arc::clone(&self.output), vec![column]) {
-            Ok(batch) => Decoded { batch, good, bad },
+            Ok(batch) => Decoded { batch, good, bad, filtered: None },
             Err(e) => {
                 // A NOT NULL value column and a tombstone.
                 let bad = (0..payloads.len()).map(|i| (i, e.to_string())).collect();
-                Decoded { batch: RecordBatch::new_empty(Arc::clone(&self.output)), good: Vec::new(), bad }
+                Decoded { batch: RecordBatch::new_empty(Arc::clone(&self.output)), good: Vec::new(), bad, filtered: None }
             }
         }
     }

@@ -371,7 +371,7 @@ impl Emitter {
             self.emitted = p;
         }
         self.done.fetch_add(rows as u64, Ordering::Relaxed);
-        let out = SourceBatch { batch, origins, offsets, rejected, raw: Vec::new() };
+        let out = SourceBatch { batch, origins, offsets, rejected, raw: Vec::new(), filtered: None };
         self.tx.send(Ok(out)).await.map_err(|_| ConnectorError::Internal("the pipeline stopped reading".into()))
     }
 

@@ -917,7 +917,7 @@ impl Emitter {
             Err(e) => return Err(ConnectorError::arrow("assembling Kafka rows", e)),
         };
         rejected.sort_by_key(|r| r.position);
-        Ok(SourceBatch { batch, origins, offsets, rejected, raw })
+        Ok(SourceBatch { batch, origins, offsets, rejected, raw, filtered: None })
     }
 }
 
