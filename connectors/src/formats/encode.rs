@@ -168,15 +168,8 @@ fn nearly_distinct(column: &dyn Array) -> bool {
 /// false` writes PLAIN for those that do not.
 fn delta_encoding(data_type: &DataType) -> Option<Encoding> {
     match data_type {
-        DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64
-        | DataType::Date32
+        t if t.is_integer() => Some(Encoding::DELTA_BINARY_PACKED),
+        DataType::Date32
         | DataType::Date64
         | DataType::Time32(_)
         | DataType::Time64(_)
