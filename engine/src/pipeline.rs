@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use quiver_connectors::api::{
-    ConnectorError, OffsetCommitter, Offsets, Progress, RejectedRecord, Sink, SinkContext, SinkReport, SourceBatch, SourceContext, Stage,
+    ConnectorError, OffsetCommitter, Offsets, Progress, RejectedRecord, RowFilter, Sink, SinkContext, SinkReport, SourceBatch, SourceContext, Stage,
 };
 use quiver_connectors::kafka::dlq::DeadLetterTopic;
 use quiver_sql::PipelineSpec;
@@ -236,7 +236,7 @@ impl Runner {
             batch: spec.source.batch,
             used: used_columns(&spec),
             keep_raw: spec.errors.dlq_topic.is_some(),
-            filter: spec.transform.row_filter().cloned(),
+            filter: row_filter(&spec),
         };
         let mut source = spec
             .source
@@ -374,7 +374,7 @@ impl Runner {
         let rows = out.batch.num_rows() as u64;
         sink.source_offsets(seq, &offsets);
         self.pending.push_back((seq, offsets));
-        let out_origins = sink.wants_origins().then(|| origins.select(&self.spec.transform.input_rows(&batch, &out.failed)));
+        let out_origins = sink.wants_origins().then(|| origins.select(&self.spec.transform.input_rows_with(&batch, &out.failed, filtered.is_some())));
         let mut retry = Retry::new(&self.spec.errors);
         loop {
             match sink.write_with_origins(out.batch.clone(), seq, out_origins.as_ref()).await {
@@ -391,7 +391,7 @@ impl Runner {
         }
         let refused = sink.take_rejected();
         if !refused.is_empty() {
-            let inputs = self.spec.transform.input_rows(&batch, &out.failed);
+            let inputs = self.spec.transform.input_rows_with(&batch, &out.failed, filtered.is_some());
             for (row, error) in &refused {
                 let input = inputs.get(*row).copied();
                 let (partition, position) = input.and_then(|i| origins.get(i)).map_or(("?".to_string(), -1), |(p, pos)| (p.to_string(), pos));
@@ -530,6 +530,17 @@ fn used_columns(spec: &PipelineSpec) -> Vec<bool> {
         }
     }
     used
+}
+
+/// The part of the `WHERE` clause the source may apply while decoding. When bad rows
+/// are tolerated every column is read after it (a rejected row goes whole to the
+/// dead-letter queue), so a source builds the columns only the filter reads.
+fn row_filter(spec: &PipelineSpec) -> Option<RowFilter> {
+    let mut filter = spec.transform.row_filter().cloned()?;
+    if spec.errors.tolerate {
+        filter.read_after.clear();
+    }
+    Some(filter)
 }
 
 /// One row as a JSON object, for the dead-letter queue.

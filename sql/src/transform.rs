@@ -46,13 +46,13 @@ impl fmt::Debug for CompiledTransform {
 /// column's own type, as a [`RowFilter`] a source can evaluate on records it has not
 /// built (see `quiver_connectors::api::filter`). `complete` when those are all of it.
 /// `None` when no conjunct has that form.
-fn pushdown(filter: &Arc<dyn PhysicalExpr>, input: &SchemaRef) -> Option<RowFilter> {
+fn pushdown(filter: &Arc<dyn PhysicalExpr>, input: &SchemaRef, projected: &[bool]) -> Option<RowFilter> {
     let conjuncts = split_conjunction(filter);
     let terms: Vec<Term> = conjuncts.iter().filter_map(|e| term(e.as_ref(), input)).collect();
     if terms.is_empty() {
         return None;
     }
-    Some(RowFilter { complete: terms.len() == conjuncts.len(), terms })
+    Some(RowFilter { complete: terms.len() == conjuncts.len(), terms, read_after: projected.to_vec() })
 }
 
 /// One conjunct as a [`Term`], if it is a comparison of a column with a constant.
@@ -150,7 +150,7 @@ impl CompiledTransform {
         let mut projected = vec![false; input.fields().len()];
         mark_columns(&projections, &mut projected);
         let filtered = Arc::new(arrow::datatypes::Schema::new(input.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>()));
-        let pushdown = filter.as_ref().and_then(|f| pushdown(f, &input));
+        let pushdown = filter.as_ref().and_then(|f| pushdown(f, &input, &projected));
         Self { input, output, filter, projections, identity: false, projected, filtered, pushdown }
     }
 
@@ -276,8 +276,16 @@ impl CompiledTransform {
     /// over the batch; only when that fails (a row error inside the filter) is it
     /// evaluated row by row.
     pub fn input_rows(&self, batch: &RecordBatch, failed: &[(usize, String)]) -> Vec<usize> {
+        self.input_rows_with(batch, failed, false)
+    }
+
+    /// [`Self::input_rows`] for a batch given to [`Self::apply_with`]: when the
+    /// source applied the whole filter, every row passed it (and a column only the
+    /// filter reads may not have been built), so it is not evaluated again.
+    pub fn input_rows_with(&self, batch: &RecordBatch, failed: &[(usize, String)], prefiltered: bool) -> Vec<usize> {
         let failed: std::collections::HashSet<usize> = failed.iter().map(|f| f.0).collect();
-        let Some(f) = &self.filter else {
+        let filter = self.filter.as_ref().filter(|_| !(prefiltered && self.filtered_by_source()));
+        let Some(f) = filter else {
             return (0..batch.num_rows()).filter(|r| !failed.contains(r)).collect();
         };
         let whole = f.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())).ok();
@@ -318,4 +326,46 @@ impl CompiledTransform {
 pub fn error_text(e: &DataFusionError) -> String {
     let s = e.strip_backtrace();
     s.replace("Arrow error: ", "").replace("Execution error: ", "")
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Float64Array, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    /// `SELECT id FROM s WHERE amount > 0`, compiled by hand.
+    fn id_where_amount_positive() -> CompiledTransform {
+        let input = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("amount", DataType::Float64, true)]));
+        let output = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let filter: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+            Arc::new(Column::new("amount", 1)),
+            Operator::Gt,
+            Arc::new(Literal::new(ScalarValue::Float64(Some(0.0)))),
+        ));
+        CompiledTransform::new(input, output, Some(filter), vec![Arc::new(Column::new("id", 0))])
+    }
+
+    /// A batch the source filtered itself, leaving the filter-only `amount` unbuilt
+    /// (NULL): every row passed, and provenance must not evaluate the filter again.
+    #[test]
+    fn a_batch_filtered_at_source_maps_every_row_to_itself() {
+        let t = id_where_amount_positive();
+        let filter = t.row_filter().expect("pushed down");
+        assert!(filter.complete);
+        assert_eq!(filter.read_after, vec![true, false], "amount is read only by the filter");
+        let batch = RecordBatch::try_new(
+            Arc::clone(t.input_schema()),
+            vec![Arc::new(Int64Array::from(vec![1, 2, 3])), Arc::new(Float64Array::from(vec![None::<f64>; 3]))],
+        )
+        .unwrap();
+        let out = t.apply_with(&batch, true);
+        assert_eq!(out.batch.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec(), vec![1, 2, 3]);
+        assert_eq!(t.input_rows_with(&batch, &[], true), vec![0, 1, 2]);
+        assert_eq!(t.input_rows_with(&batch, &[(1, "refused".into())], true), vec![0, 2]);
+        // Not filtered at source: the filter decides (NULL amounts fail it).
+        assert_eq!(t.input_rows_with(&batch, &[], false), Vec::<usize>::new());
+        assert_eq!(t.apply_with(&batch, false).batch.num_rows(), 0);
+    }
 }

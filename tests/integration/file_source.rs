@@ -195,6 +195,43 @@ async fn the_filter_applied_while_decoding_keeps_counts_and_provenance() {
     assert_eq!(dead[0]["record"], serde_json::json!({"id": 7, "amount": 5.0, "qty": "seven"}));
 }
 
+/// A column only the `WHERE` clause reads (`amount`) is left unbuilt when the file
+/// source applied the whole filter; the rows delivered are those of the records that
+/// pass it, from chunks the fast path filtered and from the one it declined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_only_the_filter_reads_is_filtered_at_source_with_every_row_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let lines: Vec<String> = (1..=35)
+        .map(|i| match i {
+            // A number as text: the fast path declines its chunk, arrow-json reads it,
+            // and the transform filters that chunk.
+            12 => r#"{"id":12,"amount":"12.5","qty":"12"}"#.to_string(),
+            i if i % 4 == 0 => format!(r#"{{"id":{i},"amount":-{i}.25,"qty":"{i}"}}"#),
+            i => format!(r#"{{"id":{i},"amount":{i}.75,"qty":"{i}"}}"#),
+        })
+        .collect();
+    write(&input, &lines.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = dir.path().join("out");
+    let sql = format!(
+        "CREATE SOURCE s (id BIGINT NOT NULL, amount DOUBLE, qty TEXT) WITH (connector = 'file', path = '{}', format = 'json', 'batch.size' = '8');
+         CREATE SINK k WITH (connector = 'filesystem', path = '{}', format = 'json') AS
+             SELECT id, qty FROM s WHERE amount > 0;",
+        input.display(),
+        out.display()
+    );
+    let st = run_bounded(&dir.path().join("state"), &sql).await;
+    assert_eq!(st[0].state, State::Finished, "{:?}", st[0].error);
+    let expected: Vec<i64> = (1..=35).filter(|i| i % 4 != 0 || *i == 12).collect();
+    assert_eq!((st[0].rows_in, st[0].rows_out, st[0].rows_errored), (35, expected.len() as u64, 0));
+    let rows = read_jsonl(&out, ".jsonl");
+    let ids: Vec<i64> = rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, expected);
+    for r in &rows {
+        assert_eq!(r["qty"].as_str().unwrap(), r["id"].to_string(), "{r}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_record_fails_the_pipeline_under_tolerance_none() {
     let dir = tempfile::tempdir().unwrap();

@@ -103,6 +103,17 @@ pub struct RowFilter {
     /// Whether the terms are the whole `WHERE` clause: rows a source kept after
     /// applying them need no filtering downstream.
     pub complete: bool,
+    /// Per column of the source's schema: whether the pipeline reads it once the
+    /// filter is applied (empty: every column). With a complete filter applied, a
+    /// column only the filter reads need not be built.
+    pub read_after: Vec<bool>,
+}
+
+impl RowFilter {
+    /// Whether column `c` is read after the filter (true when unknown).
+    pub fn read_after(&self, c: usize) -> bool {
+        self.read_after.get(c).copied().unwrap_or(true)
+    }
 }
 
 #[cfg(test)]

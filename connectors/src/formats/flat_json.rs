@@ -431,7 +431,9 @@ impl FlatJson {
     /// Keeps only the records that pass `filter`, when every term can be evaluated
     /// here (its constant is of its column's type); otherwise keeps every record.
     /// Records that fail it are still checked, so a bad one still declines the chunk,
-    /// exactly as if the filter ran after decoding.
+    /// exactly as if the filter ran after decoding. When the filter is the whole
+    /// `WHERE` clause, a nullable column that only it reads is checked but not built
+    /// (call after [`Self::skip_unused`]).
     pub(crate) fn apply_filter(&mut self, filter: &RowFilter) {
         let rows = &mut self.rows;
         let bound = filter
@@ -440,7 +442,16 @@ impl FlatJson {
             .map(|t| rows.columns.get(t.column).and_then(|c| Test::bind(c, t.op, &t.value)).map(|test| (t.column, test)))
             .collect::<Option<Vec<_>>>();
         match bound {
-            Some(terms) => rows.filter = terms,
+            Some(terms) => {
+                if filter.complete {
+                    for &(c, _) in &terms {
+                        if !filter.read_after(c) && rows.nullable[c] {
+                            rows.keep[c] = false;
+                        }
+                    }
+                }
+                rows.filter = terms;
+            }
             None => {
                 tracing::debug!(?filter, "the row filter does not fit the JSON fast path's columns; the transform filters instead");
                 rows.filter.clear();
@@ -1070,7 +1081,7 @@ mod tests {
                         expected = arrow::compute::and(&expected, &mask(*c2, Comparison::GtEq, k2.as_ref())).unwrap();
                     }
                     let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
-                    flat.apply_filter(&RowFilter { terms: terms.clone(), complete: true });
+                    flat.apply_filter(&RowFilter { terms: terms.clone(), complete: true, read_after: Vec::new() });
                     let got = flat.decode(&lines).unwrap_or_else(|| panic!("declined under {terms:?}"));
                     let want: Vec<usize> = (0..lines.len()).filter(|&r| expected.value(r)).collect();
                     assert_eq!(got.kept.as_deref(), Some(want.as_slice()), "lines kept under {terms:?}");
@@ -1084,7 +1095,7 @@ mod tests {
         // A term the fast path cannot bind (here a timestamp) leaves every record in.
         let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
         let terms = vec![Term { column: column("amount"), op: Comparison::Gt, value: Constant::Float(0.0) }, Term { column: column("ts"), op: Comparison::Gt, value: Constant::Int(0) }];
-        flat.apply_filter(&RowFilter { terms, complete: true });
+        flat.apply_filter(&RowFilter { terms, complete: true, read_after: Vec::new() });
         let got = flat.decode(&lines).unwrap();
         assert_eq!((got.kept, got.batch), (None, all.clone()));
     }
@@ -1095,12 +1106,42 @@ mod tests {
     fn a_filtered_out_record_with_a_bad_value_still_declines_the_chunk() {
         let schema = schema();
         let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
-        flat.apply_filter(&RowFilter { terms: vec![crate::api::Term { column: 4, op: Comparison::Gt, value: Constant::Float(0.0) }], complete: true });
+        flat.apply_filter(&RowFilter { terms: vec![crate::api::Term { column: 4, op: Comparison::Gt, value: Constant::Float(0.0) }], complete: true, read_after: Vec::new() });
         let good: &[u8] = br#"{"id":1,"amount":5}"#;
         assert!(flat.decode(&[good, br#"{"id":2,"amount":-1,"small":1000}"#, good]).is_none());
         assert!(flat.decode(&[good, br#"{"id":2,"amount":-1,"name":7}"#, good]).is_none());
         let ok = flat.decode(&[good, br#"{"id":2,"amount":-1,"name":"x"}"#, good]).unwrap();
         assert_eq!(ok.kept, Some(vec![0, 2]));
         assert_eq!(ok.batch.num_rows(), 2);
+    }
+
+    /// A column only the whole filter reads is checked but not built; with part of
+    /// the filter, or when the pipeline reads it afterwards, it is built.
+    #[test]
+    fn a_column_only_the_whole_filter_reads_is_not_built() {
+        let schema = schema();
+        let term = crate::api::Term { column: 4, op: Comparison::Gt, value: Constant::Float(0.0) };
+        let mut read_after = vec![true; schema.fields().len()];
+        read_after[4] = false;
+        let lines: [&[u8]; 3] = [br#"{"id":1,"amount":5}"#, br#"{"id":2,"amount":-1}"#, br#"{"id":3,"amount":2.5}"#];
+        let amounts = |complete: bool, read_after: Vec<bool>| {
+            let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
+            flat.apply_filter(&RowFilter { terms: vec![term.clone()], complete, read_after });
+            let got = flat.decode(&lines).unwrap();
+            assert_eq!(got.kept, Some(vec![0, 2]));
+            let ids: Vec<i64> = got.batch.column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().values().to_vec();
+            assert_eq!(ids, vec![1, 3]);
+            let a = got.batch.column(4).as_any().downcast_ref::<arrow::array::Float64Array>().unwrap().clone();
+            a.iter().collect::<Vec<_>>()
+        };
+        assert_eq!(amounts(true, read_after.clone()), vec![None, None]);
+        assert_eq!(amounts(false, read_after), vec![Some(5.0), Some(2.5)]);
+        assert_eq!(amounts(true, Vec::new()), vec![Some(5.0), Some(2.5)]);
+        // A bad value in the unbuilt column still declines the chunk.
+        let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
+        let mut read_after = vec![true; schema.fields().len()];
+        read_after[4] = false;
+        flat.apply_filter(&RowFilter { terms: vec![term], complete: true, read_after });
+        assert!(flat.decode(&[lines[0], br#"{"id":2,"amount":"x"}"#]).is_none());
     }
 }
