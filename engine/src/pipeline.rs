@@ -533,8 +533,8 @@ fn used_columns(spec: &PipelineSpec) -> Vec<bool> {
 }
 
 /// The part of the `WHERE` clause the source may apply while decoding. When bad rows
-/// are tolerated every column is read after it (a rejected row goes whole to the
-/// dead-letter queue), so a source builds the columns only the filter reads.
+/// are tolerated every column is read after it, for the reason [`used_columns`]
+/// gives, so a source then builds the columns only the filter reads.
 fn row_filter(spec: &PipelineSpec) -> Option<RowFilter> {
     let mut filter = spec.transform.row_filter().cloned()?;
     if spec.errors.tolerate {

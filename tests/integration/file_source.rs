@@ -197,7 +197,8 @@ async fn the_filter_applied_while_decoding_keeps_counts_and_provenance() {
 
 /// A column only the `WHERE` clause reads (`amount`) is left unbuilt when the file
 /// source applied the whole filter; the rows delivered are those of the records that
-/// pass it, from chunks the fast path filtered and from the one it declined.
+/// pass it, from chunks the fast path filtered and from those it declined (the chunk
+/// with line 12, and the next one, which the decoder's back-off hands to arrow-json).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_column_only_the_filter_reads_is_filtered_at_source_with_every_row_right() {
     let dir = tempfile::tempdir().unwrap();
@@ -205,7 +206,7 @@ async fn a_column_only_the_filter_reads_is_filtered_at_source_with_every_row_rig
     let lines: Vec<String> = (1..=35)
         .map(|i| match i {
             // A number as text: the fast path declines its chunk, arrow-json reads it,
-            // and the transform filters that chunk.
+            // and the transform filters that chunk with every column built.
             12 => r#"{"id":12,"amount":"12.5","qty":"12"}"#.to_string(),
             i if i % 4 == 0 => format!(r#"{{"id":{i},"amount":-{i}.25,"qty":"{i}"}}"#),
             i => format!(r#"{{"id":{i},"amount":{i}.75,"qty":"{i}"}}"#),

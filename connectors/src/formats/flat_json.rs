@@ -1121,8 +1121,8 @@ mod tests {
     fn a_column_only_the_whole_filter_reads_is_not_built() {
         let schema = schema();
         let term = crate::api::Term { column: 4, op: Comparison::Gt, value: Constant::Float(0.0) };
-        let mut read_after = vec![true; schema.fields().len()];
-        read_after[4] = false;
+        let mut only_the_filter_reads_amount = vec![true; schema.fields().len()];
+        only_the_filter_reads_amount[4] = false;
         let lines: [&[u8]; 3] = [br#"{"id":1,"amount":5}"#, br#"{"id":2,"amount":-1}"#, br#"{"id":3,"amount":2.5}"#];
         let amounts = |complete: bool, read_after: Vec<bool>| {
             let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
@@ -1134,14 +1134,12 @@ mod tests {
             let a = got.batch.column(4).as_any().downcast_ref::<arrow::array::Float64Array>().unwrap().clone();
             a.iter().collect::<Vec<_>>()
         };
-        assert_eq!(amounts(true, read_after.clone()), vec![None, None]);
-        assert_eq!(amounts(false, read_after), vec![Some(5.0), Some(2.5)]);
+        assert_eq!(amounts(true, only_the_filter_reads_amount.clone()), vec![None, None]);
+        assert_eq!(amounts(false, only_the_filter_reads_amount.clone()), vec![Some(5.0), Some(2.5)]);
         assert_eq!(amounts(true, Vec::new()), vec![Some(5.0), Some(2.5)]);
         // A bad value in the unbuilt column still declines the chunk.
         let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
-        let mut read_after = vec![true; schema.fields().len()];
-        read_after[4] = false;
-        flat.apply_filter(&RowFilter { terms: vec![term], complete: true, read_after });
+        flat.apply_filter(&RowFilter { terms: vec![term], complete: true, read_after: only_the_filter_reads_amount });
         assert!(flat.decode(&[lines[0], br#"{"id":2,"amount":"x"}"#]).is_none());
     }
 }
