@@ -28,7 +28,10 @@ impl QuiverDb {
     pub fn new() -> Result<Self, SltError> {
         let state = tempfile::tempdir().map_err(|e| SltError(e.to_string()))?;
         let engine = Engine::open(state.path(), EngineOptions::default()).map_err(|e| SltError(e.to_string()))?;
-        Ok(Self { engine: Arc::new(engine), _state: state })
+        Ok(Self {
+            engine: Arc::new(engine),
+            _state: state,
+        })
     }
 }
 
@@ -61,7 +64,11 @@ fn rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, SltError> {
                     .zip(b.columns())
                     .map(|(f, c)| {
                         let s = f.value(r).to_string();
-                        if s.is_empty() && !c.is_null(r) { "(empty)".to_string() } else { s }
+                        if s.is_empty() && !c.is_null(r) {
+                            "(empty)".to_string()
+                        } else {
+                            s
+                        }
                     })
                     .collect(),
             );
@@ -87,11 +94,25 @@ impl AsyncDB for QuiverDb {
                 Output::Message(_) => DBOutput::StatementComplete(0),
                 Output::Table(t) => DBOutput::Rows {
                     types: vec![DefaultColumnType::Text; t.columns.len()],
-                    rows: t.rows.into_iter().map(|r| r.into_iter().map(|c| if c.is_empty() { "(empty)".to_string() } else { c }).collect()).collect(),
+                    rows: t
+                        .rows
+                        .into_iter()
+                        .map(|r| {
+                            r.into_iter()
+                                .map(|c| if c.is_empty() { "(empty)".to_string() } else { c })
+                                .collect()
+                        })
+                        .collect(),
                 },
                 Output::Rows { batches, .. } => {
-                    let types = batches.first().map(|b| b.schema().fields().iter().map(|f| column_type(f.data_type())).collect()).unwrap_or_default();
-                    DBOutput::Rows { types, rows: rows(&batches)? }
+                    let types = batches
+                        .first()
+                        .map(|b| b.schema().fields().iter().map(|f| column_type(f.data_type())).collect())
+                        .unwrap_or_default();
+                    DBOutput::Rows {
+                        types,
+                        rows: rows(&batches)?,
+                    }
                 }
             };
         }

@@ -53,7 +53,12 @@ mod tests {
         use api::OptionKind;
         use api::options::*;
         for c in registry() {
-            for spec in c.source_options().unwrap_or(&[]).iter().chain(c.sink_options().unwrap_or(&[])) {
+            for spec in c
+                .source_options()
+                .unwrap_or(&[])
+                .iter()
+                .chain(c.sink_options().unwrap_or(&[]))
+            {
                 let Some(d) = spec.default else { continue };
                 let ok = match spec.kind {
                     OptionKind::Integer => parse_u64(d).is_ok(),

@@ -16,7 +16,11 @@ use crate::pipeline::State;
 use crate::{console, render};
 
 #[derive(Debug, Parser)]
-#[command(name = "quiver", version, about = "Move data between Kafka and the systems around it, with pipelines declared in SQL.")]
+#[command(
+    name = "quiver",
+    version,
+    about = "Move data between Kafka and the systems around it, with pipelines declared in SQL."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -99,7 +103,10 @@ struct ConnectArgs {
 
 impl ConnectArgs {
     fn options(&self) -> quiver_sql::connect::TranslateOptions {
-        quiver_sql::connect::TranslateOptions { columns: self.columns.clone(), bootstrap_servers: self.bootstrap_servers.clone() }
+        quiver_sql::connect::TranslateOptions {
+            columns: self.columns.clone(),
+            bootstrap_servers: self.bootstrap_servers.clone(),
+        }
     }
 }
 
@@ -128,8 +135,13 @@ fn default_state_dir() -> PathBuf {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("QUIVER_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QUIVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 pub fn main() -> ExitCode {
@@ -144,20 +156,41 @@ pub fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Run { file, connect, until_caught_up, state_dir, from_beginning } => {
-                run(&file, &connect, until_caught_up, &state_dir.unwrap_or_else(default_state_dir), from_beginning).await
+            Command::Run {
+                file,
+                connect,
+                until_caught_up,
+                state_dir,
+                from_beginning,
+            } => {
+                run(
+                    &file,
+                    &connect,
+                    until_caught_up,
+                    &state_dir.unwrap_or_else(default_state_dir),
+                    from_beginning,
+                )
+                .await
             }
             Command::Translate { file, connect, explain } => translate(&file, &connect, explain),
             Command::Sql { state_dir } => sql(&state_dir.unwrap_or_else(default_state_dir)).await,
             Command::Validate { files } => validate(&files),
-            Command::Dev { what: DevCommand::Kafka { topics, brokers, bootstrap_file } } => dev_kafka(&topics, brokers, bootstrap_file.as_deref()).await,
+            Command::Dev {
+                what:
+                    DevCommand::Kafka {
+                        topics,
+                        brokers,
+                        bootstrap_file,
+                    },
+            } => dev_kafka(&topics, brokers, bootstrap_file.as_deref()).await,
             Command::Connectors { name, markdown } => {
                 if let Some(n) = &name
-                    && quiver_connectors::find(n).is_none() {
-                        let known: Vec<&str> = quiver_connectors::registry().iter().map(|c| c.name()).collect();
-                        eprintln!("error: unknown connector '{n}'; known connectors: {}", known.join(", "));
-                        return ExitCode::FAILURE;
-                    }
+                    && quiver_connectors::find(n).is_none()
+                {
+                    let known: Vec<&str> = quiver_connectors::registry().iter().map(|c| c.name()).collect();
+                    eprintln!("error: unknown connector '{n}'; known connectors: {}", known.join(", "));
+                    return ExitCode::FAILURE;
+                }
                 crate::render::say_raw!("{}", render::connectors(markdown, name.as_deref()));
                 ExitCode::SUCCESS
             }
@@ -201,7 +234,10 @@ async fn dev_kafka(topics: &[String], brokers: i32, bootstrap_file: Option<&Path
     crate::render::say!("Development Kafka (librdkafka mock cluster, in memory; everything is lost on exit)");
     crate::render::say!("  bootstrap.servers = {bootstrap}");
     for (name, partitions) in &parsed {
-        crate::render::say!("  topic {name} ({partitions} partition{})", if *partitions == 1 { "" } else { "s" });
+        crate::render::say!(
+            "  topic {name} ({partitions} partition{})",
+            if *partitions == 1 { "" } else { "s" }
+        );
     }
     crate::render::say!("Pipelines read it through ${{KAFKA_BOOTSTRAP}}; in another shell:");
     crate::render::say!("  export KAFKA_BOOTSTRAP={bootstrap}");
@@ -216,29 +252,47 @@ fn is_connector_json(path: &Path) -> bool {
 }
 
 /// Reads connector JSON and translates it; errors are `file: key: message`.
-fn translate_file(path: &Path, connect: &ConnectArgs) -> Result<(quiver_sql::connect::Translation, quiver_sql::Table), String> {
+fn translate_file(
+    path: &Path,
+    connect: &ConnectArgs,
+) -> Result<(quiver_sql::connect::Translation, quiver_sql::Table), String> {
     use quiver_sql::connect::{ConnectorConfig, check, translate};
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let config = ConnectorConfig::from_json(&text, &stem).map_err(|e| format!("{file}: {e}"))?;
     let mut options = connect.options();
     let mut inferred = None;
     if connect.infer_columns && options.columns.is_none() {
-        let (columns, records) = infer_columns(&config, connect).map_err(|e| format!("{file}: --infer-columns: {e}"))?;
-        inferred = Some(format!("-- columns inferred from {records} records on the connector's topics: check the types\n"));
+        let (columns, records) =
+            infer_columns(&config, connect).map_err(|e| format!("{file}: --infer-columns: {e}"))?;
+        inferred = Some(format!(
+            "-- columns inferred from {records} records on the connector's topics: check the types\n"
+        ));
         options.columns = Some(columns);
     }
     let mut translation = translate(&config, &options).map_err(|e| format!("{file}: {e}"))?;
     if let Some(comment) = inferred {
         translation.sql.insert_str(0, &comment);
     }
-    let explain = check(&translation).map_err(|e| format!("{file}: the translated SQL does not plan: {}\n{}", e.render("translated"), translation.sql))?;
+    let explain = check(&translation).map_err(|e| {
+        format!(
+            "{file}: the translated SQL does not plan: {}\n{}",
+            e.render("translated"),
+            translation.sql
+        )
+    })?;
     Ok((translation, explain))
 }
 
 /// Samples the connector's topics and types its columns; returns them and how many records were read.
-fn infer_columns(config: &quiver_sql::connect::ConnectorConfig, connect: &ConnectArgs) -> Result<(String, usize), String> {
+fn infer_columns(
+    config: &quiver_sql::connect::ConnectorConfig,
+    connect: &ConnectArgs,
+) -> Result<(String, usize), String> {
     use quiver_connectors::kafka::sample::{infer_json_columns, sample_values};
     let Some(spec) = quiver_sql::connect::sample_spec(config).map_err(|e| e.to_string())? else {
         return Err("this connector's columns cannot be sampled: only connectors reading JSON from Kafka (JsonConverter) can be, and only without quiver.columns".into());
@@ -249,9 +303,12 @@ fn infer_columns(config: &quiver_sql::connect::ConnectorConfig, connect: &Connec
         .or_else(|| connect.bootstrap_servers.clone())
         .or_else(|| std::env::var("KAFKA_BOOTSTRAP").ok())
         .ok_or("needs the Kafka cluster: --bootstrap-servers or KAFKA_BOOTSTRAP")?;
-    let values = sample_values(&bootstrap, &[], &spec.topics, 200, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    let values =
+        sample_values(&bootstrap, &[], &spec.topics, 200, Duration::from_secs(10)).map_err(|e| e.to_string())?;
     if values.is_empty() {
-        return Err(format!("no records arrived from {bootstrap} within 10 s to infer columns from; give them with --columns"));
+        return Err(format!(
+            "no records arrived from {bootstrap} within 10 s to infer columns from; give them with --columns"
+        ));
     }
     let schema = infer_json_columns(&values, spec.envelope).map_err(|e| e.to_string())?;
     Ok((quiver_sql::connect::columns_ddl(&schema), values.len()))
@@ -284,7 +341,9 @@ fn check_file(path: &Path, connect: &ConnectArgs) -> Result<Vec<ParsedStatement>
     let text = if is_connector_json(path) {
         let (t, _) = translate_file(path, connect).map_err(|e| vec![e])?;
         if !t.untranslated.is_empty() {
-            let mut problems = vec![format!("{file}: cannot run: parts of this connector have no Quiver equivalent (quiver translate shows the SQL):")];
+            let mut problems = vec![format!(
+                "{file}: cannot run: parts of this connector have no Quiver equivalent (quiver translate shows the SQL):"
+            )];
             problems.extend(t.untranslated.iter().map(|u| format!("  {u}")));
             return Err(problems);
         }
@@ -296,7 +355,16 @@ fn check_file(path: &Path, connect: &ConnectArgs) -> Result<Vec<ParsedStatement>
         }
     };
     let (stmts, errors) = quiver_sql::parse(&text);
-    let mut problems: Vec<(u64, u64, String)> = errors.iter().map(|e| (e.location.map_or(0, |l| l.line), e.location.map_or(0, |l| l.column), e.render(&file))).collect();
+    let mut problems: Vec<(u64, u64, String)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e.location.map_or(0, |l| l.line),
+                e.location.map_or(0, |l| l.column),
+                e.render(&file),
+            )
+        })
+        .collect();
     let mut catalog = Catalog::new();
     let mut failed_sources: Vec<String> = Vec::new();
     for s in &stmts {
@@ -307,10 +375,17 @@ fn check_file(path: &Path, connect: &ConnectArgs) -> Result<Vec<ParsedStatement>
                     failed_sources.push(c.name.value.clone());
                 }
                 // A sink on a source that already failed would only repeat that error.
-                if failed_sources.iter().any(|n| e.message.starts_with(&format!("unknown source '{n}'"))) {
+                if failed_sources
+                    .iter()
+                    .any(|n| e.message.starts_with(&format!("unknown source '{n}'")))
+                {
                     continue;
                 }
-                problems.push((e.location.map_or(0, |l| l.line), e.location.map_or(0, |l| l.column), e.render(&file)));
+                problems.push((
+                    e.location.map_or(0, |l| l.line),
+                    e.location.map_or(0, |l| l.column),
+                    e.render(&file),
+                ));
             }
         }
     }
@@ -325,8 +400,20 @@ fn check_file(path: &Path, connect: &ConnectArgs) -> Result<Vec<ParsedStatement>
 fn validate(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for f in files {
-        match check_file(f, &ConnectArgs { columns: None, bootstrap_servers: None, infer_columns: false }) {
-            Ok(stmts) => crate::render::say!("{}: ok ({} statement{})", f.display(), stmts.len(), if stmts.len() == 1 { "" } else { "s" }),
+        match check_file(
+            f,
+            &ConnectArgs {
+                columns: None,
+                bootstrap_servers: None,
+                infer_columns: false,
+            },
+        ) {
+            Ok(stmts) => crate::render::say!(
+                "{}: ok ({} statement{})",
+                f.display(),
+                stmts.len(),
+                if stmts.len() == 1 { "" } else { "s" }
+            ),
             Err(problems) => {
                 failed = true;
                 for p in problems {
@@ -360,7 +447,13 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run(file: &Path, connect: &ConnectArgs, until_caught_up: bool, state_dir: &Path, from_beginning: bool) -> ExitCode {
+async fn run(
+    file: &Path,
+    connect: &ConnectArgs,
+    until_caught_up: bool,
+    state_dir: &Path,
+    from_beginning: bool,
+) -> ExitCode {
     let stmts = match check_file(file, connect) {
         Ok(s) => s,
         Err(problems) => {
@@ -370,7 +463,13 @@ async fn run(file: &Path, connect: &ConnectArgs, until_caught_up: bool, state_di
             return ExitCode::FAILURE;
         }
     };
-    let engine = match Engine::open(state_dir, EngineOptions { bounded: until_caught_up, persist_definitions: false }) {
+    let engine = match Engine::open(
+        state_dir,
+        EngineOptions {
+            bounded: until_caught_up,
+            persist_definitions: false,
+        },
+    ) {
         Ok(e) => Arc::new(e),
         Err(e) => {
             eprintln!("error: {e}");
@@ -380,10 +479,11 @@ async fn run(file: &Path, connect: &ConnectArgs, until_caught_up: bool, state_di
     if from_beginning {
         for s in &stmts {
             if let quiver_sql::Statement::CreateSink(c) = &s.statement
-                && let Err(e) = engine.reset_offsets(&c.name.value) {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
+                && let Err(e) = engine.reset_offsets(&c.name.value)
+            {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -409,7 +509,11 @@ async fn run(file: &Path, connect: &ConnectArgs, until_caught_up: bool, state_di
             }
         }
     }
-    let bars = if std::io::stderr().is_terminal() && until_caught_up { Some(progress_bars(Arc::clone(&engine))) } else { None };
+    let bars = if std::io::stderr().is_terminal() && until_caught_up {
+        Some(progress_bars(Arc::clone(&engine)))
+    } else {
+        None
+    };
     let statuses = engine.wait_all(stop_rx).await;
     if let Some((multi, handle)) = bars {
         handle.abort();
@@ -425,7 +529,11 @@ fn finish(statuses: &[PipelineStatus]) -> ExitCode {
     for s in statuses {
         crate::render::say_raw!("{}", render::summary(s));
     }
-    if statuses.iter().any(|s| s.state == State::Failed) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if statuses.iter().any(|s| s.state == State::Failed) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// One progress bar per pipeline, refreshed from the engine's status.
@@ -467,7 +575,13 @@ fn progress_bars(engine: Arc<Engine>) -> (MultiProgress, tokio::task::JoinHandle
 }
 
 async fn sql(state_dir: &Path) -> ExitCode {
-    let engine = match Engine::open(state_dir, EngineOptions { bounded: false, persist_definitions: true }) {
+    let engine = match Engine::open(
+        state_dir,
+        EngineOptions {
+            bounded: false,
+            persist_definitions: true,
+        },
+    ) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
@@ -477,7 +591,10 @@ async fn sql(state_dir: &Path) -> ExitCode {
     match engine.restore() {
         Ok((n, errors)) => {
             if n > 0 {
-                crate::render::say!("restored {n} source(s)/sink(s) from {}", engine.state_store().path().display());
+                crate::render::say!(
+                    "restored {n} source(s)/sink(s) from {}",
+                    engine.state_store().path().display()
+                );
             }
             for e in errors {
                 eprintln!("warning: could not restore {e}");
@@ -495,4 +612,3 @@ async fn sql(state_dir: &Path) -> ExitCode {
         }
     }
 }
-

@@ -20,7 +20,10 @@ Console commands: help, quit (or exit, \\q). Pipelines keep running until droppe
 /// Runs the console until EOF or `quit`.
 pub async fn run(engine: &Engine) -> anyhow::Result<()> {
     let mut editor = DefaultEditor::new()?;
-    crate::render::say!("Quiver {} console. Type 'help' for help; statements end with ';'.", env!("CARGO_PKG_VERSION"));
+    crate::render::say!(
+        "Quiver {} console. Type 'help' for help; statements end with ';'.",
+        env!("CARGO_PKG_VERSION")
+    );
     let mut buffer = String::new();
     loop {
         let prompt = if buffer.is_empty() { "quiver> " } else { "   ...> " };

@@ -32,7 +32,12 @@ impl DeadLetterQueue {
         std::fs::create_dir_all(dir)?;
         let path = PathBuf::from(dir).join(format!("{sink}.jsonl"));
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        Ok(Self { path, out: BufWriter::new(file), sink: sink.to_string(), dirty: false })
+        Ok(Self {
+            path,
+            out: BufWriter::new(file),
+            sink: sink.to_string(),
+            dirty: false,
+        })
     }
 
     pub fn path(&self) -> &PathBuf {

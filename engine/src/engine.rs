@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
+use futures::FutureExt;
 use quiver_connectors::api::{Offsets, Progress, SinkReport};
 use quiver_sql::parser::{ObjectKind, ShowKind};
 use quiver_sql::{Catalog, ParsedStatement, PipelineSpec, Plan, Table};
 use serde::Serialize;
-use futures::FutureExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -41,7 +41,10 @@ pub enum Output {
     Message(String),
     Table(Table),
     /// Preview rows, plus notes (rows that failed, why the preview stopped).
-    Rows { batches: Vec<RecordBatch>, notes: Vec<String> },
+    Rows {
+        batches: Vec<RecordBatch>,
+        notes: Vec<String>,
+    },
 }
 
 /// A snapshot of one pipeline's status.
@@ -92,7 +95,10 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("state", &self.state).field("options", &self.options).finish()
+        f.debug_struct("Engine")
+            .field("state", &self.state)
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -105,7 +111,13 @@ impl Engine {
     pub fn open(state_dir: &Path, options: EngineOptions) -> Result<Self> {
         let state = Arc::new(StateStore::open(state_dir)?);
         let order = state.definitions()?.iter().map(|d| d.order + 1).max().unwrap_or(0);
-        Ok(Self { catalog: Mutex::new(Catalog::new()), state, pipelines: Mutex::new(BTreeMap::new()), options, order: AtomicU64::new(order) })
+        Ok(Self {
+            catalog: Mutex::new(Catalog::new()),
+            state,
+            pipelines: Mutex::new(BTreeMap::new()),
+            options,
+            order: AtomicU64::new(order),
+        })
     }
 
     pub fn state_store(&self) -> &StateStore {
@@ -144,12 +156,22 @@ impl Engine {
             Plan::CreateSource(s) => {
                 self.persist(&s.name, "source", &s.sql)?;
                 self.apply(&plan)?;
-                Ok(Output::Message(format!("source '{}' created ({} columns, connector {})", s.name, s.schema.fields().len(), s.connector.name())))
+                Ok(Output::Message(format!(
+                    "source '{}' created ({} columns, connector {})",
+                    s.name,
+                    s.schema.fields().len(),
+                    s.connector.name()
+                )))
             }
             Plan::CreateSink(p) => {
                 self.persist(&p.name, "sink", &p.sql)?;
                 self.apply(&plan)?;
-                Ok(Output::Message(format!("sink '{}' created and running ({} → {})", p.name, p.source.name, p.connector.name())))
+                Ok(Output::Message(format!(
+                    "sink '{}' created and running ({} → {})",
+                    p.name,
+                    p.source.name,
+                    p.connector.name()
+                )))
             }
             Plan::Drop { kind, name, .. } => {
                 if *kind == ObjectKind::Sink {
@@ -164,7 +186,11 @@ impl Engine {
                     ObjectKind::Sink => lock(&self.catalog).sinks.contains_key(name),
                 };
                 lock(&self.catalog).apply(&plan);
-                Ok(Output::Message(if existed { format!("{} '{name}' dropped", kind.as_str()) } else { format!("{} '{name}' did not exist", kind.as_str()) }))
+                Ok(Output::Message(if existed {
+                    format!("{} '{name}' dropped", kind.as_str())
+                } else {
+                    format!("{} '{name}' did not exist", kind.as_str())
+                }))
             }
             Plan::Show(kind) => Ok(Output::Table(self.show(*kind))),
             Plan::Describe(t) | Plan::Explain(t) => Ok(Output::Table(t.clone())),
@@ -178,7 +204,12 @@ impl Engine {
     fn persist(&self, name: &str, kind: &str, sql: &str) -> Result<()> {
         if self.options.persist_definitions {
             let order = self.order.fetch_add(1, Ordering::Relaxed);
-            self.state.save_definition(&Definition { name: name.to_string(), kind: kind.to_string(), sql: sql.to_string(), order })?;
+            self.state.save_definition(&Definition {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                sql: sql.to_string(),
+                order,
+            })?;
         }
         Ok(())
     }
@@ -194,16 +225,34 @@ impl Engine {
     fn start(&self, spec: Arc<PipelineSpec>) {
         let stats = Arc::new(Stats::new());
         let (control, rx) = watch::channel(Control::Run);
-        let run = pipeline::run(Arc::clone(&spec), Arc::clone(&self.state), Arc::clone(&stats), rx, self.options.bounded);
+        let run = pipeline::run(
+            Arc::clone(&spec),
+            Arc::clone(&self.state),
+            Arc::clone(&stats),
+            rx,
+            self.options.bounded,
+        );
         let supervised = Arc::clone(&stats);
         let task = tokio::spawn(async move {
             // A bug must not leave a pipeline RUNNING forever: report it as FAILED.
             if let Err(panic) = std::panic::AssertUnwindSafe(run).catch_unwind().await {
-                let msg = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
                 supervised.fail(format!("internal error: the pipeline task panicked: {msg}"));
             }
         });
-        lock(&self.pipelines).insert(spec.name.clone(), Running { spec, stats, control, task: Some(task) });
+        lock(&self.pipelines).insert(
+            spec.name.clone(),
+            Running {
+                spec,
+                stats,
+                control,
+                task: Some(task),
+            },
+        );
     }
 
     fn show(&self, kind: ShowKind) -> Table {
@@ -219,14 +268,30 @@ impl Engine {
                             vec![
                                 s.name.clone(),
                                 s.connector.name().to_string(),
-                                s.schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", "),
+                                s.schema
+                                    .fields()
+                                    .iter()
+                                    .map(|f| f.name().as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", "),
                             ]
                         })
                         .collect(),
                 }
             }
             ShowKind::Sinks => Table {
-                columns: ["name", "source", "connector", "status", "rows_in", "rows_out", "rows_errored", "files"].map(String::from).to_vec(),
+                columns: [
+                    "name",
+                    "source",
+                    "connector",
+                    "status",
+                    "rows_in",
+                    "rows_out",
+                    "rows_errored",
+                    "files",
+                ]
+                .map(String::from)
+                .to_vec(),
                 rows: self
                     .statuses()
                     .into_iter()
@@ -235,7 +300,16 @@ impl Engine {
                             Some(e) => format!("{} ({e})", s.state),
                             None => s.state.to_string(),
                         };
-                        vec![s.name, s.source, s.connector, status, s.rows_in.to_string(), s.rows_out.to_string(), s.rows_errored.to_string(), s.sink.files.to_string()]
+                        vec![
+                            s.name,
+                            s.source,
+                            s.connector,
+                            status,
+                            s.rows_in.to_string(),
+                            s.rows_out.to_string(),
+                            s.rows_errored.to_string(),
+                            s.sink.files.to_string(),
+                        ]
                     })
                     .collect(),
             },
@@ -244,7 +318,11 @@ impl Engine {
                 rows: quiver_connectors::registry()
                     .iter()
                     .map(|c| {
-                        let roles = [c.source_options().map(|_| "source"), c.sink_options().map(|_| "sink")].into_iter().flatten().collect::<Vec<_>>().join(", ");
+                        let roles = [c.source_options().map(|_| "source"), c.sink_options().map(|_| "sink")]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>()
+                            .join(", ");
                         vec![c.name().to_string(), roles, c.description().to_string()]
                     })
                     .collect(),
@@ -282,7 +360,10 @@ impl Engine {
     }
 
     pub fn statuses(&self) -> Vec<PipelineStatus> {
-        lock(&self.pipelines).iter().map(|(n, r)| Self::snapshot(n, r)).collect()
+        lock(&self.pipelines)
+            .iter()
+            .map(|(n, r)| Self::snapshot(n, r))
+            .collect()
     }
 
     fn control(&self, name: &str, c: Control) -> Result<()> {
@@ -290,7 +371,11 @@ impl Engine {
         let r = p.get(name).ok_or_else(|| EngineError::NotFound(name.to_string()))?;
         let state = r.stats.state();
         if matches!(state, State::Failed | State::Finished | State::Stopped) && c != Control::Stop {
-            return Err(EngineError::InvalidState { name: name.into(), status: state.to_string(), message: "restart it instead".into() });
+            return Err(EngineError::InvalidState {
+                name: name.into(),
+                status: state.to_string(),
+                message: "restart it instead".into(),
+            });
         }
         r.control.send_replace(c);
         Ok(())
@@ -316,7 +401,10 @@ impl Engine {
 
     /// Stops (if running) and starts a pipeline again from its committed offsets.
     pub async fn restart(&self, name: &str) -> Result<PipelineStatus> {
-        let spec = lock(&self.pipelines).get(name).map(|r| Arc::clone(&r.spec)).ok_or_else(|| EngineError::NotFound(name.to_string()))?;
+        let spec = lock(&self.pipelines)
+            .get(name)
+            .map(|r| Arc::clone(&r.spec))
+            .ok_or_else(|| EngineError::NotFound(name.to_string()))?;
         let _ = self.stop(name).await;
         self.start(spec);
         self.status(name)
@@ -330,17 +418,24 @@ impl Engine {
     /// Forgets a pipeline's committed offsets; it must not be running.
     pub fn reset_offsets(&self, name: &str) -> Result<()> {
         if let Ok(s) = self.status(name)
-            && matches!(s.state, State::Running | State::Paused) {
-                return Err(EngineError::InvalidState { name: name.into(), status: s.state.to_string(), message: "stop it before resetting offsets".into() });
-            }
+            && matches!(s.state, State::Running | State::Paused)
+        {
+            return Err(EngineError::InvalidState {
+                name: name.into(),
+                status: s.state.to_string(),
+                message: "stop it before resetting offsets".into(),
+            });
+        }
         self.state.reset_offsets(name)
     }
 
     /// Waits until every pipeline has ended (bounded runs), or until `stop` is signalled.
     pub async fn wait_all(&self, mut stop: watch::Receiver<bool>) -> Vec<PipelineStatus> {
         loop {
-            let tasks: Vec<(String, JoinHandle<()>)> =
-                lock(&self.pipelines).iter_mut().filter_map(|(n, r)| r.task.take().map(|t| (n.clone(), t))).collect();
+            let tasks: Vec<(String, JoinHandle<()>)> = lock(&self.pipelines)
+                .iter_mut()
+                .filter_map(|(n, r)| r.task.take().map(|t| (n.clone(), t)))
+                .collect();
             if tasks.is_empty() {
                 break;
             }

@@ -16,7 +16,11 @@ pub enum EngineError {
     NotFound(String),
     /// A lifecycle call that does not fit the pipeline's current status.
     #[error("pipeline '{name}' is {status}: {message}")]
-    InvalidState { name: String, status: String, message: String },
+    InvalidState {
+        name: String,
+        status: String,
+        message: String,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use quiver_connectors::api::{
-    ConnectorError, OffsetCommitter, Offsets, Progress, RejectedRecord, RowFilter, Sink, SinkContext, SinkReport, SourceBatch, SourceContext, Stage,
+    ConnectorError, OffsetCommitter, Offsets, Progress, RejectedRecord, RowFilter, Sink, SinkContext, SinkReport,
+    SourceBatch, SourceContext, Stage,
 };
 use quiver_connectors::kafka::dlq::DeadLetterTopic;
 use quiver_sql::PipelineSpec;
@@ -149,7 +150,13 @@ const TICK: Duration = Duration::from_millis(250);
 const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Runs a pipeline to its end, recording the outcome in `stats`.
-pub(crate) async fn run(spec: Arc<PipelineSpec>, store: Arc<StateStore>, stats: Arc<Stats>, control: watch::Receiver<Control>, bounded: bool) {
+pub(crate) async fn run(
+    spec: Arc<PipelineSpec>,
+    store: Arc<StateStore>,
+    stats: Arc<Stats>,
+    control: watch::Receiver<Control>,
+    bounded: bool,
+) {
     let mut runner = Runner {
         spec,
         store,
@@ -207,8 +214,16 @@ impl Runner {
             schema: Arc::clone(spec.transform.output_schema()),
             start: stored.clone(),
         };
-        let mut sink = spec.connector.build_sink(&spec.config, sink_ctx).await.map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
-        let start = match sink.resume_offsets().await.map_err(|e| format!("sink '{}' could not read its stored positions: {e}", spec.name))? {
+        let mut sink = spec
+            .connector
+            .build_sink(&spec.config, sink_ctx)
+            .await
+            .map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
+        let start = match sink
+            .resume_offsets()
+            .await
+            .map_err(|e| format!("sink '{}' could not read its stored positions: {e}", spec.name))?
+        {
             Some(o) => {
                 info!(pipeline = %spec.name, "resuming at the positions the sink committed with its data");
                 Some(o)
@@ -246,17 +261,26 @@ impl Runner {
             .map_err(|e| format!("source '{}' could not start: {e}", spec.source.name))?;
         self.committer = source.committer();
         if let Some(c) = &self.committer {
-            let sink_commits = sink.attach_source(c).map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
+            let sink_commits = sink
+                .attach_source(c)
+                .map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
             // Offsets travel inside the sink's transactions: committing them again outside
             // could move the group ahead of an aborted transaction.
             self.commit_upstream = !sink_commits;
         }
         if let Some(dir) = &spec.errors.dlq_path {
-            self.dlq = Some(DeadLetterQueue::open(dir, &spec.name).map_err(|e| format!("dead-letter queue {dir}: {e}"))?);
+            self.dlq =
+                Some(DeadLetterQueue::open(dir, &spec.name).map_err(|e| format!("dead-letter queue {dir}: {e}"))?);
         }
         if let Some(t) = &spec.errors.dlq_topic {
-            let topic = DeadLetterTopic::new(&t.cluster.bootstrap, &t.topic, t.context_headers, &spec.name, &t.cluster.properties)
-                .map_err(|e| format!("dead-letter topic '{}': {e}", t.topic))?;
+            let topic = DeadLetterTopic::new(
+                &t.cluster.bootstrap,
+                &t.topic,
+                t.context_headers,
+                &spec.name,
+                &t.cluster.properties,
+            )
+            .map_err(|e| format!("dead-letter topic '{}': {e}", t.topic))?;
             self.dlq_topic = Some(topic);
         }
 
@@ -344,13 +368,27 @@ impl Runner {
         outcome?;
         flushed?;
         committed?;
-        Ok(if *control.borrow() == Control::Stop { State::Stopped } else { State::Finished })
+        Ok(if *control.borrow() == Control::Stop {
+            State::Stopped
+        } else {
+            State::Finished
+        })
     }
 
     async fn process(&mut self, sink: &mut dyn Sink, batch: SourceBatch, seq: u64) -> Result<(), String> {
-        let SourceBatch { batch, origins, offsets, rejected, raw, filtered } = batch;
+        let SourceBatch {
+            batch,
+            origins,
+            offsets,
+            rejected,
+            raw,
+            filtered,
+        } = batch;
         // Rows the source dropped by the pipeline's filter were read all the same.
-        self.stats.rows_in.fetch_add((batch.num_rows() + rejected.len() + filtered.unwrap_or(0)) as u64, Ordering::Relaxed);
+        self.stats.rows_in.fetch_add(
+            (batch.num_rows() + rejected.len() + filtered.unwrap_or(0)) as u64,
+            Ordering::Relaxed,
+        );
         self.read.merge(&offsets);
         // Cheap and not synced: it only has to survive the process, to count re-reads after a kill.
         self.store.write_read_mark(&self.spec.name, &self.read);
@@ -359,7 +397,9 @@ impl Runner {
         }
         let out = self.spec.transform.apply_with(&batch, filtered.is_some());
         for (row, error) in &out.failed {
-            let (partition, position) = origins.get(*row).map_or(("?".to_string(), -1), |(p, pos)| (p.to_string(), pos));
+            let (partition, position) = origins
+                .get(*row)
+                .map_or(("?".to_string(), -1), |(p, pos)| (p.to_string(), pos));
             let r = RejectedRecord {
                 source: self.spec.source.name.clone(),
                 partition,
@@ -374,27 +414,47 @@ impl Runner {
         let rows = out.batch.num_rows() as u64;
         sink.source_offsets(seq, &offsets);
         self.pending.push_back((seq, offsets));
-        let out_origins = sink.wants_origins().then(|| origins.select(&self.spec.transform.input_rows_with(&batch, &out.failed, filtered.is_some())));
+        let out_origins = sink.wants_origins().then(|| {
+            origins.select(
+                &self
+                    .spec
+                    .transform
+                    .input_rows_with(&batch, &out.failed, filtered.is_some()),
+            )
+        });
         let mut retry = Retry::new(&self.spec.errors);
         loop {
-            match sink.write_with_origins(out.batch.clone(), seq, out_origins.as_ref()).await {
+            match sink
+                .write_with_origins(out.batch.clone(), seq, out_origins.as_ref())
+                .await
+            {
                 Ok(()) => break,
                 Err(e) if e.is_retriable() => match retry.next() {
                     Some(backoff) => {
                         warn!(pipeline = %self.spec.name, attempt = retry.attempt, error = %e, backoff_ms = backoff.as_millis() as u64, "sink write failed; retrying");
                         tokio::time::sleep(backoff).await;
                     }
-                    None => return Err(format!("sink '{}' failed after retrying for {:?}: {e}", self.spec.name, self.spec.errors.retry_timeout)),
+                    None => {
+                        return Err(format!(
+                            "sink '{}' failed after retrying for {:?}: {e}",
+                            self.spec.name, self.spec.errors.retry_timeout
+                        ));
+                    }
                 },
                 Err(e) => return Err(format!("sink '{}' failed: {e}", self.spec.name)),
             }
         }
         let refused = sink.take_rejected();
         if !refused.is_empty() {
-            let inputs = self.spec.transform.input_rows_with(&batch, &out.failed, filtered.is_some());
+            let inputs = self
+                .spec
+                .transform
+                .input_rows_with(&batch, &out.failed, filtered.is_some());
             for (row, error) in &refused {
                 let input = inputs.get(*row).copied();
-                let (partition, position) = input.and_then(|i| origins.get(i)).map_or(("?".to_string(), -1), |(p, pos)| (p.to_string(), pos));
+                let (partition, position) = input
+                    .and_then(|i| origins.get(i))
+                    .map_or(("?".to_string(), -1), |(p, pos)| (p.to_string(), pos));
                 let r = RejectedRecord {
                     source: self.spec.source.name.clone(),
                     partition,
@@ -407,7 +467,9 @@ impl Runner {
                 self.reject(&r)?;
             }
         }
-        self.stats.rows_out.fetch_add(rows - refused.len() as u64, Ordering::Relaxed);
+        self.stats
+            .rows_out
+            .fetch_add(rows - refused.len() as u64, Ordering::Relaxed);
         self.commit(sink, false)
     }
 
@@ -429,10 +491,12 @@ impl Runner {
             }
         }
         if let Some(dlq) = &mut self.dlq {
-            dlq.write(r).map_err(|e| format!("writing to dead-letter queue {}: {e}", dlq.path().display()))?;
+            dlq.write(r)
+                .map_err(|e| format!("writing to dead-letter queue {}: {e}", dlq.path().display()))?;
         }
         if let Some(t) = &self.dlq_topic {
-            t.send(r).map_err(|e| format!("writing to dead-letter topic '{}': {e}", t.topic()))?;
+            t.send(r)
+                .map_err(|e| format!("writing to dead-letter topic '{}': {e}", t.topic()))?;
         }
         Ok(())
     }
@@ -447,7 +511,12 @@ impl Runner {
                         warn!(pipeline = %self.spec.name, attempt = retry.attempt, error = %e, "sink flush failed; retrying");
                         tokio::time::sleep(backoff).await;
                     }
-                    None => return Err(format!("sink '{}' failed to flush after retrying for {:?}: {e}", self.spec.name, self.spec.errors.retry_timeout)),
+                    None => {
+                        return Err(format!(
+                            "sink '{}' failed to flush after retrying for {:?}: {e}",
+                            self.spec.name, self.spec.errors.retry_timeout
+                        ));
+                    }
                 },
                 Err(e) => return Err(format!("sink '{}' failed to flush: {e}", self.spec.name)),
             }
@@ -462,7 +531,9 @@ impl Runner {
             self.pending.clear();
             advanced = self.committed.merge(&durable);
         } else {
-            let Some(durable) = sink.durable_seq() else { return Ok(()) };
+            let Some(durable) = sink.durable_seq() else {
+                return Ok(());
+            };
             while self.pending.front().is_some_and(|(s, _)| *s <= durable) {
                 if let Some((_, o)) = self.pending.pop_front() {
                     self.committed.merge(&o);
@@ -478,10 +549,13 @@ impl Runner {
             dlq.sync().map_err(|e| format!("syncing dead-letter queue: {e}"))?;
         }
         if let Some(t) = &self.dlq_topic {
-            t.sync().map_err(|e| format!("dead-letter topic '{}': {e}", t.topic()))?;
+            t.sync()
+                .map_err(|e| format!("dead-letter topic '{}': {e}", t.topic()))?;
         }
         if !self.committed.is_empty() {
-            self.store.commit_offsets(&self.spec.name, &self.committed).map_err(|e| e.to_string())?;
+            self.store
+                .commit_offsets(&self.spec.name, &self.committed)
+                .map_err(|e| e.to_string())?;
             if let Some(c) = self.committer.as_ref().filter(|_| self.commit_upstream) {
                 c.commit(&self.committed, force);
             }
@@ -502,7 +576,12 @@ struct Retry {
 
 impl Retry {
     fn new(policy: &quiver_sql::ErrorPolicy) -> Self {
-        Self { deadline: Instant::now() + policy.retry_timeout, delay: Duration::from_millis(100), max: policy.retry_delay_max.max(Duration::from_millis(1)), attempt: 0 }
+        Self {
+            deadline: Instant::now() + policy.retry_timeout,
+            delay: Duration::from_millis(100),
+            max: policy.retry_delay_max.max(Duration::from_millis(1)),
+            attempt: 0,
+        }
     }
 
     /// The wait before the next attempt, or `None` when the time is up.
@@ -546,7 +625,9 @@ fn row_filter(spec: &PipelineSpec) -> Option<RowFilter> {
 /// One row as a JSON object, for the dead-letter queue.
 fn row_json(batch: &RecordBatch, row: usize) -> serde_json::Value {
     let one = batch.slice(row, 1);
-    let mut w = arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, arrow::json::writer::JsonArray>(Vec::new());
+    let mut w = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::JsonArray>(Vec::new());
     if w.write(&one).is_err() || w.finish().is_err() {
         return serde_json::Value::Null;
     }

@@ -18,9 +18,16 @@ pub async fn run(p: &Preview, timeout: Duration) -> Result<(Vec<RecordBatch>, Ve
     let mut notes = Vec::new();
     let Some(source) = &p.source else {
         // SELECT without FROM: one row of nothing.
-        let empty = RecordBatch::try_new_with_options(Arc::clone(p.transform.input_schema()), vec![], &RecordBatchOptions::new().with_row_count(Some(1)))
-            .map_err(|e| quiver_connectors::api::ConnectorError::arrow("preview", e))?;
-        let out = p.transform.evaluate(&empty).map_err(|e| quiver_sql::SqlError::invalid(error_text(&e), None))?;
+        let empty = RecordBatch::try_new_with_options(
+            Arc::clone(p.transform.input_schema()),
+            vec![],
+            &RecordBatchOptions::new().with_row_count(Some(1)),
+        )
+        .map_err(|e| quiver_connectors::api::ConnectorError::arrow("preview", e))?;
+        let out = p
+            .transform
+            .evaluate(&empty)
+            .map_err(|e| quiver_sql::SqlError::invalid(error_text(&e), None))?;
         return Ok((vec![out], notes));
     };
     let limit = p.limit.unwrap_or(DEFAULT_PREVIEW_ROWS);
@@ -30,7 +37,10 @@ pub async fn run(p: &Preview, timeout: Duration) -> Result<(Vec<RecordBatch>, Ve
         schema: Arc::clone(&source.schema),
         start: None,
         bounded: false,
-        batch: BatchPolicy { max_rows: (limit as usize).clamp(1, source.batch.max_rows), ..source.batch },
+        batch: BatchPolicy {
+            max_rows: (limit as usize).clamp(1, source.batch.max_rows),
+            ..source.batch
+        },
         used: p.transform.used_columns(),
         keep_raw: false,
         filter: p.transform.row_filter().cloned(),
@@ -50,7 +60,10 @@ pub async fn run(p: &Preview, timeout: Duration) -> Result<(Vec<RecordBatch>, Ve
         };
         let Some(b) = next else { break };
         for r in &b.rejected {
-            notes.push(format!("{} position {}: could not decode: {}", r.partition, r.position, r.error));
+            notes.push(format!(
+                "{} position {}: could not decode: {}",
+                r.partition, r.position, r.error
+            ));
         }
         let out = p.transform.apply_with(&b.batch, b.filtered.is_some());
         for (row, e) in &out.failed {

@@ -34,9 +34,19 @@ pub fn table(t: &Table) -> String {
     if t.rows.is_empty() {
         return "(none)".to_string();
     }
-    let schema = Arc::new(Schema::new(t.columns.iter().map(|c| Field::new(c, DataType::Utf8, true)).collect::<Vec<_>>()));
-    let columns: Vec<ArrayRef> =
-        (0..t.columns.len()).map(|i| Arc::new(StringArray::from_iter_values(t.rows.iter().map(|r| r.get(i).cloned().unwrap_or_default()))) as ArrayRef).collect();
+    let schema = Arc::new(Schema::new(
+        t.columns
+            .iter()
+            .map(|c| Field::new(c, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ));
+    let columns: Vec<ArrayRef> = (0..t.columns.len())
+        .map(|i| {
+            Arc::new(StringArray::from_iter_values(
+                t.rows.iter().map(|r| r.get(i).cloned().unwrap_or_default()),
+            )) as ArrayRef
+        })
+        .collect();
     match RecordBatch::try_new(schema, columns).and_then(|b| pretty_format_batches(&[b])) {
         Ok(s) => s.to_string(),
         Err(e) => format!("(cannot render table: {e})"),
@@ -52,7 +62,9 @@ pub fn output(o: &Output) -> String {
             let mut s = if rows == 0 {
                 "(no rows)".to_string()
             } else {
-                pretty_format_batches(batches).map(|t| t.to_string()).unwrap_or_else(|e| format!("(cannot render rows: {e})"))
+                pretty_format_batches(batches)
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|e| format!("(cannot render rows: {e})"))
             };
             let _ = write!(s, "\n{rows} row(s)");
             for n in notes {
@@ -71,14 +83,22 @@ fn human_bytes(b: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 /// The end-of-run summary of one pipeline.
 pub fn summary(s: &PipelineStatus) -> String {
     let mut out = String::new();
     let secs = s.elapsed_ms as f64 / 1000.0;
-    let _ = writeln!(out, "sink '{}' ({} → {}): {} in {secs:.2}s", s.name, s.source, s.connector, s.state);
+    let _ = writeln!(
+        out,
+        "sink '{}' ({} → {}): {} in {secs:.2}s",
+        s.name, s.source, s.connector, s.state
+    );
     if let Some(e) = &s.error {
         let _ = writeln!(out, "  error: {e}");
     }
@@ -96,21 +116,40 @@ pub fn summary(s: &PipelineStatus) -> String {
         let _ = writeln!(out, "  lag at start {total} records; read {}", s.progress_done);
     }
     if s.sink.files > 0 || s.connector == "filesystem" {
-        let _ = writeln!(out, "  files written {} ({}) under {}", s.sink.files, human_bytes(s.sink.bytes), s.sink.location);
+        let _ = writeln!(
+            out,
+            "  files written {} ({}) under {}",
+            s.sink.files,
+            human_bytes(s.sink.bytes),
+            s.sink.location
+        );
     }
     if let Some(p) = &s.dead_letter_path
-        && s.rows_errored > 0 {
-            let _ = writeln!(out, "  dead-letter queue: {p}/{}.jsonl", s.name);
-        }
+        && s.rows_errored > 0
+    {
+        let _ = writeln!(out, "  dead-letter queue: {p}/{}.jsonl", s.name);
+    }
     if let Some(t) = &s.dead_letter_topic
         && s.rows_errored > 0
     {
         let _ = writeln!(out, "  dead-letter topic: {t}");
     }
     if s.resumed_from.is_some() && s.state != State::Failed {
-        let _ = writeln!(out, "  resumed after the committed position in the state store{}", if s.rows_in == 0 { "; nothing new to read (use --from-beginning to reprocess)" } else { "" });
+        let _ = writeln!(
+            out,
+            "  resumed after the committed position in the state store{}",
+            if s.rows_in == 0 {
+                "; nothing new to read (use --from-beginning to reprocess)"
+            } else {
+                ""
+            }
+        );
         if s.reread > 0 {
-            let _ = writeln!(out, "  re-read {} records that were read before the last stop but not committed", s.reread);
+            let _ = writeln!(
+                out,
+                "  re-read {} records that were read before the last stop but not committed",
+                s.reread
+            );
         }
     }
     out
@@ -123,7 +162,11 @@ fn option_rows(specs: &[OptionSpec]) -> Vec<Vec<String>> {
             vec![
                 o.key.to_string(),
                 o.kind.describe(),
-                if o.required { "required".to_string() } else { o.default.unwrap_or("").to_string() },
+                if o.required {
+                    "required".to_string()
+                } else {
+                    o.default.unwrap_or("").to_string()
+                },
                 o.doc.to_string(),
             ]
         })
@@ -136,17 +179,33 @@ pub fn connectors(markdown: bool, only: Option<&str>) -> String {
     let header = ["option", "type", "default", "description"].map(String::from).to_vec();
     let section = |out: &mut String, title: &str, rows: Vec<Vec<String>>| {
         if markdown {
-            let _ = writeln!(out, "\n{title}\n\n| option | type | default | description |\n|---|---|---|---|");
+            let _ = writeln!(
+                out,
+                "\n{title}\n\n| option | type | default | description |\n|---|---|---|---|"
+            );
             for r in rows {
                 let default = match r[2].as_str() {
                     "" => String::new(),
                     "required" => "**required**".to_string(),
                     d => format!("`{d}`"),
                 };
-                let _ = writeln!(out, "| `{}` | {} | {default} | {} |", r[0], r[1].replace('|', "\\|"), r[3]);
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {default} | {} |",
+                    r[0],
+                    r[1].replace('|', "\\|"),
+                    r[3]
+                );
             }
         } else {
-            let _ = writeln!(out, "{title}\n{}", table(&Table { columns: header.clone(), rows }));
+            let _ = writeln!(
+                out,
+                "{title}\n{}",
+                table(&Table {
+                    columns: header.clone(),
+                    rows
+                })
+            );
         }
     };
     for c in quiver_connectors::registry() {
@@ -159,21 +218,45 @@ pub fn connectors(markdown: bool, only: Option<&str>) -> String {
             let _ = writeln!(out, "\n== {} — {}", c.name(), c.description());
         }
         if let Some(specs) = c.source_options() {
-            section(&mut out, if markdown { "As a source:" } else { "source options:" }, option_rows(specs));
+            section(
+                &mut out,
+                if markdown { "As a source:" } else { "source options:" },
+                option_rows(specs),
+            );
         }
         if let Some(specs) = c.sink_options() {
             if specs.is_empty() {
-                let _ = writeln!(out, "{}", if markdown { "\nAs a sink: no options of its own." } else { "sink options: none of its own" });
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    if markdown {
+                        "\nAs a sink: no options of its own."
+                    } else {
+                        "sink options: none of its own"
+                    }
+                );
             } else {
-                section(&mut out, if markdown { "As a sink:" } else { "sink options:" }, option_rows(specs));
+                section(
+                    &mut out,
+                    if markdown { "As a sink:" } else { "sink options:" },
+                    option_rows(specs),
+                );
             }
         }
     }
     if only.is_none() {
-        let t = if markdown { "\n### Options every source takes" } else { "\n== every source" };
+        let t = if markdown {
+            "\n### Options every source takes"
+        } else {
+            "\n== every source"
+        };
         let _ = writeln!(out, "{t}");
         section(&mut out, "", option_rows(quiver_sql::catalog::COMMON_SOURCE_OPTIONS));
-        let t = if markdown { "\n### Options every sink takes" } else { "\n== every sink" };
+        let t = if markdown {
+            "\n### Options every sink takes"
+        } else {
+            "\n== every sink"
+        };
         let _ = writeln!(out, "{t}");
         section(&mut out, "", option_rows(quiver_sql::catalog::COMMON_SINK_OPTIONS));
     }

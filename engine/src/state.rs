@@ -43,13 +43,21 @@ impl std::fmt::Debug for StateStore {
 
 impl StateStore {
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| EngineError::State { path: dir.display().to_string(), message: format!("cannot create folder: {e}") })?;
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::State {
+            path: dir.display().to_string(),
+            message: format!("cannot create folder: {e}"),
+        })?;
         let path = dir.join("quiver.redb");
-        let err = |m: String| EngineError::State { path: path.display().to_string(), message: m };
+        let err = |m: String| EngineError::State {
+            path: path.display().to_string(),
+            message: m,
+        };
         let db = Database::create(&path).map_err(|e| {
             let m = e.to_string();
             if m.contains("lock") || m.contains("in use") || m.contains("already open") {
-                err(format!("{m}; is another quiver process using this state folder? Pass --state-dir to use another"))
+                err(format!(
+                    "{m}; is another quiver process using this state folder? Pass --state-dir to use another"
+                ))
             } else {
                 err(m)
             }
@@ -68,7 +76,10 @@ impl StateStore {
     }
 
     fn err(&self, e: impl std::fmt::Display) -> EngineError {
-        EngineError::State { path: self.path.display().to_string(), message: e.to_string() }
+        EngineError::State {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
     }
 
     fn get(&self, table: TableDefinition<&str, &str>, key: &str) -> Result<Option<String>> {
@@ -97,7 +108,9 @@ impl StateStore {
     pub fn offsets(&self, pipeline: &str) -> Result<Option<Offsets>> {
         match self.get(OFFSETS, pipeline)? {
             None => Ok(None),
-            Some(s) => serde_json::from_str(&s).map(Some).map_err(|e| self.err(format!("offsets of '{pipeline}' are unreadable: {e}"))),
+            Some(s) => serde_json::from_str(&s)
+                .map(Some)
+                .map_err(|e| self.err(format!("offsets of '{pipeline}' are unreadable: {e}"))),
         }
     }
 
@@ -122,7 +135,11 @@ impl StateStore {
         let Ok(mut json) = serde_json::to_vec(read) else { return };
         let path = self.read_mark_path(pipeline);
         if json.len() <= READ_MARK_IN_PLACE
-            && let Ok(file) = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&path)
+            && let Ok(file) = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
         {
             let previous = file.metadata().map_or(0, |m| m.len()) as usize;
             if previous <= READ_MARK_IN_PLACE {
@@ -182,7 +199,11 @@ mod tests {
     use super::*;
 
     fn mark(partitions: usize, position: u64) -> Offsets {
-        Offsets((0..partitions).map(|p| (format!("/data/events-{p:04}.jsonl"), serde_json::json!(position))).collect())
+        Offsets(
+            (0..partitions)
+                .map(|p| (format!("/data/events-{p:04}.jsonl"), serde_json::json!(position)))
+                .collect(),
+        )
     }
 
     /// Marks grow, shrink, outgrow a page and come back; each read gives the last one.
@@ -202,7 +223,11 @@ mod tests {
         // longer one before it, and the file stays within a page.
         let on_disk = std::fs::read_to_string(store.read_mark_path("p")).unwrap();
         assert_eq!(on_disk.trim_end(), serde_json::to_string(&mark(1, 10)).unwrap());
-        assert_eq!(on_disk.len(), serde_json::to_string(&mark(2, 9)).unwrap().len(), "padded over the previous mark");
+        assert_eq!(
+            on_disk.len(),
+            serde_json::to_string(&mark(2, 9)).unwrap().len(),
+            "padded over the previous mark"
+        );
         store.reset_offsets("p").unwrap();
         assert_eq!(store.read_mark("p"), None);
         drop(store);

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use arrow::datatypes::{DataType, SchemaRef};
 use quiver_connectors::api::options::{closest, expand_keys, is_secret};
-use quiver_connectors::api::{BatchPolicy, ConnectorError, ErasedConnector, KafkaCluster, OptionKind, OptionSpec, Options, ValidatedConfig};
+use quiver_connectors::api::{
+    BatchPolicy, ConnectorError, ErasedConnector, KafkaCluster, OptionKind, OptionSpec, Options, ValidatedConfig,
+};
 
 use sqlparser::ast::Spanned;
 
@@ -21,12 +23,30 @@ use crate::stateless;
 use crate::transform::CompiledTransform;
 
 /// Options every source takes, besides its connector's.
-pub const CONNECTOR: OptionSpec = OptionSpec::new("connector", OptionKind::String, "Which connector reads or writes the data.").required();
-pub const BATCH_SIZE: OptionSpec = OptionSpec::new("batch.size", OptionKind::Integer, "Most rows a source puts in one batch.").default("8192");
-pub const BATCH_BYTES: OptionSpec =
-    OptionSpec::new("batch.bytes", OptionKind::Bytes, "Most input bytes a source reads for one batch.").default("8MiB");
-pub const BATCH_LINGER: OptionSpec =
-    OptionSpec::new("batch.linger", OptionKind::Duration, "How long a source waits to fill a batch before sending a partial one.").default("200ms");
+pub const CONNECTOR: OptionSpec = OptionSpec::new(
+    "connector",
+    OptionKind::String,
+    "Which connector reads or writes the data.",
+)
+.required();
+pub const BATCH_SIZE: OptionSpec = OptionSpec::new(
+    "batch.size",
+    OptionKind::Integer,
+    "Most rows a source puts in one batch.",
+)
+.default("8192");
+pub const BATCH_BYTES: OptionSpec = OptionSpec::new(
+    "batch.bytes",
+    OptionKind::Bytes,
+    "Most input bytes a source reads for one batch.",
+)
+.default("8MiB");
+pub const BATCH_LINGER: OptionSpec = OptionSpec::new(
+    "batch.linger",
+    OptionKind::Duration,
+    "How long a source waits to fill a batch before sending a partial one.",
+)
+.default("200ms");
 pub const COMMON_SOURCE_OPTIONS: &[OptionSpec] = &[CONNECTOR, BATCH_SIZE, BATCH_BYTES, BATCH_LINGER];
 
 /// Options every sink takes, besides its connector's (Kafka Connect's names).
@@ -41,10 +61,18 @@ pub const ERRORS_DLQ_PATH: OptionSpec = OptionSpec::new(
     OptionKind::String,
     "Folder for dead-letter files (<sink>.jsonl: the record, source, partition, position, stage, error). Needs errors.tolerance = 'all'.",
 );
-pub const ERRORS_LOG_ENABLE: OptionSpec =
-    OptionSpec::new("errors.log.enable", OptionKind::Bool, "Log every bad record (with errors.tolerance = 'all').").default("false");
-pub const ERRORS_LOG_MESSAGES: OptionSpec =
-    OptionSpec::new("errors.log.include.messages", OptionKind::Bool, "Include the failed record itself in each logged failure.").default("false");
+pub const ERRORS_LOG_ENABLE: OptionSpec = OptionSpec::new(
+    "errors.log.enable",
+    OptionKind::Bool,
+    "Log every bad record (with errors.tolerance = 'all').",
+)
+.default("false");
+pub const ERRORS_LOG_MESSAGES: OptionSpec = OptionSpec::new(
+    "errors.log.include.messages",
+    OptionKind::Bool,
+    "Include the failed record itself in each logged failure.",
+)
+.default("false");
 pub const ERRORS_DLQ_TOPIC: OptionSpec = OptionSpec::new(
     "errors.deadletterqueue.topic.name",
     OptionKind::String,
@@ -158,7 +186,11 @@ pub struct Table {
 pub enum Plan {
     CreateSource(Arc<SourceDef>),
     CreateSink(Arc<PipelineSpec>),
-    Drop { kind: ObjectKind, name: String, if_exists: bool },
+    Drop {
+        kind: ObjectKind,
+        name: String,
+        if_exists: bool,
+    },
     Show(ShowKind),
     Describe(Table),
     Explain(Table),
@@ -174,11 +206,18 @@ mod tests {
         let env = |n: &str| (n == "HOST").then(|| "k1:9092".to_string());
         assert_eq!(substitute_env("${HOST}", env).unwrap(), "k1:9092");
         assert_eq!(substitute_env("a-${MISSING:-b}-c", env).unwrap(), "a-b-c");
-        assert!(substitute_env("${MISSING}", env).unwrap_err().contains("MISSING is not set"));
+        assert!(
+            substitute_env("${MISSING}", env)
+                .unwrap_err()
+                .contains("MISSING is not set")
+        );
         assert!(substitute_env("${bad name}", env).is_err());
         assert_eq!(substitute_env("plain $ text", env).unwrap(), "plain $ text");
         // Kafka Connect record placeholders stay for the connector.
-        assert_eq!(substitute_env("kafka_${topic}_${HOST}", env).unwrap(), "kafka_${topic}_k1:9092");
+        assert_eq!(
+            substitute_env("kafka_${topic}_${HOST}", env).unwrap(),
+            "kafka_${topic}_k1:9092"
+        );
     }
 }
 
@@ -189,13 +228,29 @@ pub struct Catalog {
 }
 
 fn masked(options: &[OptionEntry]) -> Vec<(String, String)> {
-    options.iter().map(|o| (o.key.clone(), if is_secret(&o.key) { "********".into() } else { o.value.clone() })).collect()
+    options
+        .iter()
+        .map(|o| {
+            (
+                o.key.clone(),
+                if is_secret(&o.key) {
+                    "********".into()
+                } else {
+                    o.value.clone()
+                },
+            )
+        })
+        .collect()
 }
 
 /// Column names usable in per-column option templates (nested as `parent.child`).
 fn column_paths(schema: &SchemaRef) -> Vec<String> {
     fn walk(prefix: &str, f: &arrow::datatypes::Field, out: &mut Vec<String>) {
-        let p = if prefix.is_empty() { f.name().clone() } else { format!("{prefix}.{}", f.name()) };
+        let p = if prefix.is_empty() {
+            f.name().clone()
+        } else {
+            format!("{prefix}.{}", f.name())
+        };
         out.push(p.clone());
         if let DataType::Struct(children) = f.data_type() {
             for c in children {
@@ -241,7 +296,11 @@ impl Catalog {
                         }
                     }
                 }
-                Ok(Plan::Drop { kind: *kind, name, if_exists: *if_exists })
+                Ok(Plan::Drop {
+                    kind: *kind,
+                    name,
+                    if_exists: *if_exists,
+                })
             }
             Statement::Show(kind) => Ok(Plan::Show(*kind)),
             Statement::Describe(name) => self.describe(&name.value, at).map(Plan::Describe),
@@ -257,8 +316,16 @@ impl Catalog {
                     None => None,
                     Some((name, loc)) => Some(self.source(name, *loc)?),
                 };
-                let transform = compile_query(&q, source.as_ref().map(|s| (s.name.as_str(), &s.schema, s.declared)), at)?;
-                Ok(Plan::Preview(Preview { source, transform: Arc::new(transform), limit: shape.limit }))
+                let transform = compile_query(
+                    &q,
+                    source.as_ref().map(|s| (s.name.as_str(), &s.schema, s.declared)),
+                    at,
+                )?;
+                Ok(Plan::Preview(Preview {
+                    source,
+                    transform: Arc::new(transform),
+                    limit: shape.limit,
+                }))
             }
         }
     }
@@ -272,10 +339,18 @@ impl Catalog {
             Plan::CreateSink(p) => {
                 self.sinks.insert(p.name.clone(), Arc::clone(p));
             }
-            Plan::Drop { kind: ObjectKind::Source, name, .. } => {
+            Plan::Drop {
+                kind: ObjectKind::Source,
+                name,
+                ..
+            } => {
                 self.sources.remove(name);
             }
-            Plan::Drop { kind: ObjectKind::Sink, name, .. } => {
+            Plan::Drop {
+                kind: ObjectKind::Sink,
+                name,
+                ..
+            } => {
                 self.sinks.remove(name);
             }
             _ => {}
@@ -296,10 +371,16 @@ impl Catalog {
 
     fn check_name_free(&self, name: &str, loc: Location) -> Result<()> {
         if self.sources.contains_key(name) {
-            return Err(SqlError::invalid(format!("a source named '{name}' already exists (DROP SOURCE {name} first)"), Some(loc)));
+            return Err(SqlError::invalid(
+                format!("a source named '{name}' already exists (DROP SOURCE {name} first)"),
+                Some(loc),
+            ));
         }
         if self.sinks.contains_key(name) {
-            return Err(SqlError::invalid(format!("a sink named '{name}' already exists (DROP SINK {name} first)"), Some(loc)));
+            return Err(SqlError::invalid(
+                format!("a sink named '{name}' already exists (DROP SINK {name} first)"),
+                Some(loc),
+            ));
         }
         Ok(())
     }
@@ -314,7 +395,10 @@ impl Catalog {
         let batch = BatchPolicy {
             max_rows: opts.pull_u64(&BATCH_SIZE).map_err(locate)?.unwrap_or(8192).max(1) as usize,
             max_bytes: opts.pull_bytes(&BATCH_BYTES).map_err(locate)?.unwrap_or(8 << 20).max(1) as usize,
-            linger: opts.pull_duration(&BATCH_LINGER).map_err(locate)?.unwrap_or(Duration::from_millis(200)),
+            linger: opts
+                .pull_duration(&BATCH_LINGER)
+                .map_err(locate)?
+                .unwrap_or(Duration::from_millis(200)),
         };
         let Some(specs) = connector.source_options() else {
             return Err(role_error(connector, "source", &s.options, at));
@@ -327,7 +411,16 @@ impl Catalog {
         let mut fields: Vec<arrow::datatypes::FieldRef> = schema.fields().iter().cloned().collect();
         fields.extend(connector.metadata_columns(&config));
         let schema = Arc::new(arrow::datatypes::Schema::new(fields));
-        Ok(SourceDef { name, connector, config, schema, declared, batch, options: masked(&s.options), sql: stmt.text.clone() })
+        Ok(SourceDef {
+            name,
+            connector,
+            config,
+            schema,
+            declared,
+            batch,
+            options: masked(&s.options),
+            sql: stmt.text.clone(),
+        })
     }
 
     fn plan_sink(&self, s: &CreateSink, stmt: &ParsedStatement) -> Result<PipelineSpec> {
@@ -338,7 +431,10 @@ impl Catalog {
             (Some(q), _) => {
                 let shape = stateless::check(q, false)?;
                 let Some((src, loc)) = shape.source else {
-                    return Err(SqlError::invalid(format!("sink '{name}' must read FROM a source"), Some(at)));
+                    return Err(SqlError::invalid(
+                        format!("sink '{name}' must read FROM a source"),
+                        Some(at),
+                    ));
                 };
                 let source = self.source(&src, loc)?;
                 let t = compile_query(q, Some((source.name.as_str(), &source.schema, source.declared)), at)?;
@@ -349,7 +445,12 @@ impl Catalog {
                 let t = CompiledTransform::identity(Arc::clone(&source.schema), source.declared);
                 (source, t)
             }
-            (None, None) => return Err(SqlError::invalid(format!("sink '{name}' needs AS SELECT … or FROM source"), Some(at))),
+            (None, None) => {
+                return Err(SqlError::invalid(
+                    format!("sink '{name}' needs AS SELECT … or FROM source"),
+                    Some(at),
+                ));
+            }
         };
         let (connector, mut opts) = connector_and_options(&s.options, at, "sink")?;
         let locate = |e: ConnectorError| option_error(e, &s.options, at);
@@ -357,15 +458,27 @@ impl Catalog {
         let dlq_path = opts.pull_str(&ERRORS_DLQ_PATH).map_err(locate)?;
         let log = opts.pull_bool(&ERRORS_LOG_ENABLE).map_err(locate)?.unwrap_or(false);
         let log_messages = opts.pull_bool(&ERRORS_LOG_MESSAGES).map_err(locate)?.unwrap_or(false);
-        let retry_timeout = opts.pull_duration(&ERRORS_RETRY_TIMEOUT).map_err(locate)?.unwrap_or(Duration::from_secs(30));
-        let retry_delay_max = opts.pull_duration(&ERRORS_RETRY_DELAY_MAX).map_err(locate)?.unwrap_or(Duration::from_secs(60));
+        let retry_timeout = opts
+            .pull_duration(&ERRORS_RETRY_TIMEOUT)
+            .map_err(locate)?
+            .unwrap_or(Duration::from_secs(30));
+        let retry_delay_max = opts
+            .pull_duration(&ERRORS_RETRY_DELAY_MAX)
+            .map_err(locate)?
+            .unwrap_or(Duration::from_secs(60));
         let dlq_topic_name = opts.pull_str(&ERRORS_DLQ_TOPIC).map_err(locate)?;
         let context_headers = opts.pull_bool(&ERRORS_DLQ_HEADERS).map_err(locate)?.unwrap_or(false);
         let dlq_bootstrap = opts.pull_str(&ERRORS_DLQ_BOOTSTRAP).map_err(locate)?;
-        for (key, set) in [(ERRORS_DLQ_PATH.key, dlq_path.is_some()), (ERRORS_DLQ_TOPIC.key, dlq_topic_name.is_some())] {
+        for (key, set) in [
+            (ERRORS_DLQ_PATH.key, dlq_path.is_some()),
+            (ERRORS_DLQ_TOPIC.key, dlq_topic_name.is_some()),
+        ] {
             if set && !tolerate {
                 return Err(option_error(
-                    ConnectorError::option(key, "needs errors.tolerance = 'all' (with 'none' the first bad record stops the pipeline)"),
+                    ConnectorError::option(
+                        key,
+                        "needs errors.tolerance = 'all' (with 'none' the first bad record stops the pipeline)",
+                    ),
                     &s.options,
                     at,
                 ));
@@ -376,15 +489,23 @@ impl Catalog {
         };
         let output = Arc::clone(transform.output_schema());
         let config = connector.parse_sink(&mut opts, &output).map_err(locate)?;
-        connector.check_sink_source(&config, source.connector.name()).map_err(locate)?;
+        connector
+            .check_sink_source(&config, source.connector.name())
+            .map_err(locate)?;
         // The dead-letter topic lives on the sink's Kafka cluster, else the source's,
         // with that connector's client properties (SASL/SSL), unless told otherwise.
         let dlq_topic = match dlq_topic_name {
             None => None,
             Some(topic) => {
                 let cluster = match dlq_bootstrap {
-                    Some(bootstrap) => KafkaCluster { bootstrap, properties: Vec::new() },
-                    None => match connector.sink_cluster(&config).or_else(|| source.connector.source_cluster(&source.config)) {
+                    Some(bootstrap) => KafkaCluster {
+                        bootstrap,
+                        properties: Vec::new(),
+                    },
+                    None => match connector
+                        .sink_cluster(&config)
+                        .or_else(|| source.connector.source_cluster(&source.config))
+                    {
                         Some(c) => c,
                         None => {
                             return Err(option_error(
@@ -398,7 +519,11 @@ impl Catalog {
                         }
                     },
                 };
-                Some(DeadLetterTopicSpec { topic, cluster, context_headers })
+                Some(DeadLetterTopicSpec {
+                    topic,
+                    cluster,
+                    context_headers,
+                })
             }
         };
         let mut valid = expand_keys(specs, &column_paths(&output));
@@ -410,7 +535,15 @@ impl Catalog {
             connector,
             config,
             transform: Arc::new(transform),
-            errors: ErrorPolicy { tolerate, dlq_path, dlq_topic, log, log_messages, retry_timeout, retry_delay_max },
+            errors: ErrorPolicy {
+                tolerate,
+                dlq_path,
+                dlq_topic,
+                log,
+                log_messages,
+                retry_timeout,
+                retry_delay_max,
+            },
             options: masked(&s.options),
             sql: stmt.text.clone(),
         })
@@ -419,23 +552,44 @@ impl Catalog {
     fn describe(&self, name: &str, at: Location) -> Result<Table> {
         let columns = vec!["column".to_string(), "type".to_string(), "nullable".to_string()];
         let schema_rows = |schema: &SchemaRef| -> Vec<Vec<String>> {
-            schema.fields().iter().map(|f| vec![f.name().clone(), sql_type_name(f.data_type()), f.is_nullable().to_string()]).collect()
+            schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.name().clone(),
+                        sql_type_name(f.data_type()),
+                        f.is_nullable().to_string(),
+                    ]
+                })
+                .collect()
         };
         if let Some(s) = self.sources.get(name) {
             let mut rows = schema_rows(&s.schema);
             for r in rows.iter_mut().skip(s.declared) {
                 r[2] = format!("{} (metadata)", r[2]);
             }
-            rows.extend(s.options.iter().map(|(k, v)| vec![format!("option {k}"), v.clone(), String::new()]));
+            rows.extend(
+                s.options
+                    .iter()
+                    .map(|(k, v)| vec![format!("option {k}"), v.clone(), String::new()]),
+            );
             return Ok(Table { columns, rows });
         }
         if let Some(p) = self.sinks.get(name) {
             let mut rows = schema_rows(p.transform.output_schema());
             rows.push(vec!["source".into(), p.source.name.clone(), String::new()]);
-            rows.extend(p.options.iter().map(|(k, v)| vec![format!("option {k}"), v.clone(), String::new()]));
+            rows.extend(
+                p.options
+                    .iter()
+                    .map(|(k, v)| vec![format!("option {k}"), v.clone(), String::new()]),
+            );
             return Ok(Table { columns, rows });
         }
-        Err(SqlError::invalid(format!("there is no source or sink named '{name}'"), Some(at)))
+        Err(SqlError::invalid(
+            format!("there is no source or sink named '{name}'"),
+            Some(at),
+        ))
     }
 }
 
@@ -466,12 +620,18 @@ pub fn substitute_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> s
             continue;
         }
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("'${{{inner}}}' is not an environment variable reference (use ${{NAME}} or ${{NAME:-default}})"));
+            return Err(format!(
+                "'${{{inner}}}' is not an environment variable reference (use ${{NAME}} or ${{NAME:-default}})"
+            ));
         }
         match (lookup(name), default) {
             (Some(v), _) => out.push_str(&v),
             (None, Some(d)) => out.push_str(d),
-            (None, None) => return Err(format!("environment variable {name} is not set (or give a default: ${{{name}:-value}})")),
+            (None, None) => {
+                return Err(format!(
+                    "environment variable {name} is not set (or give a default: ${{{name}:-value}})"
+                ));
+            }
         }
         rest = &after[end + 1..];
     }
@@ -479,68 +639,134 @@ pub fn substitute_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> s
     Ok(out)
 }
 
-fn connector_and_options(entries: &[OptionEntry], at: Location, role: &'static str) -> Result<(&'static dyn ErasedConnector, Options)> {
+fn connector_and_options(
+    entries: &[OptionEntry],
+    at: Location,
+    role: &'static str,
+) -> Result<(&'static dyn ErasedConnector, Options)> {
     let mut values = Vec::with_capacity(entries.len());
     for o in entries {
-        let v = substitute_env(&o.value, |n| std::env::var(n).ok()).map_err(|e| SqlError::invalid(format!("option '{}': {e}", o.key), Some(o.location)))?;
+        let v = substitute_env(&o.value, |n| std::env::var(n).ok())
+            .map_err(|e| SqlError::invalid(format!("option '{}': {e}", o.key), Some(o.location)))?;
         values.push((o.key.clone(), v));
     }
     let mut opts = Options::new(values);
     let Some(name) = opts.take(CONNECTOR.key) else {
-        return Err(SqlError::invalid(format!("missing option 'connector' (known connectors: {})", known_connectors()), Some(at)));
+        return Err(SqlError::invalid(
+            format!("missing option 'connector' (known connectors: {})", known_connectors()),
+            Some(at),
+        ));
     };
-    let loc = entries.iter().find(|o| o.key == CONNECTOR.key).map_or(at, |o| o.location);
+    let loc = entries
+        .iter()
+        .find(|o| o.key == CONNECTOR.key)
+        .map_or(at, |o| o.location);
     match quiver_connectors::find(&name) {
         Some(c) => Ok((c, opts)),
         None => {
-            let hint = closest(&name, quiver_connectors::registry().iter().map(|c| c.name())).map(|c| format!("did you mean '{c}'? ")).unwrap_or_default();
-            Err(SqlError::invalid(format!("unknown connector '{name}' for a {role}; {hint}known connectors: {}", known_connectors()), Some(loc)))
+            let hint = closest(&name, quiver_connectors::registry().iter().map(|c| c.name()))
+                .map(|c| format!("did you mean '{c}'? "))
+                .unwrap_or_default();
+            Err(SqlError::invalid(
+                format!(
+                    "unknown connector '{name}' for a {role}; {hint}known connectors: {}",
+                    known_connectors()
+                ),
+                Some(loc),
+            ))
         }
     }
 }
 
 fn known_connectors() -> String {
-    quiver_connectors::registry().iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+    quiver_connectors::registry()
+        .iter()
+        .map(|c| c.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn role_error(connector: &dyn ErasedConnector, role: &str, entries: &[OptionEntry], at: Location) -> SqlError {
     let able: Vec<&str> = quiver_connectors::registry()
         .iter()
-        .filter(|c| if role == "source" { c.source_options().is_some() } else { c.sink_options().is_some() })
+        .filter(|c| {
+            if role == "source" {
+                c.source_options().is_some()
+            } else {
+                c.sink_options().is_some()
+            }
+        })
         .map(|c| c.name())
         .collect();
-    let loc = entries.iter().find(|o| o.key == CONNECTOR.key).map_or(at, |o| o.location);
-    SqlError::invalid(format!("connector '{}' cannot be used as a {role}; {role} connectors: {}", connector.name(), able.join(", ")), Some(loc))
+    let loc = entries
+        .iter()
+        .find(|o| o.key == CONNECTOR.key)
+        .map_or(at, |o| o.location);
+    SqlError::invalid(
+        format!(
+            "connector '{}' cannot be used as a {role}; {role} connectors: {}",
+            connector.name(),
+            able.join(", ")
+        ),
+        Some(loc),
+    )
 }
 
 /// Locates a connector error at the option it is about.
 fn option_error(e: ConnectorError, entries: &[OptionEntry], at: Location) -> SqlError {
-    let loc = e.option_key().and_then(|k| entries.iter().find(|o| o.key == k)).map_or(at, |o| o.location);
+    let loc = e
+        .option_key()
+        .and_then(|k| entries.iter().find(|o| o.key == k))
+        .map_or(at, |o| o.location);
     SqlError::invalid(e.to_string(), Some(loc))
 }
 
 fn explain(spec: &PipelineSpec) -> Table {
     let t = &spec.transform;
     let mut rows = vec![
-        vec!["sink".to_string(), format!("{} (connector {})", spec.name, spec.connector.name())],
-        vec!["source".to_string(), format!("{} (connector {})", spec.source.name, spec.source.connector.name())],
-        vec!["filter".to_string(), t.filter_text().unwrap_or_else(|| "none".to_string())],
+        vec![
+            "sink".to_string(),
+            format!("{} (connector {})", spec.name, spec.connector.name()),
+        ],
+        vec![
+            "source".to_string(),
+            format!("{} (connector {})", spec.source.name, spec.source.connector.name()),
+        ],
+        vec![
+            "filter".to_string(),
+            t.filter_text().unwrap_or_else(|| "none".to_string()),
+        ],
     ];
     if let Some(pushed) = t.row_filter_text() {
         // Sources that decode record by record (JSON files) drop failing rows unbuilt.
         rows.push(vec!["filter at source".to_string(), pushed]);
     }
     for ((name, expr), f) in t.projection_texts().into_iter().zip(t.output_schema().fields()) {
-        rows.push(vec![format!("column {name}"), format!("{expr} :: {}", sql_type_name(f.data_type()))]);
+        rows.push(vec![
+            format!("column {name}"),
+            format!("{expr} :: {}", sql_type_name(f.data_type())),
+        ]);
     }
     rows.push(vec![
         "errors".to_string(),
         format!(
             "tolerance {}{}",
             if spec.errors.tolerate { "all" } else { "none" },
-            spec.errors.dlq_path.as_ref().map(|p| format!(", dead-letter queue {p}")).unwrap_or_default()
-                + &spec.errors.dlq_topic.as_ref().map(|t| format!(", dead-letter topic {} on {}", t.topic, t.cluster.bootstrap)).unwrap_or_default()
+            spec.errors
+                .dlq_path
+                .as_ref()
+                .map(|p| format!(", dead-letter queue {p}"))
+                .unwrap_or_default()
+                + &spec
+                    .errors
+                    .dlq_topic
+                    .as_ref()
+                    .map(|t| format!(", dead-letter topic {} on {}", t.topic, t.cluster.bootstrap))
+                    .unwrap_or_default()
         ),
     ]);
-    Table { columns: vec!["step".to_string(), "detail".to_string()], rows }
+    Table {
+        columns: vec!["step".to_string(), "detail".to_string()],
+        rows,
+    }
 }

@@ -15,8 +15,8 @@ use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::logical_plan::builder::LogicalTableSource;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::planner::{ContextProvider, ExprPlanner};
-use datafusion_expr::{AggregateUDF, Expr, HigherOrderUDF, LogicalPlan, ScalarUDF, TableSource, WindowUDF};
 use datafusion_expr::simplify::SimplifyContext;
+use datafusion_expr::{AggregateUDF, Expr, HigherOrderUDF, LogicalPlan, ScalarUDF, TableSource, WindowUDF};
 use datafusion_optimizer::Analyzer;
 use datafusion_optimizer::simplify_expressions::ExprSimplifier;
 use datafusion_physical_expr::create_physical_expr;
@@ -29,7 +29,11 @@ use crate::transform::CompiledTransform;
 /// DataFusion's scalar functions plus Quiver's, by name and alias.
 static FUNCTIONS: LazyLock<HashMap<String, Arc<ScalarUDF>>> = LazyLock::new(|| {
     let mut map = HashMap::new();
-    for f in datafusion_functions::all_default_functions().into_iter().chain(datafusion_functions_nested::all_default_nested_functions()).chain(quiver_udf::functions()) {
+    for f in datafusion_functions::all_default_functions()
+        .into_iter()
+        .chain(datafusion_functions_nested::all_default_nested_functions())
+        .chain(quiver_udf::functions())
+    {
         for alias in f.aliases() {
             map.insert(alias.clone(), Arc::clone(&f));
         }
@@ -70,7 +74,10 @@ impl Provider {
 
 impl ContextProvider for Provider {
     fn get_table_source(&self, name: TableReference) -> datafusion_common::Result<Arc<dyn TableSource>> {
-        self.tables.get(name.table()).cloned().ok_or_else(|| DataFusionError::Plan(format!("unknown source '{name}'")))
+        self.tables
+            .get(name.table())
+            .cloned()
+            .ok_or_else(|| DataFusionError::Plan(format!("unknown source '{name}'")))
     }
     fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
         &self.planners
@@ -109,11 +116,23 @@ impl ContextProvider for Provider {
 
 /// Turns a DataFusion planning error into a located SQL error.
 pub(crate) fn plan_error(e: DataFusionError, fallback: Location) -> SqlError {
-    let loc = e.diagnostic().and_then(|d| d.span).map(|s| Location { line: s.start.line, column: s.start.column }).filter(|l| l.line > 0).unwrap_or(fallback);
+    let loc = e
+        .diagnostic()
+        .and_then(|d| d.span)
+        .map(|s| Location {
+            line: s.start.line,
+            column: s.start.column,
+        })
+        .filter(|l| l.line > 0)
+        .unwrap_or(fallback);
     let full = e.strip_backtrace();
     // Analyzer errors arrive as "<rule>\ncaused by\n<cause>": the cause is what the user needs.
     let msg = full.rsplit("caused by\n").next().unwrap_or(&full);
-    let msg = msg.replace("Error during planning: ", "").replace("Schema error: ", "").trim().to_string();
+    let msg = msg
+        .replace("Error during planning: ", "")
+        .replace("Schema error: ", "")
+        .trim()
+        .to_string();
     SqlError::invalid(msg, Some(loc))
 }
 
@@ -122,7 +141,11 @@ pub(crate) fn plan_error(e: DataFusionError, fallback: Location) -> SqlError {
 /// LIMIT removed.
 /// `source` is (name, columns, how many leading columns were declared): the
 /// rest are connector metadata, which `SELECT *` leaves out.
-pub fn compile_query(query: &Query, source: Option<(&str, &SchemaRef, usize)>, at: Location) -> Result<CompiledTransform> {
+pub fn compile_query(
+    query: &Query,
+    source: Option<(&str, &SchemaRef, usize)>,
+    at: Location,
+) -> Result<CompiledTransform> {
     let mut tables: HashMap<String, Arc<dyn TableSource>> = HashMap::new();
     let mut query = query.clone();
     if let Some((name, schema, declared)) = source {
@@ -134,11 +157,18 @@ pub fn compile_query(query: &Query, source: Option<(&str, &SchemaRef, usize)>, a
     let query = &query;
     let provider = Provider::new(tables);
     let planner = SqlToRel::new(&provider);
-    let plan = planner.sql_statement_to_plan(SqlStatement::Query(Box::new(query.clone()))).map_err(|e| plan_error(e, at))?;
-    let plan = Analyzer::new().execute_and_check(plan, provider.options(), |_, _| {}).map_err(|e| plan_error(e, at))?;
+    let plan = planner
+        .sql_statement_to_plan(SqlStatement::Query(Box::new(query.clone())))
+        .map_err(|e| plan_error(e, at))?;
+    let plan = Analyzer::new()
+        .execute_and_check(plan, provider.options(), |_, _| {})
+        .map_err(|e| plan_error(e, at))?;
 
     let LogicalPlan::Projection(projection) = &plan else {
-        return Err(SqlError::invalid(format!("unexpected query plan: {}", plan.display()), Some(at)));
+        return Err(SqlError::invalid(
+            format!("unexpected query plan: {}", plan.display()),
+            Some(at),
+        ));
     };
     let mut filter: Option<(Expr, Arc<DFSchema>)> = None;
     let mut node = projection.input.as_ref();
@@ -155,7 +185,10 @@ pub fn compile_query(query: &Query, source: Option<(&str, &SchemaRef, usize)>, a
             LogicalPlan::TableScan(_) | LogicalPlan::EmptyRelation(_) => break,
             other => {
                 return Err(SqlError::invalid(
-                    format!("this query needs a '{}' step, which a stateless pipeline cannot run", other.display()),
+                    format!(
+                        "this query needs a '{}' step, which a stateless pipeline cannot run",
+                        other.display()
+                    ),
                     Some(at),
                 ));
             }
@@ -171,7 +204,10 @@ pub fn compile_query(query: &Query, source: Option<(&str, &SchemaRef, usize)>, a
         let expr = simplifier.simplify(expr.clone())?;
         create_physical_expr(&expr, schema, &props, &ctx)
     };
-    let filter = filter.map(|(expr, schema)| compile(&expr, &schema)).transpose().map_err(|e| plan_error(e, at))?;
+    let filter = filter
+        .map(|(expr, schema)| compile(&expr, &schema))
+        .transpose()
+        .map_err(|e| plan_error(e, at))?;
     let projections = projection
         .expr
         .iter()
@@ -190,12 +226,18 @@ pub fn compile_query(query: &Query, source: Option<(&str, &SchemaRef, usize)>, a
 /// appear when named.
 fn expand_wildcards(query: &mut Query, declared: &[FieldRef]) {
     use sqlparser::ast::{Expr as SqlExpr, Ident, SelectItem, SetExpr};
-    let SetExpr::Select(select) = query.body.as_mut() else { return };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
     let mut items = Vec::with_capacity(select.projection.len());
     for item in std::mem::take(&mut select.projection) {
         match item {
             SelectItem::Wildcard(opts) if is_plain(&opts) => {
-                items.extend(declared.iter().map(|f| SelectItem::UnnamedExpr(SqlExpr::Identifier(Ident::with_quote('"', f.name())))));
+                items.extend(
+                    declared
+                        .iter()
+                        .map(|f| SelectItem::UnnamedExpr(SqlExpr::Identifier(Ident::with_quote('"', f.name())))),
+                );
             }
             SelectItem::QualifiedWildcard(kind, opts) if is_plain(&opts) => match kind {
                 sqlparser::ast::SelectItemQualifiedWildcardKind::ObjectName(table) => {
@@ -214,7 +256,11 @@ fn expand_wildcards(query: &mut Query, declared: &[FieldRef]) {
 }
 
 fn is_plain(opts: &sqlparser::ast::WildcardAdditionalOptions) -> bool {
-    opts.opt_ilike.is_none() && opts.opt_exclude.is_none() && opts.opt_except.is_none() && opts.opt_replace.is_none() && opts.opt_rename.is_none()
+    opts.opt_ilike.is_none()
+        && opts.opt_exclude.is_none()
+        && opts.opt_except.is_none()
+        && opts.opt_replace.is_none()
+        && opts.opt_rename.is_none()
 }
 
 /// Converts `CREATE SOURCE` column definitions to an Arrow schema with DataFusion's
@@ -228,17 +274,25 @@ pub fn columns_to_schema(columns: &[sqlparser::ast::ColumnDef], at: Location) ->
     let mut fields: Vec<FieldRef> = Vec::with_capacity(columns.len());
     for (def, field) in columns.iter().zip(schema.fields()) {
         if !seen.insert(field.name().clone()) {
-            return Err(SqlError::invalid(format!("column '{}' is declared twice", field.name()), Some(def.name.span.start.into())));
+            return Err(SqlError::invalid(
+                format!("column '{}' is declared twice", field.name()),
+                Some(def.name.span.start.into()),
+            ));
         }
         if field.name().starts_with('_') {
             return Err(SqlError::invalid(
-                format!("column names starting with '_' are reserved for connector metadata ('{}')", field.name()),
+                format!(
+                    "column names starting with '_' are reserved for connector metadata ('{}')",
+                    field.name()
+                ),
                 Some(def.name.span.start.into()),
             ));
         }
         let plain_timestamp = matches!(def.data_type, sqlparser::ast::DataType::Timestamp(None, _));
         let dt = match field.data_type() {
-            DataType::Timestamp(_, tz) if plain_timestamp => DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, tz.clone()),
+            DataType::Timestamp(_, tz) if plain_timestamp => {
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, tz.clone())
+            }
             other => other.clone(),
         };
         fields.push(Arc::new(Field::new(field.name(), dt, field.is_nullable())));
@@ -268,11 +322,19 @@ pub fn sql_type_name(dt: &DataType) -> String {
         DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("DECIMAL({p},{s})"),
         DataType::Struct(fields) => format!(
             "STRUCT<{}>",
-            fields.iter().map(|f| format!("{} {}", f.name(), sql_type_name(f.data_type()))).collect::<Vec<_>>().join(", ")
+            fields
+                .iter()
+                .map(|f| format!("{} {}", f.name(), sql_type_name(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         DataType::List(f) | DataType::LargeList(f) => format!("{}[]", sql_type_name(f.data_type())),
         DataType::Map(entries, _) => match entries.data_type() {
-            DataType::Struct(kv) if kv.len() == 2 => format!("MAP<{}, {}>", sql_type_name(kv[0].data_type()), sql_type_name(kv[1].data_type())),
+            DataType::Struct(kv) if kv.len() == 2 => format!(
+                "MAP<{}, {}>",
+                sql_type_name(kv[0].data_type()),
+                sql_type_name(kv[1].data_type())
+            ),
             other => other.to_string(),
         },
         other => other.to_string(),

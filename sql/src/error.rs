@@ -11,7 +11,10 @@ pub struct Location {
 
 impl From<sqlparser::tokenizer::Location> for Location {
     fn from(l: sqlparser::tokenizer::Location) -> Self {
-        Self { line: l.line, column: l.column }
+        Self {
+            line: l.line,
+            column: l.column,
+        }
     }
 }
 
@@ -39,10 +42,18 @@ pub struct SqlError {
 
 impl SqlError {
     pub fn syntax(message: impl Into<String>, location: Option<Location>) -> Self {
-        Self { kind: SqlErrorKind::Syntax, message: message.into(), location }
+        Self {
+            kind: SqlErrorKind::Syntax,
+            message: message.into(),
+            location,
+        }
     }
     pub fn invalid(message: impl Into<String>, location: Option<Location>) -> Self {
-        Self { kind: SqlErrorKind::Invalid, message: message.into(), location }
+        Self {
+            kind: SqlErrorKind::Invalid,
+            message: message.into(),
+            location,
+        }
     }
     /// Keeps an existing location, or sets one.
     pub fn at(mut self, location: Location) -> Self {

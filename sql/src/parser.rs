@@ -67,7 +67,11 @@ pub enum ShowKind {
 pub enum Statement {
     CreateSource(CreateSource),
     CreateSink(CreateSink),
-    Drop { kind: ObjectKind, name: Ident, if_exists: bool },
+    Drop {
+        kind: ObjectKind,
+        name: Ident,
+        if_exists: bool,
+    },
     Show(ShowKind),
     Describe(Ident),
     Explain(CreateSink),
@@ -104,13 +108,24 @@ pub fn parse(sql: &str) -> (Vec<ParsedStatement>, Vec<SqlError>) {
             Ok(statement) => {
                 let end = parser.peek_token();
                 if !matches!(end.token, Token::SemiColon | Token::EOF) {
-                    errors.push(SqlError::syntax(format!("expected ';' after the statement, found {}", end.token), Some(end.span.start.into())));
+                    errors.push(SqlError::syntax(
+                        format!("expected ';' after the statement, found {}", end.token),
+                        Some(end.span.start.into()),
+                    ));
                     skip_statement(&mut parser);
                     continue;
                 }
-                let end_byte = if end.token == Token::EOF { sql.len() } else { index.byte(end.span.start.into()) };
+                let end_byte = if end.token == Token::EOF {
+                    sql.len()
+                } else {
+                    index.byte(end.span.start.into())
+                };
                 let text = sql[index.byte(start_loc)..end_byte].trim().to_string();
-                out.push(ParsedStatement { statement, location: start_loc, text });
+                out.push(ParsedStatement {
+                    statement,
+                    location: start_loc,
+                    text,
+                });
             }
             Err(e) => {
                 errors.push(e);
@@ -130,7 +145,10 @@ pub fn parse_one(sql: &str) -> Result<ParsedStatement> {
     match stmts.len() {
         1 => Ok(stmts.remove(0)),
         0 => Err(SqlError::syntax("no statement given", None)),
-        n => Err(SqlError::syntax(format!("expected one statement, found {n}"), stmts.get(1).map(|s| s.location))),
+        n => Err(SqlError::syntax(
+            format!("expected one statement, found {n}"),
+            stmts.get(1).map(|s| s.location),
+        )),
     }
 }
 
@@ -148,7 +166,14 @@ fn tokenizer_error(e: ParserError) -> SqlError {
     // sqlparser appends " at Line: L, Column: C"; lift it into a location.
     let loc = msg.rsplit_once(" at Line: ").and_then(|(_, rest)| {
         let (l, c) = rest.split_once(", Column: ")?;
-        Some(Location { line: l.trim().parse().ok()?, column: c.trim().trim_end_matches(|ch: char| !ch.is_ascii_digit()).parse().ok()? })
+        Some(Location {
+            line: l.trim().parse().ok()?,
+            column: c
+                .trim()
+                .trim_end_matches(|ch: char| !ch.is_ascii_digit())
+                .parse()
+                .ok()?,
+        })
     });
     let msg = msg.split(" at Line: ").next().unwrap_or(&msg).to_string();
     let msg = msg.strip_prefix("sql parser error: ").unwrap_or(&msg).to_string();
@@ -195,7 +220,11 @@ fn parse_statement(parser: &mut Parser<'_>) -> Result<Statement> {
             parse_create_sink(parser).map(Statement::Explain)
         }
         (Some("DROP"), Some(kind @ ("SOURCE" | "SINK"))) => {
-            let kind = if kind == "SOURCE" { ObjectKind::Source } else { ObjectKind::Sink };
+            let kind = if kind == "SOURCE" {
+                ObjectKind::Source
+            } else {
+                ObjectKind::Sink
+            };
             parser.next_token();
             parser.next_token();
             let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
@@ -220,7 +249,9 @@ fn parse_statement(parser: &mut Parser<'_>) -> Result<Statement> {
             let name = parser.parse_identifier().map_err(|e| wrap(parser, e))?;
             Ok(Statement::Describe(name))
         }
-        (Some("SELECT" | "WITH" | "VALUES"), _) => parser.parse_query().map(Statement::Query).map_err(|e| wrap(parser, e)),
+        (Some("SELECT" | "WITH" | "VALUES"), _) => {
+            parser.parse_query().map(Statement::Query).map_err(|e| wrap(parser, e))
+        }
         (Some("CREATE"), Some(other)) => {
             let t = parser.peek_nth_token(1);
             Err(SqlError::syntax(
@@ -249,16 +280,25 @@ fn parse_create_source(parser: &mut Parser<'_>) -> Result<CreateSource> {
     if parser.peek_token().token != Token::LParen {
         let t = parser.peek_token();
         return Err(SqlError::syntax(
-            format!("expected the column list '(name TYPE, …)' after CREATE SOURCE {name}, found {}", t.token),
+            format!(
+                "expected the column list '(name TYPE, …)' after CREATE SOURCE {name}, found {}",
+                t.token
+            ),
             Some(t.span.start.into()),
         ));
     }
     let (columns, constraints) = parser.parse_columns().map_err(|e| wrap(parser, e))?;
     if let Some(c) = constraints.first() {
-        return Err(SqlError::invalid(format!("table constraints are not supported in CREATE SOURCE: {c}"), None));
+        return Err(SqlError::invalid(
+            format!("table constraints are not supported in CREATE SOURCE: {c}"),
+            None,
+        ));
     }
     if columns.is_empty() {
-        return Err(SqlError::invalid(format!("source {name} declares no columns"), Some(name.span.start.into())));
+        return Err(SqlError::invalid(
+            format!("source {name} declares no columns"),
+            Some(name.span.start.into()),
+        ));
     }
     let options = parse_with_options(parser, true)?;
     Ok(CreateSource { name, columns, options })
@@ -269,18 +309,31 @@ fn parse_create_sink(parser: &mut Parser<'_>) -> Result<CreateSink> {
     if parser.parse_keyword(Keyword::FROM) {
         let from = parser.parse_object_name(false).map_err(|e| wrap(parser, e))?;
         let options = parse_with_options(parser, true)?;
-        return Ok(CreateSink { name, options, query: None, from: Some(from) });
+        return Ok(CreateSink {
+            name,
+            options,
+            query: None,
+            from: Some(from),
+        });
     }
     let options = parse_with_options(parser, true)?;
     let t = parser.peek_token();
     if !parser.parse_keyword(Keyword::AS) {
         return Err(SqlError::syntax(
-            format!("expected AS SELECT … after the options of sink {name} (or CREATE SINK {name} FROM source WITH (…)), found {}", t.token),
+            format!(
+                "expected AS SELECT … after the options of sink {name} (or CREATE SINK {name} FROM source WITH (…)), found {}",
+                t.token
+            ),
             Some(t.span.start.into()),
         ));
     }
     let query = parser.parse_query().map_err(|e| wrap(parser, e))?;
-    Ok(CreateSink { name, options, query: Some(query), from: None })
+    Ok(CreateSink {
+        name,
+        options,
+        query: Some(query),
+        from: None,
+    })
 }
 
 /// `WITH ( key = value, … )`; keys are quoted strings or dotted words, values literals.
@@ -288,7 +341,10 @@ fn parse_with_options(parser: &mut Parser<'_>, required: bool) -> Result<Vec<Opt
     let t = parser.peek_token();
     if !parser.parse_keyword(Keyword::WITH) {
         if required {
-            return Err(SqlError::syntax(format!("expected WITH (connector = '…', …), found {}", t.token), Some(t.span.start.into())));
+            return Err(SqlError::syntax(
+                format!("expected WITH (connector = '…', …), found {}", t.token),
+                Some(t.span.start.into()),
+            ));
         }
         return Ok(Vec::new());
     }
@@ -310,7 +366,12 @@ fn parse_with_options(parser: &mut Parser<'_>, required: bool) -> Result<Vec<Opt
                 }
                 Token::Word(w) => key.push_str(&w.value),
                 Token::Number(n, _) => key.push_str(&n),
-                other => return Err(SqlError::syntax(format!("expected an option name, found {other}"), Some(t.span.start.into()))),
+                other => {
+                    return Err(SqlError::syntax(
+                        format!("expected an option name, found {other}"),
+                        Some(t.span.start.into()),
+                    ));
+                }
             }
             // Dotted keys: rows.total, fields.id.kind — the tokenizer may fold ".total" into a number-like token.
             let next = parser.peek_token();
@@ -329,7 +390,10 @@ fn parse_with_options(parser: &mut Parser<'_>, required: bool) -> Result<Vec<Opt
         let key = key.to_ascii_lowercase();
         let eq = parser.next_token();
         if eq.token != Token::Eq {
-            return Err(SqlError::syntax(format!("expected '=' after option '{key}', found {}", eq.token), Some(eq.span.start.into())));
+            return Err(SqlError::syntax(
+                format!("expected '=' after option '{key}', found {}", eq.token),
+                Some(eq.span.start.into()),
+            ));
         }
         let v = parser.next_token();
         let value = match v.token {
@@ -337,18 +401,28 @@ fn parse_with_options(parser: &mut Parser<'_>, required: bool) -> Result<Vec<Opt
             Token::Number(n, _) => n,
             Token::Minus => match parser.next_token().token {
                 Token::Number(n, _) => format!("-{n}"),
-                other => return Err(SqlError::syntax(format!("expected a number after '-', found {other}"), Some(v.span.start.into()))),
+                other => {
+                    return Err(SqlError::syntax(
+                        format!("expected a number after '-', found {other}"),
+                        Some(v.span.start.into()),
+                    ));
+                }
             },
             Token::Word(w) => w.value,
             other => {
                 return Err(SqlError::syntax(
-                    format!("expected a value for option '{key}' (a quoted string, number or true/false), found {other}"),
+                    format!(
+                        "expected a value for option '{key}' (a quoted string, number or true/false), found {other}"
+                    ),
                     Some(v.span.start.into()),
                 ));
             }
         };
         if out.iter().any(|o| o.key == key) {
-            return Err(SqlError::invalid(format!("option '{key}' is given twice"), Some(location)));
+            return Err(SqlError::invalid(
+                format!("option '{key}' is given twice"),
+                Some(location),
+            ));
         }
         out.push(OptionEntry { key, value, location });
         let sep = parser.next_token();
@@ -359,7 +433,12 @@ fn parse_with_options(parser: &mut Parser<'_>, required: bool) -> Result<Vec<Opt
                 }
             }
             Token::RParen => break,
-            other => return Err(SqlError::syntax(format!("expected ',' or ')' in WITH options, found {other}"), Some(sep.span.start.into()))),
+            other => {
+                return Err(SqlError::syntax(
+                    format!("expected ',' or ')' in WITH options, found {other}"),
+                    Some(sep.span.start.into()),
+                ));
+            }
         }
     }
     Ok(out)
@@ -389,7 +468,11 @@ impl LineIndex {
                 text[s..end].char_indices().map(|(o, _)| s + o).collect()
             })
             .collect();
-        Self { starts, text_len: text.len(), chars }
+        Self {
+            starts,
+            text_len: text.len(),
+            chars,
+        }
     }
 
     fn byte(&self, loc: Location) -> usize {
@@ -398,7 +481,10 @@ impl LineIndex {
             return self.text_len;
         };
         let col = (loc.column.max(1) - 1) as usize;
-        chars.get(col).copied().unwrap_or_else(|| self.starts.get(line + 1).copied().unwrap_or(self.text_len))
+        chars
+            .get(col)
+            .copied()
+            .unwrap_or_else(|| self.starts.get(line + 1).copied().unwrap_or(self.text_len))
     }
 }
 
@@ -412,12 +498,20 @@ mod tests {
         let (stmts, errors) = parse(sql);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(stmts.len(), 4);
-        let Statement::CreateSource(src) = &stmts[0].statement else { panic!("not a source") };
-        assert_eq!(src.options.iter().map(|o| (o.key.as_str(), o.value.as_str())).collect::<Vec<_>>(), vec![
-            ("connector", "datagen"),
-            ("rows.total", "10"),
-            ("fields.id.kind", "sequence")
-        ]);
+        let Statement::CreateSource(src) = &stmts[0].statement else {
+            panic!("not a source")
+        };
+        assert_eq!(
+            src.options
+                .iter()
+                .map(|o| (o.key.as_str(), o.value.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                ("connector", "datagen"),
+                ("rows.total", "10"),
+                ("fields.id.kind", "sequence")
+            ]
+        );
         assert_eq!(stmts[0].location, Location { line: 2, column: 1 });
         assert!(stmts[1].text.starts_with("CREATE SINK k"));
         assert!(stmts[1].text.ends_with("id > 1"));

@@ -4,14 +4,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
-use arrow::compute::{concat_batches, filter_record_batch, FilterBuilder};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, new_null_array};
+use arrow::compute::{FilterBuilder, concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use datafusion_common::{DataFusionError, ScalarValue};
 use datafusion_expr::Operator;
+use datafusion_physical_expr::PhysicalExpr;
 use datafusion_physical_expr::expressions::{BinaryExpr, Column, Literal};
 use datafusion_physical_expr::utils::split_conjunction;
-use datafusion_physical_expr::PhysicalExpr;
 use quiver_connectors::api::{Comparison, Constant, RowFilter, Term};
 
 /// The filter and projections of one sink, planned and compiled once.
@@ -37,7 +37,10 @@ impl fmt::Debug for CompiledTransform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CompiledTransform")
             .field("filter", &self.filter.as_ref().map(|e| e.to_string()))
-            .field("projections", &self.projections.iter().map(|e| e.to_string()).collect::<Vec<_>>())
+            .field(
+                "projections",
+                &self.projections.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -52,7 +55,11 @@ fn pushdown(filter: &Arc<dyn PhysicalExpr>, input: &SchemaRef, projected: &[bool
     if terms.is_empty() {
         return None;
     }
-    Some(RowFilter { complete: terms.len() == conjuncts.len(), terms, read_after: projected.to_vec() })
+    Some(RowFilter {
+        complete: terms.len() == conjuncts.len(),
+        terms,
+        read_after: projected.to_vec(),
+    })
 }
 
 /// One conjunct as a [`Term`], if it is a comparison of a column with a constant.
@@ -112,7 +119,12 @@ fn mark_columns<'a>(exprs: impl IntoIterator<Item = &'a Arc<dyn PhysicalExpr>>, 
 /// The rows of `batch` that `mask` keeps, for the columns in `projected`; every
 /// other column becomes an all-NULL placeholder of its type, which nothing reads.
 /// `filtered` is the batch's schema with every column nullable, to allow that.
-fn filter_projected(batch: &RecordBatch, mask: &BooleanArray, projected: &[bool], filtered: &SchemaRef) -> Result<RecordBatch, arrow::error::ArrowError> {
+fn filter_projected(
+    batch: &RecordBatch,
+    mask: &BooleanArray,
+    projected: &[bool],
+    filtered: &SchemaRef,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
     if projected.iter().all(|p| *p) || projected.len() != batch.num_columns() {
         return filter_record_batch(batch, mask);
     }
@@ -122,9 +134,19 @@ fn filter_projected(batch: &RecordBatch, mask: &BooleanArray, projected: &[bool]
         .columns()
         .iter()
         .zip(projected)
-        .map(|(c, keep)| if *keep { predicate.filter(c) } else { Ok(new_null_array(c.data_type(), rows)) })
+        .map(|(c, keep)| {
+            if *keep {
+                predicate.filter(c)
+            } else {
+                Ok(new_null_array(c.data_type(), rows))
+            }
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new_with_options(Arc::clone(filtered), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))
+    RecordBatch::try_new_with_options(
+        Arc::clone(filtered),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
 }
 
 /// The result of applying a transform to a batch.
@@ -142,16 +164,45 @@ impl CompiledTransform {
     pub fn identity(schema: SchemaRef, visible: usize) -> Self {
         let visible = visible.min(schema.fields().len());
         let output = Arc::new(arrow::datatypes::Schema::new(schema.fields()[..visible].to_vec()));
-        Self { filtered: Arc::clone(&schema), input: schema, output, filter: None, projections: Vec::new(), identity: true, projected: Vec::new(), pushdown: None }
+        Self {
+            filtered: Arc::clone(&schema),
+            input: schema,
+            output,
+            filter: None,
+            projections: Vec::new(),
+            identity: true,
+            projected: Vec::new(),
+            pushdown: None,
+        }
     }
 
     /// A compiled SELECT: `filter` over `input`, then one expression per `output` column.
-    pub(crate) fn new(input: SchemaRef, output: SchemaRef, filter: Option<Arc<dyn PhysicalExpr>>, projections: Vec<Arc<dyn PhysicalExpr>>) -> Self {
+    pub(crate) fn new(
+        input: SchemaRef,
+        output: SchemaRef,
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        projections: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> Self {
         let mut projected = vec![false; input.fields().len()];
         mark_columns(&projections, &mut projected);
-        let filtered = Arc::new(arrow::datatypes::Schema::new(input.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>()));
+        let filtered = Arc::new(arrow::datatypes::Schema::new(
+            input
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ));
         let pushdown = filter.as_ref().and_then(|f| pushdown(f, &input, &projected));
-        Self { input, output, filter, projections, identity: false, projected, filtered, pushdown }
+        Self {
+            input,
+            output,
+            filter,
+            projections,
+            identity: false,
+            projected,
+            filtered,
+            pushdown,
+        }
     }
 
     /// The part of the `WHERE` clause a source may apply while decoding (see
@@ -167,9 +218,20 @@ impl CompiledTransform {
         let terms: Vec<String> = p
             .terms
             .iter()
-            .map(|t| format!("{} {} {}", self.input.fields().get(t.column).map_or("?", |f| f.name().as_str()), t.op, t.value))
+            .map(|t| {
+                format!(
+                    "{} {} {}",
+                    self.input.fields().get(t.column).map_or("?", |f| f.name().as_str()),
+                    t.op,
+                    t.value
+                )
+            })
             .collect();
-        Some(format!("{} ({} of the filter)", terms.join(" AND "), if p.complete { "all" } else { "part" }))
+        Some(format!(
+            "{} ({} of the filter)",
+            terms.join(" AND "),
+            if p.complete { "all" } else { "part" }
+        ))
     }
 
     /// Whether a batch the source has already filtered with [`Self::row_filter`]
@@ -206,9 +268,20 @@ impl CompiledTransform {
     /// Output column name and compiled expression text (for EXPLAIN).
     pub fn projection_texts(&self) -> Vec<(String, String)> {
         if self.identity {
-            return self.output.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), format!("{}@{i}", f.name()))).collect();
+            return self
+                .output
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.name().clone(), format!("{}@{i}", f.name())))
+                .collect();
         }
-        self.output.fields().iter().zip(&self.projections).map(|(f, e)| (f.name().clone(), e.to_string())).collect()
+        self.output
+            .fields()
+            .iter()
+            .zip(&self.projections)
+            .map(|(f, e)| (f.name().clone(), e.to_string()))
+            .collect()
     }
 
     /// Evaluates the whole batch; any row error fails it.
@@ -235,7 +308,9 @@ impl CompiledTransform {
             None => batch,
             Some(f) => {
                 let mask = f.evaluate(batch)?.into_array(batch.num_rows())?;
-                let mask = mask.as_boolean_opt().ok_or_else(|| DataFusionError::Internal("filter did not produce booleans".into()))?;
+                let mask = mask
+                    .as_boolean_opt()
+                    .ok_or_else(|| DataFusionError::Internal("filter did not produce booleans".into()))?;
                 filtered = filter_projected(batch, mask, &self.projected, &self.filtered)?;
                 &filtered
             }
@@ -246,7 +321,11 @@ impl CompiledTransform {
             .iter()
             .map(|p| p.evaluate(input).and_then(|v| v.into_array(rows)))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(RecordBatch::try_new_with_options(Arc::clone(&self.output), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))?)
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.output),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?)
     }
 
     /// Evaluates the batch; if it fails, narrows the failure down to single rows
@@ -260,12 +339,16 @@ impl CompiledTransform {
     pub fn apply_with(&self, batch: &RecordBatch, prefiltered: bool) -> TransformOutput {
         let prefiltered = prefiltered && self.filtered_by_source();
         match self.evaluate_with(batch, prefiltered) {
-            Ok(b) => TransformOutput { batch: b, failed: Vec::new() },
+            Ok(b) => TransformOutput {
+                batch: b,
+                failed: Vec::new(),
+            },
             Err(e) => {
                 let mut good = Vec::new();
                 let mut failed = Vec::new();
                 self.isolate(batch, 0, e, prefiltered, &mut good, &mut failed);
-                let batch = concat_batches(&self.output, &good).unwrap_or_else(|_| RecordBatch::new_empty(Arc::clone(&self.output)));
+                let batch = concat_batches(&self.output, &good)
+                    .unwrap_or_else(|_| RecordBatch::new_empty(Arc::clone(&self.output)));
                 TransformOutput { batch, failed }
             }
         }
@@ -284,13 +367,18 @@ impl CompiledTransform {
     /// filter reads may not have been built), so it is not evaluated again.
     pub fn input_rows_with(&self, batch: &RecordBatch, failed: &[(usize, String)], prefiltered: bool) -> Vec<usize> {
         let failed: std::collections::HashSet<usize> = failed.iter().map(|f| f.0).collect();
-        let filter = self.filter.as_ref().filter(|_| !(prefiltered && self.filtered_by_source()));
+        let filter = self
+            .filter
+            .as_ref()
+            .filter(|_| !(prefiltered && self.filtered_by_source()));
         let Some(f) = filter else {
             return (0..batch.num_rows()).filter(|r| !failed.contains(r)).collect();
         };
         let whole = f.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())).ok();
         if let Some(mask) = whole.as_ref().and_then(|a| a.as_boolean_opt()) {
-            return (0..batch.num_rows()).filter(|r| !failed.contains(r) && mask.is_valid(*r) && mask.value(*r)).collect();
+            return (0..batch.num_rows())
+                .filter(|r| !failed.contains(r) && mask.is_valid(*r) && mask.value(*r))
+                .collect();
         }
         let passes = |row: usize| -> bool {
             let one = batch.slice(row, 1);
@@ -300,10 +388,20 @@ impl CompiledTransform {
                 .and_then(|a| a.as_boolean_opt().map(|b| b.is_valid(0) && b.value(0)))
                 .unwrap_or(false)
         };
-        (0..batch.num_rows()).filter(|r| !failed.contains(r) && passes(*r)).collect()
+        (0..batch.num_rows())
+            .filter(|r| !failed.contains(r) && passes(*r))
+            .collect()
     }
 
-    fn isolate(&self, batch: &RecordBatch, offset: usize, err: DataFusionError, prefiltered: bool, good: &mut Vec<RecordBatch>, failed: &mut Vec<(usize, String)>) {
+    fn isolate(
+        &self,
+        batch: &RecordBatch,
+        offset: usize,
+        err: DataFusionError,
+        prefiltered: bool,
+        good: &mut Vec<RecordBatch>,
+        failed: &mut Vec<(usize, String)>,
+    ) {
         let n = batch.num_rows();
         if n <= 1 {
             if n == 1 {
@@ -337,7 +435,10 @@ mod tests {
 
     /// `SELECT id FROM s WHERE amount > 0`, compiled by hand.
     fn id_where_amount_positive() -> CompiledTransform {
-        let input = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("amount", DataType::Float64, true)]));
+        let input = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("amount", DataType::Float64, true),
+        ]));
         let output = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
         let filter: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
             Arc::new(Column::new("amount", 1)),
@@ -354,14 +455,28 @@ mod tests {
         let t = id_where_amount_positive();
         let filter = t.row_filter().expect("pushed down");
         assert!(filter.complete);
-        assert_eq!(filter.read_after, vec![true, false], "amount is read only by the filter");
+        assert_eq!(
+            filter.read_after,
+            vec![true, false],
+            "amount is read only by the filter"
+        );
         let batch = RecordBatch::try_new(
             Arc::clone(t.input_schema()),
-            vec![Arc::new(Int64Array::from(vec![1, 2, 3])), Arc::new(Float64Array::from(vec![None::<f64>; 3]))],
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2, 3])),
+                Arc::new(Float64Array::from(vec![None::<f64>; 3])),
+            ],
         )
         .unwrap();
         let out = t.apply_with(&batch, true);
-        assert_eq!(out.batch.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec(), vec![1, 2, 3]);
+        assert_eq!(
+            out.batch
+                .column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .values()
+                .to_vec(),
+            vec![1, 2, 3]
+        );
         assert_eq!(t.input_rows_with(&batch, &[], true), vec![0, 1, 2]);
         assert_eq!(t.input_rows_with(&batch, &[(1, "refused".into())], true), vec![0, 2]);
         // Not filtered at source: the filter decides (NULL amounts fail it).

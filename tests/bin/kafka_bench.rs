@@ -53,7 +53,10 @@ fn produce(bootstrap: &str, topic: &str, file: &str) -> Result<(), Box<dyn std::
 
 fn drain(bootstrap: &str, topic: &str, records: u64, extra: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap).set("group.id", "kafka-bench-drain").set("enable.auto.commit", "false");
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "kafka-bench-drain")
+        .set("enable.auto.commit", "false");
     for kv in extra {
         let (k, v) = kv.split_once('=').ok_or("extra settings are key=value")?;
         config.set(k, v);
@@ -77,6 +80,9 @@ fn drain(bootstrap: &str, topic: &str, records: u64, extra: &[String]) -> Result
             None => return Err(format!("no record for 10 s after {n}").into()),
         }
     }
-    eprintln!("drained {n} records ({bytes} bytes) in {:.2}s", start.elapsed().as_secs_f64());
+    eprintln!(
+        "drained {n} records ({bytes} bytes) in {:.2}s",
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -9,14 +9,24 @@ use crate::kafka_support::{Rec, broker, consume, create_topic, produce, unique};
 use crate::support::run_bounded;
 
 fn registry() -> String {
-    std::env::var("QUIVER_TEST_REGISTRY").expect("QUIVER_TEST_REGISTRY is not set: run the suite with tests/run, which starts the test registry")
+    std::env::var("QUIVER_TEST_REGISTRY")
+        .expect("QUIVER_TEST_REGISTRY is not set: run the suite with tests/run, which starts the test registry")
 }
 
 fn python_client(args: &[&str]) -> String {
-    let python = std::env::var("QUIVER_TEST_PYTHON").expect("QUIVER_TEST_PYTHON is not set: run the suite with tests/run");
+    let python =
+        std::env::var("QUIVER_TEST_PYTHON").expect("QUIVER_TEST_PYTHON is not set: run the suite with tests/run");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/registry/avro_client.py");
-    let out = std::process::Command::new(python).arg(script).args(args).output().expect("python runs");
-    assert!(out.status.success(), "avro_client.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "avro_client.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -28,9 +38,18 @@ async fn avro_from_confluent_serializer_through_quiver_to_confluent_deserializer
     create_topic(&b, &output, 1).await;
     create_topic(&b, &dlq, 1).await;
     let (b2, r2, i2) = (b.clone(), r.clone(), input.clone());
-    tokio::task::spawn_blocking(move || python_client(&["produce", &b2, &r2, &i2, "200"])).await.unwrap();
+    tokio::task::spawn_blocking(move || python_client(&["produce", &b2, &r2, &i2, "200"]))
+        .await
+        .unwrap();
     // Two records that are not Confluent Avro: a JSON text and an unknown schema id.
-    produce(&b, &input, &[Rec::value(r#"{"id": 1}"#).key("json"), Rec::value(vec![0, 0, 0, 0x27, 0x0f, 2]).key("unknown-id")]);
+    produce(
+        &b,
+        &input,
+        &[
+            Rec::value(r#"{"id": 1}"#).key("json"),
+            Rec::value(vec![0, 0, 0, 0x27, 0x0f, 2]).key("unknown-id"),
+        ],
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let sql = format!(
@@ -46,7 +65,9 @@ async fn avro_from_confluent_serializer_through_quiver_to_confluent_deserializer
 
     // confluent-kafka decodes what Quiver wrote, with the schema Quiver registered.
     let (b3, r3, o3) = (b.clone(), r.clone(), output.clone());
-    let lines = tokio::task::spawn_blocking(move || python_client(&["consume", &b3, &r3, &o3, "150"])).await.unwrap();
+    let lines = tokio::task::spawn_blocking(move || python_client(&["consume", &b3, &r3, &o3, "150"]))
+        .await
+        .unwrap();
     let rows: BTreeMap<i64, serde_json::Value> = lines
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -54,11 +75,26 @@ async fn avro_from_confluent_serializer_through_quiver_to_confluent_deserializer
         .collect();
     assert_eq!(rows.len(), 150);
     assert_eq!(rows[&42], serde_json::json!({"id": 42, "name": "NAME-42", "qty10": 0}));
-    assert_eq!(rows[&13], serde_json::json!({"id": 13, "name": null, "qty10": 60}), "a null union branch, and an int promoted to long");
-    assert!(!rows[&42].as_object().unwrap().contains_key("internal_note"), "the writer's extra field was resolved away");
+    assert_eq!(
+        rows[&13],
+        serde_json::json!({"id": 13, "name": null, "qty10": 60}),
+        "a null union branch, and an int promoted to long"
+    );
+    assert!(
+        !rows[&42].as_object().unwrap().contains_key("internal_note"),
+        "the writer's extra field was resolved away"
+    );
 
     let dead = tokio::task::block_in_place(|| consume(&b, &dlq, 2, Duration::from_secs(20)));
     let by_key: BTreeMap<String, &crate::kafka_support::Got> = dead.iter().map(|d| (d.key_text(), d)).collect();
-    assert!(by_key["json"].headers["__connect.errors.exception.message"].contains("wrong magic byte 0x7b"), "{:?}", by_key["json"].headers);
-    assert!(by_key["unknown-id"].headers["__connect.errors.exception.message"].contains("unknown schema id 9999"), "{:?}", by_key["unknown-id"].headers);
+    assert!(
+        by_key["json"].headers["__connect.errors.exception.message"].contains("wrong magic byte 0x7b"),
+        "{:?}",
+        by_key["json"].headers
+    );
+    assert!(
+        by_key["unknown-id"].headers["__connect.errors.exception.message"].contains("unknown schema id 9999"),
+        "{:?}",
+        by_key["unknown-id"].headers
+    );
 }

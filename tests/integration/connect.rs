@@ -22,8 +22,20 @@ fn write_json(dir: &std::path::Path, name: &str, v: &Value) -> String {
 
 /// `quiver run FILE --until-caught-up` plus `args`, with its own state folder; it must succeed.
 fn run_connector(file: &str, dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) {
-    let out = quiver().args(["run", file, "--until-caught-up"]).args(args).arg("--state-dir").arg(dir.join("state")).envs(env.iter().copied()).output().unwrap();
-    assert!(out.status.success(), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+    let out = quiver()
+        .args(["run", file, "--until-caught-up"])
+        .args(args)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,13 +46,21 @@ async fn jdbc_sink_connector_json_with_five_transforms_runs_into_postgres() {
     let (ta, tb) = (format!("{base}_a_v1"), format!("{base}_b_v1"));
     create_topic(&b, &ta, 1).await;
     create_topic(&b, &tb, 1).await;
-    produce(&b, &ta, &[
-        Rec::value(r#"{"id":1,"name":"a","ssn":"111","amount":10.7}"#).header("pii", "1"),
-        Rec::value(r#"{"id":2,"name":"b","ssn":"222","amount":3.2}"#),
-        Rec::default().key("k"), // a tombstone: the Filter drops it
-        Rec::value(r#"{"id":1,"name":"a2","ssn":"333","amount":1.2}"#).header("pii", "1"),
-    ]);
-    produce(&b, &tb, &[Rec::value(r#"{"id":3,"name":"c","ssn":"444","amount":5.9}"#)]);
+    produce(
+        &b,
+        &ta,
+        &[
+            Rec::value(r#"{"id":1,"name":"a","ssn":"111","amount":10.7}"#).header("pii", "1"),
+            Rec::value(r#"{"id":2,"name":"b","ssn":"222","amount":3.2}"#),
+            Rec::default().key("k"), // a tombstone: the Filter drops it
+            Rec::value(r#"{"id":1,"name":"a2","ssn":"333","amount":1.2}"#).header("pii", "1"),
+        ],
+    );
+    produce(
+        &b,
+        &tb,
+        &[Rec::value(r#"{"id":3,"name":"c","ssn":"444","amount":5.9}"#)],
+    );
 
     let mut connector = example("orders-to-postgres.json");
     connector["name"] = json!(format!("{base}-pg"));
@@ -49,26 +69,45 @@ async fn jdbc_sink_connector_json_with_five_transforms_runs_into_postgres() {
     let file = write_json(dir.path(), "connector.json", &connector);
     run_connector(&file, dir.path(), &["--bootstrap-servers", &b], &[]);
 
-    let (c, conn) = tokio_postgres::connect(crate::postgres::URL, tokio_postgres::NoTls).await.unwrap();
+    let (c, conn) = tokio_postgres::connect(crate::postgres::URL, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(conn);
     let read = |table: String| {
         let c = &c;
         async move {
-            c.query(&format!("SELECT id, name, ssn, amount, origin FROM \"{table}\" ORDER BY id"), &[])
-                .await
-                .unwrap_or_else(|e| panic!("{table}: {e}"))
-                .iter()
-                .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1), r.get::<_, String>(2), r.get::<_, i32>(3), r.get::<_, String>(4)))
-                .collect::<Vec<_>>()
+            c.query(
+                &format!("SELECT id, name, ssn, amount, origin FROM \"{table}\" ORDER BY id"),
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{table}: {e}"))
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, i64>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, i32>(3),
+                    r.get::<_, String>(4),
+                )
+            })
+            .collect::<Vec<_>>()
         }
     };
     let origin = "kafka-connect-migration".to_string();
     // RegexRouter renamed each topic, and the routed topic named the table.
     assert_eq!(
         read(format!("{base}_a_current")).await,
-        vec![(1, "a2".into(), "***-**-****".into(), 1, origin.clone()), (2, "b".into(), "222".into(), 3, origin.clone())]
+        vec![
+            (1, "a2".into(), "***-**-****".into(), 1, origin.clone()),
+            (2, "b".into(), "222".into(), 3, origin.clone())
+        ]
     );
-    assert_eq!(read(format!("{base}_b_current")).await, vec![(3, "c".into(), "444".into(), 5, origin)]);
+    assert_eq!(
+        read(format!("{base}_b_current")).await,
+        vec![(3, "c".into(), "444".into(), 5, origin)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,9 +135,16 @@ async fn file_stream_source_connector_json_writes_lines_to_kafka() {
     let file = write_json(dir.path(), "lines.json", &connector);
     run_connector(&file, dir.path(), &[], &[("KAFKA_BOOTSTRAP", &b)]);
     let got = consume(&b, &topic, 3, Duration::from_secs(30));
-    let values: Vec<String> = got.iter().map(|g| String::from_utf8(g.value.clone().unwrap()).unwrap()).collect();
+    let values: Vec<String> = got
+        .iter()
+        .map(|g| String::from_utf8(g.value.clone().unwrap()).unwrap())
+        .collect();
     assert_eq!(values, ["first line", "second, with a comma", "{\"not\": \"parsed\"}"]);
-    assert!(got.iter().all(|g| g.headers.get("origin").map(String::as_str) == Some("file")), "{got:?}");
+    assert!(
+        got.iter()
+            .all(|g| g.headers.get("origin").map(String::as_str) == Some("file")),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -109,16 +155,38 @@ fn translate_prints_sql_that_validates_and_explains() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let sql = text(&out.stdout);
     assert!(sql.contains("CREATE SINK s3_orders"), "{sql}");
-    assert!(sql.contains("'path' = 's3://lake/raw/orders'") && sql.contains("'format' = 'parquet'") && sql.contains("'rollover.rows' = '10000'"), "{sql}");
-    assert!(sql.contains("mask(\"email\", 'redacted@example.com') AS \"email\""), "{sql}");
-    assert!(sql.contains("WHERE NOT COALESCE(has_header(_headers, 'test'), false)"), "{sql}");
+    assert!(
+        sql.contains("'path' = 's3://lake/raw/orders'")
+            && sql.contains("'format' = 'parquet'")
+            && sql.contains("'rollover.rows' = '10000'"),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("mask(\"email\", 'redacted@example.com') AS \"email\""),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("WHERE NOT COALESCE(has_header(_headers, 'test'), false)"),
+        "{sql}"
+    );
     // --explain: the compiled expressions, as EXPLAIN shows them.
-    assert!(sql.contains("column email mask(email@2, redacted@example.com)"), "{sql}");
-    assert!(sql.contains("dead-letter topic orders-dlq on ${KAFKA_BOOTSTRAP}"), "{sql}");
+    assert!(
+        sql.contains("column email mask(email@2, redacted@example.com)"),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("dead-letter topic orders-dlq on ${KAFKA_BOOTSTRAP}"),
+        "{sql}"
+    );
     // The printed SQL is a pipeline file like any other.
     let path = dir.path().join("s3.sql");
     std::fs::write(&path, sql.split("-- EXPLAIN").next().unwrap()).unwrap();
-    let v = quiver().args(["validate"]).arg(&path).env("KAFKA_BOOTSTRAP", "localhost:9092").output().unwrap();
+    let v = quiver()
+        .args(["validate"])
+        .arg(&path)
+        .env("KAFKA_BOOTSTRAP", "localhost:9092")
+        .output()
+        .unwrap();
     assert!(v.status.success(), "{}{}", text(&v.stdout), text(&v.stderr));
 }
 
@@ -131,18 +199,39 @@ fn untranslatable_and_invalid_connectors_are_refused_with_the_key() {
     let custom = write_json(dir.path(), "custom.json", &c);
     let t = run_cli(&["translate", &custom]);
     assert!(t.status.success(), "{}", text(&t.stderr));
-    assert!(text(&t.stdout).contains("-- NOT TRANSLATED transforms.scrub.type: custom transform class com.acme.kafka.Scrub"), "{}", text(&t.stdout));
-    assert!(text(&t.stderr).contains("warning: not translated: transforms.scrub.type"), "{}", text(&t.stderr));
-    let r = quiver().args(["run", &custom, "--until-caught-up", "--state-dir"]).arg(dir.path().join("state")).output().unwrap();
+    assert!(
+        text(&t.stdout)
+            .contains("-- NOT TRANSLATED transforms.scrub.type: custom transform class com.acme.kafka.Scrub"),
+        "{}",
+        text(&t.stdout)
+    );
+    assert!(
+        text(&t.stderr).contains("warning: not translated: transforms.scrub.type"),
+        "{}",
+        text(&t.stderr)
+    );
+    let r = quiver()
+        .args(["run", &custom, "--until-caught-up", "--state-dir"])
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
     assert!(!r.status.success());
-    assert!(text(&r.stderr).contains("cannot run") && text(&r.stderr).contains("transforms.scrub.type"), "{}", text(&r.stderr));
+    assert!(
+        text(&r.stderr).contains("cannot run") && text(&r.stderr).contains("transforms.scrub.type"),
+        "{}",
+        text(&r.stderr)
+    );
 
     let mut bad = example("s3-orders.json");
     bad["config"]["transforms.pii.fields"] = json!("nope");
     let bad = write_json(dir.path(), "bad.json", &bad);
     let e = run_cli(&["translate", &bad]);
     assert_eq!(e.status.code(), Some(1));
-    assert!(text(&e.stderr).contains("transforms.pii.fields: the record has no field 'nope'"), "{}", text(&e.stderr));
+    assert!(
+        text(&e.stderr).contains("transforms.pii.fields: the record has no field 'nope'"),
+        "{}",
+        text(&e.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,11 +241,19 @@ async fn mirror_source_connector_json_copies_records_to_the_renamed_topic() {
     let topic = unique("mirrored");
     create_topic(&b, &topic, 2).await;
     create_topic(&b, &format!("east.{topic}"), 2).await;
-    produce(&b, &topic, &[
-        Rec::value("one").key("k1").partition(0).header("trace", "t1").header("keep", "yes"),
-        Rec::value("two").key("k2").partition(1),
-        Rec::value(vec![0xff, 0x00]).key("k3").partition(1),
-    ]);
+    produce(
+        &b,
+        &topic,
+        &[
+            Rec::value("one")
+                .key("k1")
+                .partition(0)
+                .header("trace", "t1")
+                .header("keep", "yes"),
+            Rec::value("two").key("k2").partition(1),
+            Rec::value(vec![0xff, 0x00]).key("k3").partition(1),
+        ],
+    );
     let connector = json!({"name": unique("mm2"), "config": {
         "connector.class": "org.apache.kafka.connect.mirror.MirrorSourceConnector",
         "source.cluster.alias": "east", "source.cluster.bootstrap.servers": b, "target.cluster.bootstrap.servers": b,
@@ -168,13 +265,23 @@ async fn mirror_source_connector_json_copies_records_to_the_renamed_topic() {
     type Copied = (String, Vec<u8>, Vec<(String, String)>);
     let mut got: Vec<Copied> = consume(&b, &format!("east.{topic}"), 3, Duration::from_secs(30))
         .into_iter()
-        .map(|g| (g.key_text(), g.value.clone().unwrap_or_default(), g.headers.clone().into_iter().collect()))
+        .map(|g| {
+            (
+                g.key_text(),
+                g.value.clone().unwrap_or_default(),
+                g.headers.clone().into_iter().collect(),
+            )
+        })
         .collect();
     got.sort();
     assert_eq!(
         got,
         vec![
-            ("k1".to_string(), b"one".to_vec(), vec![("keep".to_string(), "yes".to_string())]),
+            (
+                "k1".to_string(),
+                b"one".to_vec(),
+                vec![("keep".to_string(), "yes".to_string())]
+            ),
             ("k2".to_string(), b"two".to_vec(), vec![]),
             ("k3".to_string(), vec![0xff, 0x00], vec![]),
         ]
@@ -187,10 +294,14 @@ async fn infer_columns_types_a_connector_from_its_topic_and_runs_it() {
     let dir = tempfile::tempdir().unwrap();
     let topic = unique("connect-infer");
     create_topic(&b, &topic, 1).await;
-    produce(&b, &topic, &[
-        Rec::value(r#"{"id":1,"Name":"Ann","address":{"city":"Lyon"},"score":1.5}"#),
-        Rec::value(r#"{"id":2,"Name":"Bo","address":{"city":"Oslo"},"score":2}"#),
-    ]);
+    produce(
+        &b,
+        &topic,
+        &[
+            Rec::value(r#"{"id":1,"Name":"Ann","address":{"city":"Lyon"},"score":1.5}"#),
+            Rec::value(r#"{"id":2,"Name":"Bo","address":{"city":"Oslo"},"score":2}"#),
+        ],
+    );
     let out_dir = dir.path().join("out");
     let connector = json!({"name": "infer", "config": {
         "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
@@ -208,20 +319,33 @@ async fn infer_columns_types_a_connector_from_its_topic_and_runs_it() {
     assert!(t.status.success(), "{}", text(&t.stderr));
     let sql = text(&t.stdout);
     assert!(sql.contains("-- columns inferred from 2 records"), "{sql}");
-    assert!(sql.contains("\"Name\" TEXT") && sql.contains("\"address\" STRUCT<\"city\" TEXT>") && sql.contains("\"id\" BIGINT") && sql.contains("\"score\" DOUBLE"), "{sql}");
+    assert!(
+        sql.contains("\"Name\" TEXT")
+            && sql.contains("\"address\" STRUCT<\"city\" TEXT>")
+            && sql.contains("\"id\" BIGINT")
+            && sql.contains("\"score\" DOUBLE"),
+        "{sql}"
+    );
 
     run_connector(&file, dir.path(), &["--infer-columns", "--bootstrap-servers", &b], &[]);
     let mut rows = crate::support::read_jsonl(&out_dir, ".jsonl");
     rows.sort_by_key(|r| r["id"].as_i64());
-    assert_eq!(rows, vec![
-        json!({"id": 1, "Name": "", "address.city": "Lyon", "score": 1.5}),
-        json!({"id": 2, "Name": "", "address.city": "Oslo", "score": 2.0}),
-    ]);
+    assert_eq!(
+        rows,
+        vec![
+            json!({"id": 1, "Name": "", "address.city": "Lyon", "score": 1.5}),
+            json!({"id": 2, "Name": "", "address.city": "Oslo", "score": 2.0}),
+        ]
+    );
 
     // Without a reader of JSON from Kafka there is nothing to sample.
     let mut lines = connector.clone();
     lines["config"]["connector.class"] = json!("FileStreamSource");
     let lines = write_json(dir.path(), "lines.json", &lines);
     let e = run_cli(&["translate", &lines, "--infer-columns", "--bootstrap-servers", &b]);
-    assert!(!e.status.success() && text(&e.stderr).contains("cannot be sampled"), "{}", text(&e.stderr));
+    assert!(
+        !e.status.success() && text(&e.stderr).contains("cannot be sampled"),
+        "{}",
+        text(&e.stderr)
+    );
 }

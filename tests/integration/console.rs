@@ -49,13 +49,25 @@ fn console_previews_runs_and_restores_pipelines() {
         ),
         "SHOW SINKS;\nquit\n",
     );
-    assert!(first.contains("source 's' created (2 columns, connector datagen)"), "{first}");
+    assert!(
+        first.contains("source 's' created (2 columns, connector datagen)"),
+        "{first}"
+    );
     // The preview: three even ids through the transform.
     assert!(first.contains("| 0  | X |\n| 2  | X |\n| 4  | X |"), "{first}");
     assert!(first.contains("3 row(s)"), "{first}");
-    assert!(first.contains("column 21: No field named nope. Did you mean 's.name'?"), "{first}");
-    assert!(first.contains("sink 'k' created and running (s → filesystem)"), "{first}");
-    assert!(first.contains("| k    | s      | filesystem | FINISHED | 50      | 50       | 0            | 1     |"), "{first}");
+    assert!(
+        first.contains("column 21: No field named nope. Did you mean 's.name'?"),
+        "{first}"
+    );
+    assert!(
+        first.contains("sink 'k' created and running (s → filesystem)"),
+        "{first}"
+    );
+    assert!(
+        first.contains("| k    | s      | filesystem | FINISHED | 50      | 50       | 0            | 1     |"),
+        "{first}"
+    );
     assert_eq!(crate::support::read_jsonl(&out_dir, ".jsonl").len(), 50);
 
     // The next session restores both definitions; the sink resumes (nothing new).
@@ -63,5 +75,9 @@ fn console_previews_runs_and_restores_pipelines() {
     assert!(second.contains("restored 2 source(s)/sink(s)"), "{second}");
     assert!(second.contains("| s    | datagen   | id, name |"), "{second}");
     assert!(second.contains("| k    | s      | filesystem |"), "{second}");
-    assert_eq!(crate::support::read_jsonl(&out_dir, ".jsonl").len(), 50, "no rows written twice");
+    assert_eq!(
+        crate::support::read_jsonl(&out_dir, ".jsonl").len(),
+        50,
+        "no rows written twice"
+    );
 }

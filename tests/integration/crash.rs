@@ -27,7 +27,10 @@ fn sigkill_mid_run_then_restart_loses_nothing() {
         child.wait().unwrap();
     }
     let partial = read_jsonl(&out, ".jsonl").len();
-    assert!(partial > 0 && partial < total as usize, "the kills happened mid-run ({partial} rows written)");
+    assert!(
+        partial > 0 && partial < total as usize,
+        "the kills happened mid-run ({partial} rows written)"
+    );
 
     let done = quiver().args(args).output().unwrap();
     let stdout = text(&done.stdout);
@@ -37,8 +40,14 @@ fn sigkill_mid_run_then_restart_loses_nothing() {
     // Visible files are all complete (every line parses) and cover every id.
     let rows = read_jsonl(&out, ".jsonl");
     let duplicates = assert_every_id(&rows, total);
-    println!("SIGKILL twice: {} rows delivered for {total} ids, {duplicates} duplicates re-read (at-least-once)", rows.len());
-    assert!(duplicates < total as usize, "re-reads are bounded by what was not yet committed");
+    println!(
+        "SIGKILL twice: {} rows delivered for {total} ids, {duplicates} duplicates re-read (at-least-once)",
+        rows.len()
+    );
+    assert!(
+        duplicates < total as usize,
+        "re-reads are bounded by what was not yet committed"
+    );
 }
 
 #[test]
@@ -56,7 +65,11 @@ fn sigterm_flushes_commits_and_exits_cleanly() {
     let args = ["run", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
     let mut total = 0;
     for round in 1..=2 {
-        let child = quiver().args(args).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let child = quiver()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(1200));
         send_signal(child.id(), "TERM");
         let res = child.wait_with_output().unwrap();
@@ -67,13 +80,24 @@ fn sigterm_flushes_commits_and_exits_cleanly() {
         let counts = count_by_id(&read_jsonl(&out, ".jsonl"), "id");
         assert!(counts.len() > total, "round {round} wrote more rows");
         total = counts.len();
-        assert_eq!(counts.keys().copied().collect::<Vec<_>>(), (0..total as i64).collect::<Vec<_>>(), "round {round}: contiguous ids");
-        assert!(counts.values().all(|c| *c == 1), "round {round}: a graceful stop writes nothing twice");
+        assert_eq!(
+            counts.keys().copied().collect::<Vec<_>>(),
+            (0..total as i64).collect::<Vec<_>>(),
+            "round {round}: contiguous ids"
+        );
+        assert!(
+            counts.values().all(|c| *c == 1),
+            "round {round}: a graceful stop writes nothing twice"
+        );
     }
 }
 
 /// Sends a signal with the `kill` command (the workspace forbids `unsafe`, so no libc::kill).
 fn send_signal(pid: u32, signal: &str) {
-    let status = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     assert!(status.success(), "kill -{signal} {pid} failed");
 }

@@ -8,7 +8,8 @@ use quiver_engine::State;
 
 use crate::support::{read_jsonl, run_bounded};
 
-const COLUMNS: &str = "id BIGINT NOT NULL, s TEXT, f DOUBLE, n STRUCT<a INT, b TEXT>, pick TEXT, maybe INT, ts TIMESTAMP";
+const COLUMNS: &str =
+    "id BIGINT NOT NULL, s TEXT, f DOUBLE, n STRUCT<a INT, b TEXT>, pick TEXT, maybe INT, ts TIMESTAMP";
 const FIELDS: &str = "seed = 5, 'fields.id.kind' = 'sequence', 'fields.s.length' = '6', 'fields.n.b.length' = '3', \
                       'fields.pick.values' = 'x,y,z', 'fields.maybe.null.rate' = '0.3'";
 
@@ -47,7 +48,11 @@ async fn same_seed_same_rows_for_any_batch_size_and_after_a_restart() {
         );
         let st = run_bounded(&state, &sql).await;
         assert_eq!(st[0].state, State::Finished);
-        assert_eq!(st[0].rows_in, if total == 700 { 700 } else { 1300 }, "the second run resumes at row 700");
+        assert_eq!(
+            st[0].rows_in,
+            if total == 700 { 700 } else { 1300 },
+            "the second run resumes at row 700"
+        );
     }
     let c = by_id(read_jsonl(&out("c"), ".jsonl"));
     assert_eq!(c, a, "resuming seeks each column's stream to the committed row");
@@ -63,5 +68,8 @@ async fn rows_per_second_limits_the_rate() {
     let elapsed = started.elapsed().as_secs_f64();
     assert_eq!(st[0].rows_out, 600);
     // 600 rows at 1000/s: the last batch is due after ~0.55 s.
-    assert!(elapsed >= 0.5, "finished in {elapsed:.2}s, faster than the limit allows");
+    assert!(
+        elapsed >= 0.5,
+        "finished in {elapsed:.2}s, faster than the limit allows"
+    );
 }

@@ -9,7 +9,11 @@ use crate::support::{read_jsonl, read_parquet, run_bounded};
 use quiver_engine::State;
 
 fn write(path: &std::path::Path, lines: &[&str]) {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
     for l in lines {
         writeln!(f, "{l}").unwrap();
     }
@@ -20,13 +24,16 @@ async fn json_file_to_parquet_partitioned_and_resumed() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::create_dir(&input).unwrap();
-    write(&input.join("a.jsonl"), &[
-        r#"{"id":1,"country":"DE","amount":10.5}"#,
-        r#"{"id":2,"country":"FR","amount":20}"#,
-        r#"{"id":3,"country":"DE","amount":-1,"ignored":"extra field"}"#,
-        r#"{"id":4,"country":null,"amount":7}"#,
-        r#"{"id":5,"country":"a/b%c","amount":1}"#,
-    ]);
+    write(
+        &input.join("a.jsonl"),
+        &[
+            r#"{"id":1,"country":"DE","amount":10.5}"#,
+            r#"{"id":2,"country":"FR","amount":20}"#,
+            r#"{"id":3,"country":"DE","amount":-1,"ignored":"extra field"}"#,
+            r#"{"id":4,"country":null,"amount":7}"#,
+            r#"{"id":5,"country":"a/b%c","amount":1}"#,
+        ],
+    );
     let out = dir.path().join("out");
     let sql = format!(
         "CREATE SOURCE s (id BIGINT NOT NULL, country TEXT, amount DOUBLE) WITH (connector = 'file', path = '{}', format = 'json');
@@ -53,12 +60,15 @@ async fn json_file_to_parquet_partitioned_and_resumed() {
         }
     }
     got.sort_by_key(|g| g.1);
-    assert_eq!(got, vec![
-        ("country=DE".to_string(), 1, 21.0),
-        ("country=FR".to_string(), 2, 40.0),
-        ("country=__HIVE_DEFAULT_PARTITION__".to_string(), 4, 14.0),
-        ("country=a%2Fb%25c".to_string(), 5, 2.0),
-    ]);
+    assert_eq!(
+        got,
+        vec![
+            ("country=DE".to_string(), 1, 21.0),
+            ("country=FR".to_string(), 2, 40.0),
+            ("country=__HIVE_DEFAULT_PARTITION__".to_string(), 4, 14.0),
+            ("country=a%2Fb%25c".to_string(), 5, 2.0),
+        ]
+    );
 
     // New lines and a new file: a rerun reads only what was not committed.
     write(&input.join("a.jsonl"), &[r#"{"id":6,"country":"DE","amount":3}"#]);
@@ -68,7 +78,11 @@ async fn json_file_to_parquet_partitioned_and_resumed() {
     assert_eq!(st[0].rows_in, 2, "only the two new records are read");
     let ids: Vec<i64> = read_parquet(&out)
         .iter()
-        .flat_map(|(_, bs)| bs.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect::<Vec<_>>())
+        .flat_map(|(_, bs)| {
+            bs.iter()
+                .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+                .collect::<Vec<_>>()
+        })
         .collect();
     let mut sorted = ids.clone();
     sorted.sort();
@@ -100,20 +114,37 @@ async fn bad_records_go_to_the_dead_letter_queue_with_provenance() {
     write(&input, BAD_INPUT);
     let out = dir.path().join("out");
     let dlq = dir.path().join("dlq");
-    let sql = bad_records_sql(&input, &out, &format!("'errors.tolerance' = 'all', 'errors.deadletterqueue.path' = '{}'", dlq.display()));
+    let sql = bad_records_sql(
+        &input,
+        &out,
+        &format!(
+            "'errors.tolerance' = 'all', 'errors.deadletterqueue.path' = '{}'",
+            dlq.display()
+        ),
+    );
     let st = run_bounded(&dir.path().join("state"), &sql).await;
     assert_eq!(st[0].state, State::Finished, "{:?}", st[0].error);
     assert_eq!((st[0].rows_in, st[0].rows_out, st[0].rows_errored), (5, 2, 3));
 
     // Good rows, in order.
     let rows = read_jsonl(&out, ".jsonl");
-    assert_eq!(rows, vec![serde_json::json!({"id": 1, "qty": 10}), serde_json::json!({"id": 5, "qty": 5})]);
+    assert_eq!(
+        rows,
+        vec![
+            serde_json::json!({"id": 1, "qty": 10}),
+            serde_json::json!({"id": 5, "qty": 5})
+        ]
+    );
 
     // Each bad record with where it came from and why.
     let dead = read_jsonl(&dlq, ".jsonl");
     assert_eq!(dead.len(), 3, "{dead:#?}");
     let file = input.display().to_string();
-    let by_line = |n: i64| dead.iter().find(|d| d["position"] == n).unwrap_or_else(|| panic!("no DLQ record for line {n}: {dead:#?}"));
+    let by_line = |n: i64| {
+        dead.iter()
+            .find(|d| d["position"] == n)
+            .unwrap_or_else(|| panic!("no DLQ record for line {n}: {dead:#?}"))
+    };
     let transform = by_line(2);
     assert_eq!(transform["stage"], "transform");
     assert_eq!(transform["partition"], file.as_str());
@@ -121,12 +152,24 @@ async fn bad_records_go_to_the_dead_letter_queue_with_provenance() {
     assert_eq!(transform["sink"], "k");
     // The whole row, with the column the SELECT does not read (a pipeline without a
     // dead-letter queue need not decode it).
-    assert_eq!(transform["record"], serde_json::json!({"id": 2, "qty": "ten", "note": "not read by the SELECT"}));
-    assert!(transform["error"].as_str().unwrap().contains("Cannot cast string 'ten' to value of Int32 type"), "{transform}");
+    assert_eq!(
+        transform["record"],
+        serde_json::json!({"id": 2, "qty": "ten", "note": "not read by the SELECT"})
+    );
+    assert!(
+        transform["error"]
+            .as_str()
+            .unwrap()
+            .contains("Cannot cast string 'ten' to value of Int32 type"),
+        "{transform}"
+    );
     let broken = by_line(3);
     assert_eq!(broken["stage"], "decode");
     assert_eq!(broken["record"], r#"{broken json"#);
-    assert!(broken["error"].as_str().unwrap().starts_with("invalid JSON"), "{broken}");
+    assert!(
+        broken["error"].as_str().unwrap().starts_with("invalid JSON"),
+        "{broken}"
+    );
     let wrong_type = by_line(4);
     assert_eq!(wrong_type["stage"], "decode");
     assert_eq!(wrong_type["record"], r#"{"id":"four","qty":"4"}"#);
@@ -139,15 +182,43 @@ async fn bad_records_go_to_the_dead_letter_queue_with_provenance() {
 async fn dead_letter_rows_keep_the_columns_the_select_does_not_read() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.jsonl");
-    write(&input, &[r#"{"id":1,"qty":"10","note":"a"}"#, r#"{"id":2,"qty":"ten","note":"b"}"#, r#"{"id":3,"qty":"3"}"#]);
+    write(
+        &input,
+        &[
+            r#"{"id":1,"qty":"10","note":"a"}"#,
+            r#"{"id":2,"qty":"ten","note":"b"}"#,
+            r#"{"id":3,"qty":"3"}"#,
+        ],
+    );
     let (out, dlq) = (dir.path().join("out"), dir.path().join("dlq"));
-    let sql = bad_records_sql(&input, &out, &format!("'errors.tolerance' = 'all', 'errors.deadletterqueue.path' = '{}'", dlq.display()));
+    let sql = bad_records_sql(
+        &input,
+        &out,
+        &format!(
+            "'errors.tolerance' = 'all', 'errors.deadletterqueue.path' = '{}'",
+            dlq.display()
+        ),
+    );
     let st = run_bounded(&dir.path().join("state"), &sql).await;
-    assert_eq!((st[0].state, st[0].rows_out, st[0].rows_errored), (State::Finished, 2, 1), "{:?}", st[0].error);
+    assert_eq!(
+        (st[0].state, st[0].rows_out, st[0].rows_errored),
+        (State::Finished, 2, 1),
+        "{:?}",
+        st[0].error
+    );
     let dead = read_jsonl(&dlq, ".jsonl");
     assert_eq!(dead.len(), 1, "{dead:#?}");
-    assert_eq!(dead[0]["record"], serde_json::json!({"id": 2, "qty": "ten", "note": "b"}));
-    assert_eq!(read_jsonl(&out, ".jsonl"), vec![serde_json::json!({"id": 1, "qty": 10}), serde_json::json!({"id": 3, "qty": 3})]);
+    assert_eq!(
+        dead[0]["record"],
+        serde_json::json!({"id": 2, "qty": "ten", "note": "b"})
+    );
+    assert_eq!(
+        read_jsonl(&out, ".jsonl"),
+        vec![
+            serde_json::json!({"id": 1, "qty": 10}),
+            serde_json::json!({"id": 3, "qty": 3})
+        ]
+    );
 }
 
 /// `WHERE amount > 0` is applied by the JSON source while decoding: rows that fail
@@ -183,16 +254,28 @@ async fn the_filter_applied_while_decoding_keeps_counts_and_provenance() {
     // Kept: 1..=40 except multiples of 3 (13 of them), line 7 (bad cast), line 23 (bad
     // JSON value), 31 (negative); 41 is -0.0, not above 0.
     let expected: Vec<i64> = (1..=40).filter(|i| i % 3 != 0 && ![7, 23, 31].contains(i)).collect();
-    assert_eq!((st[0].rows_in, st[0].rows_out, st[0].rows_errored), (41, expected.len() as u64, 2));
-    let ids: Vec<i64> = read_jsonl(&out, ".jsonl").iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(
+        (st[0].rows_in, st[0].rows_out, st[0].rows_errored),
+        (41, expected.len() as u64, 2)
+    );
+    let ids: Vec<i64> = read_jsonl(&out, ".jsonl")
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(ids, expected);
     for r in read_jsonl(&out, ".jsonl") {
         assert_eq!(r["qty"], r["id"], "{r}");
     }
     let dead = read_jsonl(&dlq, ".jsonl");
-    let by_position: Vec<(i64, &str)> = dead.iter().map(|d| (d["position"].as_i64().unwrap(), d["stage"].as_str().unwrap())).collect();
+    let by_position: Vec<(i64, &str)> = dead
+        .iter()
+        .map(|d| (d["position"].as_i64().unwrap(), d["stage"].as_str().unwrap()))
+        .collect();
     assert_eq!(by_position, vec![(7, "transform"), (23, "decode")], "{dead:#?}");
-    assert_eq!(dead[0]["record"], serde_json::json!({"id": 7, "amount": 5.0, "qty": "seven"}));
+    assert_eq!(
+        dead[0]["record"],
+        serde_json::json!({"id": 7, "amount": 5.0, "qty": "seven"})
+    );
 }
 
 /// A column only the `WHERE` clause reads (`amount`) is left unbuilt when the file
@@ -224,7 +307,10 @@ async fn a_column_only_the_filter_reads_is_filtered_at_source_with_every_row_rig
     let st = run_bounded(&dir.path().join("state"), &sql).await;
     assert_eq!(st[0].state, State::Finished, "{:?}", st[0].error);
     let expected: Vec<i64> = (1..=35).filter(|i| i % 4 != 0 || *i == 12).collect();
-    assert_eq!((st[0].rows_in, st[0].rows_out, st[0].rows_errored), (35, expected.len() as u64, 0));
+    assert_eq!(
+        (st[0].rows_in, st[0].rows_out, st[0].rows_errored),
+        (35, expected.len() as u64, 0)
+    );
     let rows = read_jsonl(&out, ".jsonl");
     let ids: Vec<i64> = rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, expected);
@@ -239,11 +325,18 @@ async fn bad_record_fails_the_pipeline_under_tolerance_none() {
     let input = dir.path().join("in.jsonl");
     write(&input, BAD_INPUT);
     let out = dir.path().join("out");
-    let st = run_bounded(&dir.path().join("state"), &bad_records_sql(&input, &out, "'errors.tolerance' = 'none'")).await;
+    let st = run_bounded(
+        &dir.path().join("state"),
+        &bad_records_sql(&input, &out, "'errors.tolerance' = 'none'"),
+    )
+    .await;
     assert_eq!(st[0].state, State::Failed);
     let err = st[0].error.clone().unwrap();
     assert!(
-        err.starts_with(&format!("record at {} position 3 of source 's' failed at decode stage: invalid JSON", input.display())),
+        err.starts_with(&format!(
+            "record at {} position 3 of source 's' failed at decode stage: invalid JSON",
+            input.display()
+        )),
         "{err}"
     );
     assert!(err.contains("errors.tolerance = 'all'"), "says how to tolerate: {err}");
@@ -254,7 +347,16 @@ async fn bad_record_fails_the_pipeline_under_tolerance_none() {
 async fn malformed_csv_lines_are_isolated() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
-    write(&input, &["id,name,score", "1,ann,1.5", "2,bob,not-a-number", "3,\"cy, jr\",3", "4,dee"]);
+    write(
+        &input,
+        &[
+            "id,name,score",
+            "1,ann,1.5",
+            "2,bob,not-a-number",
+            "3,\"cy, jr\",3",
+            "4,dee",
+        ],
+    );
     let out = dir.path().join("out");
     let dlq = dir.path().join("dlq");
     let sql = format!(
@@ -266,7 +368,10 @@ async fn malformed_csv_lines_are_isolated() {
     );
     let st = run_bounded(&dir.path().join("state"), &sql).await;
     assert_eq!(st[0].state, State::Finished, "{:?}", st[0].error);
-    let written: String = crate::support::files_with(&out, ".csv").iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    let written: String = crate::support::files_with(&out, ".csv")
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
     assert_eq!(written, "id,name,score\n1,ann,1.5\n3,\"cy, jr\",3.0\n");
     let dead = read_jsonl(&dlq, ".jsonl");
     let positions: Vec<i64> = dead.iter().map(|d| d["position"].as_i64().unwrap()).collect();

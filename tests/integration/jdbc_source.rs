@@ -11,13 +11,17 @@ use crate::kafka_support::unique;
 use crate::support::{read_jsonl, run_bounded};
 
 async fn pg() -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(crate::postgres::URL, tokio_postgres::NoTls).await.expect("PostgreSQL on 127.0.0.1:5432");
+    let (client, conn) = tokio_postgres::connect(crate::postgres::URL, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432");
     tokio::spawn(conn);
     client
 }
 
 async fn maria() -> mysql_async::Conn {
-    mysql_async::Conn::new(mysql_async::Opts::from_url(crate::mysql::URL).unwrap()).await.expect("MariaDB on 127.0.0.1:3306")
+    mysql_async::Conn::new(mysql_async::Opts::from_url(crate::mysql::URL).unwrap())
+        .await
+        .expect("MariaDB on 127.0.0.1:3306")
 }
 
 fn table(name: &str) -> String {
@@ -67,7 +71,12 @@ async fn postgres_bulk_reads_every_mapped_type() {
     );
     // NULL in every column but the key.
     let second = rows[1].as_object().unwrap();
-    assert!(second["id"] == 2 && second.len() == rows[0].as_object().unwrap().len() && second.iter().all(|(k, v)| k == "id" || v.is_null()), "{second:?}");
+    assert!(
+        second["id"] == 2
+            && second.len() == rows[0].as_object().unwrap().len()
+            && second.iter().all(|(k, v)| k == "id" || v.is_null()),
+        "{second:?}"
+    );
 }
 
 /// Waits until `count()` reaches `want` (or fails after 30 s).
@@ -78,7 +87,10 @@ async fn wait_for(what: &str, want: i64, mut count: impl AsyncFnMut() -> i64) {
         if n == want {
             return;
         }
-        assert!(n < want && start.elapsed() < Duration::from_secs(30), "{what}: {n} rows, want {want}");
+        assert!(
+            n < want && start.elapsed() < Duration::from_secs(30),
+            "{what}: {n} rows, want {want}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -108,7 +120,11 @@ async fn postgres_timestamp_incrementing_picks_up_changes_and_resumes_exactly_af
     std::fs::write(&file, sql).unwrap();
     let state = dir.path().join("state");
     let args = ["run", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
-    let count = async || -> i64 { c.query_one(&format!("SELECT count(*) FROM {dst}"), &[]).await.map_or(0, |r| r.get(0)) };
+    let count = async || -> i64 {
+        c.query_one(&format!("SELECT count(*) FROM {dst}"), &[])
+            .await
+            .map_or(0, |r| r.get(0))
+    };
 
     let mut child = crate::support::quiver().args(args).spawn().unwrap();
     wait_for("first poll", 100, count).await;
@@ -122,11 +138,29 @@ async fn postgres_timestamp_incrementing_picks_up_changes_and_resumes_exactly_af
     wait_for("changes during the run", 160, count).await;
     child.kill().unwrap();
     child.wait().unwrap();
-    c.batch_execute(&format!("INSERT INTO {src} (name, updated) SELECT 'k' || i, now() - interval '1 second' FROM generate_series(1, 20) i;")).await.unwrap();
-    let done = crate::support::quiver().args(args).arg("--until-caught-up").output().unwrap();
-    assert!(done.status.success(), "{}\n{}", crate::support::text(&done.stdout), crate::support::text(&done.stderr));
-    let got: Vec<(i32, String)> =
-        c.query(&format!("SELECT id, name FROM {dst} ORDER BY id, name"), &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    c.batch_execute(&format!(
+        "INSERT INTO {src} (name, updated) SELECT 'k' || i, now() - interval '1 second' FROM generate_series(1, 20) i;"
+    ))
+    .await
+    .unwrap();
+    let done = crate::support::quiver()
+        .args(args)
+        .arg("--until-caught-up")
+        .output()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "{}\n{}",
+        crate::support::text(&done.stdout),
+        crate::support::text(&done.stderr)
+    );
+    let got: Vec<(i32, String)> = c
+        .query(&format!("SELECT id, name FROM {dst} ORDER BY id, name"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     let mut want: Vec<(i32, String)> = (1..=100).map(|i| (i, format!("n{i}"))).collect();
     want.extend((1..=10).map(|i| (i, format!("n{i}!"))));
     want.extend((101..=150).map(|i| (i, format!("m{}", i - 100))));
@@ -172,14 +206,23 @@ async fn mysql_bulk_reads_every_mapped_type_and_incrementing_resumes_where_it_st
     );
     // NULL in every column but the key.
     let second = rows[1].as_object().unwrap();
-    assert!(second["id"] == 2 && second.len() == rows[0].as_object().unwrap().len() && second.iter().all(|(k, v)| k == "id" || v.is_null()), "{second:?}");
+    assert!(
+        second["id"] == 2
+            && second.len() == rows[0].as_object().unwrap().len()
+            && second.iter().all(|(k, v)| k == "id" || v.is_null()),
+        "{second:?}"
+    );
 
     // Incrementing: a second run with the same state reads only the rows added since.
     let (inc, state) = (dir.path().join("inc"), dir.path().join("inc-state"));
     let st = run_bounded(&state, &sql("incrementing", &inc)).await;
     assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
     assert_eq!(by_id(&inc).len(), 2);
-    c.query_drop(format!("INSERT INTO `{t}` (name) VALUES ('a'), ('b'), ('c'); UPDATE `{t}` SET name = 'changed' WHERE id = 1;")).await.unwrap();
+    c.query_drop(format!(
+        "INSERT INTO `{t}` (name) VALUES ('a'), ('b'), ('c'); UPDATE `{t}` SET name = 'changed' WHERE id = 1;"
+    ))
+    .await
+    .unwrap();
     let st = run_bounded(&state, &sql("incrementing", &inc)).await;
     assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
     let ids: Vec<i64> = by_id(&inc).iter().map(|r| r["id"].as_i64().unwrap()).collect();
@@ -197,7 +240,10 @@ async fn polling_source_errors_name_the_problem() {
     );
     let st = run_bounded(&dir.path().join("a"), &missing).await;
     let err = st[0].error.clone().unwrap_or_default();
-    assert!(err.contains("no_such_table_here") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("no_such_table_here") && err.contains("does not exist"),
+        "{err}"
+    );
     // A declared column the database value cannot fill is a decode error for that row only.
     let mut c = maria().await;
     let t = table("src_bad");
@@ -217,12 +263,39 @@ async fn polling_source_errors_name_the_problem() {
     assert_eq!(rows, vec![10, 30]);
     let dead = read_jsonl(&dlq, ".jsonl");
     assert_eq!(dead.len(), 2, "{dead:?}");
-    assert!(dead[0]["error"].as_str().unwrap().contains("'ten' is not a valid Int64"), "{}", dead[0]);
-    assert!(dead[1]["error"].as_str().unwrap().contains("column v is declared NOT NULL and the database value is NULL"), "{}", dead[1]);
-    assert!(dead.iter().all(|d| d["stage"] == "decode" && d["partition"] == t.as_str()), "{dead:?}");
+    assert!(
+        dead[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("'ten' is not a valid Int64"),
+        "{}",
+        dead[0]
+    );
+    assert!(
+        dead[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("column v is declared NOT NULL and the database value is NULL"),
+        "{}",
+        dead[1]
+    );
+    assert!(
+        dead.iter()
+            .all(|d| d["stage"] == "decode" && d["partition"] == t.as_str()),
+        "{dead:?}"
+    );
     // Options are checked at CREATE time.
-    let refused = quiver_sql::parse("CREATE SOURCE s (id INT) WITH (connector = 'mysql', 'connection.url' = 'mysql://h/db', mode = 'incrementing', 'table.whitelist' = 't');");
-    let engine = quiver_engine::Engine::open(&dir.path().join("c"), quiver_engine::EngineOptions { bounded: true, persist_definitions: false }).unwrap();
+    let refused = quiver_sql::parse(
+        "CREATE SOURCE s (id INT) WITH (connector = 'mysql', 'connection.url' = 'mysql://h/db', mode = 'incrementing', 'table.whitelist' = 't');",
+    );
+    let engine = quiver_engine::Engine::open(
+        &dir.path().join("c"),
+        quiver_engine::EngineOptions {
+            bounded: true,
+            persist_definitions: false,
+        },
+    )
+    .unwrap();
     let e = engine.execute(&refused.0[0]).await.unwrap_err().to_string();
     assert!(e.contains("incrementing.column.name"), "{e}");
 }
@@ -250,11 +323,18 @@ async fn tls_modes_are_used_and_certificate_problems_are_named() {
     // name (127.0.0.1) is not the certificate's, and the error says so.
     let cert = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
     if std::path::Path::new(cert).exists() {
-        let sql = probe("verify-full", &format!(", 'connection.ssl.root.cert' = '{cert}'"), &dir.path().join("vf"));
+        let sql = probe(
+            "verify-full",
+            &format!(", 'connection.ssl.root.cert' = '{cert}'"),
+            &dir.path().join("vf"),
+        );
         let st = run_bounded(&dir.path().join("s-vf"), &sql).await;
         let err = st[0].error.clone().unwrap_or_default();
         assert_eq!(st[0].state, State::Failed);
-        assert!(err.contains("connecting to postgres://127.0.0.1:5432/test") && err.to_lowercase().contains("certificate"), "{err}");
+        assert!(
+            err.contains("connecting to postgres://127.0.0.1:5432/test") && err.to_lowercase().contains("certificate"),
+            "{err}"
+        );
     }
     // MariaDB here has TLS off: require is refused with the driver's reason, prefer falls back.
     let maria = |mode: &str| {
@@ -266,9 +346,15 @@ async fn tls_modes_are_used_and_certificate_problems_are_named() {
     };
     let st = run_bounded(&dir.path().join("m1"), &maria("require")).await;
     let err = st[0].error.clone().unwrap_or_default();
-    assert!(err.contains("connecting to mysql://127.0.0.1:3306/test") && err.contains("SSL"), "{err}");
+    assert!(
+        err.contains("connecting to mysql://127.0.0.1:3306/test") && err.contains("SSL"),
+        "{err}"
+    );
     let st = run_bounded(&dir.path().join("m2"), &maria("prefer")).await;
-    assert!(st.iter().all(|s| s.state == State::Finished && s.rows_out == 1), "{st:?}");
+    assert!(
+        st.iter().all(|s| s.state == State::Finished && s.rows_out == 1),
+        "{st:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,12 +372,34 @@ async fn the_postgres_to_mariadb_example_copies_rows_and_their_updates() {
     m.query_drop("DROP TABLE IF EXISTS accounts_copy; CREATE TABLE IF NOT EXISTS quiver_offsets (pipeline VARCHAR(255) NOT NULL, source_partition VARCHAR(255) NOT NULL, position TEXT NOT NULL, updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), PRIMARY KEY (pipeline, source_partition)); DELETE FROM quiver_offsets WHERE pipeline = 'accounts_copy'").await.unwrap();
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/postgres_to_mariadb.sql");
     let state = dir.path().join("state");
-    let run = || crate::support::quiver().args(["run", example, "--until-caught-up", "--state-dir", state.to_str().unwrap()]).output().unwrap();
+    let run = || {
+        crate::support::quiver()
+            .args([
+                "run",
+                example,
+                "--until-caught-up",
+                "--state-dir",
+                state.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
     let out = run();
     assert!(out.status.success(), "{}", crate::support::text(&out.stderr));
-    c.batch_execute("UPDATE accounts SET balance = 99, updated = clock_timestamp() WHERE id = 1").await.unwrap();
+    c.batch_execute("UPDATE accounts SET balance = 99, updated = clock_timestamp() WHERE id = 1")
+        .await
+        .unwrap();
     let out = run();
     assert!(out.status.success(), "{}", crate::support::text(&out.stderr));
-    let rows: Vec<(i32, String, String, Option<i64>)> = m.query("SELECT id, owner, CAST(balance AS CHAR), tag_count FROM accounts_copy ORDER BY id").await.unwrap();
-    assert_eq!(rows, vec![(1, "ADA".into(), "99.00".into(), Some(1)), (2, "BOB".into(), "3.00".into(), Some(0))]);
+    let rows: Vec<(i32, String, String, Option<i64>)> = m
+        .query("SELECT id, owner, CAST(balance AS CHAR), tag_count FROM accounts_copy ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (1, "ADA".into(), "99.00".into(), Some(1)),
+            (2, "BOB".into(), "3.00".into(), Some(0))
+        ]
+    );
 }

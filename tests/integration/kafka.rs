@@ -24,7 +24,11 @@ struct Row {
 }
 
 fn order(i: i64) -> Rec {
-    Rec::value(format!(r#"{{"id":{i},"name":"n{i}","amount":{}.5,"extra":"ignored"}}"#, i)).key(format!("k{i}"))
+    Rec::value(format!(
+        r#"{{"id":{i},"name":"n{i}","amount":{}.5,"extra":"ignored"}}"#,
+        i
+    ))
+    .key(format!("k{i}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -36,7 +40,10 @@ async fn json_to_parquet_with_metadata_dead_letter_topic_and_group_offsets() {
     let mut records: Vec<Rec> = (0..300).map(|i| order(i).partition((i % 3) as i32)).collect();
     records[10] = Rec::value("{broken").key("bad-1").partition(1).header("trace", "t-1");
     records[20] = Rec::value(r#"{"id":"twenty","name":"x"}"#).key("bad-2").partition(2);
-    records[30] = Rec::value(r#"{"id":30}"#).key("k30").partition(0).header("origin", "web");
+    records[30] = Rec::value(r#"{"id":30}"#)
+        .key("k30")
+        .partition(0)
+        .header("origin", "web");
     produce(&b, &topic, &records);
 
     let dir = tempfile::tempdir().unwrap();
@@ -55,7 +62,10 @@ async fn json_to_parquet_with_metadata_dead_letter_topic_and_group_offsets() {
     let status = run_bounded(&dir.path().join("state"), &sql).await;
     assert_eq!(status[0].state.to_string(), "FINISHED", "{:?}", status[0].error);
     assert_eq!(status[0].rows_in, 300);
-    assert_eq!(status[0].rows_errored, 3, "two records that do not decode, one the SELECT cannot evaluate");
+    assert_eq!(
+        status[0].rows_errored, 3,
+        "two records that do not decode, one the SELECT cannot evaluate"
+    );
 
     let batches: Vec<RecordBatch> = read_parquet(&out).into_iter().flat_map(|(_, b)| b).collect();
     let mut rows: BTreeMap<i64, Row> = BTreeMap::new();
@@ -76,15 +86,29 @@ async fn json_to_parquet_with_metadata_dead_letter_topic_and_group_offsets() {
                 topic: t.value(r).to_string(),
                 partition: p.value(r),
                 offset: o.value(r),
-                origin: (!origin.is_null(r)).then(|| String::from_utf8_lossy(origin.as_binary::<i32>().value(r)).into_owned()),
+                origin: (!origin.is_null(r))
+                    .then(|| String::from_utf8_lossy(origin.as_binary::<i32>().value(r)).into_owned()),
             };
-            assert!(rows.insert(id.value(r), row).is_none(), "id {} written twice", id.value(r));
+            assert!(
+                rows.insert(id.value(r), row).is_none(),
+                "id {} written twice",
+                id.value(r)
+            );
         }
     }
     let expected: BTreeSet<i64> = (0..300).filter(|i| i % 2 == 0 && ![10, 20, 44].contains(i)).collect();
     assert_eq!(rows.keys().copied().collect::<BTreeSet<_>>(), expected);
     let r = &rows[&42];
-    assert_eq!((r.name.as_deref(), r.doubled, r.key.as_str(), r.topic.as_str(), r.partition), (Some("n42"), Some(85.0), "k42", topic.as_str(), 0));
+    assert_eq!(
+        (
+            r.name.as_deref(),
+            r.doubled,
+            r.key.as_str(),
+            r.topic.as_str(),
+            r.partition
+        ),
+        (Some("n42"), Some(85.0), "k42", topic.as_str(), 0)
+    );
     assert_eq!(r.offset, 14, "record 42 is the 15th of partition 0");
     // A missing field is NULL; headers are readable by name.
     assert_eq!((rows[&30].name.as_deref(), rows[&30].doubled), (None, None));
@@ -94,7 +118,10 @@ async fn json_to_parquet_with_metadata_dead_letter_topic_and_group_offsets() {
     // The three bad records reached the dead-letter topic untouched, with context headers.
     let dead = consume(&b, &dlq, 3, Duration::from_secs(20));
     assert_eq!(dead.len(), 3, "{dead:?}");
-    let broken = dead.iter().find(|d| d.key_text() == "bad-1").expect("the broken JSON record");
+    let broken = dead
+        .iter()
+        .find(|d| d.key_text() == "bad-1")
+        .expect("the broken JSON record");
     assert_eq!(broken.value.as_deref(), Some(&b"{broken"[..]));
     assert_eq!(broken.headers["trace"], "t-1", "original headers are kept");
     assert_eq!(broken.headers["__connect.errors.topic"], topic);
@@ -102,13 +129,31 @@ async fn json_to_parquet_with_metadata_dead_letter_topic_and_group_offsets() {
     assert_eq!(broken.headers["__connect.errors.offset"], "3");
     assert_eq!(broken.headers["__connect.errors.stage"], "VALUE_CONVERTER");
     assert_eq!(broken.headers["__connect.errors.connector.name"], "lake");
-    assert!(broken.headers["__connect.errors.exception.message"].contains("JSON"), "{:?}", broken.headers);
-    let wrong = dead.iter().find(|d| d.key_text() == "bad-2").expect("the wrong-type record");
+    assert!(
+        broken.headers["__connect.errors.exception.message"].contains("JSON"),
+        "{:?}",
+        broken.headers
+    );
+    let wrong = dead
+        .iter()
+        .find(|d| d.key_text() == "bad-2")
+        .expect("the wrong-type record");
     assert_eq!(wrong.headers["__connect.errors.offset"], "6");
-    let divide = dead.iter().find(|d| d.key_text() == "k44").expect("the record the SELECT failed on");
-    assert_eq!(divide.value, order(44).value, "the original value bytes, not the decoded row");
+    let divide = dead
+        .iter()
+        .find(|d| d.key_text() == "k44")
+        .expect("the record the SELECT failed on");
+    assert_eq!(
+        divide.value,
+        order(44).value,
+        "the original value bytes, not the decoded row"
+    );
     assert_eq!(divide.headers["__connect.errors.stage"], "TRANSFORMATION");
-    assert!(divide.headers["__connect.errors.exception.message"].contains("ivide by zero"), "{:?}", divide.headers);
+    assert!(
+        divide.headers["__connect.errors.exception.message"].contains("ivide by zero"),
+        "{:?}",
+        divide.headers
+    );
 
     // Offsets reached the consumer group only after the files were durable: all 100 per partition.
     let group = committed(&b, "quiver-lake", &topic, 3);
@@ -122,7 +167,9 @@ async fn csv_to_kafka_routes_rows_by_topic_column_with_keys_and_connect_envelope
     create_topic(&b, &input, 1).await;
     create_topic(&b, &big, 2).await;
     create_topic(&b, &small, 1).await;
-    let records: Vec<Rec> = (0..50).map(|i| Rec::value(format!("{i},\"name, {i}\",{}", i * 3))).collect();
+    let records: Vec<Rec> = (0..50)
+        .map(|i| Rec::value(format!("{i},\"name, {i}\",{}", i * 3)))
+        .collect();
     produce(&b, &input, &records);
     let dir = tempfile::tempdir().unwrap();
     let sql = format!(
@@ -149,12 +196,26 @@ async fn csv_to_kafka_routes_rows_by_topic_column_with_keys_and_connect_envelope
         assert_eq!(v["payload"]["name"], format!("NAME, {id}"));
         assert_eq!(v["payload"]["qty"], id * 3);
         assert_eq!(v["schema"]["type"], "struct");
-        assert_eq!(v["schema"]["fields"][0], serde_json::json!({"type": "int32", "field": "id", "optional": false}));
+        assert_eq!(
+            v["schema"]["fields"][0],
+            serde_json::json!({"type": "int32", "field": "id", "optional": false})
+        );
         assert_eq!(g.headers["source"], "csv");
-        assert_eq!(g.timestamp, Some(1_704_164_645_000 + id * 1000), "the record time comes from _timestamp");
-        assert!(v["payload"].get("_topic").is_none(), "routing columns stay out of the payload");
+        assert_eq!(
+            g.timestamp,
+            Some(1_704_164_645_000 + id * 1000),
+            "the record time comes from _timestamp"
+        );
+        assert!(
+            v["payload"].get("_topic").is_none(),
+            "routing columns stay out of the payload"
+        );
     }
-    assert!(got_big.iter().all(|g| g.json()["payload"]["qty"].as_i64().unwrap() >= 75));
+    assert!(
+        got_big
+            .iter()
+            .all(|g| g.json()["payload"]["qty"].as_i64().unwrap() >= 75)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -170,11 +231,22 @@ async fn debezium_and_raw_formats_decode() {
             Rec::value(r#"{"before":null,"after":{"id":1,"email":"a@x"},"op":"c","source":{"table":"users"}}"#),
             Rec::value(r#"{"before":{"id":1,"email":"a@x"},"after":{"id":1,"email":"b@x"},"op":"u"}"#),
             Rec::value(r#"{"before":{"id":1,"email":"b@x"},"after":null,"op":"d"}"#),
-            Rec { key: Some(b"1".to_vec()), ..Default::default() },
+            Rec {
+                key: Some(b"1".to_vec()),
+                ..Default::default()
+            },
             Rec::value(r#"{"schema":{},"payload":{"before":null,"after":{"id":2,"email":"c@x"},"op":"r"}}"#),
         ],
     );
-    produce(&b, &raw, &[Rec::value("plain line"), Rec::value(vec![0xff, 0xfe]), Rec::value("second")]);
+    produce(
+        &b,
+        &raw,
+        &[
+            Rec::value("plain line"),
+            Rec::value(vec![0xff, 0xfe]),
+            Rec::value("second"),
+        ],
+    );
     let dir = tempfile::tempdir().unwrap();
     let (o1, o2, dlq) = (dir.path().join("cdc"), dir.path().join("raw"), dir.path().join("dlq"));
     let sql = format!(
@@ -191,14 +263,36 @@ async fn debezium_and_raw_formats_decode() {
     let status = run_bounded(&dir.path().join("state"), &sql).await;
     assert!(status.iter().all(|s| s.state.to_string() == "FINISHED"), "{status:?}");
     let users = read_jsonl(&o1, ".jsonl");
-    let ops: Vec<(i64, String, String)> = users.iter().map(|u| (u["id"].as_i64().unwrap(), u["email"].as_str().unwrap().to_string(), u["op"].as_str().unwrap().to_string())).collect();
+    let ops: Vec<(i64, String, String)> = users
+        .iter()
+        .map(|u| {
+            (
+                u["id"].as_i64().unwrap(),
+                u["email"].as_str().unwrap().to_string(),
+                u["op"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
     // The update's `after`, the delete's `before`; the tombstone is skipped; the last record uses the
     // schema envelope without json.schemas.enable, so it has no `op` and is rejected.
-    assert_eq!(ops, [(1, "a@x".into(), "c".into()), (1, "b@x".into(), "u".into()), (1, "b@x".into(), "d".into())]);
+    assert_eq!(
+        ops,
+        [
+            (1, "a@x".into(), "c".into()),
+            (1, "b@x".into(), "u".into()),
+            (1, "b@x".into(), "d".into())
+        ]
+    );
     let users_status = status.iter().find(|s| s.name == "users_out").expect("users_out status");
     assert_eq!(users_status.rows_errored, 1);
     let lines = read_jsonl(&o2, ".jsonl");
-    assert_eq!(lines, vec![serde_json::json!({"value": "plain line", "n": 10}), serde_json::json!({"value": "second", "n": 6})]);
+    assert_eq!(
+        lines,
+        vec![
+            serde_json::json!({"value": "plain line", "n": 10}),
+            serde_json::json!({"value": "second", "n": 6})
+        ]
+    );
     let dead = read_jsonl(&dlq, ".jsonl");
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["partition"], format!("{raw}/0"));
@@ -211,7 +305,15 @@ async fn a_bad_record_without_tolerance_fails_naming_topic_partition_and_offset(
     let b = broker();
     let topic = unique("strict");
     create_topic(&b, &topic, 2).await;
-    produce(&b, &topic, &[order(1).partition(1), order(2).partition(1), Rec::value(r#"{"id": true}"#).partition(1)]);
+    produce(
+        &b,
+        &topic,
+        &[
+            order(1).partition(1),
+            order(2).partition(1),
+            Rec::value(r#"{"id": true}"#).partition(1),
+        ],
+    );
     let dir = tempfile::tempdir().unwrap();
     let sql = format!(
         "CREATE SOURCE s (id BIGINT NOT NULL) WITH (connector = 'kafka', 'bootstrap.servers' = '{b}', topic = '{topic}');
@@ -259,18 +361,33 @@ fn sigkill_mid_run_then_restart_loses_nothing_and_reports_rereads() {
     child.kill().unwrap();
     child.wait().unwrap();
     let partial = read_jsonl(&out, ".jsonl").len();
-    assert!(partial >= 2_000, "the pipeline was running when killed ({partial} rows)");
+    assert!(
+        partial >= 2_000,
+        "the pipeline was running when killed ({partial} rows)"
+    );
 
-    let args = ["run", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--until-caught-up"];
+    let args = [
+        "run",
+        file.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--until-caught-up",
+    ];
     let done = quiver().args(args).output().unwrap();
     let stdout = text(&done.stdout);
     assert!(done.status.success(), "{stdout}\n{}", text(&done.stderr));
     assert!(stdout.contains("resumed after the committed position"), "{stdout}");
     let rows = read_jsonl(&out, ".jsonl");
     let duplicates = assert_every_id(&rows, total);
-    println!("Kafka SIGKILL: {} rows for {total} records, {duplicates} re-read; summary:\n{stdout}", rows.len());
+    println!(
+        "Kafka SIGKILL: {} rows for {total} records, {duplicates} re-read; summary:\n{stdout}",
+        rows.len()
+    );
     if duplicates > 0 {
-        assert!(stdout.contains("re-read"), "the summary reports the re-read records: {stdout}");
+        assert!(
+            stdout.contains("re-read"),
+            "the summary reports the re-read records: {stdout}"
+        );
     }
     // The group's offsets are not checked here: the killed run's consumer is still a
     // member until its session times out, and Kafka rejects commits from outside an
@@ -336,7 +453,9 @@ fn two_tasks_split_the_partitions_and_a_rebalance_loses_nothing() {
     produce(&b, &topic, &second);
     wait_for(&[&out_a, &out_c], 8_000);
     for child in [&mut a, &mut c] {
-        let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let _ = child.wait();
     }
     let logs_a = std::fs::read_to_string(&log_a).unwrap();
@@ -346,11 +465,23 @@ fn two_tasks_split_the_partitions_and_a_rebalance_loses_nothing() {
     rows.extend(read_jsonl(&out_c, ".jsonl"));
     assert_every_id(&rows, 8_000);
     // Both tasks of process a received partitions at the start.
-    assert!(logs_a.contains("task=0") && logs_a.contains("task=1") && logs_a.contains("partitions assigned"), "{logs_a}");
-    assert!(logs_a.contains("partitions revoked"), "the rebalance revoked partitions from process a: {logs_a}");
-    assert!(logs_c.contains("partitions assigned"), "process c got partitions: {logs_c}");
+    assert!(
+        logs_a.contains("task=0") && logs_a.contains("task=1") && logs_a.contains("partitions assigned"),
+        "{logs_a}"
+    );
+    assert!(
+        logs_a.contains("partitions revoked"),
+        "the rebalance revoked partitions from process a: {logs_a}"
+    );
+    assert!(
+        logs_c.contains("partitions assigned"),
+        "process c got partitions: {logs_c}"
+    );
     let from_c = count_by_id(&read_jsonl(&out_c, ".jsonl"), "id");
-    assert!(from_c.keys().any(|id| *id >= 4_000), "process c read part of the second wave");
+    assert!(
+        from_c.keys().any(|id| *id >= 4_000),
+        "process c read part of the second wave"
+    );
 }
 
 /// Exactly-once into Kafka. Tansu (like the mock) does not hide aborted
@@ -361,7 +492,12 @@ fn two_tasks_split_the_partitions_and_a_rebalance_loses_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn exactly_once_commits_offsets_in_the_transaction_and_a_second_instance_fences_the_first() {
     let b = broker();
-    let (input, output, group, prefix) = (unique("eos-in"), unique("eos-out"), unique("eos-group"), unique("eos-tx"));
+    let (input, output, group, prefix) = (
+        unique("eos-in"),
+        unique("eos-out"),
+        unique("eos-group"),
+        unique("eos-tx"),
+    );
     create_topic(&b, &input, 1).await;
     create_topic(&b, &output, 1).await;
     produce(&b, &input, &(0..500).map(order).collect::<Vec<_>>());
@@ -375,13 +511,26 @@ async fn exactly_once_commits_offsets_in_the_transaction_and_a_second_instance_f
     let status = run_bounded(&dir.path().join("state"), &sql).await;
     assert_eq!(status[0].state.to_string(), "FINISHED", "{:?}", status[0].error);
     let got = tokio::task::block_in_place(|| consume(&b, &output, 500, Duration::from_secs(20)));
-    assert_eq!(got.iter().map(|g| g.json()["id"].as_i64().unwrap()).collect::<BTreeSet<_>>(), (0..500).collect());
-    assert_eq!(committed(&b, &group, &input, 1), BTreeMap::from([(0, 500)]), "offsets committed by the transaction");
+    assert_eq!(
+        got.iter()
+            .map(|g| g.json()["id"].as_i64().unwrap())
+            .collect::<BTreeSet<_>>(),
+        (0..500).collect()
+    );
+    assert_eq!(
+        committed(&b, &group, &input, 1),
+        BTreeMap::from([(0, 500)]),
+        "offsets committed by the transaction"
+    );
 
     // A second producer with the same transactional id takes over; the first one's
     // next transaction is fenced and its pipeline fails, saying so.
-    let engine = std::sync::Arc::new(quiver_engine::Engine::open(&dir.path().join("state2"), quiver_engine::EngineOptions::default()).unwrap());
-    let sql = sql.replace("CREATE SINK copy", "CREATE SINK copy2").replace(&format!("'{prefix}'"), &format!("'{prefix}-live'"));
+    let engine = std::sync::Arc::new(
+        quiver_engine::Engine::open(&dir.path().join("state2"), quiver_engine::EngineOptions::default()).unwrap(),
+    );
+    let sql = sql
+        .replace("CREATE SINK copy", "CREATE SINK copy2")
+        .replace(&format!("'{prefix}'"), &format!("'{prefix}-live'"));
     let (stmts, _) = quiver_sql::parse(&sql);
     for s in &stmts {
         engine.execute(s).await.unwrap();
@@ -392,7 +541,10 @@ async fn exactly_once_commits_offsets_in_the_transaction_and_a_second_instance_f
         .set("transactional.id", format!("{prefix}-live-0"))
         .create()
         .unwrap();
-    tokio::task::block_in_place(|| rdkafka::producer::Producer::init_transactions(&zombie_killer, Duration::from_secs(20))).unwrap();
+    tokio::task::block_in_place(|| {
+        rdkafka::producer::Producer::init_transactions(&zombie_killer, Duration::from_secs(20))
+    })
+    .unwrap();
     produce(&b, &input, &(500..600).map(order).collect::<Vec<_>>());
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let status = loop {
@@ -409,9 +561,20 @@ async fn exactly_once_commits_offsets_in_the_transaction_and_a_second_instance_f
 
 /// Parses `rows in N, rows out M, filtered F, dead-lettered D` of one sink's summary.
 fn summary_counts(stdout: &str, sink: &str) -> [u64; 4] {
-    let block = stdout.split(&format!("sink '{sink}'")).nth(1).unwrap_or_else(|| panic!("no summary for {sink}: {stdout}"));
-    let line = block.lines().find(|l| l.trim_start().starts_with("rows in")).expect("counts line");
-    let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).take(4).map(|s| s.parse().unwrap()).collect();
+    let block = stdout
+        .split(&format!("sink '{sink}'"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no summary for {sink}: {stdout}"));
+    let line = block
+        .lines()
+        .find(|l| l.trim_start().starts_with("rows in"))
+        .expect("counts line");
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(4)
+        .map(|s| s.parse().unwrap())
+        .collect();
     [nums[0], nums[1], nums[2], nums[3]]
 }
 
@@ -422,7 +585,16 @@ fn the_kafka_example_runs_against_quiver_dev_kafka() {
     let dir = tempfile::tempdir().unwrap();
     let bootstrap_file = dir.path().join("bootstrap");
     let mut dev = quiver()
-        .args(["dev", "kafka", "--topic", "orders:3", "--topic", "orders_dlq", "--bootstrap-file", bootstrap_file.to_str().unwrap()])
+        .args([
+            "dev",
+            "kafka",
+            "--topic",
+            "orders:3",
+            "--topic",
+            "orders_dlq",
+            "--bootstrap-file",
+            bootstrap_file.to_str().unwrap(),
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -430,26 +602,45 @@ fn the_kafka_example_runs_against_quiver_dev_kafka() {
     while !bootstrap_file.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let bootstrap = std::fs::read_to_string(&bootstrap_file).expect("dev kafka wrote its address").trim().to_string();
+    let bootstrap = std::fs::read_to_string(&bootstrap_file)
+        .expect("dev kafka wrote its address")
+        .trim()
+        .to_string();
     let lake = dir.path().join("lake");
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/kafka_orders.sql")).unwrap();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/kafka_orders.sql")).unwrap();
     let file = dir.path().join("kafka_orders.sql");
     std::fs::write(&file, example.replace("/tmp/quiver-kafka/lake", lake.to_str().unwrap())).unwrap();
     let state = dir.path().join("state");
     let args = ["run", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
 
-    let run = quiver().env("KAFKA_BOOTSTRAP", &bootstrap).args(args).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let run = quiver()
+        .env("KAFKA_BOOTSTRAP", &bootstrap)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_secs(13));
-    let _ = std::process::Command::new("kill").args(["-TERM", &run.id().to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
     let first = run.wait_with_output().unwrap();
     let first_out = text(&first.stdout);
     assert!(first.status.success(), "{first_out}\n{}", text(&first.stderr));
-    assert_eq!(summary_counts(&first_out, "publish")[1], 50_000, "the producer pipeline published everything: {first_out}");
+    assert_eq!(
+        summary_counts(&first_out, "publish")[1],
+        50_000,
+        "the producer pipeline published everything: {first_out}"
+    );
 
     // Resume and read the rest of the topic.
     let mut args2 = args.to_vec();
     args2.push("--until-caught-up");
-    let second = quiver().env("KAFKA_BOOTSTRAP", &bootstrap).args(&args2).output().unwrap();
+    let second = quiver()
+        .env("KAFKA_BOOTSTRAP", &bootstrap)
+        .args(&args2)
+        .output()
+        .unwrap();
     let second_out = text(&second.stdout);
     assert!(second.status.success(), "{second_out}\n{}", text(&second.stderr));
     let _ = dev.kill();
@@ -461,12 +652,25 @@ fn the_kafka_example_runs_against_quiver_dev_kafka() {
     let mut ids = BTreeSet::new();
     for b in &batches {
         let amount = b.column_by_name("amount").unwrap().as_primitive::<Float64Type>();
-        assert!(amount.iter().all(|a| a.is_some_and(|a| a > 10.0)), "the WHERE clause held");
+        assert!(
+            amount.iter().all(|a| a.is_some_and(|a| a > 10.0)),
+            "the WHERE clause held"
+        );
         assert!(b.column_by_name("kafka_offset").is_some() && b.column_by_name("published_at").is_some());
-        ids.extend(b.column_by_name("id").unwrap().as_primitive::<Int64Type>().iter().flatten());
+        ids.extend(
+            b.column_by_name("id")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .iter()
+                .flatten(),
+        );
     }
     assert_eq!((dead1, dead2), (0, 0));
-    assert_eq!(ids.len() as u64 + filtered1 + filtered2, 50_000, "every published record was read once: {first_out}\n{second_out}");
+    assert_eq!(
+        ids.len() as u64 + filtered1 + filtered2,
+        50_000,
+        "every published record was read once: {first_out}\n{second_out}"
+    );
     assert!(in1 + in2 >= 50_000 && out1 + out2 >= ids.len() as u64);
 }
 
@@ -499,12 +703,30 @@ async fn a_record_the_sink_refuses_goes_to_the_dead_letter_topic_as_the_original
     assert_eq!(ids, (0..40).filter(|i| i % 2 == 0 && *i != 12 && *i != 20).collect());
     let dead = tokio::task::block_in_place(|| consume(&b, &dlq, 2, Duration::from_secs(20)));
     assert_eq!(dead.len(), 2);
-    let big = dead.iter().find(|d| d.key_text() == "k12").expect("the record too large for the broker");
-    assert_eq!(big.value.as_deref(), Some(huge.as_bytes()), "the original record, untouched");
+    let big = dead
+        .iter()
+        .find(|d| d.key_text() == "k12")
+        .expect("the record too large for the broker");
+    assert_eq!(
+        big.value.as_deref(),
+        Some(huge.as_bytes()),
+        "the original record, untouched"
+    );
     assert_eq!(big.headers["__connect.errors.stage"], "TASK_PUT");
     assert_eq!(big.headers["__connect.errors.offset"], "12");
-    assert!(big.headers["__connect.errors.exception.message"].contains("too large"), "{:?}", big.headers);
-    let unrouted = dead.iter().find(|d| d.key_text() == "k20").expect("the record with no topic");
+    assert!(
+        big.headers["__connect.errors.exception.message"].contains("too large"),
+        "{:?}",
+        big.headers
+    );
+    let unrouted = dead
+        .iter()
+        .find(|d| d.key_text() == "k20")
+        .expect("the record with no topic");
     assert_eq!(unrouted.value, order(20).value);
-    assert!(unrouted.headers["__connect.errors.exception.message"].contains("_topic is NULL"), "{:?}", unrouted.headers);
+    assert!(
+        unrouted.headers["__connect.errors.exception.message"].contains("_topic is NULL"),
+        "{:?}",
+        unrouted.headers
+    );
 }

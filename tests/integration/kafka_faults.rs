@@ -37,12 +37,22 @@ async fn a_broker_down_for_20_seconds_delays_but_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.mock().broker_down(-1).unwrap();
     tokio::time::sleep(Duration::from_secs(20)).await;
-    assert!(!run.is_finished(), "the pipeline waits for the broker instead of finishing");
+    assert!(
+        !run.is_finished(),
+        "the pipeline waits for the broker instead of finishing"
+    );
     cluster.mock().broker_up(-1).unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(120), run).await.expect("the pipeline recovers").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the pipeline recovers")
+        .unwrap();
     assert_eq!(status[0].state.to_string(), "FINISHED", "{:?}", status[0].error);
     let got = tokio::task::block_in_place(|| consume(&bootstrap, "events", 3_000, Duration::from_secs(30)));
-    assert_eq!(ids(&got), (0..3_000).collect::<BTreeSet<_>>(), "every record arrived after the outage");
+    assert_eq!(
+        ids(&got),
+        (0..3_000).collect::<BTreeSet<_>>(),
+        "every record arrived after the outage"
+    );
     assert_eq!(got.len(), 3_000, "the idempotent producer wrote no duplicates");
 }
 
@@ -58,11 +68,20 @@ async fn leaders_moving_mid_run_lose_nothing() {
     for round in 0..4 {
         tokio::time::sleep(Duration::from_millis(700)).await;
         for p in 0..3 {
-            cluster.mock().partition_leader("moves", p, Some((p + round) % 3 + 1)).unwrap();
+            cluster
+                .mock()
+                .partition_leader("moves", p, Some((p + round) % 3 + 1))
+                .unwrap();
         }
-        cluster.mock().request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 3]);
+        cluster.mock().request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 3],
+        );
     }
-    let status = tokio::time::timeout(Duration::from_secs(120), run).await.expect("the pipeline finishes").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the pipeline finishes")
+        .unwrap();
     assert_eq!(status[0].state.to_string(), "FINISHED", "{:?}", status[0].error);
     let got = tokio::task::block_in_place(|| consume(&bootstrap, "moves", 4_000, Duration::from_secs(30)));
     assert_eq!(ids(&got), (0..4_000).collect::<BTreeSet<_>>());
@@ -74,29 +93,50 @@ async fn an_authorization_failure_on_the_source_is_a_clear_failed_status() {
     cluster.create_topic("secret", 1).unwrap();
     let bootstrap = cluster.bootstrap();
     let b = bootstrap.clone();
-    tokio::task::spawn_blocking(move || produce(&b, "secret", &(0..10).map(|i| Rec::value(format!(r#"{{"id":{i}}}"#))).collect::<Vec<_>>()))
-        .await
-        .unwrap();
-    cluster.mock().request_errors(RDKafkaApiKey::Fetch, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 20]);
+    tokio::task::spawn_blocking(move || {
+        produce(
+            &b,
+            "secret",
+            &(0..10)
+                .map(|i| Rec::value(format!(r#"{{"id":{i}}}"#)))
+                .collect::<Vec<_>>(),
+        )
+    })
+    .await
+    .unwrap();
+    cluster.mock().request_errors(
+        RDKafkaApiKey::Fetch,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 20],
+    );
     let dir = tempfile::tempdir().unwrap();
     let sql = format!(
         "CREATE SOURCE s (id BIGINT) WITH (connector = 'kafka', 'bootstrap.servers' = '{bootstrap}', topic = 'secret');
          CREATE SINK k WITH (connector = 'blackhole') AS SELECT id FROM s;"
     );
-    let status = tokio::time::timeout(Duration::from_secs(60), run_bounded(&dir.path().join("state"), &sql)).await.expect("no hang");
+    let status = tokio::time::timeout(Duration::from_secs(60), run_bounded(&dir.path().join("state"), &sql))
+        .await
+        .expect("no hang");
     assert_eq!(status[0].state.to_string(), "FAILED");
     let error = status[0].error.clone().unwrap_or_default();
-    assert!(error.contains("source 's' failed") && error.contains("uthoriz"), "{error}");
+    assert!(
+        error.contains("source 's' failed") && error.contains("uthoriz"),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_authorization_failure_on_the_sink_is_a_clear_failed_status() {
     let cluster = DevCluster::start(1).unwrap();
     cluster.create_topic("locked", 1).unwrap();
-    cluster.mock().request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50]);
+    cluster.mock().request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+    );
     let dir = tempfile::tempdir().unwrap();
     let sql = datagen_to_kafka(&cluster.bootstrap(), "locked", 100, 1_000);
-    let status = tokio::time::timeout(Duration::from_secs(60), run_bounded(&dir.path().join("state"), &sql)).await.expect("no hang");
+    let status = tokio::time::timeout(Duration::from_secs(60), run_bounded(&dir.path().join("state"), &sql))
+        .await
+        .expect("no hang");
     assert_eq!(status[0].state.to_string(), "FAILED");
     let error = status[0].error.clone().unwrap_or_default();
     assert!(error.contains("locked/0") && error.contains("uthoriz"), "{error}");

@@ -13,19 +13,32 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// The Tansu broker's address (`tests/run` starts it and sets QUIVER_TEST_KAFKA).
 pub(crate) fn broker() -> String {
-    std::env::var("QUIVER_TEST_KAFKA").expect("QUIVER_TEST_KAFKA is not set: run the suite with tests/run, which starts the Tansu broker")
+    std::env::var("QUIVER_TEST_KAFKA")
+        .expect("QUIVER_TEST_KAFKA is not set: run the suite with tests/run, which starts the Tansu broker")
 }
 
 /// A topic name no other test or earlier run uses.
 pub(crate) fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     format!("{name}-{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
 
 pub(crate) async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    let results = admin.create_topics([&topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))).await.expect("create topics");
+    let results = admin
+        .create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create topics");
     for r in results {
         r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
     }
@@ -42,7 +55,10 @@ pub(crate) struct Rec {
 
 impl Rec {
     pub(crate) fn value(v: impl Into<Vec<u8>>) -> Self {
-        Self { value: Some(v.into()), ..Default::default() }
+        Self {
+            value: Some(v.into()),
+            ..Default::default()
+        }
     }
     pub(crate) fn key(mut self, k: impl Into<Vec<u8>>) -> Self {
         self.key = Some(k.into());
@@ -59,7 +75,11 @@ impl Rec {
 }
 
 pub(crate) fn produce(bootstrap: &str, topic: &str, records: &[Rec]) {
-    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("linger.ms", "5").create().expect("producer");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
     for r in records {
         let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
         if let Some(k) = &r.key {
@@ -74,7 +94,10 @@ pub(crate) fn produce(bootstrap: &str, topic: &str, records: &[Rec]) {
         if !r.headers.is_empty() {
             let mut h = OwnedHeaders::new();
             for (k, v) in &r.headers {
-                h = h.insert(Header { key: k, value: Some(v.as_slice()) });
+                h = h.insert(Header {
+                    key: k,
+                    value: Some(v.as_slice()),
+                });
             }
             rec = rec.headers(h);
         }
@@ -104,7 +127,8 @@ pub(crate) struct Got {
 
 impl Got {
     pub(crate) fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(self.value.as_deref().unwrap_or(b"null")).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.value))
+        serde_json::from_slice(self.value.as_deref().unwrap_or(b"null"))
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.value))
     }
     pub(crate) fn key_text(&self) -> String {
         String::from_utf8_lossy(self.key.as_deref().unwrap_or_default()).into_owned()
@@ -121,7 +145,9 @@ pub(crate) fn consume(bootstrap: &str, topic: &str, expected: usize, timeout: Du
         .expect("consumer");
     let deadline = Instant::now() + timeout;
     let partitions = loop {
-        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
         let n = md.topics().first().map_or(0, |t| t.partitions().len());
         if n > 0 || Instant::now() > deadline {
             break n as i32;
@@ -130,7 +156,8 @@ pub(crate) fn consume(bootstrap: &str, topic: &str, expected: usize, timeout: Du
     };
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
     }
     consumer.assign(&tpl).expect("assign");
     let mut out = Vec::new();
@@ -141,7 +168,16 @@ pub(crate) fn consume(bootstrap: &str, topic: &str, expected: usize, timeout: Du
                 value: m.payload().map(<[u8]>::to_vec),
                 headers: m
                     .headers()
-                    .map(|h| h.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_string(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 timestamp: m.timestamp().to_millis(),
             }),
@@ -154,12 +190,18 @@ pub(crate) fn consume(bootstrap: &str, topic: &str, expected: usize, timeout: Du
 
 /// The offsets a consumer group has committed for a topic: partition → offset.
 pub(crate) fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", group).create().expect("consumer");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p);
     }
-    let got = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
     got.elements()
         .iter()
         .filter_map(|e| match e.offset() {

@@ -15,7 +15,11 @@ async fn exec(engine: &Engine, sql: &str) {
 }
 
 fn committed_rows(engine: &Engine) -> u64 {
-    engine.offsets("k").unwrap().and_then(|o| o.get("rows").and_then(|v| v.as_u64())).unwrap_or(0)
+    engine
+        .offsets("k")
+        .unwrap()
+        .and_then(|o| o.get("rows").and_then(|v| v.as_u64()))
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +46,11 @@ async fn pause_resume_stop_restart_and_offsets() {
     let s = engine.status("k").unwrap();
     assert_eq!(s.state, State::Paused);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(engine.status("k").unwrap().rows_in, s.rows_in, "nothing is read while paused");
+    assert_eq!(
+        engine.status("k").unwrap().rows_in,
+        s.rows_in,
+        "nothing is read while paused"
+    );
 
     engine.resume("k").unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -51,7 +59,10 @@ async fn pause_resume_stop_restart_and_offsets() {
     assert!(s.rows_in > 0);
 
     // Offsets cannot be reset under a running pipeline.
-    assert!(matches!(engine.reset_offsets("k"), Err(EngineError::InvalidState { .. })));
+    assert!(matches!(
+        engine.reset_offsets("k"),
+        Err(EngineError::InvalidState { .. })
+    ));
 
     // A graceful stop flushes and commits exactly what was written.
     let stopped = engine.stop("k").await.unwrap();
@@ -59,7 +70,10 @@ async fn pause_resume_stop_restart_and_offsets() {
     let n = committed_rows(&engine);
     assert_eq!(n, stopped.rows_out);
     let rows = read_jsonl(&out, ".jsonl");
-    assert_eq!(count_by_id(&rows, "id").keys().copied().collect::<Vec<_>>(), (0..n as i64).collect::<Vec<_>>());
+    assert_eq!(
+        count_by_id(&rows, "id").keys().copied().collect::<Vec<_>>(),
+        (0..n as i64).collect::<Vec<_>>()
+    );
 
     // Restart resumes after the committed offset: no gap, no duplicate.
     let restarted = engine.restart("k").await.unwrap();
@@ -69,8 +83,14 @@ async fn pause_resume_stop_restart_and_offsets() {
     let m = committed_rows(&engine);
     assert!(m > n, "the restarted pipeline made progress ({n} → {m})");
     let counts = count_by_id(&read_jsonl(&out, ".jsonl"), "id");
-    assert_eq!(counts.keys().copied().collect::<Vec<_>>(), (0..m as i64).collect::<Vec<_>>());
-    assert!(counts.values().all(|c| *c == 1), "a graceful stop and restart writes nothing twice");
+    assert_eq!(
+        counts.keys().copied().collect::<Vec<_>>(),
+        (0..m as i64).collect::<Vec<_>>()
+    );
+    assert!(
+        counts.values().all(|c| *c == 1),
+        "a graceful stop and restart writes nothing twice"
+    );
 
     // Reset, then a restart reads from the beginning again.
     engine.reset_offsets("k").unwrap();

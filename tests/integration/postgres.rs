@@ -13,7 +13,9 @@ use crate::support::{read_jsonl, run_bounded};
 pub(crate) const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 async fn client() -> Client {
-    let (client, conn) = tokio_postgres::connect(URL, NoTls).await.expect("PostgreSQL on 127.0.0.1:5432 (see ../shared/SERVICES.md)");
+    let (client, conn) = tokio_postgres::connect(URL, NoTls)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432 (see ../shared/SERVICES.md)");
     tokio::spawn(conn);
     client
 }
@@ -29,7 +31,12 @@ async fn rows(c: &Client, table: &str) -> BTreeMap<i64, (Option<String>, Option<
         .await
         .unwrap()
         .iter()
-        .map(|r| (r.get::<_, i64>(0), (r.get::<_, Option<String>>(1), r.get::<_, Option<String>>(2))))
+        .map(|r| {
+            (
+                r.get::<_, i64>(0),
+                (r.get::<_, Option<String>>(1), r.get::<_, Option<String>>(2)),
+            )
+        })
         .collect()
 }
 
@@ -44,7 +51,15 @@ async fn insert_then_upsert_then_update_read_back_row_by_row() {
     let dir = tempfile::tempdir().unwrap();
     let c = client().await;
     let t = table("orders");
-    let first: Vec<String> = (0..1000).map(|i| format!(r#"{{"id":{i},"name":"n{i}","amount":"{}.{:02}","tags":{{"a":{i}}}}}"#, i, i % 100)).collect();
+    let first: Vec<String> = (0..1000)
+        .map(|i| {
+            format!(
+                r#"{{"id":{i},"name":"n{i}","amount":"{}.{:02}","tags":{{"a":{i}}}}}"#,
+                i,
+                i % 100
+            )
+        })
+        .collect();
     let input = write_lines(dir.path(), "a.jsonl", &first);
     let sink = |name: &str, mode: &str, path: &std::path::Path| {
         format!(
@@ -60,7 +75,11 @@ async fn insert_then_upsert_then_update_read_back_row_by_row() {
     let got = rows(&c, &t).await;
     assert_eq!(got.len(), 1000);
     for i in 0..1000i64 {
-        assert_eq!(got[&i], (Some(format!("n{i}")), Some(format!("{i}.{:02}", i % 100))), "row {i}");
+        assert_eq!(
+            got[&i],
+            (Some(format!("n{i}")), Some(format!("{i}.{:02}", i % 100))),
+            "row {i}"
+        );
     }
     // The table was created from the Arrow schema with the key from pk.fields.
     let types: Vec<(String, String)> = c
@@ -70,9 +89,19 @@ async fn insert_then_upsert_then_update_read_back_row_by_row() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let expected = [("id", "bigint"), ("name", "text"), ("amount", "numeric"), ("tags", "jsonb"), ("loaded_at", "timestamp with time zone")];
+    let expected = [
+        ("id", "bigint"),
+        ("name", "text"),
+        ("amount", "numeric"),
+        ("tags", "jsonb"),
+        ("loaded_at", "timestamp with time zone"),
+    ];
     assert_eq!(types, expected.map(|(a, b)| (a.to_string(), b.to_string())).to_vec());
-    let tag: serde_json::Value = c.query_one(&format!("SELECT tags FROM \"{t}\" WHERE id = 7"), &[]).await.unwrap().get(0);
+    let tag: serde_json::Value = c
+        .query_one(&format!("SELECT tags FROM \"{t}\" WHERE id = 7"), &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(tag, serde_json::json!({"a": 7}));
     let pk: i64 = c
         .query_one(&format!("SELECT count(*) FROM information_schema.table_constraints WHERE table_name = '{t}' AND constraint_type = 'PRIMARY KEY'"), &[])
@@ -82,7 +111,9 @@ async fn insert_then_upsert_then_update_read_back_row_by_row() {
     assert_eq!(pk, 1);
 
     // Upsert: ids 500..1500, new names; the same id twice in the input keeps the last.
-    let mut second: Vec<String> = (500..1500).map(|i| format!(r#"{{"id":{i},"name":"u{i}","amount":"1.50"}}"#)).collect();
+    let mut second: Vec<String> = (500..1500)
+        .map(|i| format!(r#"{{"id":{i},"name":"u{i}","amount":"1.50"}}"#))
+        .collect();
     second.push(r#"{"id":600,"name":"last","amount":"2.00"}"#.to_string());
     let input = write_lines(dir.path(), "b.jsonl", &second);
     let st = run_bounded(&dir.path().join("s2"), &sink("up", "upsert", &input)).await;
@@ -95,7 +126,10 @@ async fn insert_then_upsert_then_update_read_back_row_by_row() {
     assert_eq!(got[&1499], (Some("u1499".into()), Some("1.50".into())));
 
     // Update: only keys that exist change; new keys are not inserted.
-    let third: Vec<String> = [10, 20, 5000].iter().map(|i| format!(r#"{{"id":{i},"name":"x{i}","amount":"9.99"}}"#)).collect();
+    let third: Vec<String> = [10, 20, 5000]
+        .iter()
+        .map(|i| format!(r#"{{"id":{i},"name":"x{i}","amount":"9.99"}}"#))
+        .collect();
     let input = write_lines(dir.path(), "c.jsonl", &third);
     let st = run_bounded(&dir.path().join("s3"), &sink("upd", "update", &input)).await;
     assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
@@ -111,8 +145,19 @@ async fn three_bad_rows_among_10000_go_to_the_dead_letter_queue_and_the_rest_com
     let dir = tempfile::tempdir().unwrap();
     let c = client().await;
     let t = table("checked");
-    c.batch_execute(&format!("CREATE TABLE \"{t}\" (id BIGINT PRIMARY KEY, name TEXT, amount INTEGER CHECK (amount >= 0))")).await.unwrap();
-    let lines: Vec<String> = (0..10_000).map(|i| format!(r#"{{"id":{i},"name":"n{i}","amount":{}}}"#, if [17, 5000, 9999].contains(&i) { -1 } else { i })).collect();
+    c.batch_execute(&format!(
+        "CREATE TABLE \"{t}\" (id BIGINT PRIMARY KEY, name TEXT, amount INTEGER CHECK (amount >= 0))"
+    ))
+    .await
+    .unwrap();
+    let lines: Vec<String> = (0..10_000)
+        .map(|i| {
+            format!(
+                r#"{{"id":{i},"name":"n{i}","amount":{}}}"#,
+                if [17, 5000, 9999].contains(&i) { -1 } else { i }
+            )
+        })
+        .collect();
     let input = write_lines(dir.path(), "in.jsonl", &lines);
     let dlq = dir.path().join("dlq");
     let sql = format!(
@@ -136,12 +181,19 @@ async fn three_bad_rows_among_10000_go_to_the_dead_letter_queue_and_the_rest_com
     assert_eq!(ids, vec![17, 5000, 9999]);
     for d in &dead {
         let e = d["error"].as_str().unwrap();
-        assert!(e.contains("23514") && e.contains("check constraint") && e.contains(&t), "{e}");
+        assert!(
+            e.contains("23514") && e.contains("check constraint") && e.contains(&t),
+            "{e}"
+        );
         assert_eq!(d["stage"], "sink");
     }
     // Without tolerance the first bad row stops the pipeline, naming its position and the error.
     let t2 = table("checked_strict");
-    c.batch_execute(&format!("CREATE TABLE \"{t2}\" (id BIGINT PRIMARY KEY, name TEXT, amount INTEGER CHECK (amount >= 0))")).await.unwrap();
+    c.batch_execute(&format!(
+        "CREATE TABLE \"{t2}\" (id BIGINT PRIMARY KEY, name TEXT, amount INTEGER CHECK (amount >= 0))"
+    ))
+    .await
+    .unwrap();
     let sql = format!(
         "CREATE SOURCE s (id BIGINT NOT NULL, name TEXT, amount BIGINT) WITH (connector = 'file', path = '{}');
          CREATE SINK k WITH (connector = 'postgres', 'connection.url' = '{URL}', 'table.name.format' = '{t2}') AS SELECT * FROM s;",
@@ -158,7 +210,9 @@ async fn names_cannot_inject_sql_and_missing_tables_and_columns_are_clear_errors
     let dir = tempfile::tempdir().unwrap();
     let c = client().await;
     let victim = table("victim");
-    c.batch_execute(&format!("CREATE TABLE \"{victim}\" (id BIGINT)")).await.unwrap();
+    c.batch_execute(&format!("CREATE TABLE \"{victim}\" (id BIGINT)"))
+        .await
+        .unwrap();
     let input = write_lines(dir.path(), "in.jsonl", &[r#"{"id":1}"#.to_string()]);
     let evil = format!("x\"; DROP TABLE \"{victim}\"; --");
     let sql = format!(
@@ -169,10 +223,18 @@ async fn names_cannot_inject_sql_and_missing_tables_and_columns_are_clear_errors
     );
     let st = run_bounded(&dir.path().join("s1"), &sql).await;
     assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
-    let n: i64 = c.query_one(&format!("SELECT count(*) FROM \"{victim}\""), &[]).await.unwrap().get(0);
+    let n: i64 = c
+        .query_one(&format!("SELECT count(*) FROM \"{victim}\""), &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0, "the victim table still exists");
     let quoted = format!("\"{}\"", evil.replace('"', "\"\""));
-    let v: i64 = c.query_one(&format!("SELECT \"a\"\"b\" FROM {quoted}"), &[]).await.unwrap().get(0);
+    let v: i64 = c
+        .query_one(&format!("SELECT \"a\"\"b\" FROM {quoted}"), &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(v, 1, "a table with the literal name holds the row");
     c.batch_execute(&format!("DROP TABLE {quoted}")).await.unwrap();
 
@@ -187,15 +249,26 @@ async fn names_cannot_inject_sql_and_missing_tables_and_columns_are_clear_errors
     };
     let st = run_bounded(&dir.path().join("s2"), &sql(false)).await;
     let err = st[0].error.clone().unwrap_or_default();
-    assert!(err.contains(&format!("table {t} does not exist")) && err.contains("auto.create"), "{err}");
-    c.batch_execute(&format!("CREATE TABLE \"{t}\" (id INTEGER)")).await.unwrap();
+    assert!(
+        err.contains(&format!("table {t} does not exist")) && err.contains("auto.create"),
+        "{err}"
+    );
+    c.batch_execute(&format!("CREATE TABLE \"{t}\" (id INTEGER)"))
+        .await
+        .unwrap();
     let st = run_bounded(&dir.path().join("s3"), &sql(false)).await;
     let err = st[0].error.clone().unwrap_or_default();
-    assert!(err.contains("has no column extra") && err.contains("auto.evolve"), "{err}");
+    assert!(
+        err.contains("has no column extra") && err.contains("auto.evolve"),
+        "{err}"
+    );
     // auto.evolve adds the column; the INTEGER id takes BIGINT values through a cast.
     let st = run_bounded(&dir.path().join("s4"), &sql(true)).await;
     assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
-    let r = c.query_one(&format!("SELECT id, extra FROM \"{t}\""), &[]).await.unwrap();
+    let r = c
+        .query_one(&format!("SELECT id, extra FROM \"{t}\""), &[])
+        .await
+        .unwrap();
     assert_eq!((r.get::<_, i32>(0), r.get::<_, String>(1)), (1, "x".to_string()));
 }
 
@@ -205,8 +278,21 @@ async fn deletes_from_an_op_column_and_from_tombstones_remove_their_key() {
     let c = client().await;
     let t = table("cdc");
     // Debezium-style changes: c(reate), u(pdate), d(elete); the `before` image carries the key of a delete.
-    let changes = [(1, "a", "c"), (2, "b", "c"), (1, "a", "d"), (3, "c", "c"), (3, "c", "d"), (2, "b2", "u"), (4, "d", "c"), (4, "d", "d"), (4, "d4", "c")];
-    let lines: Vec<String> = changes.iter().map(|(id, name, op)| format!(r#"{{"id":{id},"name":"{name}","op":"{op}"}}"#)).collect();
+    let changes = [
+        (1, "a", "c"),
+        (2, "b", "c"),
+        (1, "a", "d"),
+        (3, "c", "c"),
+        (3, "c", "d"),
+        (2, "b2", "u"),
+        (4, "d", "c"),
+        (4, "d", "d"),
+        (4, "d4", "c"),
+    ];
+    let lines: Vec<String> = changes
+        .iter()
+        .map(|(id, name, op)| format!(r#"{{"id":{id},"name":"{name}","op":"{op}"}}"#))
+        .collect();
     let input = write_lines(dir.path(), "cdc.jsonl", &lines);
     let sql = format!(
         "CREATE SOURCE s (id BIGINT NOT NULL, name TEXT, op TEXT) WITH (connector = 'file', path = '{}');
@@ -221,12 +307,28 @@ async fn deletes_from_an_op_column_and_from_tombstones_remove_their_key() {
     let names: Vec<(i64, Option<String>)> = got.into_iter().map(|(id, (n, _))| (id, n)).collect();
     assert_eq!(names, vec![(2, Some("b2".into())), (4, Some("d4".into()))]);
     // _op is how deletes are recognised, never a column of the table.
-    let cols: i64 = c.query_one(&format!("SELECT count(*) FROM information_schema.columns WHERE table_name = '{t}' AND column_name = '_op'"), &[]).await.unwrap().get(0);
+    let cols: i64 = c
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = '{t}' AND column_name = '_op'"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(cols, 0);
 
     // record_key: a record whose value is null (every written column NULL) is a tombstone.
     let t = table("tomb");
-    let lines = [r#"{"id":1,"name":"a"}"#, r#"{"id":2,"name":"b"}"#, r#"{"id":1}"#, r#"{"id":3,"name":"c"}"#, r#"{"id":3}"#, r#"{"id":3,"name":"c2"}"#];
+    let lines = [
+        r#"{"id":1,"name":"a"}"#,
+        r#"{"id":2,"name":"b"}"#,
+        r#"{"id":1}"#,
+        r#"{"id":3,"name":"c"}"#,
+        r#"{"id":3}"#,
+        r#"{"id":3,"name":"c2"}"#,
+    ];
     let input = write_lines(dir.path(), "tomb.jsonl", &lines.map(String::from));
     let sql = format!(
         "CREATE SOURCE s (id BIGINT NOT NULL, name TEXT) WITH (connector = 'file', path = '{}');
@@ -237,7 +339,13 @@ async fn deletes_from_an_op_column_and_from_tombstones_remove_their_key() {
     );
     let st = run_bounded(&dir.path().join("state2"), &sql).await;
     assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
-    let got: Vec<(i64, String)> = c.query(&format!("SELECT id, name FROM \"{t}\" ORDER BY id"), &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    let got: Vec<(i64, String)> = c
+        .query(&format!("SELECT id, name FROM \"{t}\" ORDER BY id"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     assert_eq!(got, vec![(2, "b".to_string()), (3, "c2".to_string())]);
 }
 
@@ -263,19 +371,35 @@ fn exactly_once_survives_sigkill_with_positions_in_the_same_transaction() {
         child.kill().unwrap(); // SIGKILL: the open transaction dies with the process
         child.wait().unwrap();
     }
-    let partial: i64 = rt.block_on(c.query_one(&format!("SELECT count(*) FROM \"{t}\""), &[])).unwrap().get(0);
-    assert!(partial > 0 && partial < total, "the kills happened mid-run ({partial} rows)");
+    let partial: i64 = rt
+        .block_on(c.query_one(&format!("SELECT count(*) FROM \"{t}\""), &[]))
+        .unwrap()
+        .get(0);
+    assert!(
+        partial > 0 && partial < total,
+        "the kills happened mid-run ({partial} rows)"
+    );
     // The state store is removed: the positions in quiver_offsets alone must be enough.
     std::fs::remove_dir_all(&state).unwrap();
     let done = crate::support::quiver().args(args).output().unwrap();
-    assert!(done.status.success(), "{}\n{}", crate::support::text(&done.stdout), crate::support::text(&done.stderr));
+    assert!(
+        done.status.success(),
+        "{}\n{}",
+        crate::support::text(&done.stdout),
+        crate::support::text(&done.stderr)
+    );
     let (n, distinct): (i64, i64) = rt
         .block_on(c.query_one(&format!("SELECT count(*), count(DISTINCT id) FROM \"{t}\""), &[]))
         .map(|r| (r.get(0), r.get(1)))
         .unwrap();
     assert_eq!((n, distinct), (total, total), "every row exactly once");
-    let position: serde_json::Value =
-        rt.block_on(c.query_one("SELECT position FROM quiver_offsets WHERE pipeline = $1 AND source_partition = 'rows'", &[&t])).unwrap().get(0);
+    let position: serde_json::Value = rt
+        .block_on(c.query_one(
+            "SELECT position FROM quiver_offsets WHERE pipeline = $1 AND source_partition = 'rows'",
+            &[&t],
+        ))
+        .unwrap()
+        .get(0);
     assert_eq!(position, serde_json::json!(total));
 }
 
@@ -297,19 +421,30 @@ fn a_database_restart_mid_run_pauses_the_pipeline_and_loses_nothing() {
     let file = dir.path().join("p.sql");
     std::fs::write(&file, sql).unwrap();
     let state = dir.path().join("state");
-    let child = crate::support::quiver().args(["run", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]).stdout(std::process::Stdio::piped())
+    let child = crate::support::quiver()
+        .args(["run", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     // Down for three seconds, then back: a restart with a noticeable outage.
-    let version = std::fs::read_dir("/etc/postgresql").unwrap().flatten().next().unwrap().file_name();
+    let version = std::fs::read_dir("/etc/postgresql")
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .file_name();
     let cluster = |action: &str| {
         let out = std::process::Command::new("pg_ctlcluster")
             .args(["--skip-systemctl-redirect", version.to_str().unwrap(), "main", action])
             .output()
             .expect("pg_ctlcluster runs");
-        assert!(out.status.success(), "pg_ctlcluster {action}: {}", crate::support::text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctlcluster {action}: {}",
+            crate::support::text(&out.stderr)
+        );
     };
     cluster("stop");
     std::thread::sleep(std::time::Duration::from_secs(3));
@@ -317,8 +452,14 @@ fn a_database_restart_mid_run_pauses_the_pipeline_and_loses_nothing() {
     let out = child.wait_with_output().unwrap();
     let log = crate::support::text(&out.stderr);
     assert!(out.status.success(), "{}\n{log}", crate::support::text(&out.stdout));
-    assert!(log.contains("PostgreSQL unreachable; retrying"), "the restart was noticed and waited out:\n{log}");
+    assert!(
+        log.contains("PostgreSQL unreachable; retrying"),
+        "the restart was noticed and waited out:\n{log}"
+    );
     let c = rt.block_on(client());
-    let (n, distinct): (i64, i64) = rt.block_on(c.query_one(&format!("SELECT count(*), count(DISTINCT id) FROM \"{t}\""), &[])).map(|r| (r.get(0), r.get(1))).unwrap();
+    let (n, distinct): (i64, i64) = rt
+        .block_on(c.query_one(&format!("SELECT count(*), count(DISTINCT id) FROM \"{t}\""), &[]))
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
     assert_eq!((n, distinct), (total, total), "every row arrived");
 }

@@ -23,7 +23,10 @@ async fn files_roll_by_rows_and_by_bytes() {
 
     // Rows: 3000 + 3000 + 3000 + 1000, in id order across files named in sequence.
     let files = files_with(&by_rows, ".jsonl");
-    let counts: Vec<usize> = files.iter().map(|f| std::fs::read_to_string(f).unwrap().lines().count()).collect();
+    let counts: Vec<usize> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap().lines().count())
+        .collect();
     assert_eq!(counts, vec![3000, 3000, 3000, 1000]);
     assert_eq!(read_jsonl(&by_rows, ".jsonl").len(), 10_000);
 
@@ -34,7 +37,10 @@ async fn files_roll_by_rows_and_by_bytes() {
         let size = std::fs::metadata(f).unwrap().len();
         assert!((200_000..300_000).contains(&size), "{} is {size} bytes", f.display());
     }
-    let data_lines: usize = files.iter().map(|f| std::fs::read_to_string(f).unwrap().lines().count() - 1).sum();
+    let data_lines: usize = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap().lines().count() - 1)
+        .sum();
     assert_eq!(data_lines, 10_000, "every file has its own header");
 }
 
@@ -58,8 +64,15 @@ async fn an_idle_stream_still_closes_its_file_after_rollover_interval() {
     // Both rows are read at once, then nothing more arrives.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(engine.status("k").unwrap().rows_out, 2);
-    assert!(files_with(&out, ".jsonl").is_empty(), "the file is still open and invisible");
-    assert_eq!(engine.offsets("k").unwrap(), None, "nothing is committed before the file is durable");
+    assert!(
+        files_with(&out, ".jsonl").is_empty(),
+        "the file is still open and invisible"
+    );
+    assert_eq!(
+        engine.offsets("k").unwrap(),
+        None,
+        "nothing is committed before the file is durable"
+    );
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(read_jsonl(&out, ".jsonl").len(), 2, "closed by age with no new input");
     let committed = engine.offsets("k").unwrap().expect("committed once durable");

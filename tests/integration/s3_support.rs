@@ -7,28 +7,34 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use arrow::array::RecordBatch;
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The moto S3 endpoint (`tests/run` starts it and sets QUIVER_TEST_S3).
 pub(crate) fn endpoint() -> String {
-    std::env::var("QUIVER_TEST_S3").expect("QUIVER_TEST_S3 is not set: run the suite with tests/run, which starts the moto S3 server")
+    std::env::var("QUIVER_TEST_S3")
+        .expect("QUIVER_TEST_S3 is not set: run the suite with tests/run, which starts the moto S3 server")
 }
 
 /// Creates a fresh bucket (object_store cannot create buckets; moto takes a plain PUT).
 pub(crate) fn create_bucket(name: &str) {
     let url = format!("{}/{name}", endpoint());
-    let status = ureq::put(&url).send_empty().unwrap_or_else(|e| panic!("creating bucket {name} at {url}: {e}")).status();
+    let status = ureq::put(&url)
+        .send_empty()
+        .unwrap_or_else(|e| panic!("creating bucket {name} at {url}: {e}"))
+        .status();
     assert!(status.is_success(), "creating bucket {name}: {status}");
 }
 
 /// A bucket name no other test uses (S3 names: lowercase, digits, dashes).
 pub(crate) fn unique_bucket(name: &str) -> String {
-    let b = crate::kafka_support::unique(name).to_ascii_lowercase().replace('_', "-");
+    let b = crate::kafka_support::unique(name)
+        .to_ascii_lowercase()
+        .replace('_', "-");
     create_bucket(&b);
     b
 }
@@ -59,14 +65,24 @@ pub(crate) fn store(bucket: &str) -> Arc<dyn ObjectStore> {
 pub(crate) async fn list(bucket: &str, prefix: &str) -> Vec<(String, u64, chrono::DateTime<chrono::Utc>)> {
     let s = store(bucket);
     let p = Path::from(prefix);
-    let mut out: Vec<_> =
-        s.list(Some(&p)).map_ok(|m| (m.location.to_string(), m.size, m.last_modified)).try_collect().await.expect("listing the bucket");
+    let mut out: Vec<_> = s
+        .list(Some(&p))
+        .map_ok(|m| (m.location.to_string(), m.size, m.last_modified))
+        .try_collect()
+        .await
+        .expect("listing the bucket");
     out.sort();
     out
 }
 
 pub(crate) async fn get(bucket: &str, key: &str) -> Bytes {
-    store(bucket).get(&Path::parse(key).expect("object key")).await.expect("get object").bytes().await.expect("object body")
+    store(bucket)
+        .get(&Path::parse(key).expect("object key"))
+        .await
+        .expect("get object")
+        .bytes()
+        .await
+        .expect("object body")
 }
 
 /// Reads every `.parquet` object under `prefix`: (key, batches). Each must be a
@@ -78,8 +94,13 @@ pub(crate) async fn read_parquet(bucket: &str, prefix: &str) -> Vec<(String, Vec
             continue;
         }
         let body = get(bucket, &key).await;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(body).unwrap_or_else(|e| panic!("{key} is not a complete Parquet file: {e}")).build().expect("reader");
-        let batches = reader.collect::<Result<Vec<_>, _>>().unwrap_or_else(|e| panic!("{key}: {e}"));
+        let reader = ParquetRecordBatchReaderBuilder::try_new(body)
+            .unwrap_or_else(|e| panic!("{key} is not a complete Parquet file: {e}"))
+            .build()
+            .expect("reader");
+        let batches = reader
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
         out.push((key, batches));
     }
     out
@@ -119,12 +140,22 @@ impl FaultProxy {
         let (f, fw) = (Arc::clone(&faults), Arc::clone(&forwarded));
         tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
-                let (decide, upstream, count, f, fw) = (Arc::clone(&decide), upstream.clone(), Arc::clone(&count), Arc::clone(&f), Arc::clone(&fw));
+                let (decide, upstream, count, f, fw) = (
+                    Arc::clone(&decide),
+                    upstream.clone(),
+                    Arc::clone(&count),
+                    Arc::clone(&f),
+                    Arc::clone(&fw),
+                );
                 tokio::spawn(async move {
                     let _ = serve(conn, &upstream, move |head| {
                         let n = count.fetch_add(1, Ordering::SeqCst);
                         let d = decide(n, head);
-                        if d == Fault::Pass { fw.fetch_add(1, Ordering::SeqCst) } else { f.fetch_add(1, Ordering::SeqCst) };
+                        if d == Fault::Pass {
+                            fw.fetch_add(1, Ordering::SeqCst)
+                        } else {
+                            f.fetch_add(1, Ordering::SeqCst)
+                        };
                         d
                     })
                     .await;
@@ -137,7 +168,9 @@ impl FaultProxy {
 
 /// Serves one request on a client connection, then closes it.
 async fn serve(mut client: TcpStream, upstream: &str, decide: impl Fn(&str) -> Fault) -> std::io::Result<()> {
-    let Some((head, body)) = read_request(&mut client).await? else { return Ok(()) };
+    let Some((head, body)) = read_request(&mut client).await? else {
+        return Ok(());
+    };
     let response = match decide(&head) {
         Fault::Pass => {
             let mut server = TcpStream::connect(upstream).await?;
@@ -154,7 +187,9 @@ async fn serve(mut client: TcpStream, upstream: &str, decide: impl Fn(&str) -> F
                 Fault::InternalError => ("500 Internal Server Error", "InternalError"),
                 _ => ("403 Forbidden", "InvalidAccessKeyId"),
             };
-            let xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>");
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>"
+            );
             format!("HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}", xml.len()).into_bytes()
         }
     };
@@ -192,7 +227,11 @@ async fn read_request(c: &mut TcpStream) -> std::io::Result<Option<(String, Vec<
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
     let len = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        })
         .unwrap_or(0);
     let mut body = buf[end..].to_vec();
     while body.len() < len {

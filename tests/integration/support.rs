@@ -50,9 +50,15 @@ pub(crate) fn read_parquet(dir: &Path) -> Vec<(String, Vec<RecordBatch>)> {
         .into_iter()
         .map(|p| {
             let f = std::fs::File::open(&p).expect("open parquet");
-            let reader = ParquetRecordBatchReaderBuilder::try_new(f).expect("parquet footer").build().expect("parquet reader");
+            let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+                .expect("parquet footer")
+                .build()
+                .expect("parquet reader");
             let batches = reader.collect::<Result<Vec<_>, _>>().expect("parquet rows");
-            (p.strip_prefix(dir).expect("under dir").to_string_lossy().into_owned(), batches)
+            (
+                p.strip_prefix(dir).expect("under dir").to_string_lossy().into_owned(),
+                batches,
+            )
         })
         .collect()
 }
@@ -63,7 +69,8 @@ pub(crate) fn read_jsonl(dir: &Path, ext: &str) -> Vec<serde_json::Value> {
     for p in files_with(dir, ext) {
         let content = std::fs::read_to_string(&p).expect("read jsonl");
         for (i, line) in content.lines().enumerate() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{}:{}: not JSON ({e}): {line}", p.display(), i + 1));
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}:{}: not JSON ({e}): {line}", p.display(), i + 1));
             out.push(v);
         }
     }
@@ -72,11 +79,23 @@ pub(crate) fn read_jsonl(dir: &Path, ext: &str) -> Vec<serde_json::Value> {
 
 /// Runs a script in-process until every pipeline ends (sources bounded).
 pub(crate) async fn run_bounded(state: &Path, sql: &str) -> Vec<PipelineStatus> {
-    let engine = Arc::new(Engine::open(state, EngineOptions { bounded: true, persist_definitions: false }).expect("engine opens"));
+    let engine = Arc::new(
+        Engine::open(
+            state,
+            EngineOptions {
+                bounded: true,
+                persist_definitions: false,
+            },
+        )
+        .expect("engine opens"),
+    );
     let (stmts, errors) = quiver_sql::parse(sql);
     assert!(errors.is_empty(), "parse errors: {errors:?}");
     for s in &stmts {
-        engine.execute(s).await.unwrap_or_else(|e| panic!("{e}\nin: {}", s.text));
+        engine
+            .execute(s)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\nin: {}", s.text));
     }
     let (_tx, rx) = watch::channel(false);
     engine.wait_all(rx).await
@@ -86,7 +105,9 @@ pub(crate) async fn run_bounded(state: &Path, sql: &str) -> Vec<PipelineStatus> 
 pub(crate) fn count_by_id(rows: &[serde_json::Value], key: &str) -> BTreeMap<i64, usize> {
     let mut m = BTreeMap::new();
     for r in rows {
-        let id = r[key].as_i64().unwrap_or_else(|| panic!("row without integer '{key}': {r}"));
+        let id = r[key]
+            .as_i64()
+            .unwrap_or_else(|| panic!("row without integer '{key}': {r}"));
         *m.entry(id).or_insert(0) += 1;
     }
     m
@@ -97,7 +118,12 @@ pub(crate) fn count_by_id(rows: &[serde_json::Value], key: &str) -> BTreeMap<i64
 pub(crate) fn assert_every_id(rows: &[serde_json::Value], total: i64) -> usize {
     let counts = count_by_id(rows, "id");
     let missing: Vec<i64> = (0..total).filter(|i| !counts.contains_key(i)).collect();
-    assert!(missing.is_empty(), "{} ids lost, first {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} ids lost, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
     assert_eq!(counts.len(), total as usize, "ids outside 0..{total} arrived");
     counts.values().map(|c| c - 1).sum()
 }

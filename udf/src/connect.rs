@@ -55,7 +55,9 @@ pub const HAS_HEADER_DOC: FunctionDoc = FunctionDoc {
 pub(crate) fn constant(args: &[ColumnarValue], i: usize, func: &str, what: &str) -> Result<Option<String>> {
     match args.get(i) {
         Some(ColumnarValue::Scalar(s)) if s.is_null() => Ok(None),
-        Some(ColumnarValue::Scalar(ScalarValue::Utf8(Some(v)) | ScalarValue::LargeUtf8(Some(v)) | ScalarValue::Utf8View(Some(v)))) => Ok(Some(v.clone())),
+        Some(ColumnarValue::Scalar(
+            ScalarValue::Utf8(Some(v)) | ScalarValue::LargeUtf8(Some(v)) | ScalarValue::Utf8View(Some(v)),
+        )) => Ok(Some(v.clone())),
         Some(ColumnarValue::Scalar(other)) => exec_err!("{func}: the {what} must be text, not {}", other.data_type()),
         Some(ColumnarValue::Array(_)) => exec_err!("{func}: the {what} must be a constant"),
         None => exec_err!("{func}: missing the {what}"),
@@ -126,7 +128,9 @@ pub struct RegexRouteFunc {
 
 impl RegexRouteFunc {
     pub fn new() -> Self {
-        Self { signature: Signature::any(3, Volatility::Immutable) }
+        Self {
+            signature: Signature::any(3, Volatility::Immutable),
+        }
     }
 }
 
@@ -147,7 +151,10 @@ impl ScalarUDFImpl for RegexRouteFunc {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let (Some(pattern), Some(replacement)) = (constant(&args.args, 1, "regex_route", "regex")?, constant(&args.args, 2, "regex_route", "replacement")?) else {
+        let (Some(pattern), Some(replacement)) = (
+            constant(&args.args, 1, "regex_route", "regex")?,
+            constant(&args.args, 2, "regex_route", "replacement")?,
+        ) else {
             return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
         };
         let re = whole("regex_route", &pattern)?;
@@ -193,7 +200,9 @@ pub struct RegexMatchesFunc {
 
 impl RegexMatchesFunc {
     pub fn new() -> Self {
-        Self { signature: Signature::any(2, Volatility::Immutable) }
+        Self {
+            signature: Signature::any(2, Volatility::Immutable),
+        }
     }
 }
 
@@ -273,13 +282,20 @@ impl HeaderFunc {
 
 /// Kafka headers as the Kafka source gives them: `MAP<TEXT, BYTEA>`.
 pub fn headers_type() -> DataType {
-    MapBuilder::new(None, StringBuilder::new(), BinaryBuilder::new()).finish().data_type().clone()
+    MapBuilder::new(None, StringBuilder::new(), BinaryBuilder::new())
+        .finish()
+        .data_type()
+        .clone()
 }
 
 fn is_headers(dt: &DataType) -> bool {
     match dt {
         DataType::Map(entries, _) => match entries.data_type() {
-            DataType::Struct(f) => f.len() == 2 && matches!(f[0].data_type(), DataType::Utf8) && matches!(f[1].data_type(), DataType::Binary),
+            DataType::Struct(f) => {
+                f.len() == 2
+                    && matches!(f[0].data_type(), DataType::Utf8)
+                    && matches!(f[1].data_type(), DataType::Binary)
+            }
             _ => false,
         },
         _ => false,
@@ -296,7 +312,10 @@ impl ScalarUDFImpl for HeaderFunc {
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         let name = self.name();
         if arg_types.len() < 2 {
-            return plan_err!("{name}: expected the headers and a header name ({})", Self::doc(self.op).syntax);
+            return plan_err!(
+                "{name}: expected the headers and a header name ({})",
+                Self::doc(self.op).syntax
+            );
         }
         if arg_types[0] == DataType::Null {
             // NULL headers (a record that has none yet): the result is a headers map.
@@ -306,7 +325,10 @@ impl ScalarUDFImpl for HeaderFunc {
             });
         }
         if !is_headers(&arg_types[0]) {
-            return plan_err!("{name}: the first argument must be Kafka headers (the _headers column, MAP<TEXT, BYTEA>), not {}", arg_types[0]);
+            return plan_err!(
+                "{name}: the first argument must be Kafka headers (the _headers column, MAP<TEXT, BYTEA>), not {}",
+                arg_types[0]
+            );
         }
         Ok(match self.op {
             HeaderOp::Has => DataType::Boolean,
@@ -331,7 +353,11 @@ impl ScalarUDFImpl for HeaderFunc {
                 .map(|r| {
                     (!map.is_null(r)).then(|| {
                         let entries = map.value(r);
-                        entries.column(0).as_string::<i32>().iter().any(|k| k == Some(names[0].as_str()))
+                        entries
+                            .column(0)
+                            .as_string::<i32>()
+                            .iter()
+                            .any(|k| k == Some(names[0].as_str()))
                     })
                 })
                 .collect();
@@ -345,7 +371,10 @@ impl ScalarUDFImpl for HeaderFunc {
         for r in 0..rows {
             if !map.is_null(r) {
                 let entries = map.value(r);
-                let (keys, values) = (entries.column(0).as_string::<i32>(), entries.column(1).as_binary::<i32>());
+                let (keys, values) = (
+                    entries.column(0).as_string::<i32>(),
+                    entries.column(1).as_binary::<i32>(),
+                );
                 for i in 0..entries.len() {
                     let key = keys.value(i);
                     if self.op == HeaderOp::Drop && names.iter().any(|n| n == key) {
@@ -368,7 +397,11 @@ impl ScalarUDFImpl for HeaderFunc {
         }
         let out: ArrayRef = Arc::new(b.finish());
         // The builder's field names may differ from the input's; keep the input's type.
-        let out = if out.data_type() != headers.data_type() { cast(&out, headers.data_type())? } else { out };
+        let out = if out.data_type() != headers.data_type() {
+            cast(&out, headers.data_type())?
+        } else {
+            out
+        };
         Ok(ColumnarValue::Array(out))
     }
 }

@@ -12,7 +12,11 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, TimeUnit};
 use chrono::format::{Parsed, StrftimeItems, parse};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
-use datafusion_common::{Result, ScalarValue, cast::{as_string_array, as_timestamp_microsecond_array}, exec_err};
+use datafusion_common::{
+    Result, ScalarValue,
+    cast::{as_string_array, as_timestamp_microsecond_array},
+    exec_err,
+};
 use datafusion_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 use crate::FunctionDoc;
@@ -50,7 +54,9 @@ pub struct FormatTimestampFunc {
 
 impl FormatTimestampFunc {
     pub fn new() -> Self {
-        Self { signature: Signature::any(2, Volatility::Immutable) }
+        Self {
+            signature: Signature::any(2, Volatility::Immutable),
+        }
     }
 }
 impl Default for FormatTimestampFunc {
@@ -99,7 +105,9 @@ pub struct ParseTimestampFunc {
 
 impl ParseTimestampFunc {
     pub fn new() -> Self {
-        Self { signature: Signature::string(2, Volatility::Immutable) }
+        Self {
+            signature: Signature::string(2, Volatility::Immutable),
+        }
     }
 }
 impl Default for ParseTimestampFunc {
@@ -114,9 +122,10 @@ fn parse_one(text: &str, items: &[chrono::format::Item<'_>]) -> std::result::Res
     let mut parsed = Parsed::new();
     parse(&mut parsed, text, items.iter()).map_err(|e| e.to_string())?;
     if parsed.offset.is_some()
-        && let Ok(dt) = parsed.to_datetime() {
-            return Ok(dt.timestamp_micros());
-        }
+        && let Ok(dt) = parsed.to_datetime()
+    {
+        return Ok(dt.timestamp_micros());
+    }
     let date = parsed.to_naive_date().or_else(|_| {
         if parsed.year.is_none() && parsed.month.is_none() && parsed.day.is_none() {
             Ok(NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch is a valid date"))
@@ -197,7 +206,9 @@ pub struct NowFunc {
 
 impl NowFunc {
     pub fn new() -> Self {
-        Self { signature: Signature::nullary(Volatility::Volatile) }
+        Self {
+            signature: Signature::nullary(Volatility::Volatile),
+        }
     }
 }
 impl Default for NowFunc {
@@ -211,7 +222,8 @@ impl ScalarUDFImpl for NowFunc {
         "now"
     }
     fn aliases(&self) -> &[String] {
-        static ALIASES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| vec!["current_timestamp".to_string()]);
+        static ALIASES: std::sync::LazyLock<Vec<String>> =
+            std::sync::LazyLock::new(|| vec!["current_timestamp".to_string()]);
         &ALIASES
     }
     fn signature(&self) -> &Signature {
@@ -222,6 +234,9 @@ impl ScalarUDFImpl for NowFunc {
     }
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let nanos = chrono::Utc::now().timestamp_nanos_opt();
-        Ok(ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(nanos, Some("+00:00".into()))))
+        Ok(ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(
+            nanos,
+            Some("+00:00".into()),
+        )))
     }
 }

@@ -61,7 +61,9 @@ macro_rules! digest_func {
         }
         impl $ty {
             pub fn new() -> Self {
-                Self { signature: hash_signature() }
+                Self {
+                    signature: hash_signature(),
+                }
             }
         }
         impl Default for $ty {

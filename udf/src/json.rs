@@ -47,12 +47,28 @@ impl JsonKind {
     }
     pub fn doc(self) -> FunctionDoc {
         let (syntax, description) = match self {
-            JsonKind::Str => ("json_get_str(json_text, path)", "The string at `path` ('$.a.b[0]') in JSON text; other values as their JSON text; NULL when missing. Invalid JSON is a row error."),
-            JsonKind::Int => ("json_get_int(json_text, path)", "The integer at `path` as BIGINT; NULL when missing or not an integer. Invalid JSON is a row error."),
-            JsonKind::Float => ("json_get_float(json_text, path)", "The number at `path` as DOUBLE; NULL when missing or not a number. Invalid JSON is a row error."),
-            JsonKind::Bool => ("json_get_bool(json_text, path)", "The boolean at `path`; NULL when missing or not a boolean. Invalid JSON is a row error."),
+            JsonKind::Str => (
+                "json_get_str(json_text, path)",
+                "The string at `path` ('$.a.b[0]') in JSON text; other values as their JSON text; NULL when missing. Invalid JSON is a row error.",
+            ),
+            JsonKind::Int => (
+                "json_get_int(json_text, path)",
+                "The integer at `path` as BIGINT; NULL when missing or not an integer. Invalid JSON is a row error.",
+            ),
+            JsonKind::Float => (
+                "json_get_float(json_text, path)",
+                "The number at `path` as DOUBLE; NULL when missing or not a number. Invalid JSON is a row error.",
+            ),
+            JsonKind::Bool => (
+                "json_get_bool(json_text, path)",
+                "The boolean at `path`; NULL when missing or not a boolean. Invalid JSON is a row error.",
+            ),
         };
-        FunctionDoc { name: self.name(), syntax, description }
+        FunctionDoc {
+            name: self.name(),
+            syntax,
+            description,
+        }
     }
 }
 
@@ -81,14 +97,19 @@ fn parse_path(path: &str) -> std::result::Result<Vec<Step>, String> {
             '.' => flush(&mut key, &mut steps),
             '[' => {
                 flush(&mut key, &mut steps);
-                let end = bytes[i..].find(']').ok_or_else(|| format!("unclosed '[' at position {i}"))? + i;
+                let end = bytes[i..]
+                    .find(']')
+                    .ok_or_else(|| format!("unclosed '[' at position {i}"))?
+                    + i;
                 let inner = bytes[i + 1..end].trim();
                 if let Some(q) = inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
                     steps.push(Step::Key(q.to_string()));
                 } else if let Some(q) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
                     steps.push(Step::Key(q.to_string()));
                 } else {
-                    let n = inner.parse::<usize>().map_err(|_| format!("`[{inner}]` is not an array index"))?;
+                    let n = inner
+                        .parse::<usize>()
+                        .map_err(|_| format!("`[{inner}]` is not an array index"))?;
                     steps.push(Step::Index(n));
                 }
                 while let Some((j, _)) = chars.peek() {
@@ -125,7 +146,10 @@ pub struct JsonGetFunc {
 
 impl JsonGetFunc {
     pub fn new(kind: JsonKind) -> Self {
-        Self { kind, signature: Signature::string(2, Volatility::Immutable) }
+        Self {
+            kind,
+            signature: Signature::string(2, Volatility::Immutable),
+        }
     }
 }
 
@@ -143,7 +167,9 @@ impl ScalarUDFImpl for JsonGetFunc {
         let name = self.kind.name();
         let path = match &args.args[1] {
             ColumnarValue::Scalar(s) => match s {
-                ScalarValue::Utf8(Some(p)) | ScalarValue::Utf8View(Some(p)) | ScalarValue::LargeUtf8(Some(p)) => p.clone(),
+                ScalarValue::Utf8(Some(p)) | ScalarValue::Utf8View(Some(p)) | ScalarValue::LargeUtf8(Some(p)) => {
+                    p.clone()
+                }
                 _ => return Ok(ColumnarValue::Scalar(ScalarValue::try_from(&self.kind.data_type())?)),
             },
             ColumnarValue::Array(_) => return exec_err!("{name}: the path must be a constant"),
@@ -193,8 +219,19 @@ mod tests {
 
     #[test]
     fn paths_parse() {
-        assert_eq!(parse_path("$.a.b[2].c").unwrap(), vec![Step::Key("a".into()), Step::Key("b".into()), Step::Index(2), Step::Key("c".into())]);
-        assert_eq!(parse_path("a['x y']").unwrap(), vec![Step::Key("a".into()), Step::Key("x y".into())]);
+        assert_eq!(
+            parse_path("$.a.b[2].c").unwrap(),
+            vec![
+                Step::Key("a".into()),
+                Step::Key("b".into()),
+                Step::Index(2),
+                Step::Key("c".into())
+            ]
+        );
+        assert_eq!(
+            parse_path("a['x y']").unwrap(),
+            vec![Step::Key("a".into()), Step::Key("x y".into())]
+        );
         assert!(parse_path("a[x]").is_err());
         assert!(parse_path("a[1").is_err());
     }

@@ -34,18 +34,42 @@ pub enum JsonEdit {
 impl JsonEdit {
     pub fn doc(self) -> FunctionDoc {
         let (name, syntax, description) = match self {
-            JsonEdit::Set => ("json_set", "json_set(json_text, field, value)", "The JSON object with `field` set to `value` (text, number, boolean, timestamp as epoch ms, or NULL)."),
-            JsonEdit::Remove => ("json_remove", "json_remove(json_text, field [, field …])", "The JSON object without those fields."),
-            JsonEdit::Keep => ("json_keep", "json_keep(json_text, field [, field …])", "The JSON object with only those fields."),
-            JsonEdit::Rename => ("json_rename", "json_rename(json_text, old, new)", "The JSON object with field `old` renamed `new`."),
-            JsonEdit::Flatten => ("json_flatten", "json_flatten(json_text [, delimiter])", "Nested objects' fields lifted to the top as parent<delimiter>child (default '.'), as Kafka Connect's Flatten."),
+            JsonEdit::Set => (
+                "json_set",
+                "json_set(json_text, field, value)",
+                "The JSON object with `field` set to `value` (text, number, boolean, timestamp as epoch ms, or NULL).",
+            ),
+            JsonEdit::Remove => (
+                "json_remove",
+                "json_remove(json_text, field [, field …])",
+                "The JSON object without those fields.",
+            ),
+            JsonEdit::Keep => (
+                "json_keep",
+                "json_keep(json_text, field [, field …])",
+                "The JSON object with only those fields.",
+            ),
+            JsonEdit::Rename => (
+                "json_rename",
+                "json_rename(json_text, old, new)",
+                "The JSON object with field `old` renamed `new`.",
+            ),
+            JsonEdit::Flatten => (
+                "json_flatten",
+                "json_flatten(json_text [, delimiter])",
+                "Nested objects' fields lifted to the top as parent<delimiter>child (default '.'), as Kafka Connect's Flatten.",
+            ),
             JsonEdit::Mask => (
                 "json_mask",
                 "json_mask(json_text, field [, replacement])",
                 "The field replaced by its JSON type's empty value ('' / 0 / false), or by `replacement` (a number for numeric fields), as Kafka Connect's MaskField.",
             ),
         };
-        FunctionDoc { name, syntax, description }
+        FunctionDoc {
+            name,
+            syntax,
+            description,
+        }
     }
 }
 
@@ -57,7 +81,10 @@ pub struct JsonEditFunc {
 
 impl JsonEditFunc {
     pub fn new(edit: JsonEdit) -> Self {
-        Self { edit, signature: Signature::variadic_any(Volatility::Immutable) }
+        Self {
+            edit,
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }
     }
 }
 
@@ -80,14 +107,19 @@ fn to_json(a: &ArrayRef, row: usize) -> Result<Value> {
     let scalar = ScalarValue::try_from_array(a, row)?;
     Ok(match scalar {
         ScalarValue::Boolean(Some(b)) => Value::Bool(b),
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => Value::String(s),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+            Value::String(s)
+        }
         ScalarValue::Float32(Some(f)) => serde_json::Number::from_f64(f as f64).map_or(Value::Null, Value::Number),
         ScalarValue::Float64(Some(f)) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
         s if s.data_type().is_integer() => match s.cast_to(&DataType::Int64)? {
             ScalarValue::Int64(Some(i)) => Value::from(i),
             _ => Value::Null,
         },
-        s @ ScalarValue::TimestampSecond(..) | s @ ScalarValue::TimestampMillisecond(..) | s @ ScalarValue::TimestampMicrosecond(..) | s @ ScalarValue::TimestampNanosecond(..) => {
+        s @ ScalarValue::TimestampSecond(..)
+        | s @ ScalarValue::TimestampMillisecond(..)
+        | s @ ScalarValue::TimestampMicrosecond(..)
+        | s @ ScalarValue::TimestampNanosecond(..) => {
             match s.cast_to(&DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None))? {
                 ScalarValue::TimestampMillisecond(Some(ms), _) => Value::from(ms),
                 _ => Value::Null,
@@ -170,13 +202,20 @@ fn split_object(text: &str) -> std::result::Result<Fields, String> {
 }
 
 fn join_object(fields: &Fields) -> String {
-    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}:{v}", Value::String(k.clone()))).collect();
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{}:{v}", Value::String(k.clone())))
+        .collect();
     format!("{{{}}}", body.join(","))
 }
 
 fn flatten_into(prefix: &str, delimiter: &str, fields: Fields, out: &mut Fields) -> std::result::Result<(), String> {
     for (k, raw) in fields {
-        let name = if prefix.is_empty() { k } else { format!("{prefix}{delimiter}{k}") };
+        let name = if prefix.is_empty() {
+            k
+        } else {
+            format!("{prefix}{delimiter}{k}")
+        };
         if raw.starts_with('{') {
             flatten_into(&name, delimiter, split_object(&raw)?, out)?;
         } else {
@@ -201,7 +240,9 @@ fn mask(func: &str, field: &str, v: &Value, replacement: Option<&str>) -> Result
             (_, _, Ok(f)) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
             _ => return exec_err!("{func}: replacement '{r}' is not a number, and field '{field}' is"),
         },
-        (other, Some(_)) => return exec_err!("{func}: field '{field}' is {other}; a replacement applies to strings and numbers"),
+        (other, Some(_)) => {
+            return exec_err!("{func}: field '{field}' is {other}; a replacement applies to strings and numbers");
+        }
     })
 }
 
@@ -223,8 +264,15 @@ impl ScalarUDFImpl for JsonEditFunc {
         if arg_types.len() < min || arg_types.len() > max {
             return plan_err!("{}: expected {}", doc.name, doc.syntax);
         }
-        if !matches!(arg_types[0], DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null) {
-            return plan_err!("{}: the first argument must be JSON text, not {}", doc.name, arg_types[0]);
+        if !matches!(
+            arg_types[0],
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+        ) {
+            return plan_err!(
+                "{}: the first argument must be JSON text, not {}",
+                doc.name,
+                arg_types[0]
+            );
         }
         Ok(DataType::Utf8)
     }
@@ -236,8 +284,14 @@ impl ScalarUDFImpl for JsonEditFunc {
         let names: Vec<String> = match self.edit {
             JsonEdit::Set | JsonEdit::Mask => vec![constant(&args.args, 1, &name)?],
             JsonEdit::Rename => vec![constant(&args.args, 1, &name)?, constant(&args.args, 2, &name)?],
-            JsonEdit::Remove | JsonEdit::Keep => (1..args.args.len()).map(|i| constant(&args.args, i, &name)).collect::<Result<_>>()?,
-            JsonEdit::Flatten => vec![if args.args.len() > 1 { constant(&args.args, 1, &name)? } else { ".".to_string() }],
+            JsonEdit::Remove | JsonEdit::Keep => (1..args.args.len())
+                .map(|i| constant(&args.args, i, &name))
+                .collect::<Result<_>>()?,
+            JsonEdit::Flatten => vec![if args.args.len() > 1 {
+                constant(&args.args, 1, &name)?
+            } else {
+                ".".to_string()
+            }],
         };
         let value = match self.edit {
             JsonEdit::Set => Some(args.args[2].clone().into_array(rows)?),
@@ -260,7 +314,9 @@ impl ScalarUDFImpl for JsonEditFunc {
             let position = |fields: &Fields, key: &str| fields.iter().position(|(k, _)| k == key);
             match self.edit {
                 JsonEdit::Set => {
-                    let Some(value) = &value else { return exec_err!("{name}: missing the value") };
+                    let Some(value) = &value else {
+                        return exec_err!("{name}: missing the value");
+                    };
                     let raw = to_json(value, row)?.to_string();
                     match position(&fields, &names[0]) {
                         Some(i) => fields[i].1 = raw,
@@ -273,7 +329,12 @@ impl ScalarUDFImpl for JsonEditFunc {
                     if let Some(i) = position(&fields, &names[0]) {
                         fields[i].0 = names[1].clone();
                         // The renamed field replaces one that already had the new name.
-                        let dup: Vec<usize> = fields.iter().enumerate().filter(|(j, (k, _))| *j != i && k == &names[1]).map(|(j, _)| j).collect();
+                        let dup: Vec<usize> = fields
+                            .iter()
+                            .enumerate()
+                            .filter(|(j, (k, _))| *j != i && k == &names[1])
+                            .map(|(j, _)| j)
+                            .collect();
                         for j in dup.into_iter().rev() {
                             fields.remove(j);
                         }
@@ -311,7 +372,10 @@ mod tests {
         assert_eq!(f[0].1, r#""x\\""#);
         assert_eq!(f[1].1, r#"{"n":[1,{"k":"]"}]}"#);
         assert_eq!(f[2].1, "-2.5e1");
-        assert_eq!(join_object(&f), r#"{"b":"x\\","a":{"n":[1,{"k":"]"}]},"c":-2.5e1,"d":null,"e":true}"#);
+        assert_eq!(
+            join_object(&f),
+            r#"{"b":"x\\","a":{"n":[1,{"k":"]"}]},"c":-2.5e1,"d":null,"e":true}"#
+        );
         assert!(split_object("[1]").unwrap_err().contains("expected a JSON object"));
         assert!(split_object("{\"a\":").unwrap_err().contains("not valid JSON"));
         assert_eq!(split_object("{}").unwrap(), Vec::<(String, String)>::new());

@@ -49,10 +49,16 @@ pub fn functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(connect::HeaderFunc::new(connect::HeaderOp::Drop))),
         Arc::new(ScalarUDF::from(connect::HeaderFunc::new(connect::HeaderOp::Has))),
         Arc::new(ScalarUDF::from(json_edit::JsonEditFunc::new(json_edit::JsonEdit::Set))),
-        Arc::new(ScalarUDF::from(json_edit::JsonEditFunc::new(json_edit::JsonEdit::Remove))),
+        Arc::new(ScalarUDF::from(json_edit::JsonEditFunc::new(
+            json_edit::JsonEdit::Remove,
+        ))),
         Arc::new(ScalarUDF::from(json_edit::JsonEditFunc::new(json_edit::JsonEdit::Keep))),
-        Arc::new(ScalarUDF::from(json_edit::JsonEditFunc::new(json_edit::JsonEdit::Rename))),
-        Arc::new(ScalarUDF::from(json_edit::JsonEditFunc::new(json_edit::JsonEdit::Flatten))),
+        Arc::new(ScalarUDF::from(json_edit::JsonEditFunc::new(
+            json_edit::JsonEdit::Rename,
+        ))),
+        Arc::new(ScalarUDF::from(json_edit::JsonEditFunc::new(
+            json_edit::JsonEdit::Flatten,
+        ))),
         Arc::new(ScalarUDF::from(json_edit::JsonEditFunc::new(json_edit::JsonEdit::Mask))),
     ]
 }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, new_null_array};
-use arrow::compute::{cast, kernels::zip::zip, is_null};
+use arrow::compute::{cast, is_null, kernels::zip::zip};
 use arrow::datatypes::DataType;
 use datafusion_common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
@@ -29,7 +29,15 @@ pub struct MaskFunc {
 
 impl MaskFunc {
     pub fn new() -> Self {
-        Self { signature: Signature::one_of(vec![datafusion_expr::TypeSignature::Any(1), datafusion_expr::TypeSignature::Any(2)], Volatility::Immutable) }
+        Self {
+            signature: Signature::one_of(
+                vec![
+                    datafusion_expr::TypeSignature::Any(1),
+                    datafusion_expr::TypeSignature::Any(2),
+                ],
+                Volatility::Immutable,
+            ),
+        }
     }
 }
 
@@ -86,7 +94,11 @@ impl ScalarUDFImpl for MaskFunc {
                 let null_scalar = arrow::array::Scalar::new(null_array);
                 let out = zip(&nulls, &null_scalar, &masked)?;
                 // zip keeps the masked type; make sure dictionary/view types come back as declared.
-                let out = if out.data_type() != values.data_type() { cast(&out, values.data_type())? } else { out };
+                let out = if out.data_type() != values.data_type() {
+                    cast(&out, values.data_type())?
+                } else {
+                    out
+                };
                 debug_assert_eq!(out.len(), values.len());
                 Ok(ColumnarValue::Array(Arc::clone(&out)))
             }

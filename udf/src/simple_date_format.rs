@@ -103,7 +103,12 @@ mod tests {
     #[test]
     fn common_kafka_connect_patterns() {
         assert_eq!(to_chrono("yyyy-MM-dd").unwrap(), "%Y-%m-%d");
-        assert_eq!(to_chrono("yyyy-MM-dd'T'HH:mm:ss.SSSZ").unwrap(), "%Y-%m-%dT%H:%M:%S%.3f%z".replace("%.3f", "%3f").replace("%S%3f", "%S.%3f"));
+        assert_eq!(
+            to_chrono("yyyy-MM-dd'T'HH:mm:ss.SSSZ").unwrap(),
+            "%Y-%m-%dT%H:%M:%S%.3f%z"
+                .replace("%.3f", "%3f")
+                .replace("%S%3f", "%S.%3f")
+        );
         assert_eq!(to_chrono("yyyyMMdd").unwrap(), "%Y%m%d");
         assert_eq!(to_chrono("dd/MM/yy HH:mm").unwrap(), "%d/%m/%y %H:%M");
         assert_eq!(to_chrono("'it''s' yyyy").unwrap(), "it's %Y");

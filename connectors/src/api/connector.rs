@@ -28,9 +28,24 @@ pub struct KafkaCluster {
 
 impl Debug for KafkaCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let props: Vec<(&str, &str)> =
-            self.properties.iter().map(|(k, v)| (k.as_str(), if super::options::is_secret(k) { "********" } else { v.as_str() })).collect();
-        f.debug_struct("KafkaCluster").field("bootstrap", &self.bootstrap).field("properties", &props).finish()
+        let props: Vec<(&str, &str)> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if super::options::is_secret(k) {
+                        "********"
+                    } else {
+                        v.as_str()
+                    },
+                )
+            })
+            .collect();
+        f.debug_struct("KafkaCluster")
+            .field("bootstrap", &self.bootstrap)
+            .field("properties", &props)
+            .finish()
     }
 }
 
@@ -58,11 +73,17 @@ pub trait Connector: Send + Sync + 'static {
     }
     /// Consumes the source options into a config. Pure: no I/O.
     fn parse_source(&self, _opts: &mut Options, _schema: &SchemaRef) -> Result<Self::SourceConfig> {
-        Err(ConnectorError::Config(format!("connector '{}' cannot be used as a source", self.name())))
+        Err(ConnectorError::Config(format!(
+            "connector '{}' cannot be used as a source",
+            self.name()
+        )))
     }
     /// Consumes the sink options into a config. Pure: no I/O.
     fn parse_sink(&self, _opts: &mut Options, _schema: &SchemaRef) -> Result<Self::SinkConfig> {
-        Err(ConnectorError::Config(format!("connector '{}' cannot be used as a sink", self.name())))
+        Err(ConnectorError::Config(format!(
+            "connector '{}' cannot be used as a sink",
+            self.name()
+        )))
     }
     /// The Kafka cluster a source config reads from, if it is a Kafka one.
     fn source_cluster(&self, _config: &Self::SourceConfig) -> Option<KafkaCluster> {
@@ -83,10 +104,16 @@ pub trait Connector: Send + Sync + 'static {
         Vec::new()
     }
     async fn build_source(&self, _config: &Self::SourceConfig, _ctx: SourceContext) -> Result<Box<dyn Source>> {
-        Err(ConnectorError::Config(format!("connector '{}' cannot be used as a source", self.name())))
+        Err(ConnectorError::Config(format!(
+            "connector '{}' cannot be used as a source",
+            self.name()
+        )))
     }
     async fn build_sink(&self, _config: &Self::SinkConfig, _ctx: SinkContext) -> Result<Box<dyn Sink>> {
-        Err(ConnectorError::Config(format!("connector '{}' cannot be used as a sink", self.name())))
+        Err(ConnectorError::Config(format!(
+            "connector '{}' cannot be used as a sink",
+            self.name()
+        )))
     }
 }
 
@@ -115,7 +142,11 @@ pub trait ErasedConnector: Send + Sync {
     fn source_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster>;
     fn sink_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster>;
     fn check_sink_source(&self, config: &ValidatedConfig, source_connector: &str) -> Result<()>;
-    fn build_source<'a>(&'a self, config: &'a ValidatedConfig, ctx: SourceContext) -> BoxFuture<'a, Result<Box<dyn Source>>>;
+    fn build_source<'a>(
+        &'a self,
+        config: &'a ValidatedConfig,
+        ctx: SourceContext,
+    ) -> BoxFuture<'a, Result<Box<dyn Source>>>;
     fn build_sink<'a>(&'a self, config: &'a ValidatedConfig, ctx: SinkContext) -> BoxFuture<'a, Result<Box<dyn Sink>>>;
 }
 
@@ -127,10 +158,11 @@ impl std::fmt::Debug for dyn ErasedConnector {
 
 fn downcast<'a, T: 'static>(name: &str, config: &'a ValidatedConfig) -> Result<&'a T> {
     // Deref the Arc first: `Arc<dyn AnyDebug>` is itself `AnyDebug` through the blanket impl.
-    (*config.0)
-        .as_any()
-        .downcast_ref::<T>()
-        .ok_or_else(|| ConnectorError::Internal(format!("config handed to connector '{name}' was made by another connector")))
+    (*config.0).as_any().downcast_ref::<T>().ok_or_else(|| {
+        ConnectorError::Internal(format!(
+            "config handed to connector '{name}' was made by another connector"
+        ))
+    })
 }
 
 impl<C: Connector> ErasedConnector for C {
@@ -153,18 +185,32 @@ impl<C: Connector> ErasedConnector for C {
         Ok(ValidatedConfig(Arc::new(Connector::parse_sink(self, opts, schema)?)))
     }
     fn metadata_columns(&self, config: &ValidatedConfig) -> Vec<FieldRef> {
-        downcast::<C::SourceConfig>(Connector::name(self), config).map(|c| Connector::metadata_columns(self, c)).unwrap_or_default()
+        downcast::<C::SourceConfig>(Connector::name(self), config)
+            .map(|c| Connector::metadata_columns(self, c))
+            .unwrap_or_default()
     }
     fn source_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster> {
-        downcast::<C::SourceConfig>(Connector::name(self), config).ok().and_then(|c| Connector::source_cluster(self, c))
+        downcast::<C::SourceConfig>(Connector::name(self), config)
+            .ok()
+            .and_then(|c| Connector::source_cluster(self, c))
     }
     fn sink_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster> {
-        downcast::<C::SinkConfig>(Connector::name(self), config).ok().and_then(|c| Connector::sink_cluster(self, c))
+        downcast::<C::SinkConfig>(Connector::name(self), config)
+            .ok()
+            .and_then(|c| Connector::sink_cluster(self, c))
     }
     fn check_sink_source(&self, config: &ValidatedConfig, source_connector: &str) -> Result<()> {
-        Connector::check_sink_source(self, downcast::<C::SinkConfig>(Connector::name(self), config)?, source_connector)
+        Connector::check_sink_source(
+            self,
+            downcast::<C::SinkConfig>(Connector::name(self), config)?,
+            source_connector,
+        )
     }
-    fn build_source<'a>(&'a self, config: &'a ValidatedConfig, ctx: SourceContext) -> BoxFuture<'a, Result<Box<dyn Source>>> {
+    fn build_source<'a>(
+        &'a self,
+        config: &'a ValidatedConfig,
+        ctx: SourceContext,
+    ) -> BoxFuture<'a, Result<Box<dyn Source>>> {
         Box::pin(async move {
             let cfg = downcast::<C::SourceConfig>(Connector::name(self), config)?;
             Connector::build_source(self, cfg, ctx).await

@@ -25,7 +25,12 @@ pub enum ConnectorError {
     Missing { key: String, doc: String },
     /// An option key that the connector does not take.
     #[error("unknown option '{key}' for {connector} {role}{suggestion}")]
-    UnknownOption { key: String, connector: String, role: &'static str, suggestion: String },
+    UnknownOption {
+        key: String,
+        connector: String,
+        role: &'static str,
+        suggestion: String,
+    },
     /// A configuration problem that is not about one option.
     #[error("{0}")]
     Config(String),
@@ -76,25 +81,41 @@ pub enum ConnectorError {
 
 impl ConnectorError {
     pub fn option(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Option { key: key.into(), message: message.into() }
+        Self::Option {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io { context: context.into(), source }
+        Self::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     pub fn store(context: impl Into<String>, source: object_store::Error) -> Self {
-        Self::ObjectStore { context: context.into(), source }
+        Self::ObjectStore {
+            context: context.into(),
+            source,
+        }
     }
 
     pub fn arrow(context: impl Into<String>, source: ArrowError) -> Self {
-        Self::Arrow { context: context.into(), source }
+        Self::Arrow {
+            context: context.into(),
+            source,
+        }
     }
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Option { .. } | Self::Missing { .. } | Self::UnknownOption { .. } | Self::Config(_) => ErrorKind::Config,
-            Self::Io { .. } | Self::ObjectStore { .. } | Self::Kafka { .. } | Self::Unavailable(_) => ErrorKind::External,
+            Self::Option { .. } | Self::Missing { .. } | Self::UnknownOption { .. } | Self::Config(_) => {
+                ErrorKind::Config
+            }
+            Self::Io { .. } | Self::ObjectStore { .. } | Self::Kafka { .. } | Self::Unavailable(_) => {
+                ErrorKind::External
+            }
             Self::Arrow { .. } | Self::Parquet { .. } => ErrorKind::Data,
             Self::Internal(_) => ErrorKind::Internal,
         }

@@ -122,7 +122,14 @@ mod tests {
 
     #[test]
     fn operators_hold_as_in_sql_and_flip_with_their_operands() {
-        let all = [Comparison::Eq, Comparison::NotEq, Comparison::Lt, Comparison::LtEq, Comparison::Gt, Comparison::GtEq];
+        let all = [
+            Comparison::Eq,
+            Comparison::NotEq,
+            Comparison::Lt,
+            Comparison::LtEq,
+            Comparison::Gt,
+            Comparison::GtEq,
+        ];
         for op in all {
             for (a, b) in [(1, 2), (2, 2), (3, 2)] {
                 let expected = match op {

@@ -12,4 +12,7 @@ pub use error::{ConnectorError, ErrorKind, Result};
 pub use filter::{Comparison, Constant, RowFilter, Term};
 pub use options::{OptionKind, OptionSpec, Options, is_secret, parse_bool};
 pub use sink::{Sink, SinkContext, SinkReport};
-pub use source::{BatchPolicy, OffsetCommitter, Offsets, Progress, RawRecord, RejectedRecord, RowOrigins, Source, SourceBatch, SourceContext, Stage};
+pub use source::{
+    BatchPolicy, OffsetCommitter, Offsets, Progress, RawRecord, RejectedRecord, RowOrigins, Source, SourceBatch,
+    SourceContext, Stage,
+};

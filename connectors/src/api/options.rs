@@ -57,7 +57,13 @@ pub struct OptionSpec {
 
 impl OptionSpec {
     pub const fn new(key: &'static str, kind: OptionKind, doc: &'static str) -> Self {
-        Self { key, kind, default: None, required: false, doc }
+        Self {
+            key,
+            kind,
+            default: None,
+            required: false,
+            doc,
+        }
     }
     pub const fn default(mut self, default: &'static str) -> Self {
         self.default = Some(default);
@@ -83,7 +89,10 @@ pub struct Options {
 
 impl Options {
     pub fn new(entries: impl IntoIterator<Item = (String, String)>) -> Self {
-        Self { entries: entries.into_iter().collect(), consumed: Vec::new() }
+        Self {
+            entries: entries.into_iter().collect(),
+            consumed: Vec::new(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -108,7 +117,10 @@ impl Options {
         let key = column.map_or_else(|| spec.key.to_string(), |c| spec.key_for(c));
         match self.take(&key) {
             Some(v) => Ok(Some((key, v))),
-            None if spec.required => Err(ConnectorError::Missing { key, doc: spec.doc.to_string() }),
+            None if spec.required => Err(ConnectorError::Missing {
+                key,
+                doc: spec.doc.to_string(),
+            }),
             None => Ok(spec.default.map(|d| (key, d.to_string()))),
         }
     }
@@ -116,7 +128,12 @@ impl Options {
     /// Takes every option whose key starts with `prefix`, returning (rest of key, value).
     /// Used for pass-through families such as `properties.<librdkafka key>`.
     pub fn take_prefixed(&mut self, prefix: &str) -> Vec<(String, String)> {
-        let keys: Vec<String> = self.entries.keys().filter(|k| k.starts_with(prefix) && k.len() > prefix.len()).cloned().collect();
+        let keys: Vec<String> = self
+            .entries
+            .keys()
+            .filter(|k| k.starts_with(prefix) && k.len() > prefix.len())
+            .cloned()
+            .collect();
         keys.into_iter()
             .filter_map(|k| {
                 let v = self.take(&k)?;
@@ -137,15 +154,27 @@ impl Options {
     pub fn pull_required_str(&mut self, spec: &OptionSpec) -> Result<String> {
         match self.raw(spec, None)? {
             Some((_, v)) => Ok(v),
-            None => Err(ConnectorError::Missing { key: spec.key.to_string(), doc: spec.doc.to_string() }),
+            None => Err(ConnectorError::Missing {
+                key: spec.key.to_string(),
+                doc: spec.doc.to_string(),
+            }),
         }
     }
 
-    fn parsed<T>(&mut self, spec: &OptionSpec, column: Option<&str>, parse: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>> {
+    fn parsed<T>(
+        &mut self,
+        spec: &OptionSpec,
+        column: Option<&str>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>> {
         match self.raw(spec, column)? {
             None => Ok(None),
             Some((key, v)) => parse(v.trim()).map(Some).map_err(|e| {
-                let got = if is_secret(&key) { String::new() } else { format!(" (got '{v}')") };
+                let got = if is_secret(&key) {
+                    String::new()
+                } else {
+                    format!(" (got '{v}')")
+                };
                 ConnectorError::option(key, format!("{e}{got}"))
             }),
         }
@@ -211,22 +240,45 @@ impl Options {
         let Some(key) = self.entries.keys().next().cloned() else {
             return Ok(());
         };
-        let suggestion = closest(&key, valid.iter().map(String::as_str).chain(self.consumed.iter().map(String::as_str)))
-            .map(|c| format!("; did you mean '{c}'?"))
-            .unwrap_or_else(|| {
-                let mut list: Vec<&str> = valid.iter().map(String::as_str).collect();
-                list.sort_unstable();
-                list.dedup();
-                format!("; valid options: {}", list.join(", "))
-            });
-        Err(ConnectorError::UnknownOption { key, connector: connector.to_string(), role, suggestion })
+        let suggestion = closest(
+            &key,
+            valid
+                .iter()
+                .map(String::as_str)
+                .chain(self.consumed.iter().map(String::as_str)),
+        )
+        .map(|c| format!("; did you mean '{c}'?"))
+        .unwrap_or_else(|| {
+            let mut list: Vec<&str> = valid.iter().map(String::as_str).collect();
+            list.sort_unstable();
+            list.dedup();
+            format!("; valid options: {}", list.join(", "))
+        });
+        Err(ConnectorError::UnknownOption {
+            key,
+            connector: connector.to_string(),
+            role,
+            suggestion,
+        })
     }
 }
 
 /// Whether an option's value is a secret that must never be printed (errors, DESCRIBE, logs).
 pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "credentials", "sasl.jaas.config", "private.key", "user.info", "storage.access.key", "service.account.key"].iter().any(|s| k.contains(s))
+    [
+        "password",
+        "secret",
+        "token",
+        "credentials",
+        "sasl.jaas.config",
+        "private.key",
+        "user.info",
+        "storage.access.key",
+        "service.account.key",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 /// Expands a spec list into concrete keys for the given columns.
@@ -267,11 +319,16 @@ pub fn closest<'a>(key: &str, candidates: impl Iterator<Item = &'a str>) -> Opti
 }
 
 pub fn parse_u64(v: &str) -> Result<u64, String> {
-    v.replace('_', "").parse::<u64>().map_err(|_| "expected a whole number".to_string())
+    v.replace('_', "")
+        .parse::<u64>()
+        .map_err(|_| "expected a whole number".to_string())
 }
 
 pub fn parse_f64(v: &str) -> Result<f64, String> {
-    v.parse::<f64>().ok().filter(|f| f.is_finite()).ok_or_else(|| "expected a number".to_string())
+    v.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .ok_or_else(|| "expected a number".to_string())
 }
 
 pub fn parse_bool(v: &str) -> Result<bool, String> {
@@ -283,7 +340,10 @@ pub fn parse_bool(v: &str) -> Result<bool, String> {
 }
 
 pub fn parse_list(v: &str) -> Vec<String> {
-    v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    v.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Parses `250ms`, `10s`, `5 minutes`, `1 h`, `2d`; a bare number is milliseconds.
@@ -291,7 +351,9 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let v = v.trim();
     let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
-    let n: f64 = num.parse().map_err(|_| "expected a duration such as '500ms', '10s' or '5 minutes'".to_string())?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| "expected a duration such as '500ms', '10s' or '5 minutes'".to_string())?;
     let secs = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => n / 1000.0,
         "s" | "sec" | "secs" | "second" | "seconds" => n,
@@ -308,7 +370,9 @@ pub fn parse_bytes(v: &str) -> Result<u64, String> {
     let v = v.trim();
     let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
-    let n: f64 = num.parse().map_err(|_| "expected a size such as '64MB' or '1GiB'".to_string())?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| "expected a size such as '64MB' or '1GiB'".to_string())?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" | "k" => 1e3,
@@ -317,7 +381,11 @@ pub fn parse_bytes(v: &str) -> Result<u64, String> {
         "mib" => 1024.0 * 1024.0,
         "gb" | "g" => 1e9,
         "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("unknown size unit '{other}' (use B, KB, KiB, MB, MiB, GB or GiB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}' (use B, KB, KiB, MB, MiB, GB or GiB)"
+            ));
+        }
     };
     Ok((n * mult) as u64)
 }
@@ -331,12 +399,21 @@ mod tests {
 
     #[test]
     fn pulls_and_rejects_leftovers() {
-        let mut o = Options::new([("rows.total".to_string(), "ten".to_string()), ("rows.totl".to_string(), "1".to_string())]);
+        let mut o = Options::new([
+            ("rows.total".to_string(), "ten".to_string()),
+            ("rows.totl".to_string(), "1".to_string()),
+        ]);
         let err = o.pull_u64(&A).unwrap_err().to_string();
         assert_eq!(err, "option 'rows.total': expected a whole number (got 'ten')");
         assert_eq!(o.pull_enum(&B).unwrap(), Some("fast"));
-        let err = o.finish("datagen", "source", &["rows.total".into(), "mode".into()]).unwrap_err().to_string();
-        assert_eq!(err, "unknown option 'rows.totl' for datagen source; did you mean 'rows.total'?");
+        let err = o
+            .finish("datagen", "source", &["rows.total".into(), "mode".into()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "unknown option 'rows.totl' for datagen source; did you mean 'rows.total'?"
+        );
     }
 
     #[test]

@@ -67,7 +67,10 @@ pub struct RowOrigins {
 
 impl RowOrigins {
     pub fn with_capacity(rows: usize) -> Self {
-        Self { partitions: Vec::new(), positions: Vec::with_capacity(rows) }
+        Self {
+            partitions: Vec::new(),
+            positions: Vec::with_capacity(rows),
+        }
     }
     /// Appends a row from `partition` at `position`.
     pub fn push(&mut self, partition: &Arc<str>, position: i64) {
@@ -189,7 +192,11 @@ pub struct BatchPolicy {
 
 impl Default for BatchPolicy {
     fn default() -> Self {
-        Self { max_rows: 8192, max_bytes: 8 * 1024 * 1024, linger: Duration::from_millis(200) }
+        Self {
+            max_rows: 8192,
+            max_bytes: 8 * 1024 * 1024,
+            linger: Duration::from_millis(200),
+        }
     }
 }
 

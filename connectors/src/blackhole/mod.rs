@@ -35,7 +35,13 @@ impl Connector for BlackholeConnector {
         Ok(BlackholeConfig)
     }
     async fn build_sink(&self, _config: &BlackholeConfig, _ctx: SinkContext) -> Result<Box<dyn Sink>> {
-        Ok(Box::new(BlackholeSink { seq: None, report: SinkReport { location: "blackhole".into(), ..Default::default() } }))
+        Ok(Box::new(BlackholeSink {
+            seq: None,
+            report: SinkReport {
+                location: "blackhole".into(),
+                ..Default::default()
+            },
+        }))
     }
 }
 

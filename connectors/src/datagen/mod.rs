@@ -15,20 +15,38 @@ use crate::api::{Connector, OptionKind, OptionSpec, Options, Result, Source, Sou
 
 pub use config::DatagenConfig;
 
-pub(crate) const ROWS_TOTAL: OptionSpec =
-    OptionSpec::new("rows.total", OptionKind::Integer, "Rows to generate before the source ends; unset means unbounded.");
-pub(crate) const ROWS_PER_SECOND: OptionSpec =
-    OptionSpec::new("rows.per.second", OptionKind::Float, "Rate limit in rows per second; unset means as fast as possible.");
-pub(crate) const SEED: OptionSpec = OptionSpec::new("seed", OptionKind::Integer, "Seed of the generator: the same seed gives the same rows.").default("0");
-pub(crate) const KIND: OptionSpec =
-    OptionSpec::new("fields.<col>.kind", OptionKind::Enum(&["random", "sequence"]), "How the column's values are made.").default("random");
+pub(crate) const ROWS_TOTAL: OptionSpec = OptionSpec::new(
+    "rows.total",
+    OptionKind::Integer,
+    "Rows to generate before the source ends; unset means unbounded.",
+);
+pub(crate) const ROWS_PER_SECOND: OptionSpec = OptionSpec::new(
+    "rows.per.second",
+    OptionKind::Float,
+    "Rate limit in rows per second; unset means as fast as possible.",
+);
+pub(crate) const SEED: OptionSpec = OptionSpec::new(
+    "seed",
+    OptionKind::Integer,
+    "Seed of the generator: the same seed gives the same rows.",
+)
+.default("0");
+pub(crate) const KIND: OptionSpec = OptionSpec::new(
+    "fields.<col>.kind",
+    OptionKind::Enum(&["random", "sequence"]),
+    "How the column's values are made.",
+)
+.default("random");
 pub(crate) const START: OptionSpec = OptionSpec::new(
     "fields.<col>.start",
     OptionKind::Value,
     "First value of a sequence (default 0; for timestamps '2024-01-01 00:00:00', stepping one second).",
 );
-pub(crate) const END: OptionSpec =
-    OptionSpec::new("fields.<col>.end", OptionKind::Value, "Last value of a sequence; the source ends after it.");
+pub(crate) const END: OptionSpec = OptionSpec::new(
+    "fields.<col>.end",
+    OptionKind::Value,
+    "Last value of a sequence; the source ends after it.",
+);
 pub(crate) const MIN: OptionSpec = OptionSpec::new(
     "fields.<col>.min",
     OptionKind::Value,
@@ -39,14 +57,37 @@ pub(crate) const MAX: OptionSpec = OptionSpec::new(
     OptionKind::Value,
     "Largest random value (integers default 1000000 or the type's max; floats and decimals 1000; timestamps and dates 2024-12-31).",
 );
-pub(crate) const LENGTH: OptionSpec =
-    OptionSpec::new("fields.<col>.length", OptionKind::Integer, "Length of random strings (alphanumeric) and bytes.").default("10");
-pub(crate) const VALUES: OptionSpec =
-    OptionSpec::new("fields.<col>.values", OptionKind::List, "A comma list of values to pick from at random (cast to the column's type).");
-pub(crate) const NULL_RATE: OptionSpec =
-    OptionSpec::new("fields.<col>.null.rate", OptionKind::Float, "Fraction of rows (0 to 1) where the column is NULL.").default("0");
+pub(crate) const LENGTH: OptionSpec = OptionSpec::new(
+    "fields.<col>.length",
+    OptionKind::Integer,
+    "Length of random strings (alphanumeric) and bytes.",
+)
+.default("10");
+pub(crate) const VALUES: OptionSpec = OptionSpec::new(
+    "fields.<col>.values",
+    OptionKind::List,
+    "A comma list of values to pick from at random (cast to the column's type).",
+);
+pub(crate) const NULL_RATE: OptionSpec = OptionSpec::new(
+    "fields.<col>.null.rate",
+    OptionKind::Float,
+    "Fraction of rows (0 to 1) where the column is NULL.",
+)
+.default("0");
 
-const SOURCE_OPTIONS: &[OptionSpec] = &[ROWS_TOTAL, ROWS_PER_SECOND, SEED, KIND, START, END, MIN, MAX, LENGTH, VALUES, NULL_RATE];
+const SOURCE_OPTIONS: &[OptionSpec] = &[
+    ROWS_TOTAL,
+    ROWS_PER_SECOND,
+    SEED,
+    KIND,
+    START,
+    END,
+    MIN,
+    MAX,
+    LENGTH,
+    VALUES,
+    NULL_RATE,
+];
 
 #[derive(Debug, Clone, Copy)]
 pub struct DatagenConnector;

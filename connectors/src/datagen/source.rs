@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder, StructArray, UInt32Array,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder, StructArray,
+    UInt32Array,
 };
 use arrow::buffer::NullBuffer;
 use arrow::compute::{cast, take};
@@ -38,7 +39,12 @@ impl DatagenSource {
                 ctx.name
             )));
         }
-        let next_row = ctx.start.as_ref().and_then(|o| o.get("rows")).and_then(|v| v.as_u64()).unwrap_or(0);
+        let next_row = ctx
+            .start
+            .as_ref()
+            .and_then(|o| o.get("rows"))
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
         let mut batch_rows = ctx.batch.max_rows.max(1);
         if let Some(rate) = config.rows_per_second {
             // A rate-limited source sends what accumulates during `batch.linger`.
@@ -83,7 +89,9 @@ fn generate(spec: &ColumnSpec, rng: &mut ChaCha8Rng, first_row: u64, rows: usize
                 nulls.push(unit(rng.next_u64()) >= spec.null_rate);
             }
             let DataType::Struct(fields) = dt else {
-                return Err(ConnectorError::Internal("struct generator on a non-struct column".into()));
+                return Err(ConnectorError::Internal(
+                    "struct generator on a non-struct column".into(),
+                ));
             };
             let mut arrays = Vec::with_capacity(children.len());
             for (i, child) in children.iter().enumerate() {
@@ -91,8 +99,14 @@ fn generate(spec: &ColumnSpec, rng: &mut ChaCha8Rng, first_row: u64, rows: usize
                 crng.set_word_pos(first_row as u128 * words_per_row(child));
                 arrays.push(generate(child, &mut crng, first_row, rows)?);
             }
-            let validity = if spec.null_rate > 0.0 { Some(NullBuffer::from(nulls.clone())) } else { None };
-            return Ok(Arc::new(StructArray::try_new(fields.clone(), arrays, validity).map_err(fail)?));
+            let validity = if spec.null_rate > 0.0 {
+                Some(NullBuffer::from(nulls.clone()))
+            } else {
+                None
+            };
+            return Ok(Arc::new(
+                StructArray::try_new(fields.clone(), arrays, validity).map_err(fail)?,
+            ));
         }
         ColumnGen::Sequence { start, .. } => {
             let mut b = Int64Builder::with_capacity(rows);
@@ -103,16 +117,20 @@ fn generate(spec: &ColumnSpec, rng: &mut ChaCha8Rng, first_row: u64, rows: usize
                 match dt {
                     // One second per row for timestamps, one day per row for dates.
                     DataType::Timestamp(_, _) => b.append_value((start + row * 1_000_000.0) as i64),
-                    DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => {
-                        f.append_value(start + row)
-                    }
+                    DataType::Float16
+                    | DataType::Float32
+                    | DataType::Float64
+                    | DataType::Decimal128(_, _)
+                    | DataType::Decimal256(_, _) => f.append_value(start + row),
                     _ => b.append_value((start + row) as i64),
                 }
             }
             match dt {
-                DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => {
-                    Arc::new(f.finish())
-                }
+                DataType::Float16
+                | DataType::Float32
+                | DataType::Float64
+                | DataType::Decimal128(_, _)
+                | DataType::Decimal256(_, _) => Arc::new(f.finish()),
                 DataType::Timestamp(_, _) => {
                     let micros: ArrayRef = Arc::new(b.finish());
                     cast(&micros, &DataType::Timestamp(TimeUnit::Microsecond, None)).map_err(fail)?
@@ -125,7 +143,14 @@ fn generate(spec: &ColumnSpec, rng: &mut ChaCha8Rng, first_row: u64, rows: usize
             }
         }
         ColumnGen::Random { min, max } => {
-            let integral = !matches!(dt, DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _) | DataType::Decimal256(_, _));
+            let integral = !matches!(
+                dt,
+                DataType::Float16
+                    | DataType::Float32
+                    | DataType::Float64
+                    | DataType::Decimal128(_, _)
+                    | DataType::Decimal256(_, _)
+            );
             let mut b = Int64Builder::with_capacity(rows);
             let mut f = Float64Builder::with_capacity(rows);
             for _ in 0..rows {
@@ -141,8 +166,12 @@ fn generate(spec: &ColumnSpec, rng: &mut ChaCha8Rng, first_row: u64, rows: usize
             if integral {
                 let ints: ArrayRef = Arc::new(b.finish());
                 match dt {
-                    DataType::Timestamp(_, _) => cast(&ints, &DataType::Timestamp(TimeUnit::Microsecond, None)).map_err(fail)?,
-                    DataType::Date32 | DataType::Date64 => cast(&cast(&ints, &DataType::Int32).map_err(fail)?, &DataType::Date32).map_err(fail)?,
+                    DataType::Timestamp(_, _) => {
+                        cast(&ints, &DataType::Timestamp(TimeUnit::Microsecond, None)).map_err(fail)?
+                    }
+                    DataType::Date32 | DataType::Date64 => {
+                        cast(&cast(&ints, &DataType::Int32).map_err(fail)?, &DataType::Date32).map_err(fail)?
+                    }
                     _ => ints,
                 }
             } else {
@@ -159,7 +188,11 @@ fn generate(spec: &ColumnSpec, rng: &mut ChaCha8Rng, first_row: u64, rows: usize
                 buf.clear();
                 for _ in 0..*length {
                     let w = rng.next_u32();
-                    buf.push(if binary { w as u8 } else { ALPHANUMERIC[(w as usize) % ALPHANUMERIC.len()] });
+                    buf.push(if binary {
+                        w as u8
+                    } else {
+                        ALPHANUMERIC[(w as usize) % ALPHANUMERIC.len()]
+                    });
                 }
                 if binary {
                     bin.append_value(&buf);
@@ -167,7 +200,11 @@ fn generate(spec: &ColumnSpec, rng: &mut ChaCha8Rng, first_row: u64, rows: usize
                     s.append_value(std::str::from_utf8(&buf).map_err(|e| ConnectorError::Internal(e.to_string()))?);
                 }
             }
-            if binary { Arc::new(bin.finish()) } else { Arc::new(s.finish()) }
+            if binary {
+                Arc::new(bin.finish())
+            } else {
+                Arc::new(s.finish())
+            }
         }
         ColumnGen::RandomBool => {
             let mut b = BooleanBuilder::with_capacity(rows);
@@ -187,9 +224,18 @@ fn generate(spec: &ColumnSpec, rng: &mut ChaCha8Rng, first_row: u64, rows: usize
             take(choices.as_ref(), &UInt32Array::from(idx), None).map_err(fail)?
         }
     };
-    let values = if values.data_type() != dt { cast(&values, dt).map_err(fail)? } else { values };
+    let values = if values.data_type() != dt {
+        cast(&values, dt).map_err(fail)?
+    } else {
+        values
+    };
     if spec.null_rate > 0.0 {
-        let data = values.to_data().into_builder().nulls(Some(NullBuffer::from(nulls))).build().map_err(fail)?;
+        let data = values
+            .to_data()
+            .into_builder()
+            .nulls(Some(NullBuffer::from(nulls)))
+            .build()
+            .map_err(fail)?;
         return Ok(arrow::array::make_array(data));
     }
     Ok(values)
@@ -226,16 +272,27 @@ impl Source for DatagenSource {
             rng.set_word_pos(first as u128 * words_per_row(spec));
             columns.push(generate(spec, &mut rng, first, rows as usize)?);
         }
-        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns).map_err(|e| ConnectorError::arrow("assembling generated batch", e))?;
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
+            .map_err(|e| ConnectorError::arrow("assembling generated batch", e))?;
         self.next_row += rows;
         let mut origins = RowOrigins::with_capacity(rows as usize);
         origins.push_range(&self.partition, first as i64, rows as usize);
         let mut offsets = Offsets::default();
         offsets.0.insert("rows".into(), self.next_row.into());
-        Ok(Some(SourceBatch { batch, origins, offsets, rejected: Vec::new(), raw: Vec::new(), filtered: None }))
+        Ok(Some(SourceBatch {
+            batch,
+            origins,
+            offsets,
+            rejected: Vec::new(),
+            raw: Vec::new(),
+            filtered: None,
+        }))
     }
 
     fn progress(&self) -> Progress {
-        Progress { done: self.next_row, total: self.end_row }
+        Progress {
+            done: self.next_row,
+            total: self.end_row,
+        }
     }
 }

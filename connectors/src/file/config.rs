@@ -28,7 +28,10 @@ pub(crate) fn one_byte(key: &str, v: &str) -> Result<u8> {
     } else if v == "\\t" {
         Ok(b'\t')
     } else {
-        Err(ConnectorError::option(key, format!("must be exactly one character (got '{v}')")))
+        Err(ConnectorError::option(
+            key,
+            format!("must be exactly one character (got '{v}')"),
+        ))
     }
 }
 
@@ -42,15 +45,30 @@ pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef) -> Result<FileSource
         "csv" => LineFormat::Csv,
         "text" => {
             if schema.fields().len() != 1 || !matches!(schema.field(0).data_type(), arrow::datatypes::DataType::Utf8) {
-                return Err(ConnectorError::option(FORMAT.key, "format 'text' needs exactly one TEXT column (each line is its value)"));
+                return Err(ConnectorError::option(
+                    FORMAT.key,
+                    "format 'text' needs exactly one TEXT column (each line is its value)",
+                ));
             }
             LineFormat::Text
         }
         _ => LineFormat::Json,
     };
     let csv_header = opts.pull_bool(&CSV_HEADER)?.unwrap_or(true);
-    let delimiter = one_byte(CSV_DELIMITER.key, &opts.pull_str(&CSV_DELIMITER)?.unwrap_or_else(|| ",".into()))?;
-    let quote = one_byte(CSV_QUOTE.key, &opts.pull_str(&CSV_QUOTE)?.unwrap_or_else(|| "\"".into()))?;
+    let delimiter = one_byte(
+        CSV_DELIMITER.key,
+        &opts.pull_str(&CSV_DELIMITER)?.unwrap_or_else(|| ",".into()),
+    )?;
+    let quote = one_byte(
+        CSV_QUOTE.key,
+        &opts.pull_str(&CSV_QUOTE)?.unwrap_or_else(|| "\"".into()),
+    )?;
     let scan_interval = opts.pull_duration(&SCAN_INTERVAL)?.unwrap_or(Duration::from_secs(1));
-    Ok(FileSourceConfig { path, format, csv_header, csv: CsvOptions { delimiter, quote }, scan_interval })
+    Ok(FileSourceConfig {
+        path,
+        format,
+        csv_header,
+        csv: CsvOptions { delimiter, quote },
+        scan_interval,
+    })
 }

@@ -16,16 +16,38 @@ use crate::api::{Connector, OptionKind, OptionSpec, Options, Result, Source, Sou
 
 pub use config::FileSourceConfig;
 
-pub(crate) const PATH: OptionSpec =
-    OptionSpec::new("path", OptionKind::String, "A file, a folder (its files, sorted by name) or a glob such as 'data/*.jsonl'.").required();
-pub(crate) const FORMAT: OptionSpec =
-    OptionSpec::new("format", OptionKind::Enum(&["json", "csv", "text"]), "How lines are decoded: JSON objects, CSV records, or text (each line one value in the one declared TEXT column).").default("json");
-pub(crate) const CSV_HEADER: OptionSpec =
-    OptionSpec::new("csv.header", OptionKind::Bool, "Whether each CSV file starts with a header line (skipped).").default("true");
-pub(crate) const CSV_DELIMITER: OptionSpec = OptionSpec::new("csv.delimiter", OptionKind::String, "CSV field delimiter (one character).").default(",");
-pub(crate) const CSV_QUOTE: OptionSpec = OptionSpec::new("csv.quote", OptionKind::String, "CSV quote character (one character).").default("\"");
-pub(crate) const SCAN_INTERVAL: OptionSpec =
-    OptionSpec::new("scan.interval", OptionKind::Duration, "How often an unbounded source looks for new files and lines.").default("1s");
+pub(crate) const PATH: OptionSpec = OptionSpec::new(
+    "path",
+    OptionKind::String,
+    "A file, a folder (its files, sorted by name) or a glob such as 'data/*.jsonl'.",
+)
+.required();
+pub(crate) const FORMAT: OptionSpec = OptionSpec::new(
+    "format",
+    OptionKind::Enum(&["json", "csv", "text"]),
+    "How lines are decoded: JSON objects, CSV records, or text (each line one value in the one declared TEXT column).",
+)
+.default("json");
+pub(crate) const CSV_HEADER: OptionSpec = OptionSpec::new(
+    "csv.header",
+    OptionKind::Bool,
+    "Whether each CSV file starts with a header line (skipped).",
+)
+.default("true");
+pub(crate) const CSV_DELIMITER: OptionSpec = OptionSpec::new(
+    "csv.delimiter",
+    OptionKind::String,
+    "CSV field delimiter (one character).",
+)
+.default(",");
+pub(crate) const CSV_QUOTE: OptionSpec =
+    OptionSpec::new("csv.quote", OptionKind::String, "CSV quote character (one character).").default("\"");
+pub(crate) const SCAN_INTERVAL: OptionSpec = OptionSpec::new(
+    "scan.interval",
+    OptionKind::Duration,
+    "How often an unbounded source looks for new files and lines.",
+)
+.default("1s");
 
 const SOURCE_OPTIONS: &[OptionSpec] = &[PATH, FORMAT, CSV_HEADER, CSV_DELIMITER, CSV_QUOTE, SCAN_INTERVAL];
 

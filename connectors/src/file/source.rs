@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::config::FileSourceConfig;
-use crate::api::{ConnectorError, Offsets, Progress, RejectedRecord, Result, RowOrigins, Source, SourceBatch, SourceContext, Stage};
+use crate::api::{
+    ConnectorError, Offsets, Progress, RejectedRecord, Result, RowOrigins, Source, SourceBatch, SourceContext, Stage,
+};
 use crate::formats::LineFormat;
 use crate::formats::decode::LineDecoder;
 
@@ -56,7 +58,8 @@ pub(crate) struct FileSource {
 fn list_files(pattern: &str) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     if pattern.contains(['*', '?', '[']) {
-        let paths = glob::glob(pattern).map_err(|e| ConnectorError::option("path", format!("invalid glob '{pattern}': {e}")))?;
+        let paths = glob::glob(pattern)
+            .map_err(|e| ConnectorError::option("path", format!("invalid glob '{pattern}': {e}")))?;
         for p in paths.flatten() {
             if p.is_file() {
                 out.push(p);
@@ -65,10 +68,14 @@ fn list_files(pattern: &str) -> Result<Vec<PathBuf>> {
     } else {
         let p = Path::new(pattern);
         if p.is_dir() {
-            let entries = std::fs::read_dir(p).map_err(|e| ConnectorError::io(format!("listing folder {pattern}"), e))?;
+            let entries =
+                std::fs::read_dir(p).map_err(|e| ConnectorError::io(format!("listing folder {pattern}"), e))?;
             for e in entries.flatten() {
                 let path = e.path();
-                let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
+                let hidden = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_none_or(|n| n.starts_with('.'));
                 if path.is_file() && !hidden {
                     out.push(path);
                 }
@@ -76,7 +83,9 @@ fn list_files(pattern: &str) -> Result<Vec<PathBuf>> {
         } else if p.is_file() {
             out.push(p.to_path_buf());
         } else {
-            return Err(ConnectorError::Config(format!("path '{pattern}' is neither a file nor a folder (and not a glob)")));
+            return Err(ConnectorError::Config(format!(
+                "path '{pattern}' is neither a file nor a folder (and not a glob)"
+            )));
         }
     }
     out.sort();
@@ -98,7 +107,9 @@ impl FileSource {
             let mut limits = BTreeMap::new();
             let mut total = 0;
             for f in &files {
-                let size = std::fs::metadata(f).map_err(|e| ConnectorError::io(format!("reading size of {}", f.display()), e))?.len();
+                let size = std::fs::metadata(f)
+                    .map_err(|e| ConnectorError::io(format!("reading size of {}", f.display()), e))?
+                    .len();
                 total += size;
                 limits.insert(f.to_string_lossy().into_owned(), size);
             }
@@ -148,9 +159,18 @@ impl FileSource {
     fn open(&mut self, path: String) -> Result<OpenFile> {
         let pos = self.positions.get(&path).copied().unwrap_or_default();
         let mut file = File::open(&path).map_err(|e| ConnectorError::io(format!("opening {path}"), e))?;
-        file.seek(SeekFrom::Start(pos.byte)).map_err(|e| ConnectorError::io(format!("seeking {path} to byte {}", pos.byte), e))?;
+        file.seek(SeekFrom::Start(pos.byte))
+            .map_err(|e| ConnectorError::io(format!("seeking {path} to byte {}", pos.byte), e))?;
         let limit = self.limits.as_ref().and_then(|l| l.get(&path).copied());
-        Ok(OpenFile { path: Arc::from(path.as_str()), file, buf: Vec::new(), pos, limit, eof: false, newlines: 0 })
+        Ok(OpenFile {
+            path: Arc::from(path.as_str()),
+            file,
+            buf: Vec::new(),
+            pos,
+            limit,
+            eof: false,
+            newlines: 0,
+        })
     }
 
     /// Reads from `f` until the buffer holds `max_rows` lines, `max_bytes`, or the end.
@@ -246,8 +266,17 @@ impl FileSource {
         f.newlines -= newlines;
         self.positions.insert(f.path.to_string(), f.pos);
         let mut offsets = Offsets::default();
-        offsets.0.insert(f.path.to_string(), json!({"line": f.pos.line, "byte": f.pos.byte}));
-        Some(SourceBatch { batch: decoded.batch, origins, offsets, rejected, raw: Vec::new(), filtered: decoded.filtered })
+        offsets
+            .0
+            .insert(f.path.to_string(), json!({"line": f.pos.line, "byte": f.pos.byte}));
+        Some(SourceBatch {
+            batch: decoded.batch,
+            origins,
+            offsets,
+            rejected,
+            raw: Vec::new(),
+            filtered: decoded.filtered,
+        })
     }
 }
 
@@ -286,7 +315,10 @@ impl Source for FileSource {
     }
 
     fn progress(&self) -> Progress {
-        Progress { done: self.done_bytes, total: self.total_bytes }
+        Progress {
+            done: self.done_bytes,
+            total: self.total_bytes,
+        }
     }
 }
 
@@ -311,7 +343,20 @@ mod tests {
             scan_interval: std::time::Duration::from_millis(10),
         };
         let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
-        let ctx = SourceContext { name: "s".into(), pipeline: "p".into(), schema, start, bounded, batch: BatchPolicy { max_rows: 2, ..Default::default() }, used: Vec::new(), keep_raw: false, filter: None };
+        let ctx = SourceContext {
+            name: "s".into(),
+            pipeline: "p".into(),
+            schema,
+            start,
+            bounded,
+            batch: BatchPolicy {
+                max_rows: 2,
+                ..Default::default()
+            },
+            used: Vec::new(),
+            keep_raw: false,
+            filter: None,
+        };
         FileSource::new(cfg, ctx).unwrap()
     }
 
@@ -326,7 +371,13 @@ mod tests {
     }
 
     fn append(path: &std::path::Path, text: &str) {
-        std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap().write_all(text.as_bytes()).unwrap();
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
     }
 
     #[tokio::test]
@@ -340,7 +391,10 @@ mod tests {
         append(&dir.path().join("b.jsonl"), "{\"id\":5}\n");
         let (ids, offsets) = drain(&mut s).await;
         assert_eq!(ids, vec![1, 2, 3]);
-        assert_eq!(offsets.get(&a.display().to_string()).unwrap(), &serde_json::json!({"line": 3, "byte": 27}));
+        assert_eq!(
+            offsets.get(&a.display().to_string()).unwrap(),
+            &serde_json::json!({"line": 3, "byte": 27})
+        );
         assert_eq!(s.progress().done, s.progress().total.unwrap());
 
         // The next bounded run starts after those offsets and sees the new data.
@@ -360,8 +414,15 @@ mod tests {
         let pending = tokio::time::timeout(std::time::Duration::from_millis(100), s.next_batch()).await;
         assert!(pending.is_err(), "a partial line must not be decoded");
         append(&a, "2}\n");
-        let second = tokio::time::timeout(std::time::Duration::from_secs(2), s.next_batch()).await.unwrap().unwrap().unwrap();
-        assert_eq!(second.batch.column(0).as_primitive::<Int64Type>().values().to_vec(), vec![2]);
+        let second = tokio::time::timeout(std::time::Duration::from_secs(2), s.next_batch())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            second.batch.column(0).as_primitive::<Int64Type>().values().to_vec(),
+            vec![2]
+        );
         assert!(second.rejected.is_empty());
     }
 }

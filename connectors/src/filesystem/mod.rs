@@ -29,8 +29,12 @@ pub(crate) const PATH: OptionSpec = OptionSpec::new(
     "Where files go: a local folder, file://, s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or abfs(s)://container@account.dfs.core.windows.net/prefix.",
 )
 .required();
-pub(crate) const FORMAT: OptionSpec =
-    OptionSpec::new("format", OptionKind::Enum(&["parquet", "json", "csv"]), "File format: Parquet, JSON lines or CSV with a header.").default("parquet");
+pub(crate) const FORMAT: OptionSpec = OptionSpec::new(
+    "format",
+    OptionKind::Enum(&["parquet", "json", "csv"]),
+    "File format: Parquet, JSON lines or CSV with a header.",
+)
+.default("parquet");
 pub(crate) const PARTITION_BY: OptionSpec = OptionSpec::new(
     "partition.by",
     OptionKind::List,
@@ -42,8 +46,12 @@ pub(crate) const ROLLOVER_ROWS: OptionSpec = OptionSpec::new(
     "Close a file after this many rows (exactly-once: after this many rows of one source partition).",
 )
 .default("1000000");
-pub(crate) const ROLLOVER_BYTES: OptionSpec =
-    OptionSpec::new("rollover.bytes", OptionKind::Bytes, "Close a file once about this many bytes are written.").default("128MiB");
+pub(crate) const ROLLOVER_BYTES: OptionSpec = OptionSpec::new(
+    "rollover.bytes",
+    OptionKind::Bytes,
+    "Close a file once about this many bytes are written.",
+)
+.default("128MiB");
 pub(crate) const ROLLOVER_INTERVAL: OptionSpec = OptionSpec::new(
     "rollover.interval",
     OptionKind::Duration,
@@ -73,9 +81,12 @@ pub(crate) const PARQUET_COMPRESSION: OptionSpec = OptionSpec::new(
     "Parquet codec: zstd, zstd(<level>), snappy, lz4 or none.",
 )
 .default("zstd(1)");
-pub(crate) const PARQUET_ROW_GROUP_ROWS: OptionSpec =
-    OptionSpec::new("parquet.row.group.rows", OptionKind::Integer, "Rows per Parquet row group (bounds the sink's memory per open file).")
-        .default("1048576");
+pub(crate) const PARQUET_ROW_GROUP_ROWS: OptionSpec = OptionSpec::new(
+    "parquet.row.group.rows",
+    OptionKind::Integer,
+    "Rows per Parquet row group (bounds the sink's memory per open file).",
+)
+.default("1048576");
 pub(crate) const PARQUET_DICTIONARY: OptionSpec =
     OptionSpec::new(
         "parquet.dictionary",
@@ -89,8 +100,11 @@ pub(crate) const PARQUET_DELTA: OptionSpec = OptionSpec::new(
     "Columns that get no dictionary use Parquet's delta encodings instead of PLAIN: DELTA_BINARY_PACKED for integers, dates, times and timestamps, DELTA_BYTE_ARRAY for text and binary. Near-unique ids, timestamps and names take a fraction of the bytes and compress faster. false writes PLAIN, for readers that decode only PLAIN and dictionary pages (Spark's vectorized reader before 3.3).",
 )
 .default("true");
-pub(crate) const PARQUET_BLOOM: OptionSpec =
-    OptionSpec::new("parquet.bloom.filter.columns", OptionKind::List, "Columns (inside the files) that get a Parquet bloom filter per row group.");
+pub(crate) const PARQUET_BLOOM: OptionSpec = OptionSpec::new(
+    "parquet.bloom.filter.columns",
+    OptionKind::List,
+    "Columns (inside the files) that get a Parquet bloom filter per row group.",
+);
 
 const OWN_OPTIONS: &[OptionSpec] = &[
     PATH,

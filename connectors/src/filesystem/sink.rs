@@ -31,9 +31,9 @@ use arrow::datatypes::SchemaRef;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
 use futures::TryStreamExt;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::buffered::BufWriter;
 use object_store::path::{Path, PathPart};
+use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, info};
 
@@ -88,7 +88,13 @@ struct Group {
 impl Group {
     fn new(seq: u64) -> Self {
         let now = Instant::now();
-        Self { files: BTreeMap::new(), rows: 0, opened: now, last_write: now, first_seq: seq }
+        Self {
+            files: BTreeMap::new(),
+            rows: 0,
+            opened: now,
+            last_write: now,
+            first_seq: seq,
+        }
     }
     fn bytes(&self) -> u64 {
         self.files.values().map(OpenFile::bytes).sum()
@@ -140,7 +146,9 @@ pub(crate) fn check_source(cfg: &FilesystemSinkConfig, source_connector: &str) -
     if cfg.exactly_once && source_connector != "kafka" {
         return Err(ConnectorError::option(
             "sink.delivery.guarantee",
-            format!("exactly-once files need a Kafka source (file names carry topic, partition and offset); this sink reads a '{source_connector}' source"),
+            format!(
+                "exactly-once files need a Kafka source (file names carry topic, partition and offset); this sink reads a '{source_connector}' source"
+            ),
         ));
     }
     Ok(())
@@ -151,15 +159,25 @@ impl FilesystemSink {
         let store = cfg.store.build().map_err(|e| cfg.store.scrub(e))?;
         cfg.store.check(&store).await.map_err(|e| cfg.store.scrub(e))?;
         let mut sink = Self {
-            report: SinkReport { location: cfg.store.location(), ..Default::default() },
+            report: SinkReport {
+                location: cfg.store.location(),
+                ..Default::default()
+            },
             store,
             schema: Arc::clone(&ctx.schema),
             file_schema: Arc::clone(&ctx.schema),
             data_columns: Vec::new(),
-            partition_names: cfg.partition_by.iter().map(|i| ctx.schema.field(*i).name().clone()).collect(),
+            partition_names: cfg
+                .partition_by
+                .iter()
+                .map(|i| ctx.schema.field(*i).name().clone())
+                .collect(),
             cfg,
             groups: HashMap::new(),
-            run_id: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0),
+            run_id: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0),
             counter: 0,
             last_seq: None,
             durable: Offsets::default(),
@@ -181,10 +199,20 @@ impl FilesystemSink {
         let partition_by: Vec<usize> = self
             .partition_names
             .iter()
-            .map(|n| schema.index_of(n).map_err(|_| ConnectorError::Internal(format!("partition column '{n}' disappeared from the output"))))
+            .map(|n| {
+                schema.index_of(n).map_err(|_| {
+                    ConnectorError::Internal(format!("partition column '{n}' disappeared from the output"))
+                })
+            })
             .collect::<Result<_>>()?;
-        self.data_columns = (0..schema.fields().len()).filter(|i| !partition_by.contains(i)).collect();
-        self.file_schema = Arc::new(schema.project(&self.data_columns).map_err(|e| ConnectorError::arrow("projecting file schema", e))?);
+        self.data_columns = (0..schema.fields().len())
+            .filter(|i| !partition_by.contains(i))
+            .collect();
+        self.file_schema = Arc::new(
+            schema
+                .project(&self.data_columns)
+                .map_err(|e| ConnectorError::arrow("projecting file schema", e))?,
+        );
         self.cfg.partition_by = partition_by;
         self.schema = schema;
         Ok(())
@@ -193,11 +221,20 @@ impl FilesystemSink {
     /// Exactly-once: before a source partition's first row of this run, deletes its
     /// objects at or after the position the run resumed from (or first read).
     async fn clear_leftovers(&mut self, split: &str, first_position: i64) -> Result<()> {
-        let Some(objects) = self.leftovers.remove(split) else { return Ok(()) };
-        let from = self.start.get(split).and_then(serde_json::Value::as_i64).unwrap_or(first_position);
+        let Some(objects) = self.leftovers.remove(split) else {
+            return Ok(());
+        };
+        let from = self
+            .start
+            .get(split)
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(first_position);
         for (path, offset) in objects.into_iter().filter(|(_, o)| *o >= from) {
             info!(object = %path, split, offset, resume = from, "deleting an object written after the last commit; the replay rewrites it");
-            self.store.delete(&path).await.map_err(|e| ConnectorError::store(format!("deleting uncommitted object {path}"), e))?;
+            self.store
+                .delete(&path)
+                .await
+                .map_err(|e| ConnectorError::store(format!("deleting uncommitted object {path}"), e))?;
         }
         Ok(())
     }
@@ -249,23 +286,42 @@ impl FilesystemSink {
 
     fn open_file(&mut self, folder: &str, name: String, first: &RecordBatch) -> Result<OpenFile> {
         let full = format!("{folder}{name}.{}", self.cfg.format.extension());
-        let path = Path::parse(&full).map_err(|e| ConnectorError::Internal(format!("file name {full} is not a valid object path: {e}")))?;
+        let path = Path::parse(&full)
+            .map_err(|e| ConnectorError::Internal(format!("file name {full} is not a valid object path: {e}")))?;
         let encoder = Encoder::new(self.cfg.format, &self.file_schema, &self.cfg.parquet, Some(first))?;
-        let upload = BufWriter::with_capacity(Arc::clone(&self.store), path.clone(), PART_SIZE).with_max_concurrency(PART_CONCURRENCY);
-        Ok(OpenFile { path, encoder, upload, rows: 0, uploaded: 0 })
+        let upload = BufWriter::with_capacity(Arc::clone(&self.store), path.clone(), PART_SIZE)
+            .with_max_concurrency(PART_CONCURRENCY);
+        Ok(OpenFile {
+            path,
+            encoder,
+            upload,
+            rows: 0,
+            uploaded: 0,
+        })
     }
 
     async fn upload(file: &mut OpenFile) -> Result<()> {
         for bytes in file.encoder.take_bytes() {
             file.uploaded += bytes.len() as u64;
-            file.upload.put(bytes).await.map_err(|e| ConnectorError::store(format!("writing {}", file.path), e))?;
+            file.upload
+                .put(bytes)
+                .await
+                .map_err(|e| ConnectorError::store(format!("writing {}", file.path), e))?;
         }
         Ok(())
     }
 
     /// Writes rows (full output schema) into the group's file for `folder`.
-    async fn append(&mut self, key: &Arc<str>, folder: &str, part: RecordBatch, name: impl FnOnce(&mut Self) -> String) -> Result<()> {
-        let data = part.project(&self.data_columns).map_err(|e| ConnectorError::arrow("projecting partition columns away", e))?;
+    async fn append(
+        &mut self,
+        key: &Arc<str>,
+        folder: &str,
+        part: RecordBatch,
+        name: impl FnOnce(&mut Self) -> String,
+    ) -> Result<()> {
+        let data = part
+            .project(&self.data_columns)
+            .map_err(|e| ConnectorError::arrow("projecting partition columns away", e))?;
         let existing = self.groups.get_mut(key).and_then(|g| g.files.remove(folder));
         let mut file = match existing {
             Some(f) => f,
@@ -291,11 +347,16 @@ impl FilesystemSink {
     async fn close_file(&mut self, mut file: OpenFile) -> Result<()> {
         file.encoder.finish()?;
         Self::upload(&mut file).await?;
-        file.upload.shutdown().await.map_err(|e| ConnectorError::io(format!("completing {}", file.path), e))?;
+        file.upload
+            .shutdown()
+            .await
+            .map_err(|e| ConnectorError::io(format!("completing {}", file.path), e))?;
         debug!(file = %file.path, rows = file.rows, bytes = file.uploaded, "file complete");
         self.report.files += 1;
         self.report.bytes += file.uploaded;
-        self.report.recent.push(format!("{}/{}", self.report.location.trim_end_matches('/'), file.path));
+        self.report
+            .recent
+            .push(format!("{}/{}", self.report.location.trim_end_matches('/'), file.path));
         if self.report.recent.len() > RECENT_FILES {
             self.report.recent.remove(0);
         }
@@ -305,7 +366,9 @@ impl FilesystemSink {
     /// Closes every file of a group; in exactly-once mode its source partition is
     /// then durable up to `next` (the position of the first row not in it).
     async fn close_group(&mut self, key: &Arc<str>, why: Roll, next: Option<i64>) -> Result<()> {
-        let Some(group) = self.groups.remove(key) else { return Ok(()) };
+        let Some(group) = self.groups.remove(key) else {
+            return Ok(());
+        };
         debug!(group = %key, rows = group.rows, reason = ?why, files = group.files.len(), "rolling");
         for (_, file) in group.files {
             self.close_file(file).await?;
@@ -376,7 +439,11 @@ impl FilesystemSink {
     /// inside it to one file per output folder named by the folder's first offset.
     async fn write_by_source(&mut self, batch: &RecordBatch, seq: u64, origins: &RowOrigins) -> Result<()> {
         if origins.len() != batch.num_rows() {
-            return Err(ConnectorError::Internal(format!("{} rows but {} source positions", batch.num_rows(), origins.len())));
+            return Err(ConnectorError::Internal(format!(
+                "{} rows but {} source positions",
+                batch.num_rows(),
+                origins.len()
+            )));
         }
         let mut splits: Vec<(Arc<str>, Vec<u32>)> = Vec::new();
         for row in 0..batch.num_rows() {
@@ -388,10 +455,15 @@ impl FilesystemSink {
         }
         for (split, rows) in splits {
             let (topic, partition) = split.rsplit_once('/').ok_or_else(|| {
-                ConnectorError::Internal(format!("source partition '{split}' is not topic/partition; exactly-once files need a Kafka source"))
+                ConnectorError::Internal(format!(
+                    "source partition '{split}' is not topic/partition; exactly-once files need a Kafka source"
+                ))
             })?;
             let prefix = format!("{topic}+{partition}+");
-            let positions: Vec<i64> = rows.iter().map(|r| origins.position_of(*r as usize).unwrap_or(-1)).collect();
+            let positions: Vec<i64> = rows
+                .iter()
+                .map(|r| origins.position_of(*r as usize).unwrap_or(-1))
+                .collect();
             if let Some(&first) = positions.first() {
                 self.clear_leftovers(&split, first).await?;
             }
@@ -436,7 +508,11 @@ impl FilesystemSink {
         self.report.rows += batch.num_rows() as u64;
         match (self.cfg.exactly_once, origins) {
             (true, Some(o)) => self.write_by_source(&batch, seq, o).await?,
-            (true, None) => return Err(ConnectorError::Internal("exactly-once files need the source position of every row".into())),
+            (true, None) => {
+                return Err(ConnectorError::Internal(
+                    "exactly-once files need the source position of every row".into(),
+                ));
+            }
             (false, _) => self.write_by_folder(&batch, seq).await?,
         }
         self.enforce_memory().await
@@ -450,14 +526,21 @@ impl FilesystemSink {
             if total <= self.cfg.memory_max {
                 return Ok(());
             }
-            let Some((largest, size)) = sizes.into_iter().max_by_key(|(_, m)| *m) else { return Ok(()) };
+            let Some((largest, size)) = sizes.into_iter().max_by_key(|(_, m)| *m) else {
+                return Ok(());
+            };
             debug!(group = %largest, memory = size, total, max = self.cfg.memory_max, "memory bound reached; closing the largest open files early");
             self.close_group(&largest, Roll::Memory, None).await?;
         }
     }
 
     async fn close_where(&mut self, why: Roll, pick: impl Fn(&Group) -> bool) -> Result<()> {
-        let due: Vec<Arc<str>> = self.groups.iter().filter(|(_, g)| pick(g)).map(|(k, _)| Arc::clone(k)).collect();
+        let due: Vec<Arc<str>> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| pick(g))
+            .map(|(k, _)| Arc::clone(k))
+            .collect();
         for k in due {
             self.close_group(&k, why, None).await?;
         }
@@ -467,15 +550,31 @@ impl FilesystemSink {
 
 /// Every object named `<topic>+<partition>+<offset><ext>` under the store's root,
 /// by source partition (`topic/partition`).
-async fn list_exactly_once_objects(store: Arc<dyn ObjectStore>, ext: &str, location: &str) -> Result<HashMap<String, Vec<(Path, i64)>>> {
+async fn list_exactly_once_objects(
+    store: Arc<dyn ObjectStore>,
+    ext: &str,
+    location: &str,
+) -> Result<HashMap<String, Vec<(Path, i64)>>> {
     let mut out: HashMap<String, Vec<(Path, i64)>> = HashMap::new();
     let mut listing = store.list(None);
-    while let Some(meta) = listing.try_next().await.map_err(|e| ConnectorError::store(format!("listing {location}"), e))? {
-        let Some(name) = meta.location.filename().and_then(|n| n.strip_suffix(ext)) else { continue };
+    while let Some(meta) = listing
+        .try_next()
+        .await
+        .map_err(|e| ConnectorError::store(format!("listing {location}"), e))?
+    {
+        let Some(name) = meta.location.filename().and_then(|n| n.strip_suffix(ext)) else {
+            continue;
+        };
         let mut parts = name.rsplitn(3, '+');
-        let (Some(offset), Some(partition), Some(topic)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        let (Ok(offset), Ok(partition)) = (offset.parse::<i64>(), partition.parse::<i32>()) else { continue };
-        out.entry(format!("{topic}/{partition}")).or_default().push((meta.location.clone(), offset));
+        let (Some(offset), Some(partition), Some(topic)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let (Ok(offset), Ok(partition)) = (offset.parse::<i64>(), partition.parse::<i32>()) else {
+            continue;
+        };
+        out.entry(format!("{topic}/{partition}"))
+            .or_default()
+            .push((meta.location.clone(), offset));
     }
     Ok(out)
 }
@@ -535,9 +634,13 @@ impl Sink for FilesystemSink {
 
     async fn tick(&mut self) -> Result<()> {
         let interval = self.cfg.rollover_interval;
-        let mut r = self.close_where(Roll::Interval, |g| g.opened.elapsed() >= interval).await;
+        let mut r = self
+            .close_where(Roll::Interval, |g| g.opened.elapsed() >= interval)
+            .await;
         if let (Ok(()), Some(idle)) = (&r, self.cfg.rollover_inactivity) {
-            r = self.close_where(Roll::Inactivity, |g| g.last_write.elapsed() >= idle).await;
+            r = self
+                .close_where(Roll::Inactivity, |g| g.last_write.elapsed() >= idle)
+                .await;
         }
         r.map_err(|e| self.cfg.store.scrub(e))
     }
@@ -569,7 +672,12 @@ mod tests {
     }
 
     fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-        let mut out: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "parquet")).collect();
+        let mut out: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .collect();
         out.sort();
         out
     }
@@ -578,12 +686,26 @@ mod tests {
     async fn a_schema_change_closes_the_file_and_opens_one_with_the_new_schema() {
         let dir = tempfile::tempdir().unwrap();
         let a: SchemaRef = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
-        let b: SchemaRef = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("name", DataType::Utf8, true)]));
+        let b: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
         let cfg = sink_config(dir.path(), &[("parquet.bloom.filter.columns", "id")], &a);
-        let ctx = SinkContext { name: "t".into(), schema: Arc::clone(&a), start: None };
+        let ctx = SinkContext {
+            name: "t".into(),
+            schema: Arc::clone(&a),
+            start: None,
+        };
         let mut sink = FilesystemSink::start(cfg, ctx).await.unwrap();
         let first = RecordBatch::try_new(Arc::clone(&a), vec![Arc::new(Int64Array::from(vec![1, 2]))]).unwrap();
-        let second = RecordBatch::try_new(Arc::clone(&b), vec![Arc::new(Int64Array::from(vec![3])), Arc::new(StringArray::from(vec![Some("x")]))]).unwrap();
+        let second = RecordBatch::try_new(
+            Arc::clone(&b),
+            vec![
+                Arc::new(Int64Array::from(vec![3])),
+                Arc::new(StringArray::from(vec![Some("x")])),
+            ],
+        )
+        .unwrap();
         sink.write(first, 1).await.unwrap();
         assert!(files(dir.path()).is_empty(), "the first file is still open");
         sink.write(second, 2).await.unwrap();
@@ -597,7 +719,11 @@ mod tests {
             .map(|f| {
                 let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap()).unwrap();
                 let meta = r.metadata().clone();
-                assert!(meta.row_group(0).column(0).bloom_filter_offset().is_some(), "bloom filter on id in {}", f.display());
+                assert!(
+                    meta.row_group(0).column(0).bloom_filter_offset().is_some(),
+                    "bloom filter on id in {}",
+                    f.display()
+                );
                 r.schema().fields().len()
             })
             .collect();

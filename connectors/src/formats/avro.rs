@@ -48,19 +48,33 @@ pub enum Lookup {
 impl SchemaRegistry {
     /// `basic_auth` is `user:password` (Confluent Cloud's API key and secret).
     pub fn new(url: &str, basic_auth: Option<&str>) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(REGISTRY_TIMEOUT)).http_status_as_error(false).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(REGISTRY_TIMEOUT))
+            .http_status_as_error(false)
+            .build()
+            .into();
         let auth = basic_auth.map(|a| {
             use base64::Engine as _;
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(a))
         });
-        Self { url: url.trim_end_matches('/').to_string(), agent, auth, by_id: Mutex::new(HashMap::new()) }
+        Self {
+            url: url.trim_end_matches('/').to_string(),
+            agent,
+            auth,
+            by_id: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn url(&self) -> &str {
         &self.url
     }
 
-    fn request(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> std::result::Result<(u16, serde_json::Value), String> {
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> std::result::Result<(u16, serde_json::Value), String> {
         let url = format!("{}{path}", self.url);
         let accept = "application/vnd.schemaregistry.v1+json, application/json";
         let response = match body {
@@ -72,7 +86,11 @@ impl SchemaRegistry {
                 r.call()
             }
             Some(b) => {
-                let mut r = self.agent.post(&url).header("Accept", accept).header("Content-Type", "application/vnd.schemaregistry.v1+json");
+                let mut r = self
+                    .agent
+                    .post(&url)
+                    .header("Accept", accept)
+                    .header("Content-Type", "application/vnd.schemaregistry.v1+json");
                 if let Some(a) = &self.auth {
                     r = r.header("Authorization", a);
                 }
@@ -81,7 +99,10 @@ impl SchemaRegistry {
         };
         let mut response = response.map_err(|e| format!("schema registry {method} {url}: {e}"))?;
         let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().map_err(|e| format!("schema registry {method} {url}: reading the answer: {e}"))?;
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("schema registry {method} {url}: reading the answer: {e}"))?;
         let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
         Ok((status, json))
     }
@@ -94,31 +115,51 @@ impl SchemaRegistry {
         let (status, body) = self.request("GET", &format!("/schemas/ids/{id}"), None)?;
         match status {
             200 => {
-                let schema = body["schema"].as_str().ok_or_else(|| format!("schema registry answered without a schema for id {id}: {body}"))?.to_string();
-                self.by_id.lock().unwrap_or_else(|p| p.into_inner()).insert(id, schema.clone());
+                let schema = body["schema"]
+                    .as_str()
+                    .ok_or_else(|| format!("schema registry answered without a schema for id {id}: {body}"))?
+                    .to_string();
+                self.by_id
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, schema.clone());
                 Ok(Lookup::Found(schema))
             }
             404 => Ok(Lookup::Unknown),
-            other => Err(format!("schema registry {}: GET /schemas/ids/{id} answered {other}: {body}", self.url)),
+            other => Err(format!(
+                "schema registry {}: GET /schemas/ids/{id} answered {other}: {body}",
+                self.url
+            )),
         }
     }
 
     /// Registers (or finds) `schema` under `subject` and returns its id.
     pub fn register(&self, subject: &str, schema: &str) -> std::result::Result<u32, String> {
-        let (status, body) = self.request("POST", &format!("/subjects/{subject}/versions"), Some(serde_json::json!({ "schema": schema })))?;
+        let (status, body) = self.request(
+            "POST",
+            &format!("/subjects/{subject}/versions"),
+            Some(serde_json::json!({ "schema": schema })),
+        )?;
         match (status, body["id"].as_u64()) {
             (200, Some(id)) => {
-                self.by_id.lock().unwrap_or_else(|p| p.into_inner()).insert(id as u32, schema.to_string());
+                self.by_id
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id as u32, schema.to_string());
                 Ok(id as u32)
             }
-            _ => Err(format!("schema registry {} refused the schema for subject '{subject}' ({status}): {body}", self.url)),
+            _ => Err(format!(
+                "schema registry {} refused the schema for subject '{subject}' ({status}): {body}",
+                self.url
+            )),
         }
     }
 }
 
 /// The reader schema for the declared columns.
 pub fn reader_schema(declared: &Schema) -> Result<AvroSchema> {
-    AvroSchema::try_from(declared).map_err(|e| ConnectorError::arrow("turning the declared columns into an Avro reader schema", e))
+    AvroSchema::try_from(declared)
+        .map_err(|e| ConnectorError::arrow("turning the declared columns into an Avro reader schema", e))
 }
 
 /// Decodes Confluent-framed Avro payloads into the declared columns.
@@ -139,14 +180,18 @@ pub struct AvroDecoder {
 
 impl std::fmt::Debug for AvroDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AvroDecoder").field("registry", &self.registry.url).field("ids", &self.writers.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("AvroDecoder")
+            .field("registry", &self.registry.url)
+            .field("ids", &self.writers.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
 impl AvroDecoder {
     pub fn new(registry: Arc<SchemaRegistry>, declared: SchemaRef, max_rows: usize) -> Result<Self> {
         let reader = reader_schema(&declared)?;
-        let reader = serde_json::from_str(&reader.json_string).map_err(|e| ConnectorError::Internal(format!("Avro reader schema is not JSON: {e}")))?;
+        let reader = serde_json::from_str(&reader.json_string)
+            .map_err(|e| ConnectorError::Internal(format!("Avro reader schema is not JSON: {e}")))?;
         Ok(Self {
             registry,
             declared,
@@ -160,7 +205,10 @@ impl AvroDecoder {
 
     /// A decoder for writer schema `id`, resolving it against the declared columns.
     fn build(&self, id: u32) -> std::result::Result<AvroStreamDecoder, String> {
-        let writer = self.writers.get(&id).ok_or_else(|| format!("schema id {id} was not fetched"))?;
+        let writer = self
+            .writers
+            .get(&id)
+            .ok_or_else(|| format!("schema id {id} was not fetched"))?;
         let mut reader = self.reader.clone();
         if let Ok(w) = serde_json::from_str::<serde_json::Value>(&writer.json_string) {
             for key in ["name", "namespace"] {
@@ -175,7 +223,9 @@ impl AvroDecoder {
             }
         }
         let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
-        store.set(Fingerprint::Id(id), writer.clone()).map_err(|e| e.to_string())?;
+        store
+            .set(Fingerprint::Id(id), writer.clone())
+            .map_err(|e| e.to_string())?;
         ReaderBuilder::new()
             .with_batch_size(self.max_rows)
             .with_reader_schema(AvroSchema::new(reader.to_string()))
@@ -190,7 +240,9 @@ impl AvroDecoder {
             let d = self.build(id)?;
             self.decoders.insert(id, d);
         }
-        self.decoders.get_mut(&id).ok_or_else(|| format!("no decoder for schema id {id}"))
+        self.decoders
+            .get_mut(&id)
+            .ok_or_else(|| format!("no decoder for schema id {id}"))
     }
 
     /// Decodes a batch of payloads. Fails only when the registry cannot be reached
@@ -201,15 +253,30 @@ impl AvroDecoder {
         let mut candidates: Vec<(usize, u32)> = Vec::with_capacity(payloads.len());
         for (i, p) in payloads.iter().enumerate() {
             let Some(p) = p else {
-                bad.push((i, "null value (tombstone): there is no Avro record to decode".to_string()));
+                bad.push((
+                    i,
+                    "null value (tombstone): there is no Avro record to decode".to_string(),
+                ));
                 continue;
             };
             if p.len() < 5 {
-                bad.push((i, format!("{} bytes is too short for Confluent's Avro wire format (magic byte + 4-byte schema id + body)", p.len())));
+                bad.push((
+                    i,
+                    format!(
+                        "{} bytes is too short for Confluent's Avro wire format (magic byte + 4-byte schema id + body)",
+                        p.len()
+                    ),
+                ));
                 continue;
             }
             if p[0] != 0 {
-                bad.push((i, format!("wrong magic byte 0x{:02x}: Confluent's Avro wire format starts with 0x00", p[0])));
+                bad.push((
+                    i,
+                    format!(
+                        "wrong magic byte 0x{:02x}: Confluent's Avro wire format starts with 0x00",
+                        p[0]
+                    ),
+                ));
                 continue;
             }
             let id = u32::from_be_bytes([p[1], p[2], p[3], p[4]]);
@@ -225,7 +292,13 @@ impl AvroDecoder {
                 }
             }
             if self.unknown.contains(&id) {
-                bad.push((i, format!("unknown schema id {id}: the registry at {} does not have it", self.registry.url)));
+                bad.push((
+                    i,
+                    format!(
+                        "unknown schema id {id}: the registry at {} does not have it",
+                        self.registry.url
+                    ),
+                ));
                 continue;
             }
             if let Err(e) = self.ensure_decoder(id) {
@@ -240,7 +313,10 @@ impl AvroDecoder {
         let mut start = 0;
         while start < candidates.len() {
             let id = candidates[start].1;
-            let end = candidates[start..].iter().position(|c| c.1 != id).map_or(candidates.len(), |n| start + n);
+            let end = candidates[start..]
+                .iter()
+                .position(|c| c.1 != id)
+                .map_or(candidates.len(), |n| start + n);
             let run: Vec<usize> = candidates[start..end].iter().map(|c| c.0).collect();
             start = end;
             let Some(d) = self.decoders.get_mut(&id) else { continue };
@@ -272,13 +348,23 @@ impl AvroDecoder {
             }
         }
         bad.sort_by_key(|b| b.0);
-        let batch = concat_batches(&self.declared, &batches).unwrap_or_else(|_| RecordBatch::new_empty(Arc::clone(&self.declared)));
-        Ok(Decoded { batch, good, bad, filtered: None })
+        let batch = concat_batches(&self.declared, &batches)
+            .unwrap_or_else(|_| RecordBatch::new_empty(Arc::clone(&self.declared)));
+        Ok(Decoded {
+            batch,
+            good,
+            bad,
+            filtered: None,
+        })
     }
 }
 
 /// Feeds whole records to the decoder, flushing at schema changes and full batches.
-fn decode_many(d: &mut AvroStreamDecoder, payloads: &[Option<&[u8]>], which: &[usize]) -> std::result::Result<Vec<RecordBatch>, String> {
+fn decode_many(
+    d: &mut AvroStreamDecoder,
+    payloads: &[Option<&[u8]>],
+    which: &[usize],
+) -> std::result::Result<Vec<RecordBatch>, String> {
     let mut out = Vec::new();
     for &i in which {
         let data = payloads[i].unwrap_or_default();
@@ -313,7 +399,9 @@ pub struct AvroEncoder {
 
 impl std::fmt::Debug for AvroEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AvroEncoder").field("schema_id", &self.schema_id).finish()
+        f.debug_struct("AvroEncoder")
+            .field("schema_id", &self.schema_id)
+            .finish()
     }
 }
 
@@ -321,7 +409,9 @@ impl AvroEncoder {
     /// Registers the payload schema under `subject` and prepares the encoder.
     pub fn new(registry: &SchemaRegistry, subject: &str, payload: &Schema) -> Result<Self> {
         let schema = reader_schema(payload)?;
-        let id = registry.register(subject, &schema.json_string).map_err(ConnectorError::Config)?;
+        let id = registry
+            .register(subject, &schema.json_string)
+            .map_err(ConnectorError::Config)?;
         let encoder = WriterBuilder::new(payload.clone())
             .with_fingerprint_strategy(FingerprintStrategy::Id(id))
             .build_encoder::<AvroSoeFormat>()
@@ -331,7 +421,9 @@ impl AvroEncoder {
 
     /// One framed record per row.
     pub fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<bytes::Bytes>> {
-        self.encoder.encode(batch).map_err(|e| ConnectorError::Config(format!("encoding Avro: {e}")))?;
+        self.encoder
+            .encode(batch)
+            .map_err(|e| ConnectorError::Config(format!("encoding Avro: {e}")))?;
         let rows = self.encoder.flush();
         Ok(rows.iter().collect())
     }

@@ -10,9 +10,9 @@ use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use std::sync::Arc;
 
+use super::LineFormat;
 use super::flat_json::{FlatBatch, FlatJson};
 use crate::api::RowFilter;
-use super::LineFormat;
 
 /// CSV dialect options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,10 @@ pub struct CsvOptions {
 
 impl Default for CsvOptions {
     fn default() -> Self {
-        Self { delimiter: b',', quote: b'"' }
+        Self {
+            delimiter: b',',
+            quote: b'"',
+        }
     }
 }
 
@@ -62,23 +65,51 @@ pub struct LineDecoder {
 
 impl Drop for LineDecoder {
     fn drop(&mut self) {
-        if let Some(flat) = self.flat.as_ref().filter(|_| self.flat_taken > 0 || self.flat_declined > 0) {
-            tracing::debug!(simd_chunks = self.flat_taken, as_one_array = flat.as_array, declined_chunks = self.flat_declined, "JSON decoding: chunks taken and declined by the simd-json fast path");
+        if let Some(flat) = self
+            .flat
+            .as_ref()
+            .filter(|_| self.flat_taken > 0 || self.flat_declined > 0)
+        {
+            tracing::debug!(
+                simd_chunks = self.flat_taken,
+                as_one_array = flat.as_array,
+                declined_chunks = self.flat_declined,
+                "JSON decoding: chunks taken and declined by the simd-json fast path"
+            );
         }
     }
 }
 
 impl std::fmt::Debug for LineDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LineDecoder").field("format", &self.format).field("max_rows", &self.max_rows).finish()
+        f.debug_struct("LineDecoder")
+            .field("format", &self.format)
+            .field("max_rows", &self.max_rows)
+            .finish()
     }
 }
 
 impl LineDecoder {
     /// `max_rows` is the most lines one `decode` call will be given.
     pub fn new(format: LineFormat, schema: SchemaRef, csv: CsvOptions, max_rows: usize) -> Self {
-        let flat = if format == LineFormat::Json { FlatJson::new(Arc::clone(&schema)) } else { None };
-        Self { format, schema, csv, max_rows: max_rows.max(1), json: None, csv_decoder: None, flat, flat_skip: 0, flat_backoff: 1, flat_taken: 0, flat_declined: 0 }
+        let flat = if format == LineFormat::Json {
+            FlatJson::new(Arc::clone(&schema))
+        } else {
+            None
+        };
+        Self {
+            format,
+            schema,
+            csv,
+            max_rows: max_rows.max(1),
+            json: None,
+            csv_decoder: None,
+            flat,
+            flat_skip: 0,
+            flat_backoff: 1,
+            flat_taken: 0,
+            flat_declined: 0,
+        }
     }
 
     /// Columns `used` leaves unmarked (and that may be NULL) need not be built: the
@@ -127,7 +158,10 @@ impl LineDecoder {
 
     fn decode_all(&mut self, data: &[u8], rows: usize) -> Result<Option<RecordBatch>, ArrowError> {
         if rows > self.max_rows {
-            return Err(ArrowError::InvalidArgumentError(format!("{rows} lines in one chunk, at most {} expected", self.max_rows)));
+            return Err(ArrowError::InvalidArgumentError(format!(
+                "{rows} lines in one chunk, at most {} expected",
+                self.max_rows
+            )));
         }
         match self.format {
             LineFormat::Json => {
@@ -154,7 +188,9 @@ impl LineDecoder {
                 result
             }
             // Text lines never fail as a chunk: `decode` takes them line by line.
-            LineFormat::Text => Err(ArrowError::InvalidArgumentError("text lines are decoded one by one".into())),
+            LineFormat::Text => Err(ArrowError::InvalidArgumentError(
+                "text lines are decoded one by one".into(),
+            )),
             LineFormat::Csv => {
                 let mut d = match self.csv_decoder.take() {
                     Some(d) => d,
@@ -187,16 +223,36 @@ impl LineDecoder {
         }
         if let Some(FlatBatch { batch, kept }) = self.decode_flat(lines) {
             return match kept {
-                Some(good) => Decoded { filtered: Some(lines.len() - good.len()), batch, good, bad: Vec::new() },
-                None => Decoded { batch, good: (0..lines.len()).collect(), bad: Vec::new(), filtered: None },
+                Some(good) => Decoded {
+                    filtered: Some(lines.len() - good.len()),
+                    batch,
+                    good,
+                    bad: Vec::new(),
+                },
+                None => Decoded {
+                    batch,
+                    good: (0..lines.len()).collect(),
+                    bad: Vec::new(),
+                    filtered: None,
+                },
             };
         }
         match self.decode_all(joined, lines.len()) {
             Ok(Some(batch)) if batch.num_rows() == lines.len() => {
-                return Decoded { batch, good: (0..lines.len()).collect(), bad: Vec::new(), filtered: None };
+                return Decoded {
+                    batch,
+                    good: (0..lines.len()).collect(),
+                    bad: Vec::new(),
+                    filtered: None,
+                };
             }
             Ok(None) if lines.is_empty() => {
-                return Decoded { batch: RecordBatch::new_empty(self.schema.clone()), good: Vec::new(), bad: Vec::new(), filtered: None };
+                return Decoded {
+                    batch: RecordBatch::new_empty(self.schema.clone()),
+                    good: Vec::new(),
+                    bad: Vec::new(),
+                    filtered: None,
+                };
             }
             _ => {}
         }
@@ -215,8 +271,14 @@ impl LineDecoder {
                 Err(e) => bad.push((i, clean_error(&e))),
             }
         }
-        let batch = concat_batches(&self.schema, &batches).unwrap_or_else(|_| RecordBatch::new_empty(self.schema.clone()));
-        Decoded { batch, good, bad, filtered: None }
+        let batch =
+            concat_batches(&self.schema, &batches).unwrap_or_else(|_| RecordBatch::new_empty(self.schema.clone()));
+        Decoded {
+            batch,
+            good,
+            bad,
+            filtered: None,
+        }
     }
 }
 
@@ -235,11 +297,21 @@ impl LineDecoder {
             }
         }
         match RecordBatch::try_new(self.schema.clone(), vec![std::sync::Arc::new(values.finish())]) {
-            Ok(batch) => Decoded { batch, good, bad, filtered: None },
+            Ok(batch) => Decoded {
+                batch,
+                good,
+                bad,
+                filtered: None,
+            },
             Err(e) => {
                 bad.extend(good.into_iter().map(|i| (i, e.to_string())));
                 bad.sort_by_key(|b| b.0);
-                Decoded { batch: RecordBatch::new_empty(self.schema.clone()), good: Vec::new(), bad, filtered: None }
+                Decoded {
+                    batch: RecordBatch::new_empty(self.schema.clone()),
+                    good: Vec::new(),
+                    bad,
+                    filtered: None,
+                }
             }
         }
     }
@@ -273,22 +345,33 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{AsArray, Int64Array};
-    use arrow::datatypes::{DataType, Field, Schema, Int64Type};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
     use super::*;
 
     fn schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("name", DataType::Utf8, true)]))
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]))
     }
 
     #[test]
     fn json_isolates_bad_lines() {
-        let lines: Vec<&[u8]> = vec![br#"{"id":1,"name":"a"}"#, br#"{"id":"x"}"#, b"{broken", br#"{"id":4,"extra":true}"#];
+        let lines: Vec<&[u8]> = vec![
+            br#"{"id":1,"name":"a"}"#,
+            br#"{"id":"x"}"#,
+            b"{broken",
+            br#"{"id":4,"extra":true}"#,
+        ];
         let joined = lines.join(&b'\n');
         let d = LineDecoder::new(LineFormat::Json, schema(), CsvOptions::default(), 16).decode(&joined, &lines);
         assert_eq!(d.good, vec![0, 3]);
         assert_eq!(d.bad.iter().map(|b| b.0).collect::<Vec<_>>(), vec![1, 2]);
-        assert_eq!(d.batch.column(0).as_primitive::<Int64Type>(), &Int64Array::from(vec![1, 4]));
+        assert_eq!(
+            d.batch.column(0).as_primitive::<Int64Type>(),
+            &Int64Array::from(vec![1, 4])
+        );
     }
 
     /// A chunk the fast path declines goes to arrow-json (which isolates its bad
@@ -309,10 +392,17 @@ mod tests {
                 assert_eq!(d.batch.column(1).as_string::<i32>().value(1), "é");
             } else {
                 assert_eq!(d.good, vec![0, 1]);
-                assert_eq!(d.batch.column(0).as_primitive::<Int64Type>(), &Int64Array::from(vec![1, 2]));
+                assert_eq!(
+                    d.batch.column(0).as_primitive::<Int64Type>(),
+                    &Int64Array::from(vec![1, 2])
+                );
             }
         }
-        assert_eq!((decoder.flat_taken, decoder.flat_declined), (5, 1), "one good chunk waits out the back-off");
+        assert_eq!(
+            (decoder.flat_taken, decoder.flat_declined),
+            (5, 1),
+            "one good chunk waits out the back-off"
+        );
     }
 
     #[test]
@@ -334,7 +424,13 @@ mod tests {
         assert_eq!(d.good, vec![0, 2]);
         assert_eq!(d.bad.len(), 1);
         assert!(d.bad[0].1.contains("not UTF-8"), "{}", d.bad[0].1);
-        let values: Vec<&str> = d.batch.column(0).as_string::<i32>().iter().map(Option::unwrap).collect();
+        let values: Vec<&str> = d
+            .batch
+            .column(0)
+            .as_string::<i32>()
+            .iter()
+            .map(Option::unwrap)
+            .collect();
         assert_eq!(values, ["plain, with a comma", r#"{"json": "kept as text"}"#]);
     }
 }

@@ -8,8 +8,8 @@ use std::io::Write;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use bytes::Bytes;
 use arrow::datatypes::{DataType, SchemaRef};
+use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -47,14 +47,19 @@ impl Default for ParquetOptions {
 pub fn parse_compression(v: &str) -> std::result::Result<Compression, String> {
     let v = v.trim().to_ascii_lowercase();
     let (name, level) = match v.split_once('(') {
-        Some((n, rest)) => (n.trim().to_string(), Some(rest.trim_end_matches(')').trim().to_string())),
+        Some((n, rest)) => (
+            n.trim().to_string(),
+            Some(rest.trim_end_matches(')').trim().to_string()),
+        ),
         None => (v.clone(), None),
     };
     match (name.as_str(), level) {
         ("zstd", None) => Ok(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| e.to_string())?)),
         ("zstd", Some(l)) => {
             let l: i32 = l.parse().map_err(|_| format!("zstd level '{l}' is not a number"))?;
-            Ok(Compression::ZSTD(ZstdLevel::try_new(l).map_err(|e| format!("zstd level {l}: {e}"))?))
+            Ok(Compression::ZSTD(
+                ZstdLevel::try_new(l).map_err(|e| format!("zstd level {l}: {e}"))?,
+            ))
         }
         ("snappy", None) => Ok(Compression::SNAPPY),
         ("lz4", None) => Ok(Compression::LZ4_RAW),
@@ -142,7 +147,12 @@ fn nearly_distinct(column: &dyn Array) -> bool {
                 let data = column.to_data();
                 let values = &data.buffers()[0].as_slice()[data.offset() * width..(data.offset() + data.len()) * width];
                 let nulls = data.nulls();
-                distinct_values(values.chunks_exact(width).enumerate().map(|(i, v)| nulls.is_none_or(|n| n.is_valid(i)).then_some(v)))
+                distinct_values(
+                    values
+                        .chunks_exact(width)
+                        .enumerate()
+                        .map(|(i, v)| nulls.is_none_or(|n| n.is_valid(i)).then_some(v)),
+                )
             }
             _ => return false,
         },
@@ -169,12 +179,12 @@ fn nearly_distinct(column: &dyn Array) -> bool {
 fn delta_encoding(data_type: &DataType) -> Option<Encoding> {
     match data_type {
         t if t.is_integer() => Some(Encoding::DELTA_BINARY_PACKED),
-        DataType::Date32
-        | DataType::Date64
-        | DataType::Time32(_)
-        | DataType::Time64(_)
-        | DataType::Timestamp(..) => Some(Encoding::DELTA_BINARY_PACKED),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary => Some(Encoding::DELTA_BYTE_ARRAY),
+        DataType::Date32 | DataType::Date64 | DataType::Time32(_) | DataType::Time64(_) | DataType::Timestamp(..) => {
+            Some(Encoding::DELTA_BINARY_PACKED)
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary => {
+            Some(Encoding::DELTA_BYTE_ARRAY)
+        }
         _ => None,
     }
 }
@@ -188,7 +198,10 @@ pub enum Encoder {
     Parquet(Box<ArrowWriter<Pieces>>),
     Json(arrow::json::LineDelimitedWriter<Vec<u8>>),
     /// CSV: header once, then each batch appended to `out`.
-    Csv { header_written: bool, out: Vec<u8> },
+    Csv {
+        header_written: bool,
+        out: Vec<u8>,
+    },
 }
 
 impl std::fmt::Debug for Encoder {
@@ -204,7 +217,12 @@ impl std::fmt::Debug for Encoder {
 impl Encoder {
     /// An encoder for one file; `first` is the file's first batch (Parquet decides from
     /// it which columns get a dictionary: see [`nearly_distinct`]).
-    pub fn new(format: FileFormat, schema: &SchemaRef, parquet: &ParquetOptions, first: Option<&RecordBatch>) -> Result<Self> {
+    pub fn new(
+        format: FileFormat,
+        schema: &SchemaRef,
+        parquet: &ParquetOptions,
+        first: Option<&RecordBatch>,
+    ) -> Result<Self> {
         Ok(match format {
             FileFormat::Parquet => {
                 let mut props = WriterProperties::builder()
@@ -235,21 +253,37 @@ impl Encoder {
                     props = props.set_column_bloom_filter_enabled(ColumnPath::from(col.as_str()), true);
                 }
                 let props = props.build();
-                let w = ArrowWriter::try_new(Pieces::default(), Arc::clone(schema), Some(props))
-                    .map_err(|e| ConnectorError::Parquet { context: "creating Parquet writer".into(), source: e })?;
+                let w = ArrowWriter::try_new(Pieces::default(), Arc::clone(schema), Some(props)).map_err(|e| {
+                    ConnectorError::Parquet {
+                        context: "creating Parquet writer".into(),
+                        source: e,
+                    }
+                })?;
                 Encoder::Parquet(Box::new(w))
             }
-            FileFormat::Json => Encoder::Json(arrow::json::WriterBuilder::new().with_explicit_nulls(true).build(Vec::with_capacity(1 << 16))),
-            FileFormat::Csv => Encoder::Csv { header_written: false, out: Vec::with_capacity(1 << 16) },
+            FileFormat::Json => Encoder::Json(
+                arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build(Vec::with_capacity(1 << 16)),
+            ),
+            FileFormat::Csv => Encoder::Csv {
+                header_written: false,
+                out: Vec::with_capacity(1 << 16),
+            },
         })
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         match self {
-            Encoder::Parquet(w) => w.write(batch).map_err(|e| ConnectorError::Parquet { context: "encoding Parquet".into(), source: e }),
+            Encoder::Parquet(w) => w.write(batch).map_err(|e| ConnectorError::Parquet {
+                context: "encoding Parquet".into(),
+                source: e,
+            }),
             Encoder::Json(w) => w.write(batch).map_err(|e| ConnectorError::arrow("encoding JSON", e)),
             Encoder::Csv { header_written, out } => {
-                let mut w = arrow::csv::WriterBuilder::new().with_header(!*header_written).build(std::mem::take(out));
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(!*header_written)
+                    .build(std::mem::take(out));
                 w.write(batch).map_err(|e| ConnectorError::arrow("encoding CSV", e))?;
                 *out = w.into_inner();
                 *header_written = true;
@@ -260,7 +294,13 @@ impl Encoder {
 
     /// Bytes encoded so far and not yet taken, in order, as one or more pieces.
     pub fn take_bytes(&mut self) -> Vec<Bytes> {
-        let whole = |v: &mut Vec<u8>| if v.is_empty() { Vec::new() } else { vec![Bytes::from(std::mem::take(v))] };
+        let whole = |v: &mut Vec<u8>| {
+            if v.is_empty() {
+                Vec::new()
+            } else {
+                vec![Bytes::from(std::mem::take(v))]
+            }
+        };
         match self {
             Encoder::Parquet(w) => w.inner_mut().take(),
             Encoder::Json(w) => whole(w.get_mut()),
@@ -290,9 +330,14 @@ impl Encoder {
     pub fn finish(&mut self) -> Result<()> {
         match self {
             Encoder::Parquet(w) => {
-                w.finish().map_err(|e| ConnectorError::Parquet { context: "finishing Parquet file".into(), source: e })?;
+                w.finish().map_err(|e| ConnectorError::Parquet {
+                    context: "finishing Parquet file".into(),
+                    source: e,
+                })?;
             }
-            Encoder::Json(w) => w.finish().map_err(|e| ConnectorError::arrow("finishing JSON file", e))?,
+            Encoder::Json(w) => w
+                .finish()
+                .map_err(|e| ConnectorError::arrow("finishing JSON file", e))?,
             Encoder::Csv { .. } => {}
         }
         Ok(())
@@ -313,9 +358,23 @@ mod tests {
             Field::new("customer", DataType::Utf8, true),
         ]));
         let ids = (from..from + rows).collect::<Vec<_>>();
-        let countries = ids.iter().map(|i| (i % 7 != 0).then(|| ["DE", "FR", "NL"][(i % 3) as usize])).collect::<StringArray>();
-        let customers = ids.iter().map(|i| Some(format!("cust_{:08}", i * 7919 % 100_000_000))).collect::<StringArray>();
-        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids)), Arc::new(countries), Arc::new(customers)]).unwrap()
+        let countries = ids
+            .iter()
+            .map(|i| (i % 7 != 0).then(|| ["DE", "FR", "NL"][(i % 3) as usize]))
+            .collect::<StringArray>();
+        let customers = ids
+            .iter()
+            .map(|i| Some(format!("cust_{:08}", i * 7919 % 100_000_000)))
+            .collect::<StringArray>();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(countries),
+                Arc::new(customers),
+            ],
+        )
+        .unwrap()
     }
 
     #[test]
@@ -330,7 +389,12 @@ mod tests {
         let repeating = Int64Array::from((0..5000).map(|i| i % 2000).collect::<Vec<i64>>());
         assert!(!nearly_distinct(&repeating));
         // NULLs do not count as values; a sliced array is judged by its own rows.
-        let sliced = Int64Array::from((0..10_000).map(|i| if i < 5000 { i % 3 } else { i }).collect::<Vec<i64>>()).slice(5000, 5000);
+        let sliced = Int64Array::from(
+            (0..10_000)
+                .map(|i| if i < 5000 { i % 3 } else { i })
+                .collect::<Vec<i64>>(),
+        )
+        .slice(5000, 5000);
         assert!(nearly_distinct(&sliced));
         let mostly_null = Int64Array::from((0..5000).map(|i| (i % 10 == 0).then_some(i)).collect::<Vec<_>>());
         assert!(nearly_distinct(&mostly_null));
@@ -341,7 +405,10 @@ mod tests {
     #[test]
     fn parquet_pieces_read_back_in_order_with_dictionaries_where_values_repeat() {
         let first = batch(0, 30_000);
-        let options = ParquetOptions { row_group_rows: 40_000, ..ParquetOptions::default() };
+        let options = ParquetOptions {
+            row_group_rows: 40_000,
+            ..ParquetOptions::default()
+        };
         let mut e = Encoder::new(FileFormat::Parquet, &first.schema(), &options, Some(&first)).unwrap();
         let mut file = Vec::new();
         let mut takes = 0;
@@ -361,11 +428,25 @@ mod tests {
         assert_eq!(meta.num_row_groups(), 2);
         for rg in meta.row_groups() {
             let dict = |c: usize| rg.column(c).encodings().any(|e| e == Encoding::RLE_DICTIONARY);
-            assert!(!dict(0) && dict(1) && !dict(2), "encodings of {:?}", rg.columns().iter().map(|c| c.encodings().collect::<Vec<_>>()).collect::<Vec<_>>());
+            assert!(
+                !dict(0) && dict(1) && !dict(2),
+                "encodings of {:?}",
+                rg.columns()
+                    .iter()
+                    .map(|c| c.encodings().collect::<Vec<_>>())
+                    .collect::<Vec<_>>()
+            );
         }
-        let read = reader.build().unwrap().collect::<std::result::Result<Vec<_>, _>>().unwrap();
+        let read = reader
+            .build()
+            .unwrap()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .unwrap();
         let read = arrow::compute::concat_batches(&first.schema(), &read).unwrap();
-        assert_eq!(read, arrow::compute::concat_batches(&first.schema(), &[first, batch(30_000, 30_000)]).unwrap());
+        assert_eq!(
+            read,
+            arrow::compute::concat_batches(&first.schema(), &[first, batch(30_000, 30_000)]).unwrap()
+        );
     }
 
     /// Integer, timestamp and text columns without a dictionary are delta-encoded
@@ -376,7 +457,11 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
             Field::new("small", DataType::Int32, true),
-            Field::new("at", DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None), true),
+            Field::new(
+                "at",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+                true,
+            ),
             Field::new("amount", DataType::Float64, true),
             Field::new("name", DataType::Utf8, true),
             Field::new("country", DataType::Utf8, true),
@@ -386,34 +471,104 @@ mod tests {
             Arc::clone(&schema),
             vec![
                 Arc::new(Int64Array::from((0..rows).map(|i| 1_000_000 + i).collect::<Vec<_>>())),
-                Arc::new(arrow::array::Int32Array::from((0..rows).map(|i| (i % 5 != 0).then_some((i % 20) as i32)).collect::<Vec<_>>())),
-                Arc::new(arrow::array::TimestampMicrosecondArray::from((0..rows).map(|i| (i % 9 != 0).then_some(1_717_200_000_000_000 + i * 7_919_000_003 % 2_592_000_000_000)).collect::<Vec<_>>())),
-                Arc::new(arrow::array::Float64Array::from((0..rows).map(|i| i as f64 * 0.37).collect::<Vec<_>>())),
-                Arc::new((0..rows).map(|i| (i % 11 != 0).then(|| format!("cust_{:08}", i * 7919 % 100_000_000))).collect::<StringArray>()),
-                Arc::new((0..rows).map(|i| Some(["DE", "FR", "NL"][(i % 3) as usize])).collect::<StringArray>()),
+                Arc::new(arrow::array::Int32Array::from(
+                    (0..rows)
+                        .map(|i| (i % 5 != 0).then_some((i % 20) as i32))
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(arrow::array::TimestampMicrosecondArray::from(
+                    (0..rows)
+                        .map(|i| (i % 9 != 0).then_some(1_717_200_000_000_000 + i * 7_919_000_003 % 2_592_000_000_000))
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(arrow::array::Float64Array::from(
+                    (0..rows).map(|i| i as f64 * 0.37).collect::<Vec<_>>(),
+                )),
+                Arc::new(
+                    (0..rows)
+                        .map(|i| (i % 11 != 0).then(|| format!("cust_{:08}", i * 7919 % 100_000_000)))
+                        .collect::<StringArray>(),
+                ),
+                Arc::new(
+                    (0..rows)
+                        .map(|i| Some(["DE", "FR", "NL"][(i % 3) as usize]))
+                        .collect::<StringArray>(),
+                ),
             ],
         )
         .unwrap();
-        let delta = |c: &parquet::file::metadata::ColumnChunkMetaData| c.encodings().any(|e| matches!(e, Encoding::DELTA_BINARY_PACKED | Encoding::DELTA_BYTE_ARRAY));
-        let dict = |c: &parquet::file::metadata::ColumnChunkMetaData| c.encodings().any(|e| e == Encoding::RLE_DICTIONARY);
+        let delta = |c: &parquet::file::metadata::ColumnChunkMetaData| {
+            c.encodings()
+                .any(|e| matches!(e, Encoding::DELTA_BINARY_PACKED | Encoding::DELTA_BYTE_ARRAY))
+        };
+        let dict =
+            |c: &parquet::file::metadata::ColumnChunkMetaData| c.encodings().any(|e| e == Encoding::RLE_DICTIONARY);
         // (dictionary, delta) → per column (delta, dictionary)
         for (dictionary, on, expect) in [
-            (true, true, [(true, false), (false, true), (true, false), (false, false), (true, false), (false, true)]),
-            (true, false, [(false, false), (false, true), (false, false), (false, false), (false, false), (false, true)]),
-            (false, true, [(true, false), (true, false), (true, false), (false, false), (true, false), (true, false)]),
+            (
+                true,
+                true,
+                [
+                    (true, false),
+                    (false, true),
+                    (true, false),
+                    (false, false),
+                    (true, false),
+                    (false, true),
+                ],
+            ),
+            (
+                true,
+                false,
+                [
+                    (false, false),
+                    (false, true),
+                    (false, false),
+                    (false, false),
+                    (false, false),
+                    (false, true),
+                ],
+            ),
+            (
+                false,
+                true,
+                [
+                    (true, false),
+                    (true, false),
+                    (true, false),
+                    (false, false),
+                    (true, false),
+                    (true, false),
+                ],
+            ),
         ] {
-            let options = ParquetOptions { dictionary, delta: on, ..ParquetOptions::default() };
+            let options = ParquetOptions {
+                dictionary,
+                delta: on,
+                ..ParquetOptions::default()
+            };
             let mut e = Encoder::new(FileFormat::Parquet, &schema, &options, Some(&b)).unwrap();
             e.write(&b).unwrap();
             e.write(&b.slice(100, 50)).unwrap();
             e.finish().unwrap();
-            let file = e.take_bytes().iter().flat_map(|p| p.iter().copied()).collect::<Vec<u8>>();
+            let file = e
+                .take_bytes()
+                .iter()
+                .flat_map(|p| p.iter().copied())
+                .collect::<Vec<u8>>();
             let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).unwrap();
             let rg = reader.metadata().row_group(0).clone();
             let got = rg.columns().iter().map(|c| (delta(c), dict(c))).collect::<Vec<_>>();
             assert_eq!(got, expect, "dictionary: {dictionary}, delta: {on}");
-            let read = reader.build().unwrap().collect::<std::result::Result<Vec<_>, _>>().unwrap();
-            assert_eq!(arrow::compute::concat_batches(&schema, &read).unwrap(), arrow::compute::concat_batches(&schema, &[b.clone(), b.slice(100, 50)]).unwrap());
+            let read = reader
+                .build()
+                .unwrap()
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .unwrap();
+            assert_eq!(
+                arrow::compute::concat_batches(&schema, &read).unwrap(),
+                arrow::compute::concat_batches(&schema, &[b.clone(), b.slice(100, 50)]).unwrap()
+            );
         }
     }
 
@@ -421,14 +576,33 @@ mod tests {
     fn dictionaries_stay_everywhere_without_a_first_batch_and_nowhere_when_off() {
         let b = batch(0, 5000);
         for (first, dictionary, expect) in [(None, true, true), (Some(&b), false, false)] {
-            let options = ParquetOptions { dictionary, ..ParquetOptions::default() };
+            let options = ParquetOptions {
+                dictionary,
+                ..ParquetOptions::default()
+            };
             let mut e = Encoder::new(FileFormat::Parquet, &b.schema(), &options, first).unwrap();
             e.write(&b).unwrap();
             e.finish().unwrap();
-            let file = e.take_bytes().iter().flat_map(|p| p.iter().copied()).collect::<Vec<u8>>();
-            let meta = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).unwrap().metadata().clone();
-            let dict = meta.row_group(0).column(0).encodings().any(|e| e == Encoding::RLE_DICTIONARY);
-            assert_eq!(dict, expect, "first batch given: {}, dictionary: {dictionary}", first.is_some());
+            let file = e
+                .take_bytes()
+                .iter()
+                .flat_map(|p| p.iter().copied())
+                .collect::<Vec<u8>>();
+            let meta = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file))
+                .unwrap()
+                .metadata()
+                .clone();
+            let dict = meta
+                .row_group(0)
+                .column(0)
+                .encodings()
+                .any(|e| e == Encoding::RLE_DICTIONARY);
+            assert_eq!(
+                dict,
+                expect,
+                "first batch given: {}, dictionary: {dictionary}",
+                first.is_some()
+            );
         }
     }
 }

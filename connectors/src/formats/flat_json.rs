@@ -30,8 +30,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, LargeStringBuilder, RecordBatch, StringBuilder, UInt64Builder};
 use arrow::array::timezone::Tz;
+use arrow::array::{
+    Array, ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, LargeStringBuilder, RecordBatch, StringBuilder,
+    UInt64Builder,
+};
 use arrow::compute::kernels::cast_utils::string_to_datetime;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use chrono::{DateTime, TimeZone, Utc};
@@ -44,19 +47,33 @@ enum Column {
     /// Signed integers of any width, and unsigned ones up to 32 bits, collected as
     /// i64 and cast to the column's type (exact: every value is checked against
     /// `min..=max` as it is read).
-    Int { min: i64, max: i64, values: Int64Builder },
+    Int {
+        min: i64,
+        max: i64,
+        values: Int64Builder,
+    },
     UInt64(UInt64Builder),
     Float64(Float64Builder),
     Bool(BooleanBuilder),
     Utf8(StringBuilder),
     LargeUtf8(LargeStringBuilder),
     /// Collected as i64 in `unit` and cast (a reinterpretation) to the timestamp type.
-    Timestamp { unit: TimeUnit, zone: Option<Tz>, values: Int64Builder },
+    Timestamp {
+        unit: TimeUnit,
+        zone: Option<Tz>,
+        values: Int64Builder,
+    },
 }
 
 impl Column {
     fn for_type(data_type: &DataType) -> Option<Self> {
-        let int = |min: i64, max: i64| Some(Column::Int { min, max, values: Int64Builder::new() });
+        let int = |min: i64, max: i64| {
+            Some(Column::Int {
+                min,
+                max,
+                values: Int64Builder::new(),
+            })
+        };
         match data_type {
             DataType::Int8 => int(i8::MIN.into(), i8::MAX.into()),
             DataType::Int16 => int(i16::MIN.into(), i16::MAX.into()),
@@ -75,7 +92,11 @@ impl Column {
                     None => None,
                     Some(tz) => Some(tz.parse::<Tz>().ok()?),
                 };
-                Some(Column::Timestamp { unit: *unit, zone, values: Int64Builder::new() })
+                Some(Column::Timestamp {
+                    unit: *unit,
+                    zone,
+                    values: Int64Builder::new(),
+                })
             }
             _ => None,
         }
@@ -122,8 +143,10 @@ impl Column {
             Column::Timestamp { unit, zone, values } => {
                 let v = match node {
                     Node::String(s) => match zone {
-                        None => naive_iso_seconds(s.as_bytes())
-                            .map_or_else(|| string_to_datetime(&Utc, s).ok().and_then(|d| in_unit(&d, *unit)), |secs| seconds_in_unit(secs, *unit)),
+                        None => naive_iso_seconds(s.as_bytes()).map_or_else(
+                            || string_to_datetime(&Utc, s).ok().and_then(|d| in_unit(&d, *unit)),
+                            |secs| seconds_in_unit(secs, *unit),
+                        ),
                         Some(tz) => string_to_datetime(tz, s).ok().and_then(|d| in_unit(&d, *unit)),
                     },
                     _ => integer(node),
@@ -188,7 +211,11 @@ impl Column {
     }
 }
 
-fn keep_value<T: arrow::datatypes::ArrowPrimitiveType>(values: &mut arrow::array::PrimitiveBuilder<T>, v: T::Native, keep: bool) {
+fn keep_value<T: arrow::datatypes::ArrowPrimitiveType>(
+    values: &mut arrow::array::PrimitiveBuilder<T>,
+    v: T::Native,
+    keep: bool,
+) {
     if keep {
         values.append_value(v);
     }
@@ -238,7 +265,9 @@ impl Test {
         match (self, node) {
             (Test::Int(op, k), _) => integer(node).is_some_and(|v| op.holds(v.cmp(k))),
             (Test::UInt(op, k), Node::Static(StaticNode::U64(v))) => op.holds(v.cmp(k)),
-            (Test::UInt(op, k), Node::Static(StaticNode::I64(v))) => u64::try_from(*v).is_ok_and(|v| op.holds(v.cmp(k))),
+            (Test::UInt(op, k), Node::Static(StaticNode::I64(v))) => {
+                u64::try_from(*v).is_ok_and(|v| op.holds(v.cmp(k)))
+            }
             (Test::Float(op, k), _) => float(node).is_some_and(|v| op.holds(v.total_cmp(k))),
             (Test::Text(op, k), Node::String(s)) => op.holds(s.as_bytes().cmp(k)),
             (Test::Bool(op, k), Node::Static(StaticNode::Bool(v))) => op.holds(v.cmp(k)),
@@ -261,13 +290,37 @@ fn integer(node: &Node<'_>) -> Option<i64> {
 /// parser. `None` for any other text, and for a date or time that does not exist
 /// (arrow-cast then decides, as for every other form).
 fn naive_iso_seconds(s: &[u8]) -> Option<i64> {
-    let &[y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, sep, h0, h1, b':', mi0, mi1, b':', s0, s1] = s else {
+    let &[
+        y0,
+        y1,
+        y2,
+        y3,
+        b'-',
+        mo0,
+        mo1,
+        b'-',
+        d0,
+        d1,
+        sep,
+        h0,
+        h1,
+        b':',
+        mi0,
+        mi1,
+        b':',
+        s0,
+        s1,
+    ] = s
+    else {
         return None;
     };
     if sep != b'T' && sep != b' ' {
         return None;
     }
-    let digits = |ds: &[u8]| ds.iter().try_fold(0i64, |n, &d| d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0')));
+    let digits = |ds: &[u8]| {
+        ds.iter()
+            .try_fold(0i64, |n, &d| d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0')))
+    };
     let (year, month, day) = (digits(&[y0, y1, y2, y3])?, digits(&[mo0, mo1])?, digits(&[d0, d1])?);
     let (hour, minute, second) = (digits(&[h0, h1])?, digits(&[mi0, mi1])?, digits(&[s0, s1])?);
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
@@ -390,15 +443,26 @@ pub(crate) struct FlatBatch {
 
 impl std::fmt::Debug for FlatJson {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlatJson").field("columns", &self.rows.columns.len()).finish()
+        f.debug_struct("FlatJson")
+            .field("columns", &self.rows.columns.len())
+            .finish()
     }
 }
 
 impl FlatJson {
     /// `None` when a column's type is not one this path decodes.
     pub(crate) fn new(schema: SchemaRef) -> Option<Self> {
-        let columns = schema.fields().iter().map(|f| Column::for_type(f.data_type())).collect::<Option<Vec<_>>>()?;
-        let by_name = schema.fields().iter().enumerate().map(|(i, f)| (f.name().as_str().into(), i)).collect::<HashMap<_, _>>();
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| Column::for_type(f.data_type()))
+            .collect::<Option<Vec<_>>>()?;
+        let by_name = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name().as_str().into(), i))
+            .collect::<HashMap<_, _>>();
         if by_name.len() != columns.len() {
             return None;
         }
@@ -416,7 +480,14 @@ impl FlatJson {
             by_name,
             schema,
         };
-        Some(Self { rows, buffers: simd_json::Buffers::new(4096), scratch: Vec::new(), bounds: Vec::new(), tape: None, as_array: 0 })
+        Some(Self {
+            rows,
+            buffers: simd_json::Buffers::new(4096),
+            scratch: Vec::new(),
+            bounds: Vec::new(),
+            tape: None,
+            as_array: 0,
+        })
     }
 
     /// Builds only the columns `used` marks, and NOT NULL ones: the others come out
@@ -439,7 +510,12 @@ impl FlatJson {
         let bound = filter
             .terms
             .iter()
-            .map(|t| rows.columns.get(t.column).and_then(|c| Test::bind(c, t.op, &t.value)).map(|test| (t.column, test)))
+            .map(|t| {
+                rows.columns
+                    .get(t.column)
+                    .and_then(|c| Test::bind(c, t.op, &t.value))
+                    .map(|test| (t.column, test))
+            })
             .collect::<Option<Vec<_>>>();
         match bound {
             Some(terms) => {
@@ -453,7 +529,10 @@ impl FlatJson {
                 rows.filter = terms;
             }
             None => {
-                tracing::debug!(?filter, "the row filter does not fit the JSON fast path's columns; the transform filters instead");
+                tracing::debug!(
+                    ?filter,
+                    "the row filter does not fit the JSON fast path's columns; the transform filters instead"
+                );
                 rows.filter.clear();
             }
         }
@@ -462,7 +541,14 @@ impl FlatJson {
     /// All `lines` as one batch, or `None` when any of them is not a record this path
     /// decodes exactly (the caller then uses arrow-json).
     pub(crate) fn decode(&mut self, lines: &[&[u8]]) -> Option<FlatBatch> {
-        let Self { rows, buffers, scratch, bounds, tape, as_array } = self;
+        let Self {
+            rows,
+            buffers,
+            scratch,
+            bounds,
+            tape,
+            as_array,
+        } = self;
         rows.seen.fill(0);
         rows.kept.clear();
         let mut ok = true;
@@ -504,7 +590,10 @@ impl FlatJson {
         }
         let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(len));
         let batch = RecordBatch::try_new_with_options(Arc::clone(&rows.schema), columns?, &options).ok()?;
-        Some(FlatBatch { batch, kept: filtering.then(|| rows.kept.clone()) })
+        Some(FlatBatch {
+            batch,
+            kept: filtering.then(|| rows.kept.clone()),
+        })
     }
 }
 
@@ -561,25 +650,40 @@ fn as_one_array(
     let base = scratch.as_ptr() as usize;
     let mut tape = kept.take().unwrap_or_else(simd_json::Tape::null).reset();
     let parsed = simd_json::fill_tape_padded(scratch, len, buffers, &mut tape).is_ok();
-    let decided = if parsed { append_elements(&tape.0, lines.len(), first, base, bounds, rows) } else { None };
+    let decided = if parsed {
+        append_elements(&tape.0, lines.len(), first, base, bounds, rows)
+    } else {
+        None
+    };
     *kept = Some(tape.reset());
     decided
 }
 
 /// The checks and appends of [`as_one_array`] on its parsed tape.
-fn append_elements(nodes: &[Node<'_>], lines: usize, first: usize, base: usize, bounds: &[(usize, usize)], rows: &mut Rows) -> Option<bool> {
+fn append_elements(
+    nodes: &[Node<'_>],
+    lines: usize,
+    first: usize,
+    base: usize,
+    bounds: &[(usize, usize)],
+    rows: &mut Rows,
+) -> Option<bool> {
     match nodes.first() {
         Some(&Node::Array { len, .. }) if len == lines => {}
         _ => return None,
     }
     // Where a string node lies in `scratch`, if it is one.
     let span = |node: &Node<'_>| match node {
-        Node::String(s) => (s.as_ptr() as usize).checked_sub(base).map(|from| Some((from, from + s.len()))),
+        Node::String(s) => (s.as_ptr() as usize)
+            .checked_sub(base)
+            .map(|from| Some((from, from + s.len()))),
         _ => Some(None),
     };
     let mut at = 1;
     for &(start, end) in bounds.iter() {
-        let Some(&Node::Object { len, count }) = nodes.get(at) else { return None };
+        let Some(&Node::Object { len, count }) = nodes.get(at) else {
+            return None;
+        };
         if len == 0 || count != 2 * len {
             return None;
         }
@@ -590,7 +694,9 @@ fn append_elements(nodes: &[Node<'_>], lines: usize, first: usize, base: usize, 
         let first_key = span(nodes.get(at + 1)?)?;
         let last_key = span(nodes.get(at + count - 1)?)?;
         let last_value = span(nodes.get(at + count)?)?;
-        let (Some((first, _)), Some((_, last_key_end))) = (first_key, last_key) else { return None };
+        let (Some((first, _)), Some((_, last_key_end))) = (first_key, last_key) else {
+            return None;
+        };
         if first < start || last_key_end > end || last_value.is_some_and(|(_, to)| to > end) {
             return None;
         }
@@ -616,7 +722,13 @@ fn append_elements(nodes: &[Node<'_>], lines: usize, first: usize, base: usize, 
 /// Parses each line on its own, in place in one copy of the chunk (the lines after
 /// a line are its padding for simd-json, and the copy ends in padding); false when
 /// one is not a record the fast path decodes exactly.
-fn line_by_line(lines: &[&[u8]], first: usize, rows: &mut Rows, buffers: &mut simd_json::Buffers, scratch: &mut Vec<u8>) -> bool {
+fn line_by_line(
+    lines: &[&[u8]],
+    first: usize,
+    rows: &mut Rows,
+    buffers: &mut simd_json::Buffers,
+    scratch: &mut Vec<u8>,
+) -> bool {
     scratch.clear();
     for line in lines {
         scratch.extend_from_slice(line);
@@ -629,7 +741,8 @@ fn line_by_line(lines: &[&[u8]], first: usize, rows: &mut Rows, buffers: &mut si
         let line = &mut scratch[at..];
         at += len;
         let mut tape = kept.reset();
-        let ok = simd_json::fill_tape_padded(line, len, buffers, &mut tape).is_ok() && rows.record(&tape.0, first + row + 1);
+        let ok =
+            simd_json::fill_tape_padded(line, len, buffers, &mut tape).is_ok() && rows.record(&tape.0, first + row + 1);
         kept = tape.reset();
         if !ok {
             return false;
@@ -680,15 +793,21 @@ impl Rows {
         }
         // Values are appended once the record's keys are known, so a record the row
         // filter drops is only checked.
-        let passes = self.filter.iter().all(|(c, test)| self.seen[*c] == row && nodes.get(self.slot[*c]).is_some_and(|node| test.holds(node)));
+        let passes = self
+            .filter
+            .iter()
+            .all(|(c, test)| self.seen[*c] == row && nodes.get(self.slot[*c]).is_some_and(|node| test.holds(node)));
         if passes && !self.filter.is_empty() {
             self.kept.push(row - 1);
         }
         for (c, column) in self.columns.iter_mut().enumerate() {
             let keep = self.keep[c] && passes;
             if self.seen[c] == row {
-                let Some(value) = nodes.get(self.slot[c]) else { return false };
-                if !column.append(value, keep) || (!self.nullable[c] && matches!(value, Node::Static(StaticNode::Null))) {
+                let Some(value) = nodes.get(self.slot[c]) else {
+                    return false;
+                };
+                if !column.append(value, keep) || (!self.nullable[c] && matches!(value, Node::Static(StaticNode::Null)))
+                {
                     return false;
                 }
             } else {
@@ -721,8 +840,16 @@ mod tests {
             Field::new("long_name", DataType::LargeUtf8, true),
             Field::new("flag", DataType::Boolean, true),
             Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
-            Field::new("ts_ns_utc", DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into())), true),
-            Field::new("ts_s_offset", DataType::Timestamp(TimeUnit::Second, Some("-05:30".into())), true),
+            Field::new(
+                "ts_ns_utc",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into())),
+                true,
+            ),
+            Field::new(
+                "ts_s_offset",
+                DataType::Timestamp(TimeUnit::Second, Some("-05:30".into())),
+                true,
+            ),
         ]))
     }
 
@@ -742,19 +869,50 @@ mod tests {
             }
             data = &data[n..];
         }
-        decoder.flush().map_err(|e| e.to_string())?.ok_or_else(|| "no rows".to_string())
+        decoder
+            .flush()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "no rows".to_string())
     }
 
     fn string(rng: &mut impl Rng) -> String {
-        const PIECES: &[&str] = &["a", "Zürich", "東京", "😀", "\\\"", "\\\\", "\\n", "\\t", "\\u00e9", "\\ud83d\\ude00", "\\/", " ", "x,y", "{}", "null"];
-        (0..rng.random_range(0..6)).map(|_| PIECES[rng.random_range(0..PIECES.len())]).collect()
+        const PIECES: &[&str] = &[
+            "a",
+            "Zürich",
+            "東京",
+            "😀",
+            "\\\"",
+            "\\\\",
+            "\\n",
+            "\\t",
+            "\\u00e9",
+            "\\ud83d\\ude00",
+            "\\/",
+            " ",
+            "x,y",
+            "{}",
+            "null",
+        ];
+        (0..rng.random_range(0..6))
+            .map(|_| PIECES[rng.random_range(0..PIECES.len())])
+            .collect()
     }
 
     fn timestamp(rng: &mut impl Rng) -> String {
-        let (y, mo, d, h, mi, s) = (rng.random_range(1970..2100), rng.random_range(1..13), rng.random_range(1..29), rng.random_range(0..24), rng.random_range(0..60), rng.random_range(0..60));
+        let (y, mo, d, h, mi, s) = (
+            rng.random_range(1970..2100),
+            rng.random_range(1..13),
+            rng.random_range(1..29),
+            rng.random_range(0..24),
+            rng.random_range(0..60),
+            rng.random_range(0..60),
+        );
         match rng.random_range(0..6) {
             0 => format!("\"{y}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}\""),
-            1 => format!("\"{y}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:06}\"", rng.random_range(0..1_000_000)),
+            1 => format!(
+                "\"{y}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:06}\"",
+                rng.random_range(0..1_000_000)
+            ),
             2 => format!("\"{y}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z\""),
             3 => format!("\"{y}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.123+02:00\""),
             4 => format!("\"{y}-{mo:02}-{d:02}\""),
@@ -777,7 +935,16 @@ mod tests {
         maybe("count", count, rng);
         let big = [u64::MAX, 0, rng.random()][rng.random_range(0..3)].to_string();
         maybe("big", big, rng);
-        let amount = [format!("{}", rng.random_range(-1e6..1e6f64)), "1e-7".into(), "-2.5E+10".into(), "9007199254740993".into(), "-0".into(), "0".into(), "0.1".into()][rng.random_range(0..7)].clone();
+        let amount = [
+            format!("{}", rng.random_range(-1e6..1e6f64)),
+            "1e-7".into(),
+            "-2.5E+10".into(),
+            "9007199254740993".into(),
+            "-0".into(),
+            "0".into(),
+            "0.1".into(),
+        ][rng.random_range(0..7)]
+        .clone();
         maybe("amount", amount, rng);
         let name = format!("\"{}\"", string(rng));
         maybe("name", name, rng);
@@ -789,7 +956,19 @@ mod tests {
             let ts = timestamp(rng);
             maybe(name, ts, rng);
         }
-        let extras: &[&str] = if nested { &["1", "\"x\"", "[1,{\"a\":[]}]", "{\"id\":\"nested, not the column\"}", "null", "true", "1.5e300"] } else { &["1", "\"x, }\"", "null", "true", "1.5e300"] };
+        let extras: &[&str] = if nested {
+            &[
+                "1",
+                "\"x\"",
+                "[1,{\"a\":[]}]",
+                "{\"id\":\"nested, not the column\"}",
+                "null",
+                "true",
+                "1.5e300",
+            ]
+        } else {
+            &["1", "\"x, }\"", "null", "true", "1.5e300"]
+        };
         let extra = extras[rng.random_range(0..extras.len())];
         maybe("extra", extra.to_string(), rng);
         let n = fields.len();
@@ -811,16 +990,29 @@ mod tests {
             let nested = chunk % 2 == 0;
             let records: Vec<String> = (0..250).map(|i| record(&mut rng, chunk * 1000 + i, nested)).collect();
             let lines: Vec<&[u8]> = records.iter().map(|r| r.as_bytes()).collect();
-            let expected = reference(&schema, &lines).unwrap_or_else(|e| panic!("arrow-json refused chunk {chunk}: {e}"));
-            let got = flat.decode(&lines).map(|b| b.batch).unwrap_or_else(|| panic!("fast path declined chunk {chunk}: {}", records.join("\n")));
+            let expected =
+                reference(&schema, &lines).unwrap_or_else(|e| panic!("arrow-json refused chunk {chunk}: {e}"));
+            let got = flat
+                .decode(&lines)
+                .map(|b| b.batch)
+                .unwrap_or_else(|| panic!("fast path declined chunk {chunk}: {}", records.join("\n")));
             for (c, field) in schema.fields().iter().enumerate() {
                 let (got, expected) = (got.column(c), expected.column(c));
                 if let Some(row) = (0..lines.len()).find(|&r| got.slice(r, 1) != expected.slice(r, 1)) {
-                    panic!("chunk {chunk}, column {}: {:?} where arrow-json gives {:?} for {}", field.name(), got.slice(row, 1), expected.slice(row, 1), records[row]);
+                    panic!(
+                        "chunk {chunk}, column {}: {:?} where arrow-json gives {:?} for {}",
+                        field.name(),
+                        got.slice(row, 1),
+                        expected.slice(row, 1),
+                        records[row]
+                    );
                 }
             }
         }
-        assert_eq!(flat.as_array, 160, "the flat chunks are parsed as arrays of up to 64 lines");
+        assert_eq!(
+            flat.as_array, 160,
+            "the flat chunks are parsed as arrays of up to 64 lines"
+        );
     }
 
     /// Lines that are not records on their own can still join into a valid array:
@@ -846,7 +1038,11 @@ mod tests {
             vec![r#"{"id":1}"#, "{}"],
         ] {
             let lines: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
-            assert!(flat.decode(&lines).is_none(), "fast path took {:?}", lines.iter().map(|l| String::from_utf8_lossy(l)).collect::<Vec<_>>());
+            assert!(
+                flat.decode(&lines).is_none(),
+                "fast path took {:?}",
+                lines.iter().map(|l| String::from_utf8_lossy(l)).collect::<Vec<_>>()
+            );
             let before = flat.as_array;
             assert_eq!(flat.decode(&good).map(|b| b.batch), reference(&schema, &good).ok());
             assert_eq!(flat.as_array, before + 1);
@@ -879,13 +1075,22 @@ mod tests {
             r#"{"id":1} {"id":2}"#,
             r#"{"id":1,"amount":1e400}"#,
         ] {
-            assert!(flat.decode(&[good, bad.as_bytes(), good]).is_none(), "fast path took {bad}");
+            assert!(
+                flat.decode(&[good, bad.as_bytes(), good]).is_none(),
+                "fast path took {bad}"
+            );
             // Declining leaves no partial rows behind.
-            let batch = flat.decode(&[good, good]).map(|b| b.batch).expect("good records after a declined chunk");
+            let batch = flat
+                .decode(&[good, good])
+                .map(|b| b.batch)
+                .expect("good records after a declined chunk");
             assert_eq!(batch.num_rows(), 2);
             assert_eq!(batch, reference(&schema, &[good, good]).unwrap());
         }
-        assert!(flat.decode(&[b"{\"id\":1,\"name\":\"\xff\"}"]).is_none(), "invalid UTF-8");
+        assert!(
+            flat.decode(&[b"{\"id\":1,\"name\":\"\xff\"}"]).is_none(),
+            "invalid UTF-8"
+        );
     }
 
     /// Odd corners of JSON: the fast path may decline them, but what it takes must be
@@ -949,7 +1154,10 @@ mod tests {
         let mut used = vec![false; schema.fields().len()];
         used[5] = true; // name
         flat.skip_unused(&used);
-        let lines: [&[u8]; 2] = [br#"{"id":1,"name":"a","amount":2.5,"ts":"2024-06-01T10:00:00"}"#, br#"{"id":2,"name":null,"count":7}"#];
+        let lines: [&[u8]; 2] = [
+            br#"{"id":1,"name":"a","amount":2.5,"ts":"2024-06-01T10:00:00"}"#,
+            br#"{"id":2,"name":null,"count":7}"#,
+        ];
         let got = flat.decode(&lines).map(|b| b.batch).expect("good records");
         let expected = reference(&schema, &lines).unwrap();
         for (c, field) in schema.fields().iter().enumerate() {
@@ -969,14 +1177,49 @@ mod tests {
                 assert_eq!(got.column(c).null_count(), lines.len(), "{} is not read", field.name());
             }
         }
-        for bad in [r#"{"id":3,"amount":"x"}"#, r#"{"id":3,"ts":"yesterday"}"#, r#"{"id":3,"count":2147483648}"#, r#"{"id":3,"flag":1}"#, r#"{"name":"no id"}"#] {
-            assert!(flat.decode(&[lines[0], bad.as_bytes()]).is_none(), "fast path took {bad}");
+        for bad in [
+            r#"{"id":3,"amount":"x"}"#,
+            r#"{"id":3,"ts":"yesterday"}"#,
+            r#"{"id":3,"count":2147483648}"#,
+            r#"{"id":3,"flag":1}"#,
+            r#"{"name":"no id"}"#,
+        ] {
+            assert!(
+                flat.decode(&[lines[0], bad.as_bytes()]).is_none(),
+                "fast path took {bad}"
+            );
         }
     }
 
     #[test]
     fn same_key_is_equality() {
-        let keys = ["", "a", "id", "ix", "abc", "abd", "abcd", "abce", "xbcd", "abcdx", "xbcdx", "abcdefg", "abcdefx", "xbcdefg", "abcXefg", "abcdefgh", "abcdefgx", "xbcdefgh", "abcdefghijklmnop", "abcdefghijklmnoq", "abcdefghXjklmnop", "abcdefghijklmnopq", "abcdefghijklmnopr", "é", "ü"];
+        let keys = [
+            "",
+            "a",
+            "id",
+            "ix",
+            "abc",
+            "abd",
+            "abcd",
+            "abce",
+            "xbcd",
+            "abcdx",
+            "xbcdx",
+            "abcdefg",
+            "abcdefx",
+            "xbcdefg",
+            "abcXefg",
+            "abcdefgh",
+            "abcdefgx",
+            "xbcdefgh",
+            "abcdefghijklmnop",
+            "abcdefghijklmnoq",
+            "abcdefghXjklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopr",
+            "é",
+            "ü",
+        ];
         for a in keys {
             for b in keys {
                 assert_eq!(same_key(a.as_bytes(), b.as_bytes()), a == b, "{a:?} {b:?}");
@@ -992,11 +1235,21 @@ mod tests {
         for year in [0, 1, 4, 100, 1600, 1900, 1969, 1970, 2000, 2023, 2024, 2100, 9999] {
             for month in 0..=13 {
                 for day in [0, 1, 28, 29, 30, 31, 32] {
-                    for (time, sep) in [("00:00:00", 'T'), ("23:59:59", ' '), ("12:34:56", 'T'), ("24:00:00", 'T'), ("10:60:00", ' '), ("10:00:60", 'T')] {
+                    for (time, sep) in [
+                        ("00:00:00", 'T'),
+                        ("23:59:59", ' '),
+                        ("12:34:56", 'T'),
+                        ("24:00:00", 'T'),
+                        ("10:60:00", ' '),
+                        ("10:00:60", 'T'),
+                    ] {
                         let text = format!("{year:04}-{month:02}-{day:02}{sep}{time}");
                         let expected = string_to_datetime(&Utc, &text).ok().map(|d| d.timestamp());
                         let got = naive_iso_seconds(text.as_bytes());
-                        assert!(got.is_none() || got == expected, "{text}: {got:?} where arrow-cast gives {expected:?}");
+                        assert!(
+                            got.is_none() || got == expected,
+                            "{text}: {got:?} where arrow-cast gives {expected:?}"
+                        );
                         if expected.is_some() && !time.contains("60") {
                             assert_eq!(got, expected, "{text} is left to arrow-cast");
                         }
@@ -1006,7 +1259,15 @@ mod tests {
             }
         }
         assert!(checked > 1000);
-        for other in ["2024-06-01T10:00:00Z", "2024-06-01T10:00", "2024-06-01t10:00:00", "2024-06-01T10:00:00.5", "+2024-06-01T10:0:00", "2024-06-01T1a:00:00", "２０２４-06-01T10:00:00"] {
+        for other in [
+            "2024-06-01T10:00:00Z",
+            "2024-06-01T10:00",
+            "2024-06-01t10:00:00",
+            "2024-06-01T10:00:00.5",
+            "+2024-06-01T10:0:00",
+            "2024-06-01T1a:00:00",
+            "２０２４-06-01T10:00:00",
+        ] {
             assert_eq!(naive_iso_seconds(other.as_bytes()), None, "{other}");
         }
     }
@@ -1021,7 +1282,10 @@ mod tests {
             DataType::Struct(vec![Field::new("a", DataType::Int64, true)].into()),
             DataType::List(Arc::new(Field::new("item", DataType::Int64, true))),
         ] {
-            let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("x", data_type.clone(), true)]));
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, true),
+                Field::new("x", data_type.clone(), true),
+            ]));
             assert!(FlatJson::new(schema).is_none(), "{data_type}");
         }
     }
@@ -1032,7 +1296,10 @@ mod tests {
     #[test]
     fn row_filters_keep_what_arrow_comparisons_keep() {
         use crate::api::Term;
-        use arrow::array::{BooleanArray, Datum, Float64Array, Int32Array, Int8Array, LargeStringArray, Scalar, StringArray, UInt64Array};
+        use arrow::array::{
+            BooleanArray, Datum, Float64Array, Int8Array, Int32Array, LargeStringArray, Scalar, StringArray,
+            UInt64Array,
+        };
         use arrow::compute::kernels::cmp;
 
         let schema = schema();
@@ -1041,19 +1308,66 @@ mod tests {
         let lines: Vec<&[u8]> = records.iter().map(|r| r.as_bytes()).collect();
         let all = reference(&schema, &lines).unwrap();
         let column = |name: &str| schema.index_of(name).unwrap();
-        let ops = [Comparison::Eq, Comparison::NotEq, Comparison::Lt, Comparison::LtEq, Comparison::Gt, Comparison::GtEq];
+        let ops = [
+            Comparison::Eq,
+            Comparison::NotEq,
+            Comparison::Lt,
+            Comparison::LtEq,
+            Comparison::Gt,
+            Comparison::GtEq,
+        ];
         // (column, constant, the same constant as an Arrow scalar of the column's type)
         let constants: Vec<(usize, Constant, Box<dyn Datum>)> = vec![
-            (column("small"), Constant::Int(0), Box::new(Scalar::new(Int8Array::from(vec![0])))),
-            (column("count"), Constant::Int(-5), Box::new(Scalar::new(Int32Array::from(vec![-5])))),
-            (column("big"), Constant::UInt(u64::MAX), Box::new(Scalar::new(UInt64Array::from(vec![u64::MAX])))),
-            (column("amount"), Constant::Float(0.0), Box::new(Scalar::new(Float64Array::from(vec![0.0])))),
-            (column("amount"), Constant::Float(-0.0), Box::new(Scalar::new(Float64Array::from(vec![-0.0])))),
-            (column("amount"), Constant::Float(0.1), Box::new(Scalar::new(Float64Array::from(vec![0.1])))),
-            (column("name"), Constant::Text("Zürich".into()), Box::new(Scalar::new(StringArray::from(vec!["Zürich"])))),
-            (column("name"), Constant::Text("".into()), Box::new(Scalar::new(StringArray::from(vec![""])))),
-            (column("long_name"), Constant::Text("a\n".into()), Box::new(Scalar::new(LargeStringArray::from(vec!["a\n"])))),
-            (column("flag"), Constant::Bool(true), Box::new(Scalar::new(BooleanArray::from(vec![true])))),
+            (
+                column("small"),
+                Constant::Int(0),
+                Box::new(Scalar::new(Int8Array::from(vec![0]))),
+            ),
+            (
+                column("count"),
+                Constant::Int(-5),
+                Box::new(Scalar::new(Int32Array::from(vec![-5]))),
+            ),
+            (
+                column("big"),
+                Constant::UInt(u64::MAX),
+                Box::new(Scalar::new(UInt64Array::from(vec![u64::MAX]))),
+            ),
+            (
+                column("amount"),
+                Constant::Float(0.0),
+                Box::new(Scalar::new(Float64Array::from(vec![0.0]))),
+            ),
+            (
+                column("amount"),
+                Constant::Float(-0.0),
+                Box::new(Scalar::new(Float64Array::from(vec![-0.0]))),
+            ),
+            (
+                column("amount"),
+                Constant::Float(0.1),
+                Box::new(Scalar::new(Float64Array::from(vec![0.1]))),
+            ),
+            (
+                column("name"),
+                Constant::Text("Zürich".into()),
+                Box::new(Scalar::new(StringArray::from(vec!["Zürich"]))),
+            ),
+            (
+                column("name"),
+                Constant::Text("".into()),
+                Box::new(Scalar::new(StringArray::from(vec![""]))),
+            ),
+            (
+                column("long_name"),
+                Constant::Text("a\n".into()),
+                Box::new(Scalar::new(LargeStringArray::from(vec!["a\n"]))),
+            ),
+            (
+                column("flag"),
+                Constant::Bool(true),
+                Box::new(Scalar::new(BooleanArray::from(vec![true]))),
+            ),
         ];
         let mask = |c: usize, op: Comparison, k: &dyn Datum| -> BooleanArray {
             let v = all.column(c);
@@ -1074,28 +1388,64 @@ mod tests {
                 // Each term alone, and together with the next constant's under `>=`.
                 let (c2, value2, k2) = &constants[(i + 1) % constants.len()];
                 for pair in [false, true] {
-                    let mut terms = vec![Term { column: *c, op, value: value.clone() }];
+                    let mut terms = vec![Term {
+                        column: *c,
+                        op,
+                        value: value.clone(),
+                    }];
                     let mut expected = mask(*c, op, k.as_ref());
                     if pair {
-                        terms.push(Term { column: *c2, op: Comparison::GtEq, value: value2.clone() });
+                        terms.push(Term {
+                            column: *c2,
+                            op: Comparison::GtEq,
+                            value: value2.clone(),
+                        });
                         expected = arrow::compute::and(&expected, &mask(*c2, Comparison::GtEq, k2.as_ref())).unwrap();
                     }
                     let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
-                    flat.apply_filter(&RowFilter { terms: terms.clone(), complete: true, read_after: Vec::new() });
-                    let got = flat.decode(&lines).unwrap_or_else(|| panic!("declined under {terms:?}"));
+                    flat.apply_filter(&RowFilter {
+                        terms: terms.clone(),
+                        complete: true,
+                        read_after: Vec::new(),
+                    });
+                    let got = flat
+                        .decode(&lines)
+                        .unwrap_or_else(|| panic!("declined under {terms:?}"));
                     let want: Vec<usize> = (0..lines.len()).filter(|&r| expected.value(r)).collect();
                     assert_eq!(got.kept.as_deref(), Some(want.as_slice()), "lines kept under {terms:?}");
-                    assert_eq!(got.batch, arrow::compute::filter_record_batch(&all, &expected).unwrap(), "rows kept under {terms:?}");
+                    assert_eq!(
+                        got.batch,
+                        arrow::compute::filter_record_batch(&all, &expected).unwrap(),
+                        "rows kept under {terms:?}"
+                    );
                     checked += want.len();
                 }
             }
         }
-        assert!(checked > 10_000, "the filters keep some rows and drop others ({checked} kept in all)");
+        assert!(
+            checked > 10_000,
+            "the filters keep some rows and drop others ({checked} kept in all)"
+        );
 
         // A term the fast path cannot bind (here a timestamp) leaves every record in.
         let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
-        let terms = vec![Term { column: column("amount"), op: Comparison::Gt, value: Constant::Float(0.0) }, Term { column: column("ts"), op: Comparison::Gt, value: Constant::Int(0) }];
-        flat.apply_filter(&RowFilter { terms, complete: true, read_after: Vec::new() });
+        let terms = vec![
+            Term {
+                column: column("amount"),
+                op: Comparison::Gt,
+                value: Constant::Float(0.0),
+            },
+            Term {
+                column: column("ts"),
+                op: Comparison::Gt,
+                value: Constant::Int(0),
+            },
+        ];
+        flat.apply_filter(&RowFilter {
+            terms,
+            complete: true,
+            read_after: Vec::new(),
+        });
         let got = flat.decode(&lines).unwrap();
         assert_eq!((got.kept, got.batch), (None, all.clone()));
     }
@@ -1106,11 +1456,27 @@ mod tests {
     fn a_filtered_out_record_with_a_bad_value_still_declines_the_chunk() {
         let schema = schema();
         let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
-        flat.apply_filter(&RowFilter { terms: vec![crate::api::Term { column: 4, op: Comparison::Gt, value: Constant::Float(0.0) }], complete: true, read_after: Vec::new() });
+        flat.apply_filter(&RowFilter {
+            terms: vec![crate::api::Term {
+                column: 4,
+                op: Comparison::Gt,
+                value: Constant::Float(0.0),
+            }],
+            complete: true,
+            read_after: Vec::new(),
+        });
         let good: &[u8] = br#"{"id":1,"amount":5}"#;
-        assert!(flat.decode(&[good, br#"{"id":2,"amount":-1,"small":1000}"#, good]).is_none());
-        assert!(flat.decode(&[good, br#"{"id":2,"amount":-1,"name":7}"#, good]).is_none());
-        let ok = flat.decode(&[good, br#"{"id":2,"amount":-1,"name":"x"}"#, good]).unwrap();
+        assert!(
+            flat.decode(&[good, br#"{"id":2,"amount":-1,"small":1000}"#, good])
+                .is_none()
+        );
+        assert!(
+            flat.decode(&[good, br#"{"id":2,"amount":-1,"name":7}"#, good])
+                .is_none()
+        );
+        let ok = flat
+            .decode(&[good, br#"{"id":2,"amount":-1,"name":"x"}"#, good])
+            .unwrap();
         assert_eq!(ok.kept, Some(vec![0, 2]));
         assert_eq!(ok.batch.num_rows(), 2);
     }
@@ -1120,26 +1486,58 @@ mod tests {
     #[test]
     fn a_column_only_the_whole_filter_reads_is_not_built() {
         let schema = schema();
-        let term = crate::api::Term { column: 4, op: Comparison::Gt, value: Constant::Float(0.0) };
+        let term = crate::api::Term {
+            column: 4,
+            op: Comparison::Gt,
+            value: Constant::Float(0.0),
+        };
         let mut only_the_filter_reads_amount = vec![true; schema.fields().len()];
         only_the_filter_reads_amount[4] = false;
-        let lines: [&[u8]; 3] = [br#"{"id":1,"amount":5}"#, br#"{"id":2,"amount":-1}"#, br#"{"id":3,"amount":2.5}"#];
+        let lines: [&[u8]; 3] = [
+            br#"{"id":1,"amount":5}"#,
+            br#"{"id":2,"amount":-1}"#,
+            br#"{"id":3,"amount":2.5}"#,
+        ];
         let amounts = |complete: bool, read_after: Vec<bool>| {
             let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
-            flat.apply_filter(&RowFilter { terms: vec![term.clone()], complete, read_after });
+            flat.apply_filter(&RowFilter {
+                terms: vec![term.clone()],
+                complete,
+                read_after,
+            });
             let got = flat.decode(&lines).unwrap();
             assert_eq!(got.kept, Some(vec![0, 2]));
-            let ids: Vec<i64> = got.batch.column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().values().to_vec();
+            let ids: Vec<i64> = got
+                .batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec();
             assert_eq!(ids, vec![1, 3]);
-            let a = got.batch.column(4).as_any().downcast_ref::<arrow::array::Float64Array>().unwrap().clone();
+            let a = got
+                .batch
+                .column(4)
+                .as_any()
+                .downcast_ref::<arrow::array::Float64Array>()
+                .unwrap()
+                .clone();
             a.iter().collect::<Vec<_>>()
         };
         assert_eq!(amounts(true, only_the_filter_reads_amount.clone()), vec![None, None]);
-        assert_eq!(amounts(false, only_the_filter_reads_amount.clone()), vec![Some(5.0), Some(2.5)]);
+        assert_eq!(
+            amounts(false, only_the_filter_reads_amount.clone()),
+            vec![Some(5.0), Some(2.5)]
+        );
         assert_eq!(amounts(true, Vec::new()), vec![Some(5.0), Some(2.5)]);
         // A bad value in the unbuilt column still declines the chunk.
         let mut flat = FlatJson::new(Arc::clone(&schema)).unwrap();
-        flat.apply_filter(&RowFilter { terms: vec![term], complete: true, read_after: only_the_filter_reads_amount });
+        flat.apply_filter(&RowFilter {
+            terms: vec![term],
+            complete: true,
+            read_after: only_the_filter_reads_amount,
+        });
         assert!(flat.decode(&[lines[0], br#"{"id":2,"amount":"x"}"#]).is_none());
     }
 }

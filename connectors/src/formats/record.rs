@@ -25,12 +25,16 @@ use crate::api::{ConnectorError, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordFormat {
     /// A JSON object; with `schemas`, Kafka Connect's `{"schema":…,"payload":…}` envelope.
-    Json { schemas: bool },
+    Json {
+        schemas: bool,
+    },
     Csv(CsvOptions),
     /// The bytes as they are, in the one declared column `value`.
     Raw,
     /// Debezium's change event: `after` (or `before` for deletes) plus `_op`.
-    DebeziumJson { schemas: bool },
+    DebeziumJson {
+        schemas: bool,
+    },
     /// Avro in Confluent's wire format, schemas from a Schema Registry.
     Avro,
 }
@@ -45,7 +49,10 @@ impl RecordFormat {
             "raw" => Ok(Self::Raw),
             "debezium-json" => Ok(Self::DebeziumJson { schemas }),
             "avro" => Ok(Self::Avro),
-            other => Err(format!("unknown format '{other}'; expected one of {}", Self::NAMES.join(", "))),
+            other => Err(format!(
+                "unknown format '{other}'; expected one of {}",
+                Self::NAMES.join(", ")
+            )),
         }
     }
 
@@ -64,7 +71,10 @@ impl RecordFormat {
                 && schema.field(0).name() == "value"
                 && matches!(schema.field(0).data_type(), DataType::Binary | DataType::Utf8);
             if !ok {
-                return Err(ConnectorError::option(option, "format 'raw' needs exactly one column: value BYTEA or value TEXT"));
+                return Err(ConnectorError::option(
+                    option,
+                    "format 'raw' needs exactly one column: value BYTEA or value TEXT",
+                ));
             }
         }
         Ok(())
@@ -93,13 +103,23 @@ fn struct_of(schema: &Schema) -> DataType {
 
 impl RecordDecoder {
     /// `registry` is needed for Avro (and ignored otherwise).
-    pub fn new(format: RecordFormat, declared: SchemaRef, max_rows: usize, registry: Option<Arc<SchemaRegistry>>) -> Result<Self> {
+    pub fn new(
+        format: RecordFormat,
+        declared: SchemaRef,
+        max_rows: usize,
+        registry: Option<Arc<SchemaRegistry>>,
+    ) -> Result<Self> {
         let avro = match (format, registry) {
             (RecordFormat::Avro, Some(r)) => Some(AvroDecoder::new(r, Arc::clone(&declared), max_rows)?),
-            (RecordFormat::Avro, None) => return Err(ConnectorError::Config("format 'avro' needs schema.registry.url".into())),
+            (RecordFormat::Avro, None) => {
+                return Err(ConnectorError::Config("format 'avro' needs schema.registry.url".into()));
+            }
             _ => None,
         };
-        Ok(Self { avro, ..Self::text(format, declared, max_rows) })
+        Ok(Self {
+            avro,
+            ..Self::text(format, declared, max_rows)
+        })
     }
 
     fn text(format: RecordFormat, declared: SchemaRef, max_rows: usize) -> Self {
@@ -108,7 +128,12 @@ impl RecordDecoder {
         let output = Arc::new(Schema::new(fields));
         let wrapper = |fields: Vec<Field>| Arc::new(Schema::new(fields));
         let lines = match format {
-            RecordFormat::Json { schemas: false } => Some(LineDecoder::new(LineFormat::Json, Arc::clone(&declared), CsvOptions::default(), max_rows)),
+            RecordFormat::Json { schemas: false } => Some(LineDecoder::new(
+                LineFormat::Json,
+                Arc::clone(&declared),
+                CsvOptions::default(),
+                max_rows,
+            )),
             RecordFormat::Json { schemas: true } => Some(LineDecoder::new(
                 LineFormat::Json,
                 wrapper(vec![Field::new("payload", struct_of(&declared), true)]),
@@ -122,16 +147,32 @@ impl RecordDecoder {
                     Field::new("op", DataType::Utf8, true),
                 ];
                 let schema = if schemas {
-                    wrapper(vec![Field::new("payload", DataType::Struct(Fields::from(envelope)), true)])
+                    wrapper(vec![Field::new(
+                        "payload",
+                        DataType::Struct(Fields::from(envelope)),
+                        true,
+                    )])
                 } else {
                     wrapper(envelope)
                 };
-                Some(LineDecoder::new(LineFormat::Json, schema, CsvOptions::default(), max_rows))
+                Some(LineDecoder::new(
+                    LineFormat::Json,
+                    schema,
+                    CsvOptions::default(),
+                    max_rows,
+                ))
             }
             RecordFormat::Csv(csv) => Some(LineDecoder::new(LineFormat::Csv, Arc::clone(&declared), csv, max_rows)),
             RecordFormat::Raw | RecordFormat::Avro => None,
         };
-        Self { format, declared, output, lines, avro: None, joined: Vec::new() }
+        Self {
+            format,
+            declared,
+            output,
+            lines,
+            avro: None,
+            joined: Vec::new(),
+        }
     }
 
     /// See [`LineDecoder::skip_unused`]: `used` is per declared column. Plain JSON
@@ -174,7 +215,11 @@ impl RecordDecoder {
             return self.decode_raw(payloads);
         }
         let skip_nulls = matches!(self.format, RecordFormat::DebeziumJson { .. });
-        let empty: &[u8] = if matches!(self.format, RecordFormat::Csv(_)) { b"" } else { b"{}" };
+        let empty: &[u8] = if matches!(self.format, RecordFormat::Csv(_)) {
+            b""
+        } else {
+            b"{}"
+        };
         let mut index = Vec::with_capacity(payloads.len());
         let mut lines: Vec<&[u8]> = Vec::with_capacity(payloads.len());
         for (i, p) in payloads.iter().enumerate() {
@@ -200,7 +245,12 @@ impl RecordDecoder {
             }
         };
         let Some(decoder) = self.lines.as_mut() else {
-            return Decoded { batch: RecordBatch::new_empty(Arc::clone(&self.output)), good: Vec::new(), bad: Vec::new(), filtered: None };
+            return Decoded {
+                batch: RecordBatch::new_empty(Arc::clone(&self.output)),
+                good: Vec::new(),
+                bad: Vec::new(),
+                filtered: None,
+            };
         };
         let decoded = decoder.decode(joined, &lines);
         let good: Vec<usize> = decoded.good.iter().map(|&g| index[g]).collect();
@@ -210,7 +260,12 @@ impl RecordDecoder {
                 // An event without `op` is not a change event at all.
                 let op = batch.column(batch.num_columns() - 1);
                 if op.null_count() == 0 {
-                    return Decoded { batch, good, bad, filtered: None };
+                    return Decoded {
+                        batch,
+                        good,
+                        bad,
+                        filtered: None,
+                    };
                 }
                 let keep: BooleanArray = (0..batch.num_rows()).map(|r| Some(op.is_valid(r))).collect();
                 let mut kept = Vec::with_capacity(good.len());
@@ -218,21 +273,44 @@ impl RecordDecoder {
                     if op.is_valid(r) {
                         kept.push(g);
                     } else {
-                        bad.push((g, "not a Debezium change event: no 'op' field (is json.schemas.enable needed?)".to_string()));
+                        bad.push((
+                            g,
+                            "not a Debezium change event: no 'op' field (is json.schemas.enable needed?)".to_string(),
+                        ));
                     }
                 }
                 bad.sort_by_key(|b| b.0);
                 match arrow::compute::filter_record_batch(&batch, &keep) {
-                    Ok(batch) => Decoded { batch, good: kept, bad, filtered: None },
-                    Err(e) => Decoded { batch: RecordBatch::new_empty(Arc::clone(&self.output)), good: Vec::new(), bad: vec![(0, e.to_string())], filtered: None },
+                    Ok(batch) => Decoded {
+                        batch,
+                        good: kept,
+                        bad,
+                        filtered: None,
+                    },
+                    Err(e) => Decoded {
+                        batch: RecordBatch::new_empty(Arc::clone(&self.output)),
+                        good: Vec::new(),
+                        bad: vec![(0, e.to_string())],
+                        filtered: None,
+                    },
                 }
             }
-            Ok(batch) => Decoded { batch, good, bad, filtered: None },
+            Ok(batch) => Decoded {
+                batch,
+                good,
+                bad,
+                filtered: None,
+            },
             Err(e) => {
                 // Unwrapping only fails on a shape mismatch: report every record.
                 bad.extend(good.iter().map(|&g| (g, e.to_string())));
                 bad.sort_by_key(|b| b.0);
-                Decoded { batch: RecordBatch::new_empty(Arc::clone(&self.output)), good: Vec::new(), bad, filtered: None }
+                Decoded {
+                    batch: RecordBatch::new_empty(Arc::clone(&self.output)),
+                    good: Vec::new(),
+                    bad,
+                    filtered: None,
+                }
             }
         }
     }
@@ -252,7 +330,11 @@ impl RecordDecoder {
                     let p = strip_struct_nulls(p)?;
                     (p.column(0).clone(), p.column(1).clone(), p.column(2).clone())
                 } else {
-                    (batch.column(0).clone(), batch.column(1).clone(), batch.column(2).clone())
+                    (
+                        batch.column(0).clone(),
+                        batch.column(1).clone(),
+                        batch.column(2).clone(),
+                    )
                 };
                 let ops = op.as_string::<i32>();
                 let deletes: BooleanArray = ops.iter().map(|o| Some(o == Some("d"))).collect();
@@ -274,7 +356,8 @@ impl RecordDecoder {
         let mut good = Vec::with_capacity(payloads.len());
         let mut bad = Vec::new();
         let column: ArrayRef = if text {
-            let mut b = StringBuilder::with_capacity(payloads.len(), payloads.iter().map(|p| p.map_or(0, <[u8]>::len)).sum());
+            let mut b =
+                StringBuilder::with_capacity(payloads.len(), payloads.iter().map(|p| p.map_or(0, <[u8]>::len)).sum());
             for (i, p) in payloads.iter().enumerate() {
                 match p.map(std::str::from_utf8) {
                     None => b.append_null(),
@@ -288,7 +371,8 @@ impl RecordDecoder {
             }
             Arc::new(b.finish())
         } else {
-            let mut b = BinaryBuilder::with_capacity(payloads.len(), payloads.iter().map(|p| p.map_or(0, <[u8]>::len)).sum());
+            let mut b =
+                BinaryBuilder::with_capacity(payloads.len(), payloads.iter().map(|p| p.map_or(0, <[u8]>::len)).sum());
             for (i, p) in payloads.iter().enumerate() {
                 b.append_option(*p);
                 good.push(i);
@@ -296,11 +380,21 @@ impl RecordDecoder {
             Arc::new(b.finish())
         };
         match RecordBatch::try_new(Arc::clone(&self.output), vec![column]) {
-            Ok(batch) => Decoded { batch, good, bad, filtered: None },
+            Ok(batch) => Decoded {
+                batch,
+                good,
+                bad,
+                filtered: None,
+            },
             Err(e) => {
                 // A NOT NULL value column and a tombstone.
                 let bad = (0..payloads.len()).map(|i| (i, e.to_string())).collect();
-                Decoded { batch: RecordBatch::new_empty(Arc::clone(&self.output)), good: Vec::new(), bad, filtered: None }
+                Decoded {
+                    batch: RecordBatch::new_empty(Arc::clone(&self.output)),
+                    good: Vec::new(),
+                    bad,
+                    filtered: None,
+                }
             }
         }
     }
@@ -316,7 +410,11 @@ fn strip_struct_nulls(s: &StructArray) -> std::result::Result<StructArray, Arrow
         return Ok(s.clone());
     }
     let mask = is_null(s)?;
-    let columns = s.columns().iter().map(|c| nullif(c, &mask)).collect::<std::result::Result<Vec<_>, _>>()?;
+    let columns = s
+        .columns()
+        .iter()
+        .map(|c| nullif(c, &mask))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     StructArray::try_new(s.fields().clone(), columns, None)
 }
 
@@ -357,12 +455,30 @@ impl Payloads {
 impl RecordEncoder {
     /// `option` names the format option, for errors. Avro needs the registry and the
     /// subject to register the payload schema under.
-    pub fn new(format: RecordFormat, input: &SchemaRef, option: &str, avro: Option<(&SchemaRegistry, &str)>) -> Result<Self> {
-        let columns: Vec<usize> = input.fields().iter().enumerate().filter(|(_, f)| !f.name().starts_with('_')).map(|(i, _)| i).collect();
-        let payload_schema = Arc::new(input.project(&columns).map_err(|e| ConnectorError::arrow("selecting payload columns", e))?);
+    pub fn new(
+        format: RecordFormat,
+        input: &SchemaRef,
+        option: &str,
+        avro: Option<(&SchemaRegistry, &str)>,
+    ) -> Result<Self> {
+        let columns: Vec<usize> = input
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.name().starts_with('_'))
+            .map(|(i, _)| i)
+            .collect();
+        let payload_schema = Arc::new(
+            input
+                .project(&columns)
+                .map_err(|e| ConnectorError::arrow("selecting payload columns", e))?,
+        );
         format.check_schema(&payload_schema, option)?;
         if payload_schema.fields().is_empty() && format != RecordFormat::Raw {
-            return Err(ConnectorError::option(option, "the SELECT has no payload columns (every column starts with '_')"));
+            return Err(ConnectorError::option(
+                option,
+                "the SELECT has no payload columns (every column starts with '_')",
+            ));
         }
         let connect_schema = match format {
             RecordFormat::Json { schemas: true } => Some(connect_schema(&payload_schema).to_string()),
@@ -370,19 +486,39 @@ impl RecordEncoder {
         };
         let op_column = input.index_of("_op").ok();
         let avro = match (format, avro) {
-            (RecordFormat::Avro, Some((registry, subject))) => Some(AvroEncoder::new(registry, subject, &payload_schema)?),
-            (RecordFormat::Avro, None) => return Err(ConnectorError::option(option, "format 'avro' needs schema.registry.url")),
+            (RecordFormat::Avro, Some((registry, subject))) => {
+                Some(AvroEncoder::new(registry, subject, &payload_schema)?)
+            }
+            (RecordFormat::Avro, None) => {
+                return Err(ConnectorError::option(
+                    option,
+                    "format 'avro' needs schema.registry.url",
+                ));
+            }
             _ => None,
         };
-        Ok(Self { format, columns, payload_schema, connect_schema, op_column, avro, buf: Vec::new() })
+        Ok(Self {
+            format,
+            columns,
+            payload_schema,
+            connect_schema,
+            op_column,
+            avro,
+            buf: Vec::new(),
+        })
     }
 
     pub fn encode(&mut self, batch: &RecordBatch) -> Result<Payloads> {
-        let payload = batch.project(&self.columns).map_err(|e| ConnectorError::arrow("selecting payload columns", e))?;
+        let payload = batch
+            .project(&self.columns)
+            .map_err(|e| ConnectorError::arrow("selecting payload columns", e))?;
         let payload = RecordBatch::try_new(Arc::clone(&self.payload_schema), payload.columns().to_vec())
             .map_err(|e| ConnectorError::arrow("selecting payload columns", e))?;
         let rows = payload.num_rows();
-        let mut out = Payloads { bytes: Vec::new(), ranges: Vec::with_capacity(rows) };
+        let mut out = Payloads {
+            bytes: Vec::new(),
+            ranges: Vec::with_capacity(rows),
+        };
         match self.format {
             RecordFormat::Avro => {
                 let Some(avro) = self.avro.as_mut() else {
@@ -412,8 +548,13 @@ impl RecordEncoder {
             }
             RecordFormat::Csv(csv) => {
                 for row in 0..rows {
-                    let mut w = arrow::csv::WriterBuilder::new().with_header(false).with_delimiter(csv.delimiter).with_quote(csv.quote).build(Vec::new());
-                    w.write(&payload.slice(row, 1)).map_err(|e| ConnectorError::arrow("encoding CSV", e))?;
+                    let mut w = arrow::csv::WriterBuilder::new()
+                        .with_header(false)
+                        .with_delimiter(csv.delimiter)
+                        .with_quote(csv.quote)
+                        .build(Vec::new());
+                    w.write(&payload.slice(row, 1))
+                        .map_err(|e| ConnectorError::arrow("encoding CSV", e))?;
                     let mut line = w.into_inner();
                     while line.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
                         line.pop();
@@ -425,8 +566,11 @@ impl RecordEncoder {
             }
             RecordFormat::Json { .. } | RecordFormat::DebeziumJson { .. } => {
                 self.buf.clear();
-                let mut w = arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, arrow::json::writer::LineDelimited>(std::mem::take(&mut self.buf));
-                w.write(&payload).map_err(|e| ConnectorError::arrow("encoding JSON", e))?;
+                let mut w = arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, arrow::json::writer::LineDelimited>(std::mem::take(&mut self.buf));
+                w.write(&payload)
+                    .map_err(|e| ConnectorError::arrow("encoding JSON", e))?;
                 w.finish().map_err(|e| ConnectorError::arrow("encoding JSON", e))?;
                 self.buf = w.into_inner();
                 // JSON escapes newlines inside strings, so every '\n' ends one row.
@@ -446,21 +590,33 @@ impl RecordEncoder {
                         }
                         (RecordFormat::Json { .. }, None) => out.bytes.extend_from_slice(json),
                         _ => {
-                            let op = ops.as_ref().and_then(|o| o.as_string_opt::<i32>().filter(|s| s.is_valid(row)).map(|s| s.value(row).to_string())).unwrap_or_else(|| "c".to_string());
-                            let (before, after): (&[u8], &[u8]) = if op == "d" { (json, b"null") } else { (b"null", json) };
+                            let op = ops
+                                .as_ref()
+                                .and_then(|o| {
+                                    o.as_string_opt::<i32>()
+                                        .filter(|s| s.is_valid(row))
+                                        .map(|s| s.value(row).to_string())
+                                })
+                                .unwrap_or_else(|| "c".to_string());
+                            let (before, after): (&[u8], &[u8]) =
+                                if op == "d" { (json, b"null") } else { (b"null", json) };
                             out.bytes.extend_from_slice(b"{\"before\":");
                             out.bytes.extend_from_slice(before);
                             out.bytes.extend_from_slice(b",\"after\":");
                             out.bytes.extend_from_slice(after);
                             out.bytes.extend_from_slice(b",\"op\":");
-                            out.bytes.extend_from_slice(serde_json::Value::String(op).to_string().as_bytes());
+                            out.bytes
+                                .extend_from_slice(serde_json::Value::String(op).to_string().as_bytes());
                             out.bytes.push(b'}');
                         }
                     }
                     out.ranges.push(Some(first..out.bytes.len()));
                 }
                 if out.ranges.len() != rows {
-                    return Err(ConnectorError::Internal(format!("JSON encoder produced {} lines for {rows} rows", out.ranges.len())));
+                    return Err(ConnectorError::Internal(format!(
+                        "JSON encoder produced {} lines for {rows} rows",
+                        out.ranges.len()
+                    )));
                 }
             }
         }
@@ -483,7 +639,9 @@ pub fn connect_schema(schema: &Schema) -> serde_json::Value {
             DataType::Binary | DataType::LargeBinary => json!({"type": "bytes"}),
             DataType::Date32 => json!({"type": "string", "name": "date"}),
             DataType::Timestamp(TimeUnit::Millisecond, _) => json!({"type": "string", "name": "timestamp"}),
-            DataType::Struct(fields) => json!({"type": "struct", "fields": fields.iter().map(|f| field(f)).collect::<Vec<_>>()}),
+            DataType::Struct(fields) => {
+                json!({"type": "struct", "fields": fields.iter().map(|f| field(f)).collect::<Vec<_>>()})
+            }
             DataType::List(f) => json!({"type": "array", "items": field_type(f.data_type())}),
             _ => json!({"type": "string"}),
         }
@@ -507,7 +665,10 @@ mod tests {
     use super::*;
 
     fn declared() -> SchemaRef {
-        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("name", DataType::Utf8, true)]))
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]))
     }
 
     #[test]
@@ -518,7 +679,10 @@ mod tests {
         let out = d.decode(&[Some(a), Some(b), Some(b"{}")]).unwrap();
         assert_eq!(out.good, vec![0, 2]);
         assert_eq!(out.bad.len(), 1);
-        assert_eq!(out.batch.column(0).as_primitive::<Int64Type>(), &Int64Array::from(vec![Some(1), None]));
+        assert_eq!(
+            out.batch.column(0).as_primitive::<Int64Type>(),
+            &Int64Array::from(vec![Some(1), None])
+        );
     }
 
     #[test]
@@ -529,8 +693,14 @@ mod tests {
         let out = d.decode(&[Some(c), None, Some(del)]).unwrap();
         assert_eq!(out.good, vec![0, 2]);
         assert!(out.bad.is_empty());
-        assert_eq!(out.batch.column(0).as_primitive::<Int64Type>(), &Int64Array::from(vec![1, 1]));
-        assert_eq!(out.batch.column(2).as_string::<i32>(), &StringArray::from(vec!["c", "d"]));
+        assert_eq!(
+            out.batch.column(0).as_primitive::<Int64Type>(),
+            &Int64Array::from(vec![1, 1])
+        );
+        assert_eq!(
+            out.batch.column(2).as_string::<i32>(),
+            &StringArray::from(vec!["c", "d"])
+        );
         assert_eq!(out.batch.schema().field(2).name(), "_op");
     }
 
@@ -547,26 +717,52 @@ mod tests {
     fn json_round_trips_through_the_encoder() {
         let batch = RecordBatch::try_new(
             declared(),
-            vec![Arc::new(Int64Array::from(vec![1, 2])), Arc::new(StringArray::from(vec![Some("line\nbreak"), None]))],
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(StringArray::from(vec![Some("line\nbreak"), None])),
+            ],
         )
         .unwrap();
-        for format in [RecordFormat::Json { schemas: false }, RecordFormat::Json { schemas: true }, RecordFormat::DebeziumJson { schemas: false }] {
+        for format in [
+            RecordFormat::Json { schemas: false },
+            RecordFormat::Json { schemas: true },
+            RecordFormat::DebeziumJson { schemas: false },
+        ] {
             let mut e = RecordEncoder::new(format, &declared(), "format", None).unwrap();
             let p = e.encode(&batch).unwrap();
             let payloads: Vec<Option<&[u8]>> = (0..2).map(|r| p.get(r)).collect();
-            let out = RecordDecoder::new(format, declared(), 16, None).unwrap().decode(&payloads).unwrap();
+            let out = RecordDecoder::new(format, declared(), 16, None)
+                .unwrap()
+                .decode(&payloads)
+                .unwrap();
             assert_eq!(out.good, vec![0, 1], "{format:?}");
-            assert_eq!(out.batch.column(1).as_string::<i32>(), &StringArray::from(vec![Some("line\nbreak"), None]));
+            assert_eq!(
+                out.batch.column(1).as_string::<i32>(),
+                &StringArray::from(vec![Some("line\nbreak"), None])
+            );
         }
     }
 
     #[test]
     fn csv_round_trips_quoted_fields() {
-        let batch = RecordBatch::try_new(declared(), vec![Arc::new(Int64Array::from(vec![7])), Arc::new(StringArray::from(vec!["a,b"]))]).unwrap();
+        let batch = RecordBatch::try_new(
+            declared(),
+            vec![
+                Arc::new(Int64Array::from(vec![7])),
+                Arc::new(StringArray::from(vec!["a,b"])),
+            ],
+        )
+        .unwrap();
         let format = RecordFormat::Csv(CsvOptions::default());
-        let p = RecordEncoder::new(format, &declared(), "format", None).unwrap().encode(&batch).unwrap();
+        let p = RecordEncoder::new(format, &declared(), "format", None)
+            .unwrap()
+            .encode(&batch)
+            .unwrap();
         assert_eq!(p.get(0).unwrap(), b"7,\"a,b\"");
-        let out = RecordDecoder::new(format, declared(), 4, None).unwrap().decode(&[p.get(0)]).unwrap();
+        let out = RecordDecoder::new(format, declared(), 4, None)
+            .unwrap()
+            .decode(&[p.get(0)])
+            .unwrap();
         assert_eq!(out.batch.column(1).as_string::<i32>().value(0), "a,b");
     }
 }

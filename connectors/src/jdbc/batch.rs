@@ -29,12 +29,24 @@ pub(crate) struct BatchRows<'b> {
 
 impl<'b> BatchRows<'b> {
     /// `table_name` maps a row's topic (if any) to its target table.
-    pub(crate) fn new(cfg: &TableSinkConfig, batch: &RecordBatch, origins: Option<&'b RowOrigins>, table_name: impl Fn(Option<&str>) -> String) -> Result<Self> {
+    pub(crate) fn new(
+        cfg: &TableSinkConfig,
+        batch: &RecordBatch,
+        origins: Option<&'b RowOrigins>,
+        table_name: impl Fn(Option<&str>) -> String,
+    ) -> Result<Self> {
         let schema = batch.schema();
-        let convert = |i: usize| Column::new(batch.column(i)).map_err(|e| ConnectorError::Config(format!("column {}: {e}", schema.field(i).name())));
+        let convert = |i: usize| {
+            Column::new(batch.column(i))
+                .map_err(|e| ConnectorError::Config(format!("column {}: {e}", schema.field(i).name())))
+        };
         let cols: Vec<Column> = cfg.columns.iter().map(|i| convert(*i)).collect::<Result<_>>()?;
         let key = match &cfg.pk {
-            PkMode::RecordKey(_) => Some(convert(schema.index_of("_key").map_err(|e| ConnectorError::Internal(e.to_string()))?)?),
+            PkMode::RecordKey(_) => Some(convert(
+                schema
+                    .index_of("_key")
+                    .map_err(|e| ConnectorError::Internal(e.to_string()))?,
+            )?),
             _ => None,
         };
         let coords: Vec<Option<(&str, i32, i64)>> = (0..batch.num_rows())
@@ -46,7 +58,10 @@ impl<'b> BatchRows<'b> {
             .collect();
         let kafka_pk = cfg.pk == PkMode::Kafka;
         // A `_topic` column (RegexRouter in SQL) names the table instead of the source topic.
-        let routed = schema.index_of("_topic").ok().and_then(|i| batch.column(i).as_string_opt::<i32>());
+        let routed = schema
+            .index_of("_topic")
+            .ok()
+            .and_then(|i| batch.column(i).as_string_opt::<i32>());
         let mut rejected = Vec::new();
         let mut by_table: Vec<(String, Vec<usize>)> = Vec::new();
         let mut last: Option<(Option<&str>, usize)> = None;
@@ -56,7 +71,10 @@ impl<'b> BatchRows<'b> {
                 continue;
             }
             if kafka_pk && coord.is_none() {
-                return Err(ConnectorError::option("pk.mode", "kafka needs a Kafka source (rows have no topic/partition/offset)"));
+                return Err(ConnectorError::option(
+                    "pk.mode",
+                    "kafka needs a Kafka source (rows have no topic/partition/offset)",
+                ));
             }
             // Consecutive rows mostly share a topic: name the table once per run.
             let topic = match routed {
@@ -84,7 +102,10 @@ impl<'b> BatchRows<'b> {
             None => None,
             Some(d) => {
                 let op = match d.op {
-                    Some(i) => Some(arrow::compute::cast(batch.column(i), &DataType::Utf8).map_err(|e| ConnectorError::arrow("reading _op", e))?),
+                    Some(i) => Some(
+                        arrow::compute::cast(batch.column(i), &DataType::Utf8)
+                            .map_err(|e| ConnectorError::arrow("reading _op", e))?,
+                    ),
                     None => None,
                 };
                 let op = op.as_ref().map(|a| a.as_string::<i32>().clone());
@@ -99,7 +120,15 @@ impl<'b> BatchRows<'b> {
                 )
             }
         };
-        Ok(Self { cols, key, coords, by_table, rejected, deletes, kafka_pk })
+        Ok(Self {
+            cols,
+            key,
+            coords,
+            by_table,
+            rejected,
+            deletes,
+            kafka_pk,
+        })
     }
 
     /// Appends the key values the sink adds to a row (Kafka coordinates, the record key).
@@ -143,7 +172,9 @@ pub(crate) struct Bisection {
 
 impl Bisection {
     pub(crate) fn new(rows: &[usize]) -> Self {
-        Self { todo: vec![rows.to_vec()] }
+        Self {
+            todo: vec![rows.to_vec()],
+        }
     }
 
     /// The next non-empty group to write.

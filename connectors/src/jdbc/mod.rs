@@ -22,15 +22,26 @@ pub(crate) mod values;
 
 use crate::api::{OptionKind, OptionSpec};
 
-pub(crate) const USER: OptionSpec = OptionSpec::new("connection.user", OptionKind::String, "User name (overrides the URL's).");
-pub(crate) const PASSWORD: OptionSpec = OptionSpec::new("connection.password", OptionKind::String, "Password (secret; overrides the URL's).");
+pub(crate) const USER: OptionSpec = OptionSpec::new(
+    "connection.user",
+    OptionKind::String,
+    "User name (overrides the URL's).",
+);
+pub(crate) const PASSWORD: OptionSpec = OptionSpec::new(
+    "connection.password",
+    OptionKind::String,
+    "Password (secret; overrides the URL's).",
+);
 pub(crate) const SSL_MODE: OptionSpec = OptionSpec::new(
     "connection.ssl.mode",
     OptionKind::Enum(&["disable", "prefer", "require", "verify-ca", "verify-full"]),
     "TLS: disable; prefer (TLS if the server offers it; the default unless the URL says otherwise); require (TLS, certificate not checked); verify-ca (certificate checked); verify-full (certificate and host name checked).",
 );
-pub(crate) const SSL_ROOT_CERT: OptionSpec =
-    OptionSpec::new("connection.ssl.root.cert", OptionKind::String, "PEM file of the certificate authority for verify-ca / verify-full (default: the system's roots).");
+pub(crate) const SSL_ROOT_CERT: OptionSpec = OptionSpec::new(
+    "connection.ssl.root.cert",
+    OptionKind::String,
+    "PEM file of the certificate authority for verify-ca / verify-full (default: the system's roots).",
+);
 
 /// TLS settings, as both databases take them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,11 +73,16 @@ impl Tls {
             _ => default,
         };
         let root_cert = match opts.pull_str(&SSL_ROOT_CERT)? {
-            Some(path) => Some(std::fs::read(&path).map_err(|e| crate::api::ConnectorError::option(SSL_ROOT_CERT.key, format!("cannot read {path}: {e}")))?),
+            Some(path) => Some(std::fs::read(&path).map_err(|e| {
+                crate::api::ConnectorError::option(SSL_ROOT_CERT.key, format!("cannot read {path}: {e}"))
+            })?),
             None => None,
         };
         if root_cert.is_some() && !matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) {
-            return Err(crate::api::ConnectorError::option(SSL_ROOT_CERT.key, "only applies with connection.ssl.mode = 'verify-ca' or 'verify-full'"));
+            return Err(crate::api::ConnectorError::option(
+                SSL_ROOT_CERT.key,
+                "only applies with connection.ssl.mode = 'verify-ca' or 'verify-full'",
+            ));
         }
         Ok(Self { mode, root_cert })
     }
@@ -84,7 +100,8 @@ impl Tls {
             }
         }
         if let Some(pem) = &self.root_cert {
-            let cert = native_tls::Certificate::from_pem(pem).map_err(|e| format!("connection.ssl.root.cert is not a PEM certificate: {e}"))?;
+            let cert = native_tls::Certificate::from_pem(pem)
+                .map_err(|e| format!("connection.ssl.root.cert is not a PEM certificate: {e}"))?;
             b.add_root_certificate(cert);
         }
         b.build().map_err(|e| format!("setting up TLS: {e}"))

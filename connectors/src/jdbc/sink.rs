@@ -30,10 +30,17 @@ pub(crate) const PK_FIELDS: OptionSpec = OptionSpec::new(
     OptionKind::List,
     "record_value: the key columns (default: all); record_key: the key column's name in the table (default __connect_key).",
 );
-pub(crate) const FIELDS_WHITELIST: OptionSpec =
-    OptionSpec::new("fields.whitelist", OptionKind::List, "Output columns written to the table (default: all, except _key/_op).");
-pub(crate) const AUTO_CREATE: OptionSpec =
-    OptionSpec::new("auto.create", OptionKind::Bool, "CREATE TABLE IF NOT EXISTS from the output columns, with the primary key from pk.*.").default("false");
+pub(crate) const FIELDS_WHITELIST: OptionSpec = OptionSpec::new(
+    "fields.whitelist",
+    OptionKind::List,
+    "Output columns written to the table (default: all, except _key/_op).",
+);
+pub(crate) const AUTO_CREATE: OptionSpec = OptionSpec::new(
+    "auto.create",
+    OptionKind::Bool,
+    "CREATE TABLE IF NOT EXISTS from the output columns, with the primary key from pk.*.",
+)
+.default("false");
 pub(crate) const AUTO_EVOLVE: OptionSpec = OptionSpec::new(
     "auto.evolve",
     OptionKind::Bool,
@@ -52,13 +59,24 @@ pub(crate) const DELIVERY: OptionSpec = OptionSpec::new(
     "exactly-once: each batch's source positions are written to a quiver_offsets table in the batch's transaction, and a restart resumes from there.",
 )
 .default("at-least-once");
-pub(crate) const BATCH_SIZE: OptionSpec =
-    OptionSpec::new("batch.size", OptionKind::Integer, "Rows per statement inside a batch's transaction.").default("10000");
-pub(crate) const MAX_RETRIES: OptionSpec =
-    OptionSpec::new("max.retries", OptionKind::Integer, "Reconnect-and-retry attempts when the database is unreachable or drops the connection.").default("10");
-pub(crate) const RETRY_BACKOFF: OptionSpec =
-    OptionSpec::new("retry.backoff.ms", OptionKind::Integer, "Wait between those attempts, in milliseconds.").default("3000");
-
+pub(crate) const BATCH_SIZE: OptionSpec = OptionSpec::new(
+    "batch.size",
+    OptionKind::Integer,
+    "Rows per statement inside a batch's transaction.",
+)
+.default("10000");
+pub(crate) const MAX_RETRIES: OptionSpec = OptionSpec::new(
+    "max.retries",
+    OptionKind::Integer,
+    "Reconnect-and-retry attempts when the database is unreachable or drops the connection.",
+)
+.default("10");
+pub(crate) const RETRY_BACKOFF: OptionSpec = OptionSpec::new(
+    "retry.backoff.ms",
+    OptionKind::Integer,
+    "Wait between those attempts, in milliseconds.",
+)
+.default("3000");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertMode {
@@ -134,7 +152,12 @@ pub struct TableSinkConfig {
 
 /// Parses the shared options. `mapped` says whether the database has a column type
 /// for an Arrow type; `db` names the database in messages.
-pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef, db: &str, mapped: fn(&DataType) -> bool) -> Result<TableSinkConfig> {
+pub(crate) fn parse(
+    opts: &mut Options,
+    schema: &SchemaRef,
+    db: &str,
+    mapped: fn(&DataType) -> bool,
+) -> Result<TableSinkConfig> {
     let table = opts.pull_str(&TABLE)?.filter(|t| !t.trim().is_empty());
     let insert_mode = match opts.pull_enum(&INSERT_MODE)?.unwrap_or("insert") {
         "upsert" => InsertMode::Upsert,
@@ -147,26 +170,47 @@ pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef, db: &str, mapped: fn
         "kafka" => PkMode::Kafka,
         "record_key" => {
             let Ok(i) = schema.index_of("_key") else {
-                return Err(ConnectorError::option(PK_MODE.key, "record_key needs a _key output column (select _key from a Kafka source)"));
+                return Err(ConnectorError::option(
+                    PK_MODE.key,
+                    "record_key needs a _key output column (select _key from a Kafka source)",
+                ));
             };
-            if matches!(schema.field(i).data_type(), DataType::Struct(_) | DataType::List(_) | DataType::Map(..)) {
-                return Err(ConnectorError::option(PK_MODE.key, "record_key supports a scalar _key; select the key's fields as columns and use record_value"));
+            if matches!(
+                schema.field(i).data_type(),
+                DataType::Struct(_) | DataType::List(_) | DataType::Map(..)
+            ) {
+                return Err(ConnectorError::option(
+                    PK_MODE.key,
+                    "record_key supports a scalar _key; select the key's fields as columns and use record_value",
+                ));
             }
             match pk_fields.as_slice() {
                 [] => PkMode::RecordKey("__connect_key".into()),
                 [one] => PkMode::RecordKey(one.clone()),
-                _ => return Err(ConnectorError::option(PK_FIELDS.key, "record_key with a scalar _key takes one column name")),
+                _ => {
+                    return Err(ConnectorError::option(
+                        PK_FIELDS.key,
+                        "record_key with a scalar _key takes one column name",
+                    ));
+                }
             }
         }
         "record_value" => {
             let fields: Vec<String> = if pk_fields.is_empty() {
-                names.iter().filter(|n| !n.starts_with('_')).map(|n| n.to_string()).collect()
+                names
+                    .iter()
+                    .filter(|n| !n.starts_with('_'))
+                    .map(|n| n.to_string())
+                    .collect()
             } else {
                 pk_fields.clone()
             };
             for f in &fields {
                 if !names.contains(&f.as_str()) {
-                    return Err(ConnectorError::option(PK_FIELDS.key, format!("'{f}' is not an output column (output columns: {})", names.join(", "))));
+                    return Err(ConnectorError::option(
+                        PK_FIELDS.key,
+                        format!("'{f}' is not an output column (output columns: {})", names.join(", ")),
+                    ));
                 }
             }
             PkMode::RecordValue(fields)
@@ -174,10 +218,16 @@ pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef, db: &str, mapped: fn
         _ => PkMode::None,
     };
     if !pk_fields.is_empty() && matches!(pk, PkMode::None | PkMode::Kafka) {
-        return Err(ConnectorError::option(PK_FIELDS.key, "only applies with pk.mode = 'record_key' or 'record_value'"));
+        return Err(ConnectorError::option(
+            PK_FIELDS.key,
+            "only applies with pk.mode = 'record_key' or 'record_value'",
+        ));
     }
     if insert_mode != InsertMode::Insert && pk == PkMode::None {
-        return Err(ConnectorError::option(INSERT_MODE.key, "upsert and update need a primary key: set pk.mode (record_value, record_key or kafka)"));
+        return Err(ConnectorError::option(
+            INSERT_MODE.key,
+            "upsert and update need a primary key: set pk.mode (record_value, record_key or kafka)",
+        ));
     }
     let whitelist = opts.pull_list(&FIELDS_WHITELIST)?;
     let mut columns = Vec::new();
@@ -190,15 +240,23 @@ pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef, db: &str, mapped: fn
     if let Some(w) = &whitelist {
         for c in w {
             if !names.contains(&c.as_str()) {
-                return Err(ConnectorError::option(FIELDS_WHITELIST.key, format!("'{c}' is not an output column (output columns: {})", names.join(", "))));
+                return Err(ConnectorError::option(
+                    FIELDS_WHITELIST.key,
+                    format!("'{c}' is not an output column (output columns: {})", names.join(", ")),
+                ));
             }
         }
     }
     if let PkMode::RecordValue(fields) = &pk {
         for f in fields {
-            let i = schema.index_of(f).map_err(|e| ConnectorError::Internal(e.to_string()))?;
+            let i = schema
+                .index_of(f)
+                .map_err(|e| ConnectorError::Internal(e.to_string()))?;
             if !columns.contains(&i) {
-                return Err(ConnectorError::option(PK_FIELDS.key, format!("key column '{f}' is left out by fields.whitelist")));
+                return Err(ConnectorError::option(
+                    PK_FIELDS.key,
+                    format!("key column '{f}' is left out by fields.whitelist"),
+                ));
             }
         }
     }
@@ -207,16 +265,26 @@ pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef, db: &str, mapped: fn
         if !mapped(f.data_type()) {
             return Err(ConnectorError::option(
                 "connector",
-                format!("output column '{}' has type {}, which has no {db} mapping here; CAST it in the SELECT", f.name(), f.data_type()),
+                format!(
+                    "output column '{}' has type {}, which has no {db} mapping here; CAST it in the SELECT",
+                    f.name(),
+                    f.data_type()
+                ),
             ));
         }
     }
     if columns.is_empty() {
-        return Err(ConnectorError::option(FIELDS_WHITELIST.key, "leaves no column to write"));
+        return Err(ConnectorError::option(
+            FIELDS_WHITELIST.key,
+            "leaves no column to write",
+        ));
     }
     let deletes = if opts.pull_bool(&DELETE_ENABLED)?.unwrap_or(false) {
         if !matches!(pk, PkMode::RecordKey(_) | PkMode::RecordValue(_)) {
-            return Err(ConnectorError::option(DELETE_ENABLED.key, "needs pk.mode = 'record_key' or 'record_value' (a delete names its key)"));
+            return Err(ConnectorError::option(
+                DELETE_ENABLED.key,
+                "needs pk.mode = 'record_key' or 'record_value' (a delete names its key)",
+            ));
         }
         let op = schema.index_of("_op").ok();
         let tombstones = matches!(pk, PkMode::RecordKey(_));
@@ -247,4 +315,3 @@ pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef, db: &str, mapped: fn
         retry_backoff_ms,
     })
 }
-

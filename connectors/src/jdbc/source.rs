@@ -30,10 +30,11 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::api::{
-    ConnectorError, OptionKind, OptionSpec, Options, Progress, RejectedRecord, Result, RowOrigins, Source, SourceBatch, SourceContext, Stage,
-};
 use crate::api::Offsets;
+use crate::api::{
+    ConnectorError, OptionKind, OptionSpec, Options, Progress, RejectedRecord, Result, RowOrigins, Source, SourceBatch,
+    SourceContext, Stage,
+};
 
 pub(crate) const MODE: OptionSpec = OptionSpec::new(
     "mode",
@@ -51,15 +52,22 @@ pub(crate) const QUERY: OptionSpec = OptionSpec::new(
     OptionKind::String,
     "A SELECT to read instead of tables; incremental modes wrap it and add their WHERE and ORDER BY.",
 );
-pub(crate) const INCREMENTING: OptionSpec =
-    OptionSpec::new("incrementing.column.name", OptionKind::String, "The strictly increasing column (incrementing modes), e.g. an auto-increment id.");
+pub(crate) const INCREMENTING: OptionSpec = OptionSpec::new(
+    "incrementing.column.name",
+    OptionKind::String,
+    "The strictly increasing column (incrementing modes), e.g. an auto-increment id.",
+);
 pub(crate) const TIMESTAMP: OptionSpec = OptionSpec::new(
     "timestamp.column.name",
     OptionKind::List,
     "The modification-time column (timestamp modes); a list is read as COALESCE(first, second, …).",
 );
-pub(crate) const POLL_INTERVAL: OptionSpec =
-    OptionSpec::new("poll.interval.ms", OptionKind::Integer, "Milliseconds between polls once a poll has read everything new.").default("5000");
+pub(crate) const POLL_INTERVAL: OptionSpec = OptionSpec::new(
+    "poll.interval.ms",
+    OptionKind::Integer,
+    "Milliseconds between polls once a poll has read everything new.",
+)
+.default("5000");
 pub(crate) const BATCH_MAX_ROWS: OptionSpec = OptionSpec::new(
     "batch.max.rows",
     OptionKind::Integer,
@@ -72,10 +80,18 @@ pub(crate) const TIMESTAMP_DELAY: OptionSpec = OptionSpec::new(
     "Rows are read only once their timestamp is this old, so transactions still committing rows with earlier timestamps are not skipped.",
 )
 .default("0");
-pub(crate) const ATTEMPTS: OptionSpec =
-    OptionSpec::new("connection.attempts", OptionKind::Integer, "Attempts to (re)connect and re-run a poll when the database is unreachable.").default("10");
-pub(crate) const BACKOFF: OptionSpec =
-    OptionSpec::new("connection.backoff.ms", OptionKind::Integer, "Wait between those attempts, in milliseconds.").default("3000");
+pub(crate) const ATTEMPTS: OptionSpec = OptionSpec::new(
+    "connection.attempts",
+    OptionKind::Integer,
+    "Attempts to (re)connect and re-run a poll when the database is unreachable.",
+)
+.default("10");
+pub(crate) const BACKOFF: OptionSpec = OptionSpec::new(
+    "connection.backoff.ms",
+    OptionKind::Integer,
+    "Wait between those attempts, in milliseconds.",
+)
+.default("3000");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -127,31 +143,57 @@ pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef, supported: fn(&DataT
     let targets = match (tables.is_empty(), query) {
         (false, None) => tables.into_iter().map(Target::Table).collect(),
         (true, Some(q)) => vec![Target::Query(q)],
-        (false, Some(_)) => return Err(ConnectorError::option(QUERY.key, "give either table.whitelist or query, not both")),
-        (true, None) => return Err(ConnectorError::option(TABLES.key, "name the table(s) to read, or give a query")),
+        (false, Some(_)) => {
+            return Err(ConnectorError::option(
+                QUERY.key,
+                "give either table.whitelist or query, not both",
+            ));
+        }
+        (true, None) => {
+            return Err(ConnectorError::option(
+                TABLES.key,
+                "name the table(s) to read, or give a query",
+            ));
+        }
     };
     let incrementing = opts.pull_str(&INCREMENTING)?.filter(|c| !c.trim().is_empty());
     let timestamp = opts.pull_list(&TIMESTAMP)?.unwrap_or_default();
     match mode {
         Mode::Incrementing | Mode::TimestampIncrementing if incrementing.is_none() => {
-            return Err(ConnectorError::option(INCREMENTING.key, "this mode needs the strictly increasing column's name"));
+            return Err(ConnectorError::option(
+                INCREMENTING.key,
+                "this mode needs the strictly increasing column's name",
+            ));
         }
         Mode::Timestamp | Mode::TimestampIncrementing if timestamp.is_empty() => {
-            return Err(ConnectorError::option(TIMESTAMP.key, "this mode needs the timestamp column's name"));
+            return Err(ConnectorError::option(
+                TIMESTAMP.key,
+                "this mode needs the timestamp column's name",
+            ));
         }
         _ => {}
     }
     if incrementing.is_some() && matches!(mode, Mode::Bulk | Mode::Timestamp) {
-        return Err(ConnectorError::option(INCREMENTING.key, "only applies with mode = 'incrementing' or 'timestamp+incrementing'"));
+        return Err(ConnectorError::option(
+            INCREMENTING.key,
+            "only applies with mode = 'incrementing' or 'timestamp+incrementing'",
+        ));
     }
     if !timestamp.is_empty() && matches!(mode, Mode::Bulk | Mode::Incrementing) {
-        return Err(ConnectorError::option(TIMESTAMP.key, "only applies with mode = 'timestamp' or 'timestamp+incrementing'"));
+        return Err(ConnectorError::option(
+            TIMESTAMP.key,
+            "only applies with mode = 'timestamp' or 'timestamp+incrementing'",
+        ));
     }
     for f in schema.fields() {
         if !supported(f.data_type()) {
             return Err(ConnectorError::option(
                 "connector",
-                format!("column '{}' is declared {}, which this source cannot read; declare it as a scalar type (STRING for json, uuid and other types)", f.name(), f.data_type()),
+                format!(
+                    "column '{}' is declared {}, which this source cannot read; declare it as a scalar type (STRING for json, uuid and other types)",
+                    f.name(),
+                    f.data_type()
+                ),
             ));
         }
     }
@@ -188,7 +230,10 @@ impl Position {
         serde_json::Value::Object(v)
     }
     fn from_json(v: &serde_json::Value) -> Self {
-        Self { ts: v.get("timestamp").and_then(|t| t.as_str()).map(String::from), inc: v.get("incrementing").and_then(serde_json::Value::as_i64) }
+        Self {
+            ts: v.get("timestamp").and_then(|t| t.as_str()).map(String::from),
+            inc: v.get("incrementing").and_then(serde_json::Value::as_i64),
+        }
     }
 }
 
@@ -215,7 +260,10 @@ pub(crate) fn poll_query(cfg: &PollConfig, d: &Dialect, target: &Target, columns
     let ts = match cfg.timestamp.as_slice() {
         [] => None,
         [one] => Some((d.quote)(one)),
-        many => Some(format!("COALESCE({})", many.iter().map(|c| (d.quote)(c)).collect::<Vec<_>>().join(", "))),
+        many => Some(format!(
+            "COALESCE({})",
+            many.iter().map(|c| (d.quote)(c)).collect::<Vec<_>>().join(", ")
+        )),
     };
     let inc = cfg.incrementing.as_deref().map(d.quote);
     let mut select = columns.to_vec();
@@ -231,8 +279,12 @@ pub(crate) fn poll_query(cfg: &PollConfig, d: &Dialect, target: &Target, columns
         conditions.push(format!("{ts} < {}", (d.now_minus_ms)(cfg.delay_ms)));
     }
     match (cfg.mode, &at.ts, at.inc) {
-        (Mode::Incrementing, _, Some(last)) => conditions.push(format!("{} > {last}", inc.as_deref().unwrap_or_default())),
-        (Mode::Timestamp, Some(last), _) => conditions.push(format!("{} > {}", ts.as_deref().unwrap_or_default(), (d.literal)(last))),
+        (Mode::Incrementing, _, Some(last)) => {
+            conditions.push(format!("{} > {last}", inc.as_deref().unwrap_or_default()))
+        }
+        (Mode::Timestamp, Some(last), _) => {
+            conditions.push(format!("{} > {}", ts.as_deref().unwrap_or_default(), (d.literal)(last)))
+        }
         (Mode::TimestampIncrementing, Some(last), Some(last_inc)) => {
             let (ts, inc) = (ts.as_deref().unwrap_or_default(), inc.as_deref().unwrap_or_default());
             let l = (d.literal)(last);
@@ -245,7 +297,10 @@ pub(crate) fn poll_query(cfg: &PollConfig, d: &Dialect, target: &Target, columns
     }
     let order: Vec<&String> = ts.iter().chain(inc.iter()).collect();
     if !order.is_empty() && cfg.mode != Mode::Bulk {
-        sql.push_str(&format!(" ORDER BY {}", order.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")));
+        sql.push_str(&format!(
+            " ORDER BY {}",
+            order.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+        ));
     }
     sql
 }
@@ -286,7 +341,15 @@ pub(crate) struct Emitter {
 }
 
 impl Emitter {
-    fn new(cfg: &PollConfig, schema: SchemaRef, key: &str, source: String, tx: mpsc::Sender<Result<SourceBatch>>, done: Arc<AtomicU64>, emitted: Position) -> Self {
+    fn new(
+        cfg: &PollConfig,
+        schema: SchemaRef,
+        key: &str,
+        source: String,
+        tx: mpsc::Sender<Result<SourceBatch>>,
+        done: Arc<AtomicU64>,
+        emitted: Position,
+    ) -> Self {
         Self {
             schema,
             mode: cfg.mode,
@@ -339,8 +402,15 @@ impl Emitter {
             Mode::Timestamp => {
                 // The last timestamp is complete unless the next row shares it.
                 let done = next_ts.is_none_or(|n| Some(n) != self.last.ts.as_deref());
-                let ts = if done { self.last.ts.clone() } else { self.complete.clone() };
-                Some(Position { ts: ts.or_else(|| self.emitted.ts.clone()), inc: None })
+                let ts = if done {
+                    self.last.ts.clone()
+                } else {
+                    self.complete.clone()
+                };
+                Some(Position {
+                    ts: ts.or_else(|| self.emitted.ts.clone()),
+                    inc: None,
+                })
             }
             _ => Some(self.last.clone()),
         };
@@ -351,7 +421,10 @@ impl Emitter {
             bad[*r] = true;
         }
         for r in (0..rows).filter(|r| !bad[*r]) {
-            origins.push(&self.key, self.incs.get(r).copied().unwrap_or(self.first_seq + r as i64));
+            origins.push(
+                &self.key,
+                self.incs.get(r).copied().unwrap_or(self.first_seq + r as i64),
+            );
         }
         let rejected = rejected
             .into_iter()
@@ -371,8 +444,18 @@ impl Emitter {
             self.emitted = p;
         }
         self.done.fetch_add(rows as u64, Ordering::Relaxed);
-        let out = SourceBatch { batch, origins, offsets, rejected, raw: Vec::new(), filtered: None };
-        self.tx.send(Ok(out)).await.map_err(|_| ConnectorError::Internal("the pipeline stopped reading".into()))
+        let out = SourceBatch {
+            batch,
+            origins,
+            offsets,
+            rejected,
+            raw: Vec::new(),
+            filtered: None,
+        };
+        self.tx
+            .send(Ok(out))
+            .await
+            .map_err(|_| ConnectorError::Internal("the pipeline stopped reading".into()))
     }
 
     /// Casts wire columns to the declared types. A value the declared type cannot
@@ -382,12 +465,24 @@ impl Emitter {
         let mut out = Vec::with_capacity(columns.len());
         let mut bad: Vec<BadRow> = Vec::new();
         let mut is_bad = vec![false; rows];
-        let safe = CastOptions { safe: true, ..Default::default() };
+        let safe = CastOptions {
+            safe: true,
+            ..Default::default()
+        };
         for (col, field) in columns.into_iter().zip(self.schema.fields()) {
             if !field.is_nullable() && col.null_count() > 0 {
                 for r in (0..rows).filter(|r| col.is_null(*r)) {
                     if !std::mem::replace(&mut is_bad[r], true) {
-                        bad.push((r, (format!("column {} is declared NOT NULL and the database value is NULL", field.name()), json!({ field.name(): null }))));
+                        bad.push((
+                            r,
+                            (
+                                format!(
+                                    "column {} is declared NOT NULL and the database value is NULL",
+                                    field.name()
+                                ),
+                                json!({ field.name(): null }),
+                            ),
+                        ));
                     }
                 }
             }
@@ -395,14 +490,28 @@ impl Emitter {
                 out.push(col);
                 continue;
             }
-            let cast = arrow::compute::cast_with_options(&col, field.data_type(), &safe).map_err(|e| ConnectorError::arrow(format!("column {}", field.name()), e))?;
+            let cast = arrow::compute::cast_with_options(&col, field.data_type(), &safe)
+                .map_err(|e| ConnectorError::arrow(format!("column {}", field.name()), e))?;
             if cast.null_count() > col.null_count() {
                 let text = arrow::compute::cast(&col, &DataType::Utf8).ok();
                 for (r, seen) in is_bad.iter_mut().enumerate() {
                     if cast.is_null(r) && col.is_valid(r) && !*seen {
                         *seen = true;
-                        let value = text.as_ref().map(|t| arrow::array::AsArray::as_string::<i32>(t).value(r).to_string()).unwrap_or_default();
-                        bad.push((r, (format!("column {}: '{value}' is not a valid {}", field.name(), field.data_type()), json!({ field.name(): value }))));
+                        let value = text
+                            .as_ref()
+                            .map(|t| arrow::array::AsArray::as_string::<i32>(t).value(r).to_string())
+                            .unwrap_or_default();
+                        bad.push((
+                            r,
+                            (
+                                format!(
+                                    "column {}: '{value}' is not a valid {}",
+                                    field.name(),
+                                    field.data_type()
+                                ),
+                                json!({ field.name(): value }),
+                            ),
+                        ));
                     }
                 }
             }
@@ -410,10 +519,15 @@ impl Emitter {
         }
         if !bad.is_empty() {
             let keep: BooleanArray = is_bad.iter().map(|b| Some(!b)).collect();
-            out = out.iter().map(|c| arrow::compute::filter(c, &keep)).collect::<std::result::Result<_, _>>().map_err(|e| ConnectorError::arrow("dropping bad rows", e))?;
+            out = out
+                .iter()
+                .map(|c| arrow::compute::filter(c, &keep))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| ConnectorError::arrow("dropping bad rows", e))?;
             bad.sort_by_key(|(r, _)| *r);
         }
-        let batch = RecordBatch::try_new(Arc::clone(&self.schema), out).map_err(|e| ConnectorError::arrow("building a batch", e))?;
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), out)
+            .map_err(|e| ConnectorError::arrow("building a batch", e))?;
         Ok((batch, bad))
     }
 }
@@ -437,17 +551,44 @@ impl Drop for PollingSource {
 
 impl PollingSource {
     /// Starts polling with `reader` (already connected, so a bad URL fails here).
-    pub(crate) fn start(cfg: PollConfig, dialect: &'static Dialect, columns: Vec<String>, mut reader: Box<dyn Reader>, ctx: &SourceContext) -> Self {
+    pub(crate) fn start(
+        cfg: PollConfig,
+        dialect: &'static Dialect,
+        columns: Vec<String>,
+        mut reader: Box<dyn Reader>,
+        ctx: &SourceContext,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(2);
         let done = Arc::new(AtomicU64::new(0));
-        let mut positions: Vec<Position> =
-            cfg.targets.iter().map(|t| ctx.start.as_ref().and_then(|s| s.get(t.key())).map(Position::from_json).unwrap_or_default()).collect();
-        let (bounded, schema, name, counter) = (ctx.bounded, Arc::clone(&ctx.schema), ctx.name.clone(), Arc::clone(&done));
+        let mut positions: Vec<Position> = cfg
+            .targets
+            .iter()
+            .map(|t| {
+                ctx.start
+                    .as_ref()
+                    .and_then(|s| s.get(t.key()))
+                    .map(Position::from_json)
+                    .unwrap_or_default()
+            })
+            .collect();
+        let (bounded, schema, name, counter) = (
+            ctx.bounded,
+            Arc::clone(&ctx.schema),
+            ctx.name.clone(),
+            Arc::clone(&done),
+        );
         let task = tokio::spawn(async move {
             loop {
                 for (i, target) in cfg.targets.iter().enumerate() {
-                    let mut out =
-                        Emitter::new(&cfg, Arc::clone(&schema), target.key(), name.clone(), tx.clone(), Arc::clone(&counter), positions[i].clone());
+                    let mut out = Emitter::new(
+                        &cfg,
+                        Arc::clone(&schema),
+                        target.key(),
+                        name.clone(),
+                        tx.clone(),
+                        Arc::clone(&counter),
+                        positions[i].clone(),
+                    );
                     let mut attempt = 0;
                     loop {
                         let sql = poll_query(&cfg, dialect, target, &columns, &out.emitted);
@@ -489,7 +630,10 @@ impl Source for PollingSource {
     }
 
     fn progress(&self) -> Progress {
-        Progress { done: self.done.load(Ordering::Relaxed), total: None }
+        Progress {
+            done: self.done.load(Ordering::Relaxed),
+            total: None,
+        }
     }
 }
 
@@ -510,7 +654,11 @@ mod tests {
             mode,
             targets: vec![Target::Table("s.t".into())],
             incrementing: matches!(mode, Mode::Incrementing | Mode::TimestampIncrementing).then(|| "id".into()),
-            timestamp: if matches!(mode, Mode::Timestamp | Mode::TimestampIncrementing) { vec!["updated".into()] } else { vec![] },
+            timestamp: if matches!(mode, Mode::Timestamp | Mode::TimestampIncrementing) {
+                vec!["updated".into()]
+            } else {
+                vec![]
+            },
             poll_interval: Duration::from_secs(1),
             batch_rows: 10,
             delay_ms: 500,
@@ -523,14 +671,29 @@ mod tests {
     fn each_mode_reads_after_its_position() {
         let cols = vec!["\"a\"".to_string()];
         let t = Target::Table("s.t".into());
-        assert_eq!(poll_query(&cfg(Mode::Bulk), &D, &t, &cols, &Position::default()), "SELECT \"a\" FROM \"s\".\"t\"");
-        let at = Position { ts: Some("2026-01-01 00:00:00".into()), inc: Some(7) };
+        assert_eq!(
+            poll_query(&cfg(Mode::Bulk), &D, &t, &cols, &Position::default()),
+            "SELECT \"a\" FROM \"s\".\"t\""
+        );
+        let at = Position {
+            ts: Some("2026-01-01 00:00:00".into()),
+            inc: Some(7),
+        };
         assert_eq!(
             poll_query(&cfg(Mode::Incrementing), &D, &t, &cols, &at),
             "SELECT \"a\", (\"id\")::int8 AS __quiver_inc FROM \"s\".\"t\" WHERE \"id\" > 7 ORDER BY \"id\""
         );
         assert_eq!(
-            poll_query(&cfg(Mode::Timestamp), &D, &t, &cols, &Position { inc: None, ..at.clone() }),
+            poll_query(
+                &cfg(Mode::Timestamp),
+                &D,
+                &t,
+                &cols,
+                &Position {
+                    inc: None,
+                    ..at.clone()
+                }
+            ),
             "SELECT \"a\", (\"updated\")::text AS __quiver_ts FROM \"s\".\"t\" WHERE \"updated\" < now() - interval '500 milliseconds' AND \"updated\" > '2026-01-01 00:00:00' ORDER BY \"updated\""
         );
         assert_eq!(
@@ -546,10 +709,25 @@ mod tests {
     /// complete timestamp, so a restart re-reads the run instead of skipping it.
     #[tokio::test]
     async fn timestamp_positions_never_split_a_run_of_equal_timestamps() {
-        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new("id", DataType::Int64, false)]));
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            "id",
+            DataType::Int64,
+            false,
+        )]));
         let (tx, mut rx) = mpsc::channel(8);
-        let poll = PollConfig { batch_rows: 2, ..cfg(Mode::Timestamp) };
-        let mut out = Emitter::new(&poll, schema, "t", "s".into(), tx, Arc::new(AtomicU64::new(0)), Position::default());
+        let poll = PollConfig {
+            batch_rows: 2,
+            ..cfg(Mode::Timestamp)
+        };
+        let mut out = Emitter::new(
+            &poll,
+            schema,
+            "t",
+            "s".into(),
+            tx,
+            Arc::new(AtomicU64::new(0)),
+            Position::default(),
+        );
         let stamps = ["a", "a", "a", "b", "c"];
         let mut ids = Vec::new();
         for (i, ts) in stamps.iter().enumerate() {

@@ -28,7 +28,12 @@ pub(crate) trait Database: Send + 'static {
     /// allowed) and, when given, the pipeline's positions in the same transaction.
     /// Returns (row, database error) for each row the database refused. A lost
     /// connection is an `Unavailable` error, after which the next call reconnects.
-    async fn write(&mut self, rows: &BatchRows<'_>, prepared: &Self::Prepared, offsets: Option<(&str, &Offsets)>) -> Result<Vec<(usize, String)>>;
+    async fn write(
+        &mut self,
+        rows: &BatchRows<'_>,
+        prepared: &Self::Prepared,
+        offsets: Option<(&str, &Offsets)>,
+    ) -> Result<Vec<(usize, String)>>;
 
     /// The positions `quiver_offsets` holds for this pipeline.
     async fn stored_offsets(&mut self, pipeline: &str) -> Result<Option<Offsets>>;
@@ -47,7 +52,18 @@ pub(crate) struct TableSink<D> {
 
 impl<D: Database> TableSink<D> {
     pub(crate) fn new(db: D, cfg: TableSinkConfig, name: String, location: String) -> Self {
-        Self { db, cfg, name, last_seq: None, rejected: Vec::new(), report: SinkReport { location, ..Default::default() }, pending: Offsets::default() }
+        Self {
+            db,
+            cfg,
+            name,
+            last_seq: None,
+            rejected: Vec::new(),
+            report: SinkReport {
+                location,
+                ..Default::default()
+            },
+            pending: Offsets::default(),
+        }
     }
 
     /// Exactly-once: whether the database already holds this batch's positions (its
@@ -89,7 +105,11 @@ impl<D: Database> Sink for TableSink<D> {
         loop {
             // After a lost connection, the check itself may fail while the database is
             // still away: that is one more failed attempt, not the end.
-            let committed = if attempt > 0 { self.already_committed().await } else { Ok(false) };
+            let committed = if attempt > 0 {
+                self.already_committed().await
+            } else {
+                Ok(false)
+            };
             let outcome = match committed {
                 Ok(true) => {
                     info!(sink = %self.name, "the batch was committed before the connection dropped; not writing it again");

@@ -10,17 +10,32 @@ use crate::api::{ConnectorError, Result};
 const MANAGED: &[(&str, &str)] = &[
     ("bootstrap.servers", "use the bootstrap.servers option"),
     ("group.id", "use the group.id option"),
-    ("enable.auto.commit", "Quiver commits offsets itself, only after the sink has made them durable"),
-    ("enable.auto.offset.store", "Quiver commits offsets itself, only after the sink has made them durable"),
-    ("transactional.id", "use sink.delivery.guarantee = 'exactly-once' and transactional.id.prefix"),
-    ("partition.assignment.strategy", "Quiver uses the eager range/round-robin protocol so a task can commit before it gives partitions up"),
+    (
+        "enable.auto.commit",
+        "Quiver commits offsets itself, only after the sink has made them durable",
+    ),
+    (
+        "enable.auto.offset.store",
+        "Quiver commits offsets itself, only after the sink has made them durable",
+    ),
+    (
+        "transactional.id",
+        "use sink.delivery.guarantee = 'exactly-once' and transactional.id.prefix",
+    ),
+    (
+        "partition.assignment.strategy",
+        "Quiver uses the eager range/round-robin protocol so a task can commit before it gives partitions up",
+    ),
 ];
 
 /// Checks `properties.*` pass-through keys against librdkafka without connecting.
 pub(crate) fn check_properties(properties: &[(String, String)]) -> Result<()> {
     for (k, v) in properties {
         if let Some((_, why)) = MANAGED.iter().find(|(m, _)| m == k) {
-            return Err(ConnectorError::option(format!("properties.{k}"), format!("cannot be set here: {why}")));
+            return Err(ConnectorError::option(
+                format!("properties.{k}"),
+                format!("cannot be set here: {why}"),
+            ));
         }
         let mut c = ClientConfig::new();
         c.set(k, v);
@@ -29,7 +44,10 @@ pub(crate) fn check_properties(properties: &[(String, String)]) -> Result<()> {
                 KafkaError::ClientConfig(_, desc, _, _) => desc,
                 other => other.to_string(),
             };
-            return Err(ConnectorError::option(format!("properties.{k}"), format!("librdkafka rejected it: {msg}")));
+            return Err(ConnectorError::option(
+                format!("properties.{k}"),
+                format!("librdkafka rejected it: {msg}"),
+            ));
         }
     }
     Ok(())
@@ -48,7 +66,11 @@ pub(crate) fn client_config(bootstrap: &str, client_id: &str, properties: &[(Str
 
 /// Wraps a librdkafka error with what was being done.
 pub fn kafka_error(context: impl Into<String>, source: KafkaError) -> ConnectorError {
-    ConnectorError::Kafka { context: context.into(), retriable: is_retriable(&source), source }
+    ConnectorError::Kafka {
+        context: context.into(),
+        retriable: is_retriable(&source),
+        source,
+    }
 }
 
 /// Errors that go away by themselves: brokers restarting, leaders moving, timeouts.

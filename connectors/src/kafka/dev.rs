@@ -17,7 +17,9 @@ pub struct DevCluster {
 
 impl std::fmt::Debug for DevCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DevCluster").field("bootstrap", &self.bootstrap()).finish()
+        f.debug_struct("DevCluster")
+            .field("bootstrap", &self.bootstrap())
+            .finish()
     }
 }
 
@@ -25,7 +27,9 @@ impl DevCluster {
     /// Starts `brokers` mock brokers on ephemeral loopback ports.
     pub fn start(brokers: i32) -> Result<Self> {
         if !(1..=16).contains(&brokers) {
-            return Err(ConnectorError::Config(format!("a dev cluster has 1 to 16 brokers (asked for {brokers})")));
+            return Err(ConnectorError::Config(format!(
+                "a dev cluster has 1 to 16 brokers (asked for {brokers})"
+            )));
         }
         let cluster = MockCluster::new(brokers).map_err(|e| kafka_error("starting the mock Kafka cluster", e))?;
         Ok(Self { cluster })
@@ -38,9 +42,13 @@ impl DevCluster {
 
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
         if name.is_empty() || partitions < 1 {
-            return Err(ConnectorError::Config(format!("topic '{name}' needs a name and at least one partition")));
+            return Err(ConnectorError::Config(format!(
+                "topic '{name}' needs a name and at least one partition"
+            )));
         }
-        self.cluster.create_topic(name, partitions, 1).map_err(|e| kafka_error(format!("creating topic '{name}'"), e))
+        self.cluster
+            .create_topic(name, partitions, 1)
+            .map_err(|e| kafka_error(format!("creating topic '{name}'"), e))
     }
 
     /// The mock itself, for fault injection in tests (broker down, request errors, leader moves).
@@ -55,7 +63,9 @@ pub fn parse_topic(spec: &str) -> std::result::Result<(String, i32), String> {
         None => Ok((spec.to_string(), 1)),
         Some((n, p)) => match p.parse::<i32>() {
             Ok(p) if p >= 1 => Ok((n.to_string(), p)),
-            _ => Err(format!("'{spec}': expected name or name:partitions with partitions ≥ 1")),
+            _ => Err(format!(
+                "'{spec}': expected name or name:partitions with partitions ≥ 1"
+            )),
         },
     }
 }

@@ -4,10 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rdkafka::ClientContext;
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientContext;
 
 use super::client::{client_config, kafka_error};
 use crate::api::{ConnectorError, RejectedRecord, Result, Stage};
@@ -45,7 +45,18 @@ impl std::fmt::Debug for DeadLetterTopic {
 
 /// librdkafka settings about reaching and authenticating to a cluster.
 fn is_connection_setting(key: &str) -> bool {
-    ["security.", "sasl.", "ssl.", "ssl_", "enable.ssl.", "client.dns.lookup", "broker.address.family", "socket."].iter().any(|p| key.starts_with(p))
+    [
+        "security.",
+        "sasl.",
+        "ssl.",
+        "ssl_",
+        "enable.ssl.",
+        "client.dns.lookup",
+        "broker.address.family",
+        "socket.",
+    ]
+    .iter()
+    .any(|p| key.starts_with(p))
 }
 
 /// Kafka Connect's names for the stage a record failed in.
@@ -61,18 +72,34 @@ impl DeadLetterTopic {
     /// `connector` is the pipeline (sink) name reported in `__connect.errors.connector.name`.
     /// Of `properties` (the pipeline's Kafka client settings) only the connection and
     /// security ones are used.
-    pub fn new(bootstrap: &str, topic: &str, context_headers: bool, connector: &str, properties: &[(String, String)]) -> Result<Self> {
+    pub fn new(
+        bootstrap: &str,
+        topic: &str,
+        context_headers: bool,
+        connector: &str,
+        properties: &[(String, String)],
+    ) -> Result<Self> {
         let failure = Arc::new(Mutex::new(None));
         // Only how to reach and authenticate to the cluster carries over; the producer
         // and consumer tuning of the pipeline's own clients (a small message.max.bytes,
         // say) must not stop a failed record from being dead-lettered.
-        let connection: Vec<(String, String)> = properties.iter().filter(|(k, _)| is_connection_setting(k)).cloned().collect();
+        let connection: Vec<(String, String)> = properties
+            .iter()
+            .filter(|(k, _)| is_connection_setting(k))
+            .cloned()
+            .collect();
         let mut cc = client_config(bootstrap, &format!("quiver-{connector}-dlq"), &connection);
         cc.set("enable.idempotence", "true");
         let producer = cc
             .create_with_context(Failures(Arc::clone(&failure)))
             .map_err(|e| kafka_error(format!("creating the dead-letter producer for {bootstrap}"), e))?;
-        Ok(Self { producer, failure, topic: topic.to_string(), context_headers, connector: connector.to_string() })
+        Ok(Self {
+            producer,
+            failure,
+            topic: topic.to_string(),
+            context_headers,
+            connector: connector.to_string(),
+        })
     }
 
     pub fn topic(&self) -> &str {
@@ -94,7 +121,10 @@ impl DeadLetterTopic {
         };
         let mut headers = OwnedHeaders::new_with_capacity(original.len() + 9);
         for (k, v) in original {
-            headers = headers.insert(Header { key: k, value: v.as_deref() });
+            headers = headers.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            });
         }
         if self.context_headers {
             let (topic, partition) = match r.partition.rsplit_once('/') {
@@ -111,15 +141,21 @@ impl DeadLetterTopic {
                 ("__connect.errors.task.id", "0"),
                 ("__connect.errors.stage", stage),
                 ("__connect.errors.class.name", class),
-                ("__connect.errors.exception.class.name", match r.stage {
-                    Stage::Decode => "quiver.DecodeError",
-                    Stage::Transform => "quiver.TransformError",
-                    Stage::Sink => "quiver.SinkError",
-                }),
+                (
+                    "__connect.errors.exception.class.name",
+                    match r.stage {
+                        Stage::Decode => "quiver.DecodeError",
+                        Stage::Transform => "quiver.TransformError",
+                        Stage::Sink => "quiver.SinkError",
+                    },
+                ),
                 ("__connect.errors.exception.message", &r.error),
             ];
             for (k, v) in pairs {
-                headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                });
             }
         }
         let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(&self.topic).headers(headers);
@@ -146,9 +182,14 @@ impl DeadLetterTopic {
 
     /// Waits until every queued record is acknowledged; fails if any was not.
     pub fn sync(&self) -> Result<()> {
-        self.producer.flush(SYNC_TIMEOUT).map_err(|e| kafka_error(format!("flushing dead-letter topic '{}'", self.topic), e))?;
+        self.producer
+            .flush(SYNC_TIMEOUT)
+            .map_err(|e| kafka_error(format!("flushing dead-letter topic '{}'", self.topic), e))?;
         match self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            Some(f) => Err(ConnectorError::Config(format!("dead-letter topic '{}': a record could not be delivered: {f}", self.topic))),
+            Some(f) => Err(ConnectorError::Config(format!(
+                "dead-letter topic '{}': a record could not be delivered: {f}",
+                self.topic
+            ))),
             None => Ok(()),
         }
     }
@@ -160,7 +201,13 @@ mod tests {
 
     #[test]
     fn only_connection_and_security_settings_carry_over() {
-        for k in ["security.protocol", "sasl.mechanism", "sasl.password", "ssl.ca.location", "client.dns.lookup"] {
+        for k in [
+            "security.protocol",
+            "sasl.mechanism",
+            "sasl.password",
+            "ssl.ca.location",
+            "client.dns.lookup",
+        ] {
             assert!(is_connection_setting(k), "{k}");
         }
         for k in ["message.max.bytes", "linger.ms", "fetch.min.bytes", "compression.type"] {

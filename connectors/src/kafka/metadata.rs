@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, MapBuilder, StringBuilder, TimestampMillisecondBuilder};
+use arrow::array::{
+    Array, ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, MapBuilder, StringBuilder, TimestampMillisecondBuilder,
+};
 use arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 
 use super::config::KeyFormat;
@@ -19,13 +21,20 @@ pub(crate) fn fields(key_format: KeyFormat) -> Vec<FieldRef> {
         Arc::new(Field::new("_topic", DataType::Utf8, true)),
         Arc::new(Field::new("_partition", DataType::Int32, true)),
         Arc::new(Field::new("_offset", DataType::Int64, true)),
-        Arc::new(Field::new("_timestamp", DataType::Timestamp(TimeUnit::Millisecond, None), true)),
+        Arc::new(Field::new(
+            "_timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            true,
+        )),
         Arc::new(Field::new("_headers", headers_type(), true)),
     ]
 }
 
 fn headers_type() -> DataType {
-    MapBuilder::new(None, StringBuilder::new(), BinaryBuilder::new()).finish().data_type().clone()
+    MapBuilder::new(None, StringBuilder::new(), BinaryBuilder::new())
+        .finish()
+        .data_type()
+        .clone()
 }
 
 /// One message's metadata, as read.
@@ -76,7 +85,9 @@ impl MetaBuilder {
     /// Appends one row. A text key that is not UTF-8 is an error for that record.
     pub(crate) fn check_key(&self, key: Option<&[u8]>) -> Result<(), String> {
         match key {
-            Some(k) if self.key_text => std::str::from_utf8(k).map(|_| ()).map_err(|e| format!("key is not valid UTF-8 text: {e}")),
+            Some(k) if self.key_text => std::str::from_utf8(k)
+                .map(|_| ())
+                .map_err(|e| format!("key is not valid UTF-8 text: {e}")),
             _ => Ok(()),
         }
     }
@@ -115,7 +126,11 @@ impl MetaBuilder {
 
     /// The columns, in [`fields`] order, typed as `fields` says.
     pub(crate) fn finish(mut self, fields: &[arrow::datatypes::FieldRef]) -> Vec<ArrayRef> {
-        let key: ArrayRef = if self.key_text { Arc::new(self.key_str.finish()) } else { Arc::new(self.key_bytes.finish()) };
+        let key: ArrayRef = if self.key_text {
+            Arc::new(self.key_str.finish())
+        } else {
+            Arc::new(self.key_bytes.finish())
+        };
         let built: [ArrayRef; COUNT] = [
             key,
             Arc::new(self.topic.finish()),
@@ -128,7 +143,13 @@ impl MetaBuilder {
             .into_iter()
             .zip(fields)
             .enumerate()
-            .map(|(i, (a, f))| if self.wanted[i] { a } else { arrow::array::new_null_array(f.data_type(), self.rows) })
+            .map(|(i, (a, f))| {
+                if self.wanted[i] {
+                    a
+                } else {
+                    arrow::array::new_null_array(f.data_type(), self.rows)
+                }
+            })
             .collect()
     }
 }

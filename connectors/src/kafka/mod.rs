@@ -36,22 +36,34 @@ mod source;
 use arrow::datatypes::{FieldRef, SchemaRef};
 use async_trait::async_trait;
 
-use crate::api::{Connector, KafkaCluster, OptionKind, OptionSpec, Options, Result, Sink, SinkContext, Source, SourceContext};
+use crate::api::{
+    Connector, KafkaCluster, OptionKind, OptionSpec, Options, Result, Sink, SinkContext, Source, SourceContext,
+};
 
 pub use client::kafka_error;
 pub use config::{KafkaSinkConfig, KafkaSourceConfig};
 
-pub(crate) const BOOTSTRAP: OptionSpec =
-    OptionSpec::new("bootstrap.servers", OptionKind::String, "Comma list of host:port brokers to bootstrap from.").required();
+pub(crate) const BOOTSTRAP: OptionSpec = OptionSpec::new(
+    "bootstrap.servers",
+    OptionKind::String,
+    "Comma list of host:port brokers to bootstrap from.",
+)
+.required();
 pub(crate) const TOPIC: OptionSpec = OptionSpec::new(
     "topic",
     OptionKind::List,
     "Source: one topic or a comma list. Sink: the topic to write (or give each row a _topic column).",
 );
-pub(crate) const TOPIC_PATTERN: OptionSpec =
-    OptionSpec::new("topic.pattern", OptionKind::String, "Source: a regular expression; every matching topic is read (instead of topic).");
-pub(crate) const GROUP_ID: OptionSpec =
-    OptionSpec::new("group.id", OptionKind::String, "Consumer group; offsets are committed to it after the sink has made them durable. Default quiver-<sink name>.");
+pub(crate) const TOPIC_PATTERN: OptionSpec = OptionSpec::new(
+    "topic.pattern",
+    OptionKind::String,
+    "Source: a regular expression; every matching topic is read (instead of topic).",
+);
+pub(crate) const GROUP_ID: OptionSpec = OptionSpec::new(
+    "group.id",
+    OptionKind::String,
+    "Consumer group; offsets are committed to it after the sink has made them durable. Default quiver-<sink name>.",
+);
 pub(crate) const STARTUP_MODE: OptionSpec = OptionSpec::new(
     "scan.startup.mode",
     OptionKind::Enum(&["group-offsets", "earliest", "latest", "timestamp"]),
@@ -69,8 +81,12 @@ pub(crate) const STARTUP_TIMESTAMP: OptionSpec = OptionSpec::new(
     OptionKind::Integer,
     "With scan.startup.mode = 'timestamp': start at the first record at or after this time (ms since the epoch).",
 );
-pub(crate) const TASKS_MAX: OptionSpec =
-    OptionSpec::new("tasks.max", OptionKind::Integer, "Consumers in the group, each on its own thread, sharing the partitions.").default("1");
+pub(crate) const TASKS_MAX: OptionSpec = OptionSpec::new(
+    "tasks.max",
+    OptionKind::Integer,
+    "Consumers in the group, each on its own thread, sharing the partitions.",
+)
+.default("1");
 pub(crate) const FORMAT: OptionSpec = OptionSpec::new(
     "format",
     OptionKind::Enum(&["json", "csv", "raw", "debezium-json", "avro"]),
@@ -82,8 +98,11 @@ pub(crate) const REGISTRY_URL: OptionSpec = OptionSpec::new(
     OptionKind::String,
     "format = 'avro': the Confluent-compatible Schema Registry (writer schemas are fetched by id and cached; the sink registers its schema).",
 );
-pub(crate) const REGISTRY_AUTH: OptionSpec =
-    OptionSpec::new("schema.registry.basic.auth.user.info", OptionKind::String, "format = 'avro': user:password for the registry (HTTP basic auth).");
+pub(crate) const REGISTRY_AUTH: OptionSpec = OptionSpec::new(
+    "schema.registry.basic.auth.user.info",
+    OptionKind::String,
+    "format = 'avro': user:password for the registry (HTTP basic auth).",
+);
 pub(crate) const VALUE_SUBJECT: OptionSpec = OptionSpec::new(
     "value.subject.name",
     OptionKind::String,
@@ -101,15 +120,24 @@ pub(crate) const KEY_FORMAT: OptionSpec = OptionSpec::new(
     "Source: the type of _key (BYTEA, or TEXT for string/json). Sink: how key.fields are encoded (one field's bytes or text, or a JSON object).",
 )
 .default("bytes");
-pub(crate) const CSV_DELIMITER: OptionSpec = OptionSpec::new("csv.delimiter", OptionKind::String, "CSV field delimiter (one character).").default(",");
-pub(crate) const CSV_QUOTE: OptionSpec = OptionSpec::new("csv.quote", OptionKind::String, "CSV quote character (one character).").default("\"");
+pub(crate) const CSV_DELIMITER: OptionSpec = OptionSpec::new(
+    "csv.delimiter",
+    OptionKind::String,
+    "CSV field delimiter (one character).",
+)
+.default(",");
+pub(crate) const CSV_QUOTE: OptionSpec =
+    OptionSpec::new("csv.quote", OptionKind::String, "CSV quote character (one character).").default("\"");
 pub(crate) const PROPERTIES: OptionSpec = OptionSpec::new(
     "properties.<key>",
     OptionKind::String,
     "Passed to librdkafka as <key> (security.protocol, sasl.*, ssl.*, fetch and batching tuning).",
 );
-pub(crate) const KEY_FIELDS: OptionSpec =
-    OptionSpec::new("key.fields", OptionKind::List, "Sink: output columns that make the message key (instead of a _key column).");
+pub(crate) const KEY_FIELDS: OptionSpec = OptionSpec::new(
+    "key.fields",
+    OptionKind::List,
+    "Sink: output columns that make the message key (instead of a _key column).",
+);
 pub(crate) const COMPRESSION: OptionSpec = OptionSpec::new(
     "compression.type",
     OptionKind::Enum(&["none", "gzip", "snappy", "lz4", "zstd"]),
@@ -192,10 +220,16 @@ impl Connector for KafkaConnector {
         config::parse_sink(opts, schema)
     }
     fn source_cluster(&self, config: &KafkaSourceConfig) -> Option<KafkaCluster> {
-        Some(KafkaCluster { bootstrap: config.bootstrap.clone(), properties: config.properties.clone() })
+        Some(KafkaCluster {
+            bootstrap: config.bootstrap.clone(),
+            properties: config.properties.clone(),
+        })
     }
     fn sink_cluster(&self, config: &KafkaSinkConfig) -> Option<KafkaCluster> {
-        Some(KafkaCluster { bootstrap: config.bootstrap.clone(), properties: config.properties.clone() })
+        Some(KafkaCluster {
+            bootstrap: config.bootstrap.clone(),
+            properties: config.properties.clone(),
+        })
     }
     fn metadata_columns(&self, config: &KafkaSourceConfig) -> Vec<FieldRef> {
         let mut fields = config.format.extra_columns();

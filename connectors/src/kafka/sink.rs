@@ -146,11 +146,16 @@ impl KafkaSink {
             cc.set("enable.idempotence", "true");
         }
         if config.exactly_once {
-            let prefix = config.transactional_prefix.clone().unwrap_or_else(|| format!("quiver-{}", ctx.name));
+            let prefix = config
+                .transactional_prefix
+                .clone()
+                .unwrap_or_else(|| format!("quiver-{}", ctx.name));
             cc.set("transactional.id", format!("{prefix}-0"));
         }
         let producer: ThreadedProducer<DeliveryContext> = cc
-            .create_with_context(DeliveryContext { tracker: Arc::clone(&tracker) })
+            .create_with_context(DeliveryContext {
+                tracker: Arc::clone(&tracker),
+            })
             .map_err(|e| kafka_error(format!("creating Kafka producer for {}", config.bootstrap), e))?;
         let schema = &ctx.schema;
         let col = |n: &str| schema.index_of(n).ok();
@@ -166,18 +171,36 @@ impl KafkaSink {
             // Avro registers its schema with the registry: HTTP, off the runtime's threads.
             let (format, schema) = (config.format, Arc::clone(schema));
             let registry = config.registry.clone();
-            let subject = config.value_subject.clone().or_else(|| config.topic.as_ref().map(|t| format!("{t}-value"))).unwrap_or_default();
+            let subject = config
+                .value_subject
+                .clone()
+                .or_else(|| config.topic.as_ref().map(|t| format!("{t}-value")))
+                .unwrap_or_default();
             tokio::task::spawn_blocking(move || {
                 let registry = registry.map(|r| SchemaRegistry::new(&r.url, r.basic_auth.as_deref()));
-                RecordEncoder::new(format, &schema, super::FORMAT.key, registry.as_ref().map(|r| (r, subject.as_str())))
+                RecordEncoder::new(
+                    format,
+                    &schema,
+                    super::FORMAT.key,
+                    registry.as_ref().map(|r| (r, subject.as_str())),
+                )
             })
             .await
             .map_err(|e| ConnectorError::Internal(e.to_string()))??
         };
         let key_encoder = match (config.key_format, routing.key_fields.is_empty()) {
             (KeyFormat::Json, false) => {
-                let key_schema = Arc::new(schema.project(&routing.key_fields).map_err(|e| ConnectorError::arrow("key.fields", e))?);
-                Some(RecordEncoder::new(RecordFormat::Json { schemas: false }, &key_schema, super::KEY_FIELDS.key, None)?)
+                let key_schema = Arc::new(
+                    schema
+                        .project(&routing.key_fields)
+                        .map_err(|e| ConnectorError::arrow("key.fields", e))?,
+                );
+                Some(RecordEncoder::new(
+                    RecordFormat::Json { schemas: false },
+                    &key_schema,
+                    super::KEY_FIELDS.key,
+                    None,
+                )?)
             }
             _ => None,
         };
@@ -187,24 +210,46 @@ impl KafkaSink {
                 .await
                 .map_err(|e| ConnectorError::Internal(e.to_string()))?
                 .map_err(|e| kafka_error(format!("initialising transactions on {}", config.bootstrap), e))?;
-            Some(Transactions { open: None, last_seq: None, committed_seq: None, offsets: Offsets::default(), source: None })
+            Some(Transactions {
+                open: None,
+                last_seq: None,
+                committed_seq: None,
+                offsets: Offsets::default(),
+                source: None,
+            })
         } else {
             None
         };
         info!(sink = %ctx.name, bootstrap = %config.bootstrap, exactly_once = config.exactly_once, "Kafka sink started");
-        Ok(Self { name: ctx.name, config, producer, tracker, encoder, key_encoder, routing, txn, rejected: Vec::new() })
+        Ok(Self {
+            name: ctx.name,
+            config,
+            producer,
+            tracker,
+            encoder,
+            key_encoder,
+            routing,
+            txn,
+            rejected: Vec::new(),
+        })
     }
 
     fn check_failure(&self) -> Result<()> {
         // A fatal error (fenced by a newer instance, idempotence broken) explains the
         // purged deliveries that follow it, so it is reported first.
         if let Some((code, reason)) = self.producer.client().fatal_error() {
-            let hint = if matches!(code, RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch) {
+            let hint = if matches!(
+                code,
+                RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch
+            ) {
                 " (another instance with the same transactional id took over)"
             } else {
                 ""
             };
-            return Err(ConnectorError::Config(format!("Kafka sink '{}': fatal producer error: {reason}{hint}", self.name)));
+            return Err(ConnectorError::Config(format!(
+                "Kafka sink '{}': fatal producer error: {reason}{hint}",
+                self.name
+            )));
         }
         match lock(&self.tracker).failure.clone() {
             Some(f) => Err(ConnectorError::Config(format!("Kafka sink '{}': {f}", self.name))),
@@ -232,7 +277,9 @@ impl KafkaSink {
             return Ok(None);
         }
         if let Some(enc) = self.key_encoder.as_mut() {
-            let projected = batch.project(&self.routing.key_fields).map_err(|e| ConnectorError::arrow("key.fields", e))?;
+            let projected = batch
+                .project(&self.routing.key_fields)
+                .map_err(|e| ConnectorError::arrow("key.fields", e))?;
             return Ok(Some(Keys::Encoded(enc.encode(&projected)?)));
         }
         let column = batch.column(self.routing.key_fields[0]);
@@ -252,7 +299,11 @@ impl KafkaSink {
         let producer = self.producer.clone();
         let offsets = std::mem::take(&mut txn.offsets);
         // Asked at every commit: the group's generation changes with each rebalance.
-        let group = match txn.source.as_ref().and_then(|c| c.as_any().downcast_ref::<super::source::GroupCommitter>()) {
+        let group = match txn
+            .source
+            .as_ref()
+            .and_then(|c| c.as_any().downcast_ref::<super::source::GroupCommitter>())
+        {
             Some(g) => Some(g.group_metadata()?),
             None => None,
         };
@@ -270,7 +321,10 @@ impl KafkaSink {
         if let Err(e) = result {
             let p = self.producer.clone();
             let _ = tokio::task::spawn_blocking(move || p.abort_transaction(FLUSH_TIMEOUT)).await;
-            return Err(kafka_error(format!("committing the transaction of Kafka sink '{}'", self.name), e));
+            return Err(kafka_error(
+                format!("committing the transaction of Kafka sink '{}'", self.name),
+                e,
+            ));
         }
         txn.open = None;
         txn.committed_seq = txn.last_seq;
@@ -380,7 +434,9 @@ impl Sink for KafkaSink {
         if let Some(txn) = self.txn.as_mut()
             && txn.open.is_none()
         {
-            self.producer.begin_transaction().map_err(|e| kafka_error(format!("beginning a transaction in Kafka sink '{}'", self.name), e))?;
+            self.producer
+                .begin_transaction()
+                .map_err(|e| kafka_error(format!("beginning a transaction in Kafka sink '{}'", self.name), e))?;
             txn.open = Some(Instant::now());
         }
         let rows = batch.num_rows();
@@ -389,7 +445,9 @@ impl Sink for KafkaSink {
         let r = &self.routing;
         let topics = r.topic.map(|i| batch.column(i).clone());
         let partitions = match r.partition {
-            Some(i) => Some(cast(batch.column(i), &DataType::Int32).map_err(|e| ConnectorError::arrow("_partition", e))?),
+            Some(i) => {
+                Some(cast(batch.column(i), &DataType::Int32).map_err(|e| ConnectorError::arrow("_partition", e))?)
+            }
             None => None,
         };
         let headers = r.headers.map(|i| batch.column(i).clone());
@@ -403,10 +461,18 @@ impl Sink for KafkaSink {
         }
         let static_topic = self.config.topic.clone();
         for row in 0..rows {
-            let topic = match topics.as_ref().and_then(|c| string_at(c, row)).or(static_topic.as_deref()) {
+            let topic = match topics
+                .as_ref()
+                .and_then(|c| string_at(c, row))
+                .or(static_topic.as_deref())
+            {
                 Some(t) => t,
                 None => {
-                    self.refuse(row, seq, "_topic is NULL and the sink has no topic option to fall back on".to_string());
+                    self.refuse(
+                        row,
+                        seq,
+                        "_topic is NULL and the sink has no topic option to fall back on".to_string(),
+                    );
                     continue;
                 }
             };
@@ -448,7 +514,10 @@ impl Sink for KafkaSink {
                             self.check_failure()?;
                             tokio::time::sleep(Duration::from_millis(10)).await;
                         }
-                        return Err(kafka_error(format!("sending to topic '{topic}' (Kafka sink '{}')", self.name), e));
+                        return Err(kafka_error(
+                            format!("sending to topic '{topic}' (Kafka sink '{}')", self.name),
+                            e,
+                        ));
                     }
                 }
             }
@@ -468,7 +537,12 @@ impl Sink for KafkaSink {
 
     async fn tick(&mut self) -> Result<()> {
         self.check_failure()?;
-        if self.txn.as_ref().and_then(|t| t.open).is_some_and(|o| o.elapsed() >= TRANSACTION_INTERVAL) {
+        if self
+            .txn
+            .as_ref()
+            .and_then(|t| t.open)
+            .is_some_and(|o| o.elapsed() >= TRANSACTION_INTERVAL)
+        {
             self.flush().await?;
         }
         Ok(())

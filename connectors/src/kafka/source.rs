@@ -36,8 +36,8 @@ use super::client::{client_config, is_fatal, kafka_error};
 use super::config::{KafkaSourceConfig, Startup, Topics};
 use super::metadata::{self, Meta, MetaBuilder};
 use crate::api::{
-    BatchPolicy, ConnectorError, OffsetCommitter, Offsets, Progress, RawRecord, RejectedRecord, Result, RowOrigins, Source, SourceBatch,
-    SourceContext, Stage,
+    BatchPolicy, ConnectorError, OffsetCommitter, Offsets, Progress, RawRecord, RejectedRecord, Result, RowOrigins,
+    Source, SourceBatch, SourceContext, Stage,
 };
 use crate::formats::avro::SchemaRegistry;
 use crate::formats::record::RecordDecoder;
@@ -86,7 +86,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn offset_of(offsets: &Offsets, topic: &str, partition: i32) -> Option<i64> {
-    offsets.get(&partition_key(topic, partition)).and_then(serde_json::Value::as_i64)
+    offsets
+        .get(&partition_key(topic, partition))
+        .and_then(serde_json::Value::as_i64)
 }
 
 /// Rebalance callbacks of one task.
@@ -141,7 +143,11 @@ impl ConsumerContext for TaskContext {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                let parts: Vec<Partition> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                let parts: Vec<Partition> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
                 self.hand_over(consumer, &parts);
                 if let Err(e) = consumer.unassign() {
                     warn!(task = self.task, error = %e, "unassigning partitions failed");
@@ -149,8 +155,11 @@ impl ConsumerContext for TaskContext {
             }
             other => {
                 warn!(task = self.task, error = ?other, "rebalance failed; giving up all partitions");
-                let owned: Vec<Partition> =
-                    lock(&self.shared.owners).iter().filter(|(_, t)| **t == self.task).map(|(p, _)| p.clone()).collect();
+                let owned: Vec<Partition> = lock(&self.shared.owners)
+                    .iter()
+                    .filter(|(_, t)| **t == self.task)
+                    .map(|(p, _)| p.clone())
+                    .collect();
                 self.hand_over(consumer, &owned);
                 let _ = consumer.unassign();
             }
@@ -165,7 +174,9 @@ impl TaskContext {
         let caught_up = || {
             let durable = lock(&self.shared.durable);
             let emitted = lock(&self.shared.emitted);
-            parts.iter().all(|(t, p)| offset_of(&emitted, t, *p) <= offset_of(&durable, t, *p))
+            parts
+                .iter()
+                .all(|(t, p)| offset_of(&emitted, t, *p) <= offset_of(&durable, t, *p))
         };
         let deadline = Instant::now() + REVOKE_FLUSH_TIMEOUT;
         let closing = || self.shared.closing.load(Ordering::Acquire);
@@ -175,7 +186,10 @@ impl TaskContext {
                 std::thread::sleep(Duration::from_millis(20));
             }
             if !caught_up() && !closing() {
-                warn!(task = self.task, "sink did not make revoked partitions durable in time; their new owner re-reads the rest");
+                warn!(
+                    task = self.task,
+                    "sink did not make revoked partitions durable in time; their new owner re-reads the rest"
+                );
             }
         }
         let mut tpl = TopicPartitionList::new();
@@ -203,14 +217,22 @@ impl TaskContext {
 }
 
 fn describe(tpl: &TopicPartitionList) -> String {
-    tpl.elements().iter().map(|e| partition_key(e.topic(), e.partition())).collect::<Vec<_>>().join(",")
+    tpl.elements()
+        .iter()
+        .map(|e| partition_key(e.topic(), e.partition()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Sets each partition's start: the durable position, else the startup mode.
 fn place<C: ConsumerContext>(consumer: &BaseConsumer<C>, shared: &Shared, tpl: &mut TopicPartitionList) -> Result<()> {
     let durable = lock(&shared.durable).clone();
     let mut by_time = TopicPartitionList::new();
-    let parts: Vec<Partition> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+    let parts: Vec<Partition> = tpl
+        .elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect();
     for (t, p) in parts {
         let offset = match (offset_of(&durable, &t, p), shared.startup) {
             (Some(o), _) => Offset::Offset(o),
@@ -225,7 +247,9 @@ fn place<C: ConsumerContext>(consumer: &BaseConsumer<C>, shared: &Shared, tpl: &
         let _ = tpl.set_partition_offset(&t, p, offset);
     }
     if by_time.count() > 0 {
-        let found = consumer.offsets_for_times(by_time, LOOKUP_TIMEOUT).map_err(|e| kafka_error("looking up offsets for scan.startup.timestamp.millis", e))?;
+        let found = consumer
+            .offsets_for_times(by_time, LOOKUP_TIMEOUT)
+            .map_err(|e| kafka_error("looking up offsets for scan.startup.timestamp.millis", e))?;
         for e in found.elements() {
             // No record at or after the time: start at the end.
             let o = match e.offset() {
@@ -250,10 +274,17 @@ impl OffsetCommitter for GroupCommitter {
         let owners = lock(&self.shared.owners).clone();
         let mut per_task: BTreeMap<usize, TopicPartitionList> = BTreeMap::new();
         for (key, v) in &offsets.0 {
-            let (Some((t, p)), Some(o)) = (parse_key(key), v.as_i64()) else { continue };
+            let (Some((t, p)), Some(o)) = (parse_key(key), v.as_i64()) else {
+                continue;
+            };
             // Partitions no task owns now were committed when they were revoked.
-            let Some(task) = owners.get(&(t.clone(), p)) else { continue };
-            let _ = per_task.entry(*task).or_default().add_partition_offset(&t, p, Offset::Offset(o));
+            let Some(task) = owners.get(&(t.clone(), p)) else {
+                continue;
+            };
+            let _ = per_task
+                .entry(*task)
+                .or_default()
+                .add_partition_offset(&t, p, Offset::Offset(o));
         }
         for (task, tpl) in per_task {
             if let Some(c) = consumers.get(task)
@@ -283,7 +314,9 @@ impl GroupCommitter {
                 consumers.len()
             )));
         }
-        consumers[0].group_metadata().ok_or_else(|| ConnectorError::Internal("the Kafka consumer has no group metadata".into()))
+        consumers[0]
+            .group_metadata()
+            .ok_or_else(|| ConnectorError::Internal("the Kafka consumer has no group metadata".into()))
     }
 }
 
@@ -297,7 +330,10 @@ pub(crate) struct KafkaSource {
 
 impl KafkaSource {
     pub(crate) fn start(config: KafkaSourceConfig, ctx: SourceContext) -> Result<Self> {
-        let group = config.group_id.clone().unwrap_or_else(|| format!("quiver-{}", ctx.pipeline));
+        let group = config
+            .group_id
+            .clone()
+            .unwrap_or_else(|| format!("quiver-{}", ctx.pipeline));
         let start = ctx.start.clone().unwrap_or_default();
         let shared = Arc::new(Shared {
             durable: Mutex::new(start),
@@ -313,16 +349,27 @@ impl KafkaSource {
         });
         // Bounded: one task per topic, each assigning its topic's partitions itself, so a
         // partition-EOF event (which names only the partition number) is unambiguous.
-        let bounded_topics = if ctx.bounded { Some(resolve_topics(&config)?) } else { None };
+        let bounded_topics = if ctx.bounded {
+            Some(resolve_topics(&config)?)
+        } else {
+            None
+        };
         let tasks = bounded_topics.as_ref().map_or(config.tasks, Vec::len);
         // One registry client (and schema cache) for all tasks.
-        let registry = config.registry.as_ref().map(|r| Arc::new(SchemaRegistry::new(&r.url, r.basic_auth.as_deref())));
+        let registry = config
+            .registry
+            .as_ref()
+            .map(|r| Arc::new(SchemaRegistry::new(&r.url, r.basic_auth.as_deref())));
         let (tx, rx) = mpsc::channel(2 * tasks.max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let read = Arc::new(AtomicU64::new(0));
         let mut threads = Vec::with_capacity(tasks);
         for task in 0..tasks {
-            let tctx = TaskContext { task, shared: Arc::clone(&shared), revoked: Mutex::new(Vec::new()) };
+            let tctx = TaskContext {
+                task,
+                shared: Arc::clone(&shared),
+                revoked: Mutex::new(Vec::new()),
+            };
             let mut cc = client_config(&config.bootstrap, &format!("quiver-{}-{task}", ctx.pipeline), &[]);
             // librdkafka waits a full second before fetching again once its local queue
             // has been over its thresholds; a consumer that decodes in batches trips that
@@ -340,12 +387,16 @@ impl KafkaSource {
                 .set("enable.auto.offset.store", "false")
                 .set("enable.partition.eof", if ctx.bounded { "true" } else { "false" })
                 .set("statistics.interval.ms", if ctx.bounded { "100" } else { "0" })
-                .set("auto.offset.reset", match config.startup {
-                    Startup::GroupOffsets { fallback_latest: true } | Startup::Latest => "latest",
-                    _ => "earliest",
-                });
-            let consumer: BaseConsumer<TaskContext> =
-                cc.create_with_context(tctx).map_err(|e| kafka_error(format!("creating Kafka consumer for {}", config.bootstrap), e))?;
+                .set(
+                    "auto.offset.reset",
+                    match config.startup {
+                        Startup::GroupOffsets { fallback_latest: true } | Startup::Latest => "latest",
+                        _ => "earliest",
+                    },
+                );
+            let consumer: BaseConsumer<TaskContext> = cc
+                .create_with_context(tctx)
+                .map_err(|e| kafka_error(format!("creating Kafka consumer for {}", config.bootstrap), e))?;
             let consumer = Arc::new(consumer);
             let end = match &bounded_topics {
                 Some(topics) => {
@@ -358,13 +409,20 @@ impl KafkaSource {
                         Topics::Pattern(p) => vec![if p.starts_with('^') { p.clone() } else { format!("^{p}") }],
                     };
                     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-                    consumer.subscribe(&refs).map_err(|e| kafka_error(format!("subscribing to {}", topics.join(",")), e))?;
+                    consumer
+                        .subscribe(&refs)
+                        .map_err(|e| kafka_error(format!("subscribing to {}", topics.join(",")), e))?;
                     None
                 }
             };
             lock(&shared.consumers).push(Arc::clone(&consumer));
             let meta_start = ctx.schema.fields().len().saturating_sub(metadata::COUNT);
-            let mut decoder = RecordDecoder::new(config.format, Arc::clone(&config.value_schema), ctx.batch.max_rows, registry.clone())?;
+            let mut decoder = RecordDecoder::new(
+                config.format,
+                Arc::clone(&config.value_schema),
+                ctx.batch.max_rows,
+                registry.clone(),
+            )?;
             decoder.skip_unused(&ctx.used[..ctx.used.len().min(config.value_schema.fields().len())]);
             let emitter = Emitter {
                 wanted: std::array::from_fn(|j| ctx.is_used(meta_start + j)),
@@ -393,7 +451,13 @@ impl KafkaSource {
             threads.push(handle);
         }
         info!(source = %ctx.name, group = %group, tasks, bounded = ctx.bounded, "Kafka source started");
-        Ok(Self { rx, stop, threads, shared, read })
+        Ok(Self {
+            rx,
+            stop,
+            threads,
+            shared,
+            read,
+        })
     }
 }
 
@@ -402,14 +466,23 @@ fn resolve_topics(config: &KafkaSourceConfig) -> Result<Vec<(String, i32)>> {
     let probe: BaseConsumer = client_config(&config.bootstrap, "quiver-metadata", &config.properties)
         .create()
         .map_err(|e| kafka_error(format!("creating Kafka client for {}", config.bootstrap), e))?;
-    let metadata = probe.fetch_metadata(None, LOOKUP_TIMEOUT).map_err(|e| kafka_error(format!("reading topic metadata from {}", config.bootstrap), e))?;
-    let found: Vec<(String, i32)> = metadata.topics().iter().map(|t| (t.name().to_string(), t.partitions().len() as i32)).collect();
+    let metadata = probe
+        .fetch_metadata(None, LOOKUP_TIMEOUT)
+        .map_err(|e| kafka_error(format!("reading topic metadata from {}", config.bootstrap), e))?;
+    let found: Vec<(String, i32)> = metadata
+        .topics()
+        .iter()
+        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+        .collect();
     match &config.topics {
         Topics::Names(names) => names
             .iter()
             .map(|n| match found.iter().find(|(t, p)| t == n && *p > 0) {
                 Some(t) => Ok(t.clone()),
-                None => Err(ConnectorError::Config(format!("topic '{n}' does not exist on {}", config.bootstrap))),
+                None => Err(ConnectorError::Config(format!(
+                    "topic '{n}' does not exist on {}",
+                    config.bootstrap
+                ))),
             })
             .collect(),
         Topics::Pattern(p) => {
@@ -421,20 +494,41 @@ fn resolve_topics(config: &KafkaSourceConfig) -> Result<Vec<(String, i32)>> {
 }
 
 /// Bounded mode: assigns every partition of one topic at its start position.
-fn assign_topic(consumer: &BaseConsumer<TaskContext>, task: usize, (topic, partitions): &(String, i32), shared: &Shared) -> Result<()> {
+fn assign_topic(
+    consumer: &BaseConsumer<TaskContext>,
+    task: usize,
+    (topic, partitions): &(String, i32),
+    shared: &Shared,
+) -> Result<()> {
     // Knowing the topic's leaders before assigning saves librdkafka ~1 s of metadata
     // retries (100 ms apart) before its first fetch.
-    consumer.fetch_metadata(Some(topic), LOOKUP_TIMEOUT).map_err(|e| kafka_error(format!("reading the metadata of {topic}"), e))?;
+    consumer
+        .fetch_metadata(Some(topic), LOOKUP_TIMEOUT)
+        .map_err(|e| kafka_error(format!("reading the metadata of {topic}"), e))?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_range(topic, 0, partitions - 1);
     place(consumer, shared, &mut tpl)?;
     // Stored offsets must be resolved here: there is no group assignment to do it.
-    let stored: Vec<i32> = tpl.elements().iter().filter(|e| e.offset() == Offset::Stored).map(|e| e.partition()).collect();
+    let stored: Vec<i32> = tpl
+        .elements()
+        .iter()
+        .filter(|e| e.offset() == Offset::Stored)
+        .map(|e| e.partition())
+        .collect();
     if !stored.is_empty() {
         let committed = consumer.committed(LOOKUP_TIMEOUT).ok();
-        let fallback = if matches!(shared.startup, Startup::GroupOffsets { fallback_latest: true }) { Offset::End } else { Offset::Beginning };
+        let fallback = if matches!(shared.startup, Startup::GroupOffsets { fallback_latest: true }) {
+            Offset::End
+        } else {
+            Offset::Beginning
+        };
         for p in stored {
-            let o = committed.as_ref().and_then(|c| c.find_partition(topic, p)).map(|e| e.offset()).filter(|o| matches!(o, Offset::Offset(_))).unwrap_or(fallback);
+            let o = committed
+                .as_ref()
+                .and_then(|c| c.find_partition(topic, p))
+                .map(|e| e.offset())
+                .filter(|o| matches!(o, Offset::Offset(_)))
+                .unwrap_or(fallback);
             let _ = tpl.set_partition_offset(topic, p, o);
         }
     }
@@ -443,7 +537,9 @@ fn assign_topic(consumer: &BaseConsumer<TaskContext>, task: usize, (topic, parti
         owners.insert((topic.clone(), p), task);
     }
     drop(owners);
-    consumer.assign(&tpl).map_err(|e| kafka_error(format!("assigning the partitions of {topic}"), e))?;
+    consumer
+        .assign(&tpl)
+        .map_err(|e| kafka_error(format!("assigning the partitions of {topic}"), e))?;
     Ok(())
 }
 
@@ -460,12 +556,21 @@ impl Source for KafkaSource {
     fn progress(&self) -> Progress {
         // Bounded runs know how many records were waiting at start once the first
         // fetches have reported each partition's end.
-        let total = self.shared.backlog_known.load(Ordering::Relaxed).then(|| self.shared.backlog.load(Ordering::Relaxed));
-        Progress { done: self.read.load(Ordering::Relaxed), total }
+        let total = self
+            .shared
+            .backlog_known
+            .load(Ordering::Relaxed)
+            .then(|| self.shared.backlog.load(Ordering::Relaxed));
+        Progress {
+            done: self.read.load(Ordering::Relaxed),
+            total,
+        }
     }
 
     fn committer(&self) -> Option<Arc<dyn OffsetCommitter>> {
-        Some(Arc::new(GroupCommitter { shared: Arc::clone(&self.shared) }))
+        Some(Arc::new(GroupCommitter {
+            shared: Arc::clone(&self.shared),
+        }))
     }
 }
 
@@ -554,8 +659,18 @@ enum Admit {
 
 impl Bounded {
     fn new(topic: &str, partitions: i32) -> Self {
-        let parts = vec![PartitionEnd { open: true, ..PartitionEnd::default() }; usize::try_from(partitions).unwrap_or(0)];
-        Self { topic: topic.to_string(), open: parts.len(), parts }
+        let parts = vec![
+            PartitionEnd {
+                open: true,
+                ..PartitionEnd::default()
+            };
+            usize::try_from(partitions).unwrap_or(0)
+        ];
+        Self {
+            topic: topic.to_string(),
+            open: parts.len(),
+            parts,
+        }
     }
 
     fn done(&self) -> bool {
@@ -619,7 +734,9 @@ impl Bounded {
                 None if !p.open => end,
                 None => continue,
             };
-            shared.backlog.fetch_add(end.saturating_sub(start).max(0) as u64, Ordering::Relaxed);
+            shared
+                .backlog
+                .fetch_add(end.saturating_sub(start).max(0) as u64, Ordering::Relaxed);
             shared.backlog_known.store(true, Ordering::Relaxed);
             p.counted = true;
         }
@@ -682,20 +799,30 @@ impl Task {
         // One buffer in flight to the decoder while the next one fills.
         let (to_decoder, from_poller) = std::sync::mpsc::sync_channel::<Pending>(1);
         let tx = self.tx.clone();
-        let decoding = std::thread::Builder::new().name(format!("kafka-decode-{}-{}", self.source, self.task)).spawn(move || {
-            while let Ok(p) = from_poller.recv() {
-                if tx.blocking_send(emitter.emit(p)).is_err() {
-                    return;
+        let decoding = std::thread::Builder::new()
+            .name(format!("kafka-decode-{}-{}", self.source, self.task))
+            .spawn(move || {
+                while let Ok(p) = from_poller.recv() {
+                    if tx.blocking_send(emitter.emit(p)).is_err() {
+                        return;
+                    }
                 }
-            }
-        });
+            });
         let Ok(decoding) = decoding else {
-            let _ = self.tx.blocking_send(Err(ConnectorError::Internal("cannot start a Kafka decoding thread".into())));
+            let _ = self.tx.blocking_send(Err(ConnectorError::Internal(
+                "cannot start a Kafka decoding thread".into(),
+            )));
             return;
         };
         let stats = self.poll_loop(&to_decoder);
-        debug!(task = self.task, polls = stats.polls, empty_polls = stats.empty, waited_for_broker_ms = stats.broker.as_millis() as u64,
-            waited_for_decoder_ms = stats.decoder.as_millis() as u64, "Kafka task finished polling");
+        debug!(
+            task = self.task,
+            polls = stats.polls,
+            empty_polls = stats.empty,
+            waited_for_broker_ms = stats.broker.as_millis() as u64,
+            waited_for_decoder_ms = stats.decoder.as_millis() as u64,
+            "Kafka task finished polling"
+        );
         // Let the decoder finish what it was given before the task ends.
         drop(to_decoder);
         let _ = decoding.join();
@@ -714,7 +841,11 @@ impl Task {
                 return stats;
             }
             let wait = match pending.first {
-                Some(t) if idle => self.policy.linger.saturating_sub(t.elapsed()).min(Duration::from_millis(100)),
+                Some(t) if idle => self
+                    .policy
+                    .linger
+                    .saturating_sub(t.elapsed())
+                    .min(Duration::from_millis(100)),
                 Some(_) => Duration::from_millis(10),
                 None => Duration::from_millis(100),
             };
@@ -742,7 +873,9 @@ impl Task {
                     }
                 }
                 Some(Err(e)) if is_fatal(&e) => {
-                    let _ = self.tx.blocking_send(Err(kafka_error(format!("Kafka consumer (task {})", self.task), e)));
+                    let _ = self
+                        .tx
+                        .blocking_send(Err(kafka_error(format!("Kafka consumer (task {})", self.task), e)));
                     return stats;
                 }
                 // Transient: librdkafka reconnects and retries by itself.
@@ -757,7 +890,9 @@ impl Task {
             let check_clock = idle || pending.messages.len() % 1024 == 0;
             let lingered = check_clock && pending.first.is_some_and(|t| t.elapsed() >= self.policy.linger);
             let done = self.end.as_ref().is_some_and(Bounded::done);
-            if (check_clock || done) && let Some(b) = self.end.as_mut() {
+            if (check_clock || done)
+                && let Some(b) = self.end.as_mut()
+            {
                 b.learn(&self.consumer.context().shared);
             }
             if (full || lingered || done) && !pending.messages.is_empty() {
@@ -785,7 +920,11 @@ impl Task {
 
     fn buffer(&mut self, pending: &mut Pending, m: &rdkafka::message::BorrowedMessage<'_>) {
         // A handful of partitions per task: a linear scan beats hashing, and allocates nothing.
-        let partition = match pending.names.iter().position(|((t, p), _)| *p == m.partition() && t == m.topic()) {
+        let partition = match pending
+            .names
+            .iter()
+            .position(|((t, p), _)| *p == m.partition() && t == m.topic())
+        {
             Some(i) => i,
             None => {
                 let name: Arc<str> = Arc::from(partition_key(m.topic(), m.partition()));
@@ -808,7 +947,11 @@ impl Task {
         }
         let headers = m
             .headers()
-            .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(Bytes::copy_from_slice))).collect())
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(Bytes::copy_from_slice)))
+                    .collect()
+            })
             .unwrap_or_default();
         let b = Buffered {
             partition,
@@ -829,27 +972,45 @@ impl Task {
         if revoked.is_empty() {
             return;
         }
-        let gone: BTreeSet<usize> = pending.names.iter().enumerate().filter(|(_, (k, _))| revoked.contains(k)).map(|(i, _)| i).collect();
+        let gone: BTreeSet<usize> = pending
+            .names
+            .iter()
+            .enumerate()
+            .filter(|(_, (k, _))| revoked.contains(k))
+            .map(|(i, _)| i)
+            .collect();
         if !gone.is_empty() {
             let before = pending.messages.len();
             pending.messages.retain(|m| !gone.contains(&m.partition));
-            debug!(task = self.task, dropped = before - pending.messages.len(), "dropped buffered records of revoked partitions");
+            debug!(
+                task = self.task,
+                dropped = before - pending.messages.len(),
+                "dropped buffered records of revoked partitions"
+            );
             if pending.messages.is_empty() {
                 pending.first = None;
             }
         }
     }
-
 }
 
 impl Emitter {
     /// Decodes a buffer into a batch.
     fn emit(&mut self, pending: Pending) -> Result<SourceBatch> {
-        let Pending { names, keys, values, messages, .. } = pending;
+        let Pending {
+            names,
+            keys,
+            values,
+            messages,
+            ..
+        } = pending;
         let keys = Bytes::from(keys);
         let values = Bytes::from(values);
         let slice = |buf: &Bytes, r: &Option<std::ops::Range<usize>>| r.as_ref().map(|r| buf.slice(r.clone()));
-        let payloads: Vec<Option<&[u8]>> = messages.iter().map(|m| m.value.as_ref().map(|r| &values[r.clone()])).collect();
+        let payloads: Vec<Option<&[u8]>> = messages
+            .iter()
+            .map(|m| m.value.as_ref().map(|r| &values[r.clone()]))
+            .collect();
         let decoded = self.decoder.decode_joined(&payloads, &values)?;
         // The position after the last record of each partition in the batch.
         let mut next: Vec<Option<i64>> = vec![None; names.len()];
@@ -877,7 +1038,12 @@ impl Emitter {
             position: m.offset,
             stage: Stage::Decode,
             error,
-            record: serde_json::Value::String(m.value.as_ref().map(|r| String::from_utf8_lossy(&values[r.clone()]).into_owned()).unwrap_or_default()),
+            record: serde_json::Value::String(
+                m.value
+                    .as_ref()
+                    .map(|r| String::from_utf8_lossy(&values[r.clone()]).into_owned())
+                    .unwrap_or_default(),
+            ),
             raw: Some(raw_of(m)),
         };
         for (i, e) in &decoded.bad {
@@ -894,7 +1060,14 @@ impl Emitter {
                 rejected.push(reject(m, e));
                 continue;
             }
-            meta.push(&Meta { key, topic: &names[m.partition].0.0, partition: names[m.partition].0.1, offset: m.offset, timestamp: m.timestamp, headers: &m.headers });
+            meta.push(&Meta {
+                key,
+                topic: &names[m.partition].0.0,
+                partition: names[m.partition].0.1,
+                offset: m.offset,
+                timestamp: m.timestamp,
+                headers: &m.headers,
+            });
             rows.push(row as u32);
             origins.push(&names[m.partition].1, m.offset);
             if self.keep_raw {
@@ -905,7 +1078,11 @@ impl Emitter {
         let mut columns: Vec<ArrayRef> = decoded.batch.columns().to_vec();
         if rows.len() != decoded.batch.num_rows() {
             let idx = UInt32Array::from(rows);
-            columns = match columns.iter().map(|c| take(c, &idx, None)).collect::<std::result::Result<Vec<_>, _>>() {
+            columns = match columns
+                .iter()
+                .map(|c| take(c, &idx, None))
+                .collect::<std::result::Result<Vec<_>, _>>()
+            {
                 Ok(c) => c,
                 Err(e) => return Err(ConnectorError::arrow("dropping records with bad keys", e)),
             };
@@ -917,7 +1094,14 @@ impl Emitter {
             Err(e) => return Err(ConnectorError::arrow("assembling Kafka rows", e)),
         };
         rejected.sort_by_key(|r| r.position);
-        Ok(SourceBatch { batch, origins, offsets, rejected, raw, filtered: None })
+        Ok(SourceBatch {
+            batch,
+            origins,
+            offsets,
+            rejected,
+            raw,
+            filtered: None,
+        })
     }
 }
 
@@ -932,7 +1116,11 @@ mod tests {
         let mut b = Bounded::new("t", 3);
         assert!(matches!(b.admit(0, 5), Admit::Take), "no end known yet");
         b.eof(1);
-        assert_eq!((b.parts[1].end, b.open), (Some(0), 2), "nothing read: the end is where reading stopped");
+        assert_eq!(
+            (b.parts[1].end, b.open),
+            (Some(0), 2),
+            "nothing read: the end is where reading stopped"
+        );
         assert!(matches!(b.admit(1, 0), Admit::Skip));
         b.parts[0].end = Some(8);
         assert!(matches!(b.admit(0, 6), Admit::Take));
@@ -940,13 +1128,24 @@ mod tests {
         assert!(matches!(b.admit(0, 8), Admit::Skip), "past the end");
         assert!(!b.done(), "partition 2 is still open");
         b.parts[2].end = Some(3);
-        assert!(matches!(b.admit(2, 4), Admit::Skip), "a record past the end closes the partition");
+        assert!(
+            matches!(b.admit(2, 4), Admit::Skip),
+            "a record past the end closes the partition"
+        );
         assert!(b.done());
-        assert_eq!((b.parts[0].first, b.parts[0].last), (Some(5), Some(7)), "a closed partition records nothing more");
+        assert_eq!(
+            (b.parts[0].first, b.parts[0].last),
+            (Some(5), Some(7)),
+            "a closed partition records nothing more"
+        );
         for unknown in [-1, 3, i32::MAX] {
             assert!(matches!(b.admit(unknown, 0), Admit::Skip), "partition {unknown}");
         }
         b.eof(0);
-        assert_eq!((b.parts[0].end, b.open), (Some(8), 0), "a learned end stays; closing twice counts once");
+        assert_eq!(
+            (b.parts[0].end, b.open),
+            (Some(8), 0),
+            "a learned end stays; closing twice counts once"
+        );
     }
 }

@@ -43,7 +43,9 @@ pub(crate) fn connection(url: &str) -> std::result::Result<MysqlConnection, Stri
         return Err("expected mysql://host:port/database, mariadb://… or jdbc:mysql://…".into());
     };
     if !matches!(scheme, "mysql" | "mariadb") {
-        return Err(format!("'{scheme}://' is not a MySQL URL (expected mysql://, mariadb://, jdbc:mysql:// or jdbc:mariadb://)"));
+        return Err(format!(
+            "'{scheme}://' is not a MySQL URL (expected mysql://, mariadb://, jdbc:mysql:// or jdbc:mariadb://)"
+        ));
     }
     let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
@@ -59,7 +61,10 @@ pub(crate) fn connection(url: &str) -> std::result::Result<MysqlConnection, Stri
         None => (None, None),
     };
     let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (h.trim_matches(['[', ']']), p.parse::<u16>().map_err(|_| format!("port '{p}' is not a number"))?),
+        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (
+            h.trim_matches(['[', ']']),
+            p.parse::<u16>().map_err(|_| format!("port '{p}' is not a number"))?,
+        ),
         _ => (hostport, 3306),
     };
     if host.is_empty() {
@@ -80,7 +85,11 @@ pub(crate) fn connection(url: &str) -> std::result::Result<MysqlConnection, Stri
                     "REQUIRED" | "REQUIRE" => SslMode::Require,
                     "VERIFY_CA" | "VERIFY-CA" => SslMode::VerifyCa,
                     "VERIFY_IDENTITY" | "VERIFY-FULL" => SslMode::VerifyFull,
-                    other => return Err(format!("sslMode '{other}' is not one of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY")),
+                    other => {
+                        return Err(format!(
+                            "sslMode '{other}' is not one of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY"
+                        ));
+                    }
                 })
             }
             "useSSL" | "requireSSL" => {
@@ -104,7 +113,10 @@ pub(crate) fn connection(url: &str) -> std::result::Result<MysqlConnection, Stri
         user: user.unwrap_or_else(|| "root".into()),
         password,
         database,
-        tls: Tls { mode: mode.unwrap_or_default(), root_cert: None },
+        tls: Tls {
+            mode: mode.unwrap_or_default(),
+            root_cert: None,
+        },
         target,
     })
 }
@@ -116,7 +128,9 @@ fn decode(s: &str) -> std::result::Result<String, String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3).ok_or_else(|| format!("'{s}' has a broken %-escape"))?;
+            let hex = s
+                .get(i + 1..i + 3)
+                .ok_or_else(|| format!("'{s}' has a broken %-escape"))?;
             out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("'{s}' has a broken %-escape"))?);
             i += 3;
         } else {
@@ -180,7 +194,9 @@ impl MysqlConnection {
             SslMode::Disable => mysql_async::Conn::new(self.opts(false)).await.map_err(fail),
             SslMode::Prefer => match mysql_async::Conn::new(self.opts(true)).await {
                 Ok(c) => Ok(c),
-                Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer)) => mysql_async::Conn::new(self.opts(false)).await.map_err(fail),
+                Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer)) => {
+                    mysql_async::Conn::new(self.opts(false)).await.map_err(fail)
+                }
                 Err(e) => Err(fail(e)),
             },
             _ => mysql_async::Conn::new(self.opts(true)).await.map_err(fail),
@@ -204,7 +220,11 @@ pub(crate) fn is_lost(e: &mysql_async::Error) -> bool {
 /// connection is lost, a configuration problem otherwise.
 pub(crate) fn error(context: &str, e: &mysql_async::Error) -> ConnectorError {
     let message = format!("{context}: {}", reason(e));
-    if is_lost(e) { ConnectorError::Unavailable(message) } else { ConnectorError::Config(message) }
+    if is_lost(e) {
+        ConnectorError::Unavailable(message)
+    } else {
+        ConnectorError::Config(message)
+    }
 }
 
 /// The error with its cause chain.
@@ -221,15 +241,27 @@ mod tests {
 
     #[test]
     fn jdbc_and_native_urls_parse_and_others_are_refused() {
-        let c = connection("jdbc:mysql://db.example:3307/shop?user=etl&password=s%40cret&rewriteBatchedStatements=true").unwrap();
-        assert_eq!((c.host.as_str(), c.port, c.user.as_str(), c.database.as_deref()), ("db.example", 3307, "etl", Some("shop")));
+        let c =
+            connection("jdbc:mysql://db.example:3307/shop?user=etl&password=s%40cret&rewriteBatchedStatements=true")
+                .unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.user.as_str(), c.database.as_deref()),
+            ("db.example", 3307, "etl", Some("shop"))
+        );
         assert_eq!(c.password.as_deref(), Some("s@cret"));
-        assert!(!format!("{c:?}").contains("s@cret"), "the password is not in Debug output");
+        assert!(
+            !format!("{c:?}").contains("s@cret"),
+            "the password is not in Debug output"
+        );
         let c = connection("mariadb://root:pw@127.0.0.1/test?sslMode=REQUIRED").unwrap();
         assert_eq!((c.port, c.tls.mode), (3306, SslMode::Require));
         let c = connection("jdbc:mariadb://localhost/test?useSSL=false").unwrap();
         assert_eq!(c.tls.mode, SslMode::Disable);
-        assert!(connection("jdbc:postgresql://h/db").unwrap_err().contains("'postgresql://' is not a MySQL URL"));
+        assert!(
+            connection("jdbc:postgresql://h/db")
+                .unwrap_err()
+                .contains("'postgresql://' is not a MySQL URL")
+        );
         assert!(connection("mysql://h:x/db").unwrap_err().contains("port 'x'"));
         assert!(connection("mysql://h/db?sslMode=MAYBE").unwrap_err().contains("MAYBE"));
     }

@@ -7,9 +7,9 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use mysql_async::prelude::Queryable;
 use futures::StreamExt;
 use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
 use tracing::info;
 
 use super::MysqlSinkConfig;
@@ -99,10 +99,19 @@ pub(crate) async fn start(cfg: MysqlSinkConfig, ctx: SinkContext) -> Result<Tabl
 
 impl Mysql {
     async fn start(cfg: MysqlSinkConfig, ctx: &SinkContext) -> Result<Self> {
-        let mut sink = Self { name: ctx.name.clone(), schema: Arc::clone(&ctx.schema), conn: None, tables: HashMap::new(), load_data: false, cfg };
+        let mut sink = Self {
+            name: ctx.name.clone(),
+            schema: Arc::clone(&ctx.schema),
+            conn: None,
+            tables: HashMap::new(),
+            load_data: false,
+            cfg,
+        };
         sink.connect().await?;
         if sink.cfg.table.insert_mode == InsertMode::Insert && sink.cfg.table.deletes.is_none() {
-            let allowed: Vec<i64> = sink.fetch("SELECT @@local_infile".to_string(), "reading @@local_infile").await?;
+            let allowed: Vec<i64> = sink
+                .fetch("SELECT @@local_infile".to_string(), "reading @@local_infile")
+                .await?;
             sink.load_data = allowed.first() == Some(&1);
             if !sink.load_data {
                 info!(sink = %sink.name, "the server has local_infile off: appends use multi-row INSERT");
@@ -125,7 +134,9 @@ impl Mysql {
         if self.conn.is_none() {
             self.conn = Some(self.cfg.conn.connect().await?);
         }
-        self.conn.as_mut().ok_or_else(|| ConnectorError::Internal("no MySQL connection".into()))
+        self.conn
+            .as_mut()
+            .ok_or_else(|| ConnectorError::Internal("no MySQL connection".into()))
     }
 
     /// Runs a statement; a lost connection is dropped so the next call reconnects.
@@ -135,7 +146,11 @@ impl Mysql {
     }
 
     /// Runs a query and collects its rows (same connection handling as `execute`).
-    async fn fetch<T: mysql_async::prelude::FromRow + Send + 'static>(&mut self, sql: String, context: &str) -> Result<Vec<T>> {
+    async fn fetch<T: mysql_async::prelude::FromRow + Send + 'static>(
+        &mut self,
+        sql: String,
+        context: &str,
+    ) -> Result<Vec<T>> {
         let outcome = self.connect().await?.query(sql).await;
         outcome.map_err(|e| self.failed(context, &e))
     }
@@ -158,7 +173,8 @@ impl Mysql {
         let mut ddl: Vec<(String, String, bool)> = Vec::new();
         for i in &self.cfg.table.columns {
             let f = self.schema.field(*i);
-            let ty = mysql_type(f.data_type(), key_names.contains(f.name())).ok_or_else(|| ConnectorError::Internal(format!("no type for {}", f.name())))?;
+            let ty = mysql_type(f.data_type(), key_names.contains(f.name()))
+                .ok_or_else(|| ConnectorError::Internal(format!("no type for {}", f.name())))?;
             ddl.push((f.name().clone(), ty, !f.is_nullable()));
         }
         match &self.cfg.table.pk {
@@ -168,13 +184,22 @@ impl Mysql {
                 }
             }
             PkMode::RecordKey(col) => {
-                let f = self.schema.field_with_name("_key").map_err(|e| ConnectorError::Internal(e.to_string()))?;
-                let ty = mysql_type(f.data_type(), true).ok_or_else(|| ConnectorError::Internal("no type for _key".into()))?;
+                let f = self
+                    .schema
+                    .field_with_name("_key")
+                    .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+                let ty = mysql_type(f.data_type(), true)
+                    .ok_or_else(|| ConnectorError::Internal("no type for _key".into()))?;
                 ddl.push((col.clone(), ty, true));
             }
             _ => {}
         }
-        let (target, auto_create, auto_evolve, sink) = (self.cfg.conn.target.clone(), self.cfg.table.auto_create, self.cfg.table.auto_evolve, self.name.clone());
+        let (target, auto_create, auto_evolve, sink) = (
+            self.cfg.conn.target.clone(),
+            self.cfg.table.auto_create,
+            self.cfg.table.auto_evolve,
+            self.name.clone(),
+        );
         let mut lookup = String::from("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ");
         match &db {
             Some(d) => push_str_literal(&mut lookup, d),
@@ -185,33 +210,62 @@ impl Mysql {
         let found: Vec<String> = self.fetch(lookup, &format!("looking up table {name}")).await?;
         if found.is_empty() {
             if !auto_create {
-                return Err(ConnectorError::Config(format!("table {name} does not exist in {target} (set auto.create = 'true' to create it)")));
+                return Err(ConnectorError::Config(format!(
+                    "table {name} does not exist in {target} (set auto.create = 'true' to create it)"
+                )));
             }
-            let mut cols: Vec<String> = ddl.iter().map(|(c, t, not_null)| format!("{} {t}{}", quote(c), if *not_null { " NOT NULL" } else { "" })).collect();
+            let mut cols: Vec<String> = ddl
+                .iter()
+                .map(|(c, t, not_null)| format!("{} {t}{}", quote(c), if *not_null { " NOT NULL" } else { "" }))
+                .collect();
             if !key_names.is_empty() {
-                cols.push(format!("PRIMARY KEY ({})", key_names.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")));
+                cols.push(format!(
+                    "PRIMARY KEY ({})",
+                    key_names.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
+                ));
             }
-            let sql = format!("CREATE TABLE IF NOT EXISTS {quoted} ({}) DEFAULT CHARSET = utf8mb4", cols.join(", "));
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS {quoted} ({}) DEFAULT CHARSET = utf8mb4",
+                cols.join(", ")
+            );
             self.execute(sql, &format!("creating table {name}")).await?;
             info!(sink = %sink, table = %name, "created table");
         } else {
             // MySQL compares column names case-insensitively.
-            let missing: Vec<&(String, String, bool)> = ddl.iter().filter(|(c, _, _)| !found.iter().any(|f| f.eq_ignore_ascii_case(c))).collect();
+            let missing: Vec<&(String, String, bool)> = ddl
+                .iter()
+                .filter(|(c, _, _)| !found.iter().any(|f| f.eq_ignore_ascii_case(c)))
+                .collect();
             if !missing.is_empty() {
                 if !auto_evolve {
                     let names: Vec<&str> = missing.iter().map(|(c, _, _)| c.as_str()).collect();
-                    return Err(ConnectorError::Config(format!("table {name} has no column {} (set auto.evolve = 'true' to add it)", names.join(", "))));
+                    return Err(ConnectorError::Config(format!(
+                        "table {name} has no column {} (set auto.evolve = 'true' to add it)",
+                        names.join(", ")
+                    )));
                 }
                 for (c, t, _) in missing {
                     // Added nullable, as Kafka Connect does: existing rows have no value.
-                    self.execute(format!("ALTER TABLE {quoted} ADD COLUMN {} {t}", quote(c)), &format!("adding column {c} to {name}")).await?;
+                    self.execute(
+                        format!("ALTER TABLE {quoted} ADD COLUMN {} {t}", quote(c)),
+                        &format!("adding column {c} to {name}"),
+                    )
+                    .await?;
                     info!(sink = %sink, table = %name, column = %c, "added column");
                 }
             }
         }
         let columns: Vec<String> = ddl.iter().map(|(c, _, _)| quote(c)).collect();
-        let key = key_names.iter().filter_map(|k| ddl.iter().position(|(c, _, _)| c == k)).collect();
-        let t = Arc::new(Table { quoted, name: name.to_string(), columns, key });
+        let key = key_names
+            .iter()
+            .filter_map(|k| ddl.iter().position(|(c, _, _)| c == k))
+            .collect();
+        let t = Arc::new(Table {
+            quoted,
+            name: name.to_string(),
+            columns,
+            key,
+        });
         self.tables.insert(name.to_string(), Arc::clone(&t));
         Ok(t)
     }
@@ -221,8 +275,19 @@ impl Mysql {
     /// the bad rows are found. With exactly-once, the batch's source positions are
     /// written to `quiver_offsets` in the same transaction. Returns (row, database
     /// error) for each bad row.
-    async fn write_batch(&mut self, work: &[(Arc<Table>, Vec<usize>)], data: &BatchRows<'_>, prepared: &Prepared, offsets: Option<(&str, &Offsets)>) -> Result<Vec<(usize, String)>> {
-        let (mode, batch_size, target, width) = (self.cfg.table.insert_mode, self.cfg.table.batch_size, self.cfg.conn.target.clone(), self.width());
+    async fn write_batch(
+        &mut self,
+        work: &[(Arc<Table>, Vec<usize>)],
+        data: &BatchRows<'_>,
+        prepared: &Prepared,
+        offsets: Option<(&str, &Offsets)>,
+    ) -> Result<Vec<(usize, String)>> {
+        let (mode, batch_size, target, width) = (
+            self.cfg.table.insert_mode,
+            self.cfg.table.batch_size,
+            self.cfg.conn.target.clone(),
+            self.width(),
+        );
         let offsets = offsets.and_then(|(pipeline, positions)| offsets_statement(pipeline, positions));
         let conn = self.connect().await?;
         // A plain transaction on the connection (not mysql_async's Transaction), so a
@@ -304,7 +369,11 @@ impl Mysql {
         }
         let mut out = Offsets::default();
         for (partition, position) in rows {
-            let v = serde_json::from_str(&position).map_err(|e| ConnectorError::Config(format!("quiver_offsets in {target} holds a broken position for {partition}: {e}")))?;
+            let v = serde_json::from_str(&position).map_err(|e| {
+                ConnectorError::Config(format!(
+                    "quiver_offsets in {target} holds a broken position for {partition}: {e}"
+                ))
+            })?;
             out.0.insert(partition, v);
         }
         Ok(Some(out))
@@ -351,7 +420,10 @@ async fn write_rows(
     let mut start = 0;
     while start < rows.len() {
         let delete = data.is_delete(rows[start]);
-        let run = rows[start..].iter().take_while(|r| data.is_delete(**r) == delete).count();
+        let run = rows[start..]
+            .iter()
+            .take_while(|r| data.is_delete(**r) == delete)
+            .count();
         for chunk in rows[start..start + run].chunks(batch_size) {
             let mut n = 0;
             while n < chunk.len() {
@@ -373,11 +445,25 @@ async fn write_rows(
                         }
                         write!(s, "UPDATE {} SET ", table.quoted).unwrap_or_default();
                         for (i, c) in others.iter().enumerate() {
-                            write!(s, "{}{} = {}", if i > 0 { ", " } else { "" }, table.columns[*c], lits.cell(row, *c)).unwrap_or_default();
+                            write!(
+                                s,
+                                "{}{} = {}",
+                                if i > 0 { ", " } else { "" },
+                                table.columns[*c],
+                                lits.cell(row, *c)
+                            )
+                            .unwrap_or_default();
                         }
                         s.push_str(" WHERE ");
                         for (i, k) in table.key.iter().enumerate() {
-                            write!(s, "{}{} = {}", if i > 0 { " AND " } else { "" }, table.columns[*k], lits.cell(row, *k)).unwrap_or_default();
+                            write!(
+                                s,
+                                "{}{} = {}",
+                                if i > 0 { " AND " } else { "" },
+                                table.columns[*k],
+                                lits.cell(row, *k)
+                            )
+                            .unwrap_or_default();
                         }
                         s.push_str(";\n");
                     });
@@ -392,9 +478,16 @@ async fn write_rows(
                     if mode == InsertMode::Upsert {
                         // Later rows for a key update earlier ones: the last change wins.
                         let set: Vec<String> = if others.is_empty() {
-                            table.key.iter().map(|k| format!("{0} = {0}", table.columns[*k])).collect()
+                            table
+                                .key
+                                .iter()
+                                .map(|k| format!("{0} = {0}", table.columns[*k]))
+                                .collect()
                         } else {
-                            others.iter().map(|c| format!("{0} = VALUES({0})", table.columns[*c])).collect()
+                            others
+                                .iter()
+                                .map(|c| format!("{0} = VALUES({0})", table.columns[*c]))
+                                .collect()
                         };
                         write!(sql, " ON DUPLICATE KEY UPDATE {}", set.join(", ")).unwrap_or_default();
                     }
@@ -426,7 +519,12 @@ fn fill(sql: &mut String, rows: &[usize], mut push: impl FnMut(&mut String, usiz
 /// Renders `rows` as SQL literals; rows with a value MySQL cannot hold (NaN,
 /// infinity) come back with the reason instead.
 fn render(data: &BatchRows<'_>, rows: &[usize], width: usize) -> (Rendered, Vec<(usize, String)>) {
-    let mut out = Rendered { text: String::with_capacity(rows.len() * width * 12), cells: Vec::with_capacity(rows.len() * width), width, index: vec![u32::MAX; data.batch_rows()] };
+    let mut out = Rendered {
+        text: String::with_capacity(rows.len() * width * 12),
+        cells: Vec::with_capacity(rows.len() * width),
+        width,
+        index: vec![u32::MAX; data.batch_rows()],
+    };
     let mut bad = Vec::new();
     let mut values: Vec<Cell<'_>> = Vec::with_capacity(width);
     let mut count = 0u32;
@@ -453,7 +551,10 @@ fn render(data: &BatchRows<'_>, rows: &[usize], width: usize) -> (Rendered, Vec<
 /// Renders `rows` as `LOAD DATA` lines (tab-separated, `\N` for NULL); rows MySQL
 /// cannot hold come back with the reason instead.
 fn render_lines(data: &BatchRows<'_>, rows: &[usize]) -> (Lines, Vec<(usize, String)>) {
-    let mut out = Lines { text: Vec::with_capacity(rows.len() * 96), spans: vec![(0, 0); data.batch_rows()] };
+    let mut out = Lines {
+        text: Vec::with_capacity(rows.len() * 96),
+        spans: vec![(0, 0); data.batch_rows()],
+    };
     let mut bad = Vec::new();
     let mut values: Vec<Cell<'_>> = Vec::new();
     'row: for &row in rows {
@@ -495,7 +596,12 @@ pub(crate) struct Lines {
 /// Returns whether the load was clean: every row in, no warning. (With LOCAL, the
 /// server skips duplicates and turns bad values into warnings instead of failing,
 /// so anything less than clean is redone as INSERTs by the caller.)
-async fn load_rows(conn: &mut Conn, table: &Table, lines: &Lines, rows: &[usize]) -> std::result::Result<bool, mysql_async::Error> {
+async fn load_rows(
+    conn: &mut Conn,
+    table: &Table,
+    lines: &Lines,
+    rows: &[usize],
+) -> std::result::Result<bool, mysql_async::Error> {
     let mut data = Vec::with_capacity(rows.iter().map(|r| lines.spans[*r].1 - lines.spans[*r].0).sum());
     for &r in rows {
         let (a, b) = lines.spans[r];
@@ -537,7 +643,12 @@ impl Database for Mysql {
         (prepared, bad)
     }
 
-    async fn write(&mut self, rows: &BatchRows<'_>, lits: &Prepared, offsets: Option<(&str, &Offsets)>) -> Result<Vec<(usize, String)>> {
+    async fn write(
+        &mut self,
+        rows: &BatchRows<'_>,
+        lits: &Prepared,
+        offsets: Option<(&str, &Offsets)>,
+    ) -> Result<Vec<(usize, String)>> {
         let mut work = Vec::with_capacity(rows.by_table.len());
         for (name, table_rows) in &rows.by_table {
             work.push((self.table(name).await?, table_rows.clone()));

@@ -86,9 +86,18 @@ pub(crate) struct MysqlReader {
 }
 
 impl MysqlReader {
-    pub(crate) async fn connect(conn: MysqlConnection, schema: &arrow::datatypes::Schema, tracked: (bool, bool)) -> Result<Self> {
+    pub(crate) async fn connect(
+        conn: MysqlConnection,
+        schema: &arrow::datatypes::Schema,
+        tracked: (bool, bool),
+    ) -> Result<Self> {
         let db = Some(conn.connect().await?);
-        Ok(Self { conn, db, binary: schema.fields().iter().map(|f| is_binary(f.data_type())).collect(), tracked })
+        Ok(Self {
+            conn,
+            db,
+            binary: schema.fields().iter().map(|f| is_binary(f.data_type())).collect(),
+            tracked,
+        })
     }
 }
 
@@ -115,16 +124,33 @@ impl Reader for MysqlReader {
         }
         let target = self.conn.target.clone();
         let outcome = async {
-            let Some(db) = self.db.as_mut() else { return Err(ConnectorError::Internal("no MySQL connection".into())) };
+            let Some(db) = self.db.as_mut() else {
+                return Err(ConnectorError::Internal("no MySQL connection".into()));
+            };
             let mut result = db.query_iter(sql).await.map_err(|e| failed(&target, &e))?;
-            let mut cols: Vec<Column> = self.binary.iter().map(|b| if *b { Column::Bytes(BinaryBuilder::new()) } else { Column::Text(StringBuilder::new()) }).collect();
+            let mut cols: Vec<Column> = self
+                .binary
+                .iter()
+                .map(|b| {
+                    if *b {
+                        Column::Bytes(BinaryBuilder::new())
+                    } else {
+                        Column::Text(StringBuilder::new())
+                    }
+                })
+                .collect();
             let n = cols.len();
             let (has_ts, has_inc) = self.tracked;
             while let Some(row) = result.next().await.map_err(|e| failed(&target, &e))? {
                 let ts = if has_ts { text(row.as_ref(n)) } else { None };
-                let inc = if has_inc { text(row.as_ref(n + usize::from(has_ts))).and_then(|s| s.parse::<i64>().ok()) } else { None };
+                let inc = if has_inc {
+                    text(row.as_ref(n + usize::from(has_ts))).and_then(|s| s.parse::<i64>().ok())
+                } else {
+                    None
+                };
                 if out.cut_before() {
-                    out.emit(cols.iter_mut().map(Column::finish).collect(), ts.as_deref()).await?;
+                    out.emit(cols.iter_mut().map(Column::finish).collect(), ts.as_deref())
+                        .await?;
                 }
                 for (i, c) in cols.iter_mut().enumerate() {
                     match (c, row.as_ref(i)) {

@@ -37,8 +37,12 @@ pub(crate) fn mysql_type(dt: &DataType, key: bool) -> Option<String> {
         DataType::Float64 => "DOUBLE".into(),
         DataType::Decimal128(p, s) => format!("DECIMAL({p}, {s})"),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => if key { "VARCHAR(255)" } else { "TEXT" }.into(),
-        DataType::Dictionary(_, v) if matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8) => if key { "VARCHAR(255)" } else { "TEXT" }.into(),
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => if key { "VARBINARY(255)" } else { "BLOB" }.into(),
+        DataType::Dictionary(_, v) if matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8) => {
+            if key { "VARCHAR(255)" } else { "TEXT" }.into()
+        }
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+            if key { "VARBINARY(255)" } else { "BLOB" }.into()
+        }
         DataType::Date32 | DataType::Date64 => "DATE".into(),
         DataType::Time32(_) | DataType::Time64(_) => "TIME(6)".into(),
         DataType::Timestamp(..) => "DATETIME(6)".into(),
@@ -138,7 +142,11 @@ fn push_decimal(out: &mut String, unscaled: i128, scale: i8) {
     }
     let digits = unscaled.unsigned_abs().to_string();
     let scale = scale as usize;
-    let (int, frac) = if digits.len() > scale { digits.split_at(digits.len() - scale) } else { ("", digits.as_str()) };
+    let (int, frac) = if digits.len() > scale {
+        digits.split_at(digits.len() - scale)
+    } else {
+        ("", digits.as_str())
+    };
     if unscaled < 0 {
         out.push('-');
     }
@@ -160,7 +168,10 @@ mod tests {
 
     #[test]
     fn literals_cannot_break_out_of_their_quotes() {
-        assert_eq!(lit(Cell::Text("it's \\' ; DROP TABLE t; --")), "'it''s \\'' ; DROP TABLE t; --'");
+        assert_eq!(
+            lit(Cell::Text("it's \\' ; DROP TABLE t; --")),
+            "'it''s \\'' ; DROP TABLE t; --'"
+        );
         assert_eq!(lit(Cell::Bytes(&[0, 0x27, 0xff])), "X'0027FF'");
         assert_eq!(quote("a`b"), "`a``b`");
     }
@@ -176,7 +187,10 @@ mod tests {
         assert_eq!(field(Cell::Null), "\\N");
         assert_eq!(field(Cell::Text("\\N")), "\\\\N", "the text \\N is not NULL");
         assert_eq!(field(Cell::Numeric(-5, 2)), "-0.05");
-        assert_eq!(field(Cell::Date(chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap())), "2026-11-22");
+        assert_eq!(
+            field(Cell::Date(chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap())),
+            "2026-11-22"
+        );
         assert!(push_field(&mut Vec::new(), &Cell::F64(f64::INFINITY)).is_err());
     }
 
@@ -187,7 +201,10 @@ mod tests {
         assert_eq!(lit(Cell::Numeric(-5, 2)), "-0.05");
         assert_eq!(lit(Cell::Numeric(7, -2)), "700");
         assert_eq!(lit(Cell::F64(0.1)), "1e-1");
-        assert_eq!("1.7976931348623157e308".parse::<f64>().unwrap(), lit(Cell::F64(f64::MAX)).parse::<f64>().unwrap());
+        assert_eq!(
+            "1.7976931348623157e308".parse::<f64>().unwrap(),
+            lit(Cell::F64(f64::MAX)).parse::<f64>().unwrap()
+        );
         assert!(push_literal(&mut String::new(), &Cell::F64(f64::NAN)).is_err());
     }
 }

@@ -20,9 +20,13 @@ pub(crate) fn connection(url: &str) -> std::result::Result<tokio_postgres::Confi
     if let Some(scheme) = native.split_once("://").map(|(s, _)| s)
         && !matches!(scheme, "postgres" | "postgresql")
     {
-        return Err(format!("'{scheme}://' is not a PostgreSQL URL (expected postgres://, postgresql:// or jdbc:postgresql://)"));
+        return Err(format!(
+            "'{scheme}://' is not a PostgreSQL URL (expected postgres://, postgresql:// or jdbc:postgresql://)"
+        ));
     }
-    native.parse::<tokio_postgres::Config>().map_err(|e| format!("not a valid PostgreSQL connection string: {e}"))
+    native
+        .parse::<tokio_postgres::Config>()
+        .map_err(|e| format!("not a valid PostgreSQL connection string: {e}"))
 }
 
 /// Reads `connection.url`, `connection.user`, `connection.password` and `connection.ssl.*`.
@@ -58,7 +62,11 @@ pub(crate) fn parse(opts: &mut Options) -> Result<PgConnection> {
             tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
         })
         .unwrap_or_else(|| "localhost".into());
-    let target = format!("postgres://{host}:{}/{}", pg.get_ports().first().copied().unwrap_or(5432), pg.get_dbname().unwrap_or(""));
+    let target = format!(
+        "postgres://{host}:{}/{}",
+        pg.get_ports().first().copied().unwrap_or(5432),
+        pg.get_dbname().unwrap_or("")
+    );
     Ok(PgConnection { pg, tls, target })
 }
 
@@ -72,12 +80,22 @@ impl PgConnection {
             self.drive(connection);
             client
         } else {
-            let connector = self.tls.connector().map_err(|e| ConnectorError::Config(format!("connecting to {}: {e}", self.target)))?;
-            let (client, connection) = self.pg.connect(postgres_native_tls::MakeTlsConnector::new(connector)).await.map_err(|e| fail(&e))?;
+            let connector = self
+                .tls
+                .connector()
+                .map_err(|e| ConnectorError::Config(format!("connecting to {}: {e}", self.target)))?;
+            let (client, connection) = self
+                .pg
+                .connect(postgres_native_tls::MakeTlsConnector::new(connector))
+                .await
+                .map_err(|e| fail(&e))?;
             self.drive(connection);
             client
         };
-        client.batch_execute("SET TIME ZONE 'UTC'").await.map_err(|e| fail(&e))?;
+        client
+            .batch_execute("SET TIME ZONE 'UTC'")
+            .await
+            .map_err(|e| fail(&e))?;
         Ok(client)
     }
 
@@ -105,7 +123,11 @@ pub(crate) fn is_lost(e: &tokio_postgres::Error) -> bool {
 /// connection is lost, a configuration problem otherwise.
 pub(crate) fn error(context: &str, e: &tokio_postgres::Error) -> ConnectorError {
     let message = format!("{context}: {}", reason(e));
-    if is_lost(e) { ConnectorError::Unavailable(message) } else { ConnectorError::Config(message) }
+    if is_lost(e) {
+        ConnectorError::Unavailable(message)
+    } else {
+        ConnectorError::Config(message)
+    }
 }
 
 /// The error with its cause chain (a TLS handshake failure says why: expired,
@@ -126,7 +148,10 @@ mod tests {
         assert_eq!(c.get_dbname(), Some("shop"));
         assert_eq!(c.get_user(), Some("etl"));
         assert_eq!(c.get_ports(), &[6543]);
-        assert!(!format!("{c:?}").contains("s3cret"), "the password is not in Debug output");
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "the password is not in Debug output"
+        );
         assert!(connection("postgres://127.0.0.1/test").is_ok());
         let e = connection("jdbc:mysql://h/db").unwrap_err();
         assert!(e.contains("'mysql://' is not a PostgreSQL URL"), "{e}");

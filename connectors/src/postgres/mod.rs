@@ -20,9 +20,13 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 
 use crate::api::{Connector, OptionKind, OptionSpec, Options, Result, Sink, SinkContext, Source, SourceContext};
-use crate::jdbc::source::{ATTEMPTS, BACKOFF, BATCH_MAX_ROWS, INCREMENTING, MODE, POLL_INTERVAL, PollConfig, PollingSource, QUERY, TABLES, TIMESTAMP, TIMESTAMP_DELAY};
 use crate::jdbc::sink::{
-    AUTO_CREATE, AUTO_EVOLVE, BATCH_SIZE, DELETE_ENABLED, DELIVERY, FIELDS_WHITELIST, INSERT_MODE, MAX_RETRIES, PK_FIELDS, PK_MODE, RETRY_BACKOFF, TABLE, TableSinkConfig,
+    AUTO_CREATE, AUTO_EVOLVE, BATCH_SIZE, DELETE_ENABLED, DELIVERY, FIELDS_WHITELIST, INSERT_MODE, MAX_RETRIES,
+    PK_FIELDS, PK_MODE, RETRY_BACKOFF, TABLE, TableSinkConfig,
+};
+use crate::jdbc::source::{
+    ATTEMPTS, BACKOFF, BATCH_MAX_ROWS, INCREMENTING, MODE, POLL_INTERVAL, PollConfig, PollingSource, QUERY, TABLES,
+    TIMESTAMP, TIMESTAMP_DELAY,
 };
 use crate::jdbc::{PASSWORD, SSL_MODE, SSL_ROOT_CERT, USER};
 
@@ -54,8 +58,23 @@ const SINK_OPTIONS: &[OptionSpec] = &[
     RETRY_BACKOFF,
 ];
 
-const SOURCE_OPTIONS: &[OptionSpec] =
-    &[URL, USER, PASSWORD, SSL_MODE, SSL_ROOT_CERT, MODE, TABLES, QUERY, INCREMENTING, TIMESTAMP, POLL_INTERVAL, BATCH_MAX_ROWS, TIMESTAMP_DELAY, ATTEMPTS, BACKOFF];
+const SOURCE_OPTIONS: &[OptionSpec] = &[
+    URL,
+    USER,
+    PASSWORD,
+    SSL_MODE,
+    SSL_ROOT_CERT,
+    MODE,
+    TABLES,
+    QUERY,
+    INCREMENTING,
+    TIMESTAMP,
+    POLL_INTERVAL,
+    BATCH_MAX_ROWS,
+    TIMESTAMP_DELAY,
+    ATTEMPTS,
+    BACKOFF,
+];
 
 /// A parsed polling source: where to connect and what to read.
 #[derive(Debug, Clone)]
@@ -97,7 +116,13 @@ impl Connector for PostgresConnector {
         let tracked = (!config.poll.timestamp.is_empty(), config.poll.incrementing.is_some());
         let reader = source::PgReader::connect(config.conn.clone(), &ctx.schema, tracked).await?;
         let columns = source::columns(&ctx.schema);
-        Ok(Box::new(PollingSource::start(config.poll.clone(), &source::DIALECT, columns, Box::new(reader), &ctx)))
+        Ok(Box::new(PollingSource::start(
+            config.poll.clone(),
+            &source::DIALECT,
+            columns,
+            Box::new(reader),
+            &ctx,
+        )))
     }
     fn sink_options(&self) -> Option<&'static [OptionSpec]> {
         Some(SINK_OPTIONS)

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
-use tokio_postgres::Client;
 use tracing::info;
 
 use super::PostgresSinkConfig;
@@ -77,7 +77,13 @@ pub(crate) async fn start(cfg: PostgresSinkConfig, ctx: SinkContext) -> Result<T
 
 impl Postgres {
     async fn start(cfg: PostgresSinkConfig, ctx: &SinkContext) -> Result<Self> {
-        let mut sink = Self { name: ctx.name.clone(), schema: Arc::clone(&ctx.schema), client: None, tables: HashMap::new(), cfg };
+        let mut sink = Self {
+            name: ctx.name.clone(),
+            schema: Arc::clone(&ctx.schema),
+            client: None,
+            tables: HashMap::new(),
+            cfg,
+        };
         sink.connect().await?;
         if sink.cfg.table.exactly_once {
             let target = sink.cfg.conn.target.clone();
@@ -101,9 +107,10 @@ impl Postgres {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = Some(self.cfg.conn.connect().await?);
         }
-        self.client.as_ref().ok_or_else(|| ConnectorError::Internal("no PostgreSQL connection".into()))
+        self.client
+            .as_ref()
+            .ok_or_else(|| ConnectorError::Internal("no PostgreSQL connection".into()))
     }
-
 
     /// Looks the table up (creating or widening it if allowed) once per name.
     async fn table(&mut self, name: &str) -> Result<Arc<Table>> {
@@ -117,7 +124,8 @@ impl Postgres {
         let mut ddl = Vec::new();
         for i in &self.cfg.table.columns {
             let f = self.schema.field(*i);
-            let (ty, sql) = pg_type(f.data_type()).ok_or_else(|| ConnectorError::Internal(format!("no type for {}", f.name())))?;
+            let (ty, sql) =
+                pg_type(f.data_type()).ok_or_else(|| ConnectorError::Internal(format!("no type for {}", f.name())))?;
             columns.push(f.name().clone());
             types.push(ty);
             ddl.push((f.name().clone(), sql, !f.is_nullable()));
@@ -125,7 +133,11 @@ impl Postgres {
         let key: Vec<String> = match &self.cfg.table.pk {
             PkMode::None => Vec::new(),
             PkMode::Kafka => {
-                for (c, ty, sql) in [(KAFKA_PK[0], Type::TEXT, "TEXT"), (KAFKA_PK[1], Type::INT4, "INTEGER"), (KAFKA_PK[2], Type::INT8, "BIGINT")] {
+                for (c, ty, sql) in [
+                    (KAFKA_PK[0], Type::TEXT, "TEXT"),
+                    (KAFKA_PK[1], Type::INT4, "INTEGER"),
+                    (KAFKA_PK[2], Type::INT8, "BIGINT"),
+                ] {
                     columns.push(c.to_string());
                     types.push(ty);
                     ddl.push((c.to_string(), sql.to_string(), true));
@@ -133,8 +145,12 @@ impl Postgres {
                 KAFKA_PK.iter().map(|s| s.to_string()).collect()
             }
             PkMode::RecordKey(col) => {
-                let f = self.schema.field_with_name("_key").map_err(|e| ConnectorError::Internal(e.to_string()))?;
-                let (ty, sql) = pg_type(f.data_type()).ok_or_else(|| ConnectorError::Internal("no type for _key".into()))?;
+                let f = self
+                    .schema
+                    .field_with_name("_key")
+                    .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+                let (ty, sql) =
+                    pg_type(f.data_type()).ok_or_else(|| ConnectorError::Internal("no type for _key".into()))?;
                 columns.push(col.clone());
                 types.push(ty);
                 ddl.push((col.clone(), sql, true));
@@ -142,7 +158,12 @@ impl Postgres {
             }
             PkMode::RecordValue(fields) => fields.clone(),
         };
-        let (target, auto_create, auto_evolve, sink) = (self.cfg.conn.target.clone(), self.cfg.table.auto_create, self.cfg.table.auto_evolve, self.name.clone());
+        let (target, auto_create, auto_evolve, sink) = (
+            self.cfg.conn.target.clone(),
+            self.cfg.table.auto_create,
+            self.cfg.table.auto_evolve,
+            self.name.clone(),
+        );
         let client = self.connect().await?;
         let existing = client
             .query(
@@ -152,17 +173,31 @@ impl Postgres {
             )
             .await
             .map_err(|e| error(&format!("looking up table {name} in {target}"), &e))?;
-        let found: HashMap<String, u32> = existing.iter().map(|r| (r.get::<_, String>(0), r.get::<_, u32>(1))).collect();
+        let found: HashMap<String, u32> = existing
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, u32>(1)))
+            .collect();
         if found.is_empty() {
             if !auto_create {
-                return Err(ConnectorError::Config(format!("table {name} does not exist in {target} (set auto.create = 'true' to create it)")));
+                return Err(ConnectorError::Config(format!(
+                    "table {name} does not exist in {target} (set auto.create = 'true' to create it)"
+                )));
             }
-            let mut cols: Vec<String> = ddl.iter().map(|(c, t, not_null)| format!("{} {t}{}", quote(c), if *not_null { " NOT NULL" } else { "" })).collect();
+            let mut cols: Vec<String> = ddl
+                .iter()
+                .map(|(c, t, not_null)| format!("{} {t}{}", quote(c), if *not_null { " NOT NULL" } else { "" }))
+                .collect();
             if !key.is_empty() {
-                cols.push(format!("PRIMARY KEY ({})", key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")));
+                cols.push(format!(
+                    "PRIMARY KEY ({})",
+                    key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
+                ));
             }
             let sql = format!("CREATE TABLE IF NOT EXISTS {quoted} ({})", cols.join(", "));
-            client.batch_execute(&sql).await.map_err(|e| error(&format!("creating table {name}"), &e))?;
+            client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| error(&format!("creating table {name}"), &e))?;
             info!(sink = %sink, table = %name, "created table");
         } else {
             let missing: Vec<&(String, String, bool)> = ddl.iter().filter(|(c, _, _)| !found.contains_key(c)).collect();
@@ -177,14 +212,28 @@ impl Postgres {
                 for (c, t, _) in missing {
                     // Added nullable, as Kafka Connect does: existing rows have no value.
                     let sql = format!("ALTER TABLE {quoted} ADD COLUMN IF NOT EXISTS {} {t}", quote(c));
-                    client.batch_execute(&sql).await.map_err(|e| error(&format!("adding column {c} to {name}"), &e))?;
+                    client
+                        .batch_execute(&sql)
+                        .await
+                        .map_err(|e| error(&format!("adding column {c} to {name}"), &e))?;
                     info!(sink = %sink, table = %name, column = %c, "added column");
                 }
             }
         }
-        let direct = columns.iter().zip(&types).all(|(c, t)| found.get(c).is_none_or(|oid| *oid == t.oid()));
+        let direct = columns
+            .iter()
+            .zip(&types)
+            .all(|(c, t)| found.get(c).is_none_or(|oid| *oid == t.oid()));
         let comparable = found.values().all(|oid| !NOT_COMPARABLE.contains(oid));
-        let t = Arc::new(Table { quoted, name: name.to_string(), columns, types, key, direct, comparable });
+        let t = Arc::new(Table {
+            quoted,
+            name: name.to_string(),
+            columns,
+            types,
+            key,
+            direct,
+            comparable,
+        });
         self.tables.insert(name.to_string(), Arc::clone(&t));
         Ok(t)
     }
@@ -194,10 +243,21 @@ impl Postgres {
     /// the bad rows are found. With exactly-once, the batch's source positions are
     /// written to `quiver_offsets` in the same transaction. Returns (row, database
     /// error) for each bad row.
-    async fn write_batch(&mut self, work: &[(Arc<Table>, Vec<usize>)], data: &BatchRows<'_>, offsets: Option<(&str, &Offsets)>) -> Result<Vec<(usize, String)>> {
-        let (mode, batch_size, target) = (self.cfg.table.insert_mode, self.cfg.table.batch_size, self.cfg.conn.target.clone());
+    async fn write_batch(
+        &mut self,
+        work: &[(Arc<Table>, Vec<usize>)],
+        data: &BatchRows<'_>,
+        offsets: Option<(&str, &Offsets)>,
+    ) -> Result<Vec<(usize, String)>> {
+        let (mode, batch_size, target) = (
+            self.cfg.table.insert_mode,
+            self.cfg.table.batch_size,
+            self.cfg.conn.target.clone(),
+        );
         self.connect().await?;
-        let Some(client) = self.client.as_mut() else { return Err(ConnectorError::Internal("no PostgreSQL connection".into())) };
+        let Some(client) = self.client.as_mut() else {
+            return Err(ConnectorError::Internal("no PostgreSQL connection".into()));
+        };
         let outcome = async {
             let mut tx = client.transaction().await?;
             let mut bad = Vec::new();
@@ -249,13 +309,20 @@ impl Postgres {
         let target = self.cfg.conn.target.clone();
         let client = self.connect().await?;
         let rows = client
-            .query("SELECT source_partition, position FROM quiver_offsets WHERE pipeline = $1", &[&name])
+            .query(
+                "SELECT source_partition, position FROM quiver_offsets WHERE pipeline = $1",
+                &[&name],
+            )
             .await
             .map_err(|e| error(&format!("reading quiver_offsets in {target}"), &e))?;
         if rows.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Offsets(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, serde_json::Value>(1))).collect())))
+        Ok(Some(Offsets(
+            rows.iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, serde_json::Value>(1)))
+                .collect(),
+        )))
     }
 }
 
@@ -284,8 +351,17 @@ async fn write_rows(
     let staged = mode != InsertMode::Insert || !table.direct || deletes;
     let into = if staged {
         // A staging table with our own column types, dropped once merged.
-        let defs: Vec<String> = table.columns.iter().zip(&table.types).map(|(c, t)| format!("{} {}", quote(c), type_sql(t))).collect();
-        tx.batch_execute(&format!("CREATE TEMP TABLE quiver_stage ({}, quiver_seq BIGINT, quiver_delete BOOLEAN) ON COMMIT DROP", defs.join(", "))).await?;
+        let defs: Vec<String> = table
+            .columns
+            .iter()
+            .zip(&table.types)
+            .map(|(c, t)| format!("{} {}", quote(c), type_sql(t)))
+            .collect();
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE quiver_stage ({}, quiver_seq BIGINT, quiver_delete BOOLEAN) ON COMMIT DROP",
+            defs.join(", ")
+        ))
+        .await?;
         "quiver_stage".to_string()
     } else {
         table.quoted.clone()
@@ -295,11 +371,17 @@ async fn write_rows(
         types.push(Type::INT8);
         types.push(Type::BOOL);
     }
-    let copy_cols = if staged { format!("{col_list}, quiver_seq, quiver_delete") } else { col_list.clone() };
+    let copy_cols = if staged {
+        format!("{col_list}, quiver_seq, quiver_delete")
+    } else {
+        col_list.clone()
+    };
     // One row's values, reused for every row (no allocation per row).
     let mut values: Vec<Cell<'_>> = Vec::with_capacity(types.len());
     for chunk in rows.chunks(batch_size) {
-        let sink = tx.copy_in(&format!("COPY {into} ({copy_cols}) FROM STDIN (FORMAT binary)")).await?;
+        let sink = tx
+            .copy_in(&format!("COPY {into} ({copy_cols}) FROM STDIN (FORMAT binary)"))
+            .await?;
         let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
         for (n, &row) in chunk.iter().enumerate() {
             values.clear();
@@ -325,23 +407,42 @@ async fn write_rows(
 /// Moves the staged rows into the table: insert, upsert or update, then deletes.
 /// Within one chunk the last row for a key wins, as it would with row-by-row
 /// statements, so a key written and then deleted ends up deleted.
-async fn merge(tx: &tokio_postgres::Transaction<'_>, table: &Table, mode: InsertMode, col_list: &str, deletes: bool) -> std::result::Result<(), tokio_postgres::Error> {
+async fn merge(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &Table,
+    mode: InsertMode,
+    col_list: &str,
+    deletes: bool,
+) -> std::result::Result<(), tokio_postgres::Error> {
     let keys = table.key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
     let latest = |what: &str| {
         if table.key.is_empty() {
             format!("SELECT {what} FROM quiver_stage WHERE NOT quiver_delete ORDER BY quiver_seq")
         } else {
-            format!("SELECT * FROM (SELECT DISTINCT ON ({keys}) {what}, quiver_delete FROM quiver_stage ORDER BY {keys}, quiver_seq DESC) AS l WHERE NOT l.quiver_delete")
+            format!(
+                "SELECT * FROM (SELECT DISTINCT ON ({keys}) {what}, quiver_delete FROM quiver_stage ORDER BY {keys}, quiver_seq DESC) AS l WHERE NOT l.quiver_delete"
+            )
         }
     };
     let written = latest(col_list);
     // Only the table's columns, in order, from the de-duplicated rows.
-    let pick = table.columns.iter().map(|c| format!("w.{}", quote(c))).collect::<Vec<_>>().join(", ");
+    let pick = table
+        .columns
+        .iter()
+        .map(|c| format!("w.{}", quote(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
     let others: Vec<&String> = table.columns.iter().filter(|c| !table.key.contains(c)).collect();
     let sql = match mode {
-        InsertMode::Insert => format!("INSERT INTO {} ({col_list}) SELECT {pick} FROM ({written}) AS w", table.quoted),
+        InsertMode::Insert => format!(
+            "INSERT INTO {} ({col_list}) SELECT {pick} FROM ({written}) AS w",
+            table.quoted
+        ),
         InsertMode::Upsert if others.is_empty() => {
-            format!("INSERT INTO {} ({col_list}) SELECT {pick} FROM ({written}) AS w ON CONFLICT ({keys}) DO NOTHING", table.quoted)
+            format!(
+                "INSERT INTO {} ({col_list}) SELECT {pick} FROM ({written}) AS w ON CONFLICT ({keys}) DO NOTHING",
+                table.quoted
+            )
         }
         InsertMode::Upsert => {
             let set: Vec<String> = others.iter().map(|c| format!("{0} = EXCLUDED.{0}", quote(c))).collect();
@@ -366,7 +467,12 @@ async fn merge(tx: &tokio_postgres::Transaction<'_>, table: &Table, mode: Insert
             if set.is_empty() {
                 String::new()
             } else {
-                format!("UPDATE {} AS t SET {} FROM ({written}) AS s WHERE {}", table.quoted, set.join(", "), on.join(" AND "))
+                format!(
+                    "UPDATE {} AS t SET {} FROM ({written}) AS s WHERE {}",
+                    table.quoted,
+                    set.join(", "),
+                    on.join(" AND ")
+                )
             }
         }
     };
@@ -375,8 +481,15 @@ async fn merge(tx: &tokio_postgres::Transaction<'_>, table: &Table, mode: Insert
     }
     if deletes {
         let on: Vec<String> = table.key.iter().map(|k| format!("t.{0} = d.{0}", quote(k))).collect();
-        let last = format!("SELECT DISTINCT ON ({keys}) {keys}, quiver_delete FROM quiver_stage ORDER BY {keys}, quiver_seq DESC");
-        tx.batch_execute(&format!("DELETE FROM {} AS t USING ({last}) AS d WHERE d.quiver_delete AND {}", table.quoted, on.join(" AND "))).await?;
+        let last = format!(
+            "SELECT DISTINCT ON ({keys}) {keys}, quiver_delete FROM quiver_stage ORDER BY {keys}, quiver_seq DESC"
+        );
+        tx.batch_execute(&format!(
+            "DELETE FROM {} AS t USING ({last}) AS d WHERE d.quiver_delete AND {}",
+            table.quoted,
+            on.join(" AND ")
+        ))
+        .await?;
     }
     Ok(())
 }
@@ -401,7 +514,12 @@ impl Database for Postgres {
         ((), Vec::new())
     }
 
-    async fn write(&mut self, rows: &BatchRows<'_>, _prepared: &(), offsets: Option<(&str, &Offsets)>) -> Result<Vec<(usize, String)>> {
+    async fn write(
+        &mut self,
+        rows: &BatchRows<'_>,
+        _prepared: &(),
+        offsets: Option<(&str, &Offsets)>,
+    ) -> Result<Vec<(usize, String)>> {
         let mut work = Vec::with_capacity(rows.by_table.len());
         for (name, table_rows) in &rows.by_table {
             work.push((self.table(name).await?, table_rows.clone()));

@@ -20,8 +20,8 @@
 //! | arrays of BOOLEAN, integers, floats, STRING | the matching PostgreSQL array |
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListBuilder,
-    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int16Builder,
+    Int32Builder, Int64Builder, ListBuilder, StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::DataType;
 use async_trait::async_trait;
@@ -71,7 +71,11 @@ fn wire(dt: &DataType) -> Option<Wire> {
         DataType::Int64 | DataType::UInt32 | DataType::UInt64 => Wire::I64,
         DataType::Float16 | DataType::Float32 => Wire::F32,
         DataType::Float64 => Wire::F64,
-        DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Wire::Text,
+        DataType::Decimal128(..)
+        | DataType::Decimal256(..)
+        | DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Utf8View => Wire::Text,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Wire::Bytes,
         DataType::Date32 | DataType::Date64 => Wire::Date,
         DataType::Time32(_) | DataType::Time64(_) => Wire::Time,
@@ -158,11 +162,25 @@ pub(crate) struct PgReader {
 }
 
 impl PgReader {
-    pub(crate) async fn connect(conn: PgConnection, schema: &arrow::datatypes::Schema, tracked: (bool, bool)) -> Result<Self> {
+    pub(crate) async fn connect(
+        conn: PgConnection,
+        schema: &arrow::datatypes::Schema,
+        tracked: (bool, bool),
+    ) -> Result<Self> {
         let client = Some(conn.connect().await?);
-        let wires = schema.fields().iter().map(|f| wire(f.data_type()).unwrap_or(Wire::Text)).collect();
+        let wires = schema
+            .fields()
+            .iter()
+            .map(|f| wire(f.data_type()).unwrap_or(Wire::Text))
+            .collect();
         let names = schema.fields().iter().map(|f| f.name().clone()).collect();
-        Ok(Self { conn, client, wires, names, tracked })
+        Ok(Self {
+            conn,
+            client,
+            wires,
+            names,
+            tracked,
+        })
     }
 }
 
@@ -176,7 +194,9 @@ impl Reader for PgReader {
         if self.client.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
             self.client = Some(self.conn.connect().await?);
         }
-        let Some(client) = &self.client else { return Err(ConnectorError::Internal("no PostgreSQL connection".into())) };
+        let Some(client) = &self.client else {
+            return Err(ConnectorError::Internal("no PostgreSQL connection".into()));
+        };
         let target = &self.conn.target;
         let mut types: Vec<Type> = self.wires.iter().map(|w| w.pg().0).collect();
         let (has_ts, has_inc) = self.tracked;
@@ -186,20 +206,34 @@ impl Reader for PgReader {
         if has_inc {
             types.push(Type::INT8);
         }
-        let copy = client.copy_out(&format!("COPY ({sql}) TO STDOUT (FORMAT binary)")).await.map_err(|e| failed(target, &e))?;
+        let copy = client
+            .copy_out(&format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))
+            .await
+            .map_err(|e| failed(target, &e))?;
         let rows = BinaryCopyOutStream::new(copy, &types);
         let mut rows = std::pin::pin!(rows);
         let mut builders: Vec<Box<dyn ArrayBuilder>> = self.wires.iter().map(|w| w.builder()).collect();
         let n = self.wires.len();
         while let Some(row) = rows.next().await {
             let row = row.map_err(|e| failed(target, &e))?;
-            let ts: Option<String> = if has_ts { row.try_get::<Option<String>>(n).map_err(|e| failed(target, &e))? } else { None };
-            let inc: Option<i64> = if has_inc { row.try_get::<Option<i64>>(n + usize::from(has_ts)).map_err(|e| failed(target, &e))? } else { None };
+            let ts: Option<String> = if has_ts {
+                row.try_get::<Option<String>>(n).map_err(|e| failed(target, &e))?
+            } else {
+                None
+            };
+            let inc: Option<i64> = if has_inc {
+                row.try_get::<Option<i64>>(n + usize::from(has_ts))
+                    .map_err(|e| failed(target, &e))?
+            } else {
+                None
+            };
             if out.cut_before() {
                 out.emit(finish(&mut builders), ts.as_deref()).await?;
             }
             for (i, (w, b)) in self.wires.iter().zip(builders.iter_mut()).enumerate() {
-                append(*w, b.as_mut(), &row, i).map_err(|e| ConnectorError::Config(format!("reading column {} from {target}: {e}", self.names[i])))?;
+                append(*w, b.as_mut(), &row, i).map_err(|e| {
+                    ConnectorError::Config(format!("reading column {} from {target}: {e}", self.names[i]))
+                })?;
             }
             out.push(ts, inc);
         }
@@ -224,10 +258,15 @@ fn days(d: NaiveDate) -> i32 {
 }
 
 fn downcast<T: 'static>(b: &mut dyn ArrayBuilder) -> std::result::Result<&mut T, String> {
-    b.as_any_mut().downcast_mut::<T>().ok_or_else(|| "internal error: builder does not match its wire type".to_string())
+    b.as_any_mut()
+        .downcast_mut::<T>()
+        .ok_or_else(|| "internal error: builder does not match its wire type".to_string())
 }
 
-fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a BinaryCopyOutRow, i: usize) -> std::result::Result<Option<T>, String> {
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a BinaryCopyOutRow,
+    i: usize,
+) -> std::result::Result<Option<T>, String> {
     row.try_get::<Option<T>>(i).map_err(|e| e.to_string())
 }
 
@@ -243,8 +282,10 @@ fn append(w: Wire, b: &mut dyn ArrayBuilder, row: &BinaryCopyOutRow, i: usize) -
         Wire::Bytes => downcast::<BinaryBuilder>(b)?.append_option(get::<&[u8]>(row, i)?),
         Wire::Date => downcast::<Date32Builder>(b)?.append_option(get::<NaiveDate>(row, i)?.map(days)),
         Wire::Time => downcast::<Time64MicrosecondBuilder>(b)?.append_option(get::<NaiveTime>(row, i)?.map(micros)),
-        Wire::Ts => downcast::<TimestampMicrosecondBuilder>(b)?.append_option(get::<NaiveDateTime>(row, i)?.map(|t| t.and_utc().timestamp_micros())),
-        Wire::TsTz => downcast::<TimestampMicrosecondBuilder>(b)?.append_option(get::<DateTime<Utc>>(row, i)?.map(|t| t.timestamp_micros())),
+        Wire::Ts => downcast::<TimestampMicrosecondBuilder>(b)?
+            .append_option(get::<NaiveDateTime>(row, i)?.map(|t| t.and_utc().timestamp_micros())),
+        Wire::TsTz => downcast::<TimestampMicrosecondBuilder>(b)?
+            .append_option(get::<DateTime<Utc>>(row, i)?.map(|t| t.timestamp_micros())),
         Wire::ListBool => downcast::<ListBuilder<BooleanBuilder>>(b)?.append_option(get::<Vec<Option<bool>>>(row, i)?),
         Wire::ListI64 => downcast::<ListBuilder<Int64Builder>>(b)?.append_option(get::<Vec<Option<i64>>>(row, i)?),
         Wire::ListF64 => downcast::<ListBuilder<Float64Builder>>(b)?.append_option(get::<Vec<Option<f64>>>(row, i)?),

@@ -37,13 +37,19 @@ pub(crate) fn pg_type(dt: &DataType) -> Option<(Type, String)> {
         DataType::Float64 => (Type::FLOAT8, "DOUBLE PRECISION".into()),
         DataType::Decimal128(p, s) => (Type::NUMERIC, format!("NUMERIC({p}, {s})")),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => (Type::TEXT, "TEXT".into()),
-        DataType::Dictionary(_, v) if matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8) => (Type::TEXT, "TEXT".into()),
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => (Type::BYTEA, "BYTEA".into()),
+        DataType::Dictionary(_, v) if matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8) => {
+            (Type::TEXT, "TEXT".into())
+        }
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+            (Type::BYTEA, "BYTEA".into())
+        }
         DataType::Date32 | DataType::Date64 => (Type::DATE, "DATE".into()),
         DataType::Time32(_) | DataType::Time64(_) => (Type::TIME, "TIME".into()),
         DataType::Timestamp(_, None) => (Type::TIMESTAMP, "TIMESTAMP".into()),
         DataType::Timestamp(_, Some(_)) => (Type::TIMESTAMPTZ, "TIMESTAMPTZ".into()),
-        DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_) | DataType::Map(..) => (Type::JSONB, "JSONB".into()),
+        DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_) | DataType::Map(..) => {
+            (Type::JSONB, "JSONB".into())
+        }
         _ => return None,
     })
 }

@@ -17,9 +17,18 @@ use crate::parser::Statement;
 
 /// The connector classes Quiver translates: full name, and what it becomes.
 const CLASSES: [(&str, Kind); 6] = [
-    ("org.apache.kafka.connect.mirror.MirrorSourceConnector", Kind::MirrorSource),
-    ("org.apache.kafka.connect.file.FileStreamSourceConnector", Kind::FileStreamSource),
-    ("org.apache.kafka.connect.file.FileStreamSinkConnector", Kind::FileStreamSink),
+    (
+        "org.apache.kafka.connect.mirror.MirrorSourceConnector",
+        Kind::MirrorSource,
+    ),
+    (
+        "org.apache.kafka.connect.file.FileStreamSourceConnector",
+        Kind::FileStreamSource,
+    ),
+    (
+        "org.apache.kafka.connect.file.FileStreamSinkConnector",
+        Kind::FileStreamSink,
+    ),
     ("io.confluent.connect.s3.S3SinkConnector", Kind::S3Sink),
     ("io.confluent.connect.jdbc.JdbcSinkConnector", Kind::JdbcSink),
     ("io.confluent.connect.jdbc.JdbcSourceConnector", Kind::JdbcSource),
@@ -77,8 +86,18 @@ pub(crate) fn plan(cfg: &ConnectorConfig, options: &TranslateOptions, notes: &mu
     });
     let Some((full, kind)) = found else {
         let known: Vec<&str> = CLASSES.iter().map(|(f, _)| *f).collect();
-        let hint = if class.starts_with("io.debezium.") { " (Debezium change events: read their topic with a Kafka source and format = 'debezium-json')" } else { "" };
-        return Err(TranslateError::new("connector.class", format!("unsupported connector class '{class}'{hint}; Quiver translates {}", known.join(", "))));
+        let hint = if class.starts_with("io.debezium.") {
+            " (Debezium change events: read their topic with a Kafka source and format = 'debezium-json')"
+        } else {
+            ""
+        };
+        return Err(TranslateError::new(
+            "connector.class",
+            format!(
+                "unsupported connector class '{class}'{hint}; Quiver translates {}",
+                known.join(", ")
+            ),
+        ));
     };
     let name = bare_name(&cfg.name);
     let mut plan = Plan {
@@ -89,8 +108,25 @@ pub(crate) fn plan(cfg: &ConnectorConfig, options: &TranslateOptions, notes: &mu
         source_options: Vec::new(),
         sink_options: Vec::new(),
         shape: SinkShape::Files,
-        record: Record { fields: Vec::new(), key: None, topic: None, partition: None, offset: None, timestamp: None, headers: None, key_fields: None, keep: Vec::new() },
-        context: Context { from_kafka: false, tombstone: None, origin: String::new(), key_json: false, primitive: false, unwrapped: None },
+        record: Record {
+            fields: Vec::new(),
+            key: None,
+            topic: None,
+            partition: None,
+            offset: None,
+            timestamp: None,
+            headers: None,
+            key_fields: None,
+            keep: Vec::new(),
+        },
+        context: Context {
+            from_kafka: false,
+            tombstone: None,
+            origin: String::new(),
+            key_json: false,
+            primitive: false,
+            unwrapped: None,
+        },
         static_topic: None,
     };
     let _ = cfg.get("tasks.max");
@@ -122,7 +158,10 @@ pub(crate) fn plan(cfg: &ConnectorConfig, options: &TranslateOptions, notes: &mu
 
 /// The value's columns: the caller's, the config's `quiver.columns`, or what the format fixes.
 fn columns(cfg: &ConnectorConfig, options: &TranslateOptions, fixed: Option<&str>) -> Result<(String, SchemaRef)> {
-    let given = options.columns.clone().or_else(|| cfg.get("quiver.columns").map(str::to_string));
+    let given = options
+        .columns
+        .clone()
+        .or_else(|| cfg.get("quiver.columns").map(str::to_string));
     let text = match (fixed, given) {
         (Some(f), _) => f.to_string(),
         (None, Some(g)) => g,
@@ -133,27 +172,47 @@ fn columns(cfg: &ConnectorConfig, options: &TranslateOptions, fixed: Option<&str
             ));
         }
     };
-    let stmt = crate::parser::parse_one(&format!("CREATE SOURCE t ({text}) WITH (connector = 'datagen')"))
-        .map_err(|e| TranslateError::new("quiver.columns", format!("'{text}' is not a SQL column list: {}", e.message)))?;
+    let stmt =
+        crate::parser::parse_one(&format!("CREATE SOURCE t ({text}) WITH (connector = 'datagen')")).map_err(|e| {
+            TranslateError::new(
+                "quiver.columns",
+                format!("'{text}' is not a SQL column list: {}", e.message),
+            )
+        })?;
     let Statement::CreateSource(s) = stmt.statement else {
-        return Err(TranslateError::new("quiver.columns", format!("'{text}' is not a SQL column list")));
+        return Err(TranslateError::new(
+            "quiver.columns",
+            format!("'{text}' is not a SQL column list"),
+        ));
     };
-    let schema = crate::compile::columns_to_schema(&s.columns, stmt.location).map_err(|e| TranslateError::new("quiver.columns", e.message))?;
+    let schema = crate::compile::columns_to_schema(&s.columns, stmt.location)
+        .map_err(|e| TranslateError::new("quiver.columns", e.message))?;
     Ok((text, schema))
 }
 
 fn fields_of(schema: &SchemaRef) -> Vec<(String, Expr)> {
-    schema.fields().iter().map(|f| (f.name().clone(), Expr::column(f.name(), f.data_type().clone()))).collect()
+    schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), Expr::column(f.name(), f.data_type().clone())))
+        .collect()
 }
 
 /// `bootstrap.servers`: an override in the config, the caller's, else an environment variable.
 fn bootstrap(cfg: &ConnectorConfig, options: &TranslateOptions, override_key: &str) -> String {
-    cfg.get(override_key).map(str::to_string).or_else(|| options.bootstrap_servers.clone()).unwrap_or_else(|| "${KAFKA_BOOTSTRAP}".to_string())
+    cfg.get(override_key)
+        .map(str::to_string)
+        .or_else(|| options.bootstrap_servers.clone())
+        .unwrap_or_else(|| "${KAFKA_BOOTSTRAP}".to_string())
 }
 
 /// Kafka Connect's per-connector client overrides (`consumer.override.*`) → `properties.*`.
 fn client_overrides(cfg: &ConnectorConfig, prefix: &str, out: &mut Vec<(String, String)>) {
-    let keys: Vec<String> = cfg.keys_under(prefix).filter(|k| *k != "bootstrap.servers").map(str::to_string).collect();
+    let keys: Vec<String> = cfg
+        .keys_under(prefix)
+        .filter(|k| *k != "bootstrap.servers")
+        .map(str::to_string)
+        .collect();
     for k in keys {
         if let Some(v) = cfg.get(&format!("{prefix}{k}")) {
             out.push(o(&format!("properties.{k}"), v));
@@ -164,18 +223,37 @@ fn client_overrides(cfg: &ConnectorConfig, prefix: &str, out: &mut Vec<(String, 
 fn kafka_source(cfg: &ConnectorConfig, options: &TranslateOptions, plan: &mut Plan, notes: &mut Notes) -> Result<()> {
     let topics = cfg.get("topics").map(str::to_string);
     let regex = cfg.get("topics.regex").map(str::to_string);
-    let mut opts = vec![o("connector", "kafka"), o("bootstrap.servers", bootstrap(cfg, options, "consumer.override.bootstrap.servers"))];
+    let mut opts = vec![
+        o("connector", "kafka"),
+        o(
+            "bootstrap.servers",
+            bootstrap(cfg, options, "consumer.override.bootstrap.servers"),
+        ),
+    ];
     match (topics, regex) {
         (Some(t), None) => opts.push(o("topic", t)),
         (None, Some(r)) => {
             quiver_udf::connect::check_regex(&r).map_err(|e| TranslateError::new("topics.regex", e))?;
             opts.push(o("topic.pattern", r));
         }
-        (Some(_), Some(_)) => return Err(TranslateError::new("topics.regex", "set either topics or topics.regex, not both (as Kafka Connect requires)")),
-        (None, None) => return Err(TranslateError::new("topics", "missing: a sink connector reads topics or topics.regex")),
+        (Some(_), Some(_)) => {
+            return Err(TranslateError::new(
+                "topics.regex",
+                "set either topics or topics.regex, not both (as Kafka Connect requires)",
+            ));
+        }
+        (None, None) => {
+            return Err(TranslateError::new(
+                "topics",
+                "missing: a sink connector reads topics or topics.regex",
+            ));
+        }
     }
     opts.push(o("group.id", format!("connect-{}", cfg.name)));
-    notes.note(format!("consumer group connect-{}: the pipeline resumes from the offsets Kafka Connect committed", cfg.name));
+    notes.note(format!(
+        "consumer group connect-{}: the pipeline resumes from the offsets Kafka Connect committed",
+        cfg.name
+    ));
     if let Some(t) = cfg.get("tasks.max") {
         opts.push(o("tasks.max", t));
     }
@@ -183,7 +261,9 @@ fn kafka_source(cfg: &ConnectorConfig, options: &TranslateOptions, plan: &mut Pl
     let key = converters::read(cfg, "key", notes)?;
     // Debezium's unwrap SMT first in the chain: the debezium-json format does it.
     let first = cfg.list("transforms").into_iter().next();
-    let unwrap = first.filter(|a| cfg.get(&format!("transforms.{a}.type")) == Some(DEBEZIUM_UNWRAP) && matches!(value, Converter::Json { .. }));
+    let unwrap = first.filter(|a| {
+        cfg.get(&format!("transforms.{a}.type")) == Some(DEBEZIUM_UNWRAP) && matches!(value, Converter::Json { .. })
+    });
     let mut value_opts = value.value_options();
     if unwrap.is_some() {
         value_opts = vec![o("format", "debezium-json")];
@@ -195,7 +275,11 @@ fn kafka_source(cfg: &ConnectorConfig, options: &TranslateOptions, plan: &mut Pl
     opts.push(o("key.format", key.key_format(notes)));
     client_overrides(cfg, "consumer.override.", &mut opts);
     let (text, schema) = columns(cfg, options, value.fixed_columns())?;
-    let key_type = if matches!(key, Converter::Bytes | Converter::Avro { .. }) { DataType::Binary } else { DataType::Utf8 };
+    let key_type = if matches!(key, Converter::Bytes | Converter::Avro { .. }) {
+        DataType::Binary
+    } else {
+        DataType::Utf8
+    };
     plan.columns = text;
     plan.source_options = opts;
     kafka_record(plan, &schema, key_type, value.fixed_columns().is_some(), unwrap);
@@ -210,21 +294,42 @@ fn kafka_record(plan: &mut Plan, schema: &SchemaRef, key_type: DataType, primiti
     plan.record.topic = Some(Expr::new("_topic", DataType::Utf8));
     plan.record.partition = Some(Expr::new("_partition", DataType::Int32));
     plan.record.offset = Some(Expr::new("_offset", DataType::Int64));
-    plan.record.timestamp = Some(Expr::new("_timestamp", DataType::Timestamp(TimeUnit::Millisecond, None)));
+    plan.record.timestamp = Some(Expr::new(
+        "_timestamp",
+        DataType::Timestamp(TimeUnit::Millisecond, None),
+    ));
     plan.record.headers = Some(Expr::new("_headers", quiver_udf::connect::headers_type()));
-    let nulls: Vec<String> = schema.fields().iter().map(|f| format!("{} IS NULL", ident(f.name()))).collect();
+    let nulls: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} IS NULL", ident(f.name())))
+        .collect();
     let tombstone = (!nulls.is_empty()).then(|| format!("({})", nulls.join(" AND ")));
-    plan.context = Context { from_kafka: true, tombstone, origin: "a Kafka topic".into(), key_json: false, primitive, unwrapped };
+    plan.context = Context {
+        from_kafka: true,
+        tombstone,
+        origin: "a Kafka topic".into(),
+        key_json: false,
+        primitive,
+        unwrapped,
+    };
 }
 
 /// MirrorMaker 2's source connector: topics copied byte for byte to another cluster,
 /// renamed by the replication policy, with keys, headers, partitions and timestamps.
 fn mirror_source(cfg: &ConnectorConfig, plan: &mut Plan, notes: &mut Notes) -> Result<()> {
-    let from = cfg.require("source.cluster.bootstrap.servers", "the cluster to copy from")?.to_string();
-    let to = cfg.require("target.cluster.bootstrap.servers", "the cluster to copy to")?.to_string();
+    let from = cfg
+        .require("source.cluster.bootstrap.servers", "the cluster to copy from")?
+        .to_string();
+    let to = cfg
+        .require("target.cluster.bootstrap.servers", "the cluster to copy to")?
+        .to_string();
     let alias = cfg.get("source.cluster.alias").unwrap_or("source").to_string();
     let _ = cfg.get("target.cluster.alias");
-    let patterns = cfg.get("topics").map(super::split_list).unwrap_or_else(|| vec![".*".to_string()]);
+    let patterns = cfg
+        .get("topics")
+        .map(super::split_list)
+        .unwrap_or_else(|| vec![".*".to_string()]);
     for p in &patterns {
         quiver_udf::connect::check_regex(p).map_err(|e| TranslateError::new("topics", e))?;
     }
@@ -233,13 +338,19 @@ fn mirror_source(cfg: &ConnectorConfig, plan: &mut Plan, notes: &mut Notes) -> R
         many => many.iter().map(|p| format!("(?:{p})")).collect::<Vec<_>>().join("|"),
     };
     // MirrorMaker's default exclusions: internal and replica topics.
-    let exclude = cfg.get("topics.exclude").map(super::split_list).unwrap_or_else(|| vec![r".*[\-\.]internal".into(), r".*\.replica".into(), "__.*".into()]);
+    let exclude = cfg
+        .get("topics.exclude")
+        .map(super::split_list)
+        .unwrap_or_else(|| vec![r".*[\-\.]internal".into(), r".*\.replica".into(), "__.*".into()]);
     for p in &exclude {
         quiver_udf::connect::check_regex(p).map_err(|e| TranslateError::new("topics.exclude", e))?;
     }
     for k in ["value.converter", "key.converter"] {
         if let Some(c) = cfg.get(k).filter(|c| !c.ends_with("ByteArrayConverter")) {
-            return Err(TranslateError::new(k, format!("MirrorSourceConnector copies bytes (ByteArrayConverter), not {c}")));
+            return Err(TranslateError::new(
+                k,
+                format!("MirrorSourceConnector copies bytes (ByteArrayConverter), not {c}"),
+            ));
         }
     }
     plan.source_options = vec![
@@ -254,25 +365,50 @@ fn mirror_source(cfg: &ConnectorConfig, plan: &mut Plan, notes: &mut Notes) -> R
         plan.source_options.push(o("tasks.max", t));
     }
     plan.columns = "value BYTEA".into();
-    let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new("value", DataType::Binary, true)]));
+    let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+        "value",
+        DataType::Binary,
+        true,
+    )]));
     kafka_record(plan, &schema, DataType::Binary, true, None);
-    plan.record.keep = exclude.iter().map(|p| format!("NOT regex_matches(_topic, {})", lit(p))).collect();
+    plan.record.keep = exclude
+        .iter()
+        .map(|p| format!("NOT regex_matches(_topic, {})", lit(p)))
+        .collect();
     let topic = match cfg.get("replication.policy.class") {
         Some(p) if p.ends_with("IdentityReplicationPolicy") => "_topic".to_string(),
         Some(p) if !p.ends_with("DefaultReplicationPolicy") => {
-            return Err(TranslateError::new("replication.policy.class", format!("{p}: Quiver translates DefaultReplicationPolicy and IdentityReplicationPolicy")));
+            return Err(TranslateError::new(
+                "replication.policy.class",
+                format!("{p}: Quiver translates DefaultReplicationPolicy and IdentityReplicationPolicy"),
+            ));
         }
-        _ => format!("{} || _topic", lit(&format!("{alias}{}", cfg.get("replication.policy.separator").unwrap_or(".")))),
+        _ => format!(
+            "{} || _topic",
+            lit(&format!(
+                "{alias}{}",
+                cfg.get("replication.policy.separator").unwrap_or(".")
+            ))
+        ),
     };
     plan.record.topic = Some(Expr::new(topic, DataType::Utf8));
     notes.note("MirrorSourceConnector: records are copied with their keys, headers, partitions and timestamps; topic configs, ACLs and consumer offsets are not synced");
-    plan.sink_options = vec![o("connector", "kafka"), o("bootstrap.servers", to), o("format", "raw"), o("key.format", "bytes")];
+    plan.sink_options = vec![
+        o("connector", "kafka"),
+        o("bootstrap.servers", to),
+        o("format", "raw"),
+        o("key.format", "bytes"),
+    ];
     plan.shape = SinkShape::Kafka { mirror: true };
     Ok(())
 }
 
 /// Settings Quiver takes under Kafka Connect's own names, copied when set.
-fn pass_through<'k>(cfg: &ConnectorConfig, keys: impl IntoIterator<Item = &'k &'k str>, out: &mut Vec<(String, String)>) {
+fn pass_through<'k>(
+    cfg: &ConnectorConfig,
+    keys: impl IntoIterator<Item = &'k &'k str>,
+    out: &mut Vec<(String, String)>,
+) {
     for k in keys {
         if let Some(v) = cfg.get(k) {
             out.push(o(k, v));
@@ -302,7 +438,11 @@ fn file_stream_sink(cfg: &ConnectorConfig, plan: &mut Plan, notes: &mut Notes) {
         None => plan.sink_options = [vec![o("connector", "stdout")], std::mem::take(&mut plan.sink_options)].concat(),
         Some(file) => {
             notes.note(format!("FileStreamSink appends to one file; Quiver writes JSON-lines files, rolled and complete, into the folder {file}"));
-            plan.sink_options = [vec![o("connector", "filesystem"), o("path", file), o("format", "json")], std::mem::take(&mut plan.sink_options)].concat();
+            plan.sink_options = [
+                vec![o("connector", "filesystem"), o("path", file), o("format", "json")],
+                std::mem::take(&mut plan.sink_options),
+            ]
+            .concat();
         }
     }
     plan.shape = SinkShape::Files;
@@ -314,10 +454,24 @@ fn s3_sink(cfg: &ConnectorConfig, plan: &mut Plan, notes: &mut Notes) -> Result<
     let format = match cfg.require("format.class", "the file format class")? {
         f if f.ends_with("ParquetFormat") => "parquet",
         f if f.ends_with("JsonFormat") => "json",
-        other => return Err(TranslateError::new("format.class", format!("unsupported format '{other}'; Quiver writes ParquetFormat and JsonFormat"))),
+        other => {
+            return Err(TranslateError::new(
+                "format.class",
+                format!("unsupported format '{other}'; Quiver writes ParquetFormat and JsonFormat"),
+            ));
+        }
     };
-    let mut opts = vec![o("connector", "filesystem"), o("path", format!("s3://{bucket}/{dir}")), o("format", format)];
-    for (from, to) in [("s3.region", "s3.region"), ("store.url", "s3.endpoint"), ("aws.access.key.id", "s3.access.key.id"), ("aws.secret.access.key", "s3.secret.access.key")] {
+    let mut opts = vec![
+        o("connector", "filesystem"),
+        o("path", format!("s3://{bucket}/{dir}")),
+        o("format", format),
+    ];
+    for (from, to) in [
+        ("s3.region", "s3.region"),
+        ("store.url", "s3.endpoint"),
+        ("aws.access.key.id", "s3.access.key.id"),
+        ("aws.secret.access.key", "s3.secret.access.key"),
+    ] {
         if let Some(v) = cfg.get(from) {
             opts.push(o(to, v));
             if from == "store.url" && v.starts_with("http://") {
@@ -328,7 +482,10 @@ fn s3_sink(cfg: &ConnectorConfig, plan: &mut Plan, notes: &mut Notes) -> Result<
     if let Some(n) = cfg.get("flush.size") {
         opts.push(o("rollover.rows", n));
     }
-    if let Some(ms) = cfg.get("rotate.interval.ms").or_else(|| cfg.get("rotate.schedule.interval.ms")) {
+    if let Some(ms) = cfg
+        .get("rotate.interval.ms")
+        .or_else(|| cfg.get("rotate.schedule.interval.ms"))
+    {
         opts.push(o("rollover.interval", format!("{ms}ms")));
     }
     if let Some(codec) = cfg.get("parquet.codec") {
@@ -336,7 +493,10 @@ fn s3_sink(cfg: &ConnectorConfig, plan: &mut Plan, notes: &mut Notes) -> Result<
     }
     match cfg.get("partitioner.class") {
         Some(p) if p.ends_with("FieldPartitioner") => {
-            opts.push(o("partition.by", cfg.require("partition.field.name", "FieldPartitioner partitions by these fields")?));
+            opts.push(o(
+                "partition.by",
+                cfg.require("partition.field.name", "FieldPartitioner partitions by these fields")?,
+            ));
         }
         Some(p) if !p.ends_with("DefaultPartitioner") => {
             notes.untranslated("partitioner.class", format!("{p}: Quiver partitions by output columns (partition.by); compute the partition column in the SELECT"));
@@ -356,11 +516,22 @@ fn database(url: &str) -> Result<&'static str> {
     } else if u.starts_with("mysql:") || u.starts_with("mariadb:") {
         Ok("mysql")
     } else {
-        Err(TranslateError::new("connection.url", format!("'{url}': Quiver connects to PostgreSQL (jdbc:postgresql://) and MySQL/MariaDB (jdbc:mysql://, jdbc:mariadb://)")))
+        Err(TranslateError::new(
+            "connection.url",
+            format!(
+                "'{url}': Quiver connects to PostgreSQL (jdbc:postgresql://) and MySQL/MariaDB (jdbc:mysql://, jdbc:mariadb://)"
+            ),
+        ))
     }
 }
 
-const JDBC_CONNECTION: [&str; 5] = ["connection.url", "connection.user", "connection.password", "connection.ssl.mode", "connection.ssl.root.cert"];
+const JDBC_CONNECTION: [&str; 5] = [
+    "connection.url",
+    "connection.user",
+    "connection.password",
+    "connection.ssl.mode",
+    "connection.ssl.root.cert",
+];
 
 fn jdbc_sink(cfg: &ConnectorConfig, plan: &mut Plan) -> Result<()> {
     let url = cfg.require("connection.url", "the database's JDBC URL")?;
@@ -392,7 +563,14 @@ fn file_stream_source(cfg: &ConnectorConfig, plan: &mut Plan) -> Result<String> 
     plan.columns = "value TEXT".into();
     plan.source_options = vec![o("connector", "file"), o("path", file), o("format", "text")];
     plan.record.fields = vec![("value".into(), Expr::column("value", DataType::Utf8))];
-    plan.context = Context { from_kafka: false, tombstone: None, origin: "a file".into(), key_json: false, primitive: true, unwrapped: None };
+    plan.context = Context {
+        from_kafka: false,
+        tombstone: None,
+        origin: "a file".into(),
+        key_json: false,
+        primitive: true,
+        unwrapped: None,
+    };
     Ok(topic)
 }
 
@@ -402,7 +580,10 @@ fn jdbc_source(cfg: &ConnectorConfig, options: &TranslateOptions, plan: &mut Pla
     let tables = cfg.list("table.whitelist");
     let query = cfg.get("query");
     if tables.len() > 1 {
-        return Err(TranslateError::new("table.whitelist", "lists several tables; their columns differ, so translate one connector per table"));
+        return Err(TranslateError::new(
+            "table.whitelist",
+            "lists several tables; their columns differ, so translate one connector per table",
+        ));
     }
     let keys = JDBC_CONNECTION.iter().chain(&[
         "mode",
@@ -421,21 +602,50 @@ fn jdbc_source(cfg: &ConnectorConfig, options: &TranslateOptions, plan: &mut Pla
     let topic = match (tables.first(), query) {
         (Some(t), None) => format!("{prefix}{t}"),
         (None, Some(_)) if !prefix.is_empty() => prefix.to_string(),
-        (None, Some(_)) => return Err(TranslateError::new("topic.prefix", "missing: with query it is the whole topic name")),
-        _ => return Err(TranslateError::new("table.whitelist", "set table.whitelist (one table) or query")),
+        (None, Some(_)) => {
+            return Err(TranslateError::new(
+                "topic.prefix",
+                "missing: with query it is the whole topic name",
+            ));
+        }
+        _ => {
+            return Err(TranslateError::new(
+                "table.whitelist",
+                "set table.whitelist (one table) or query",
+            ));
+        }
     };
     let (text, schema) = columns(cfg, options, None)?;
     plan.columns = text;
     plan.source_options = opts;
     plan.record.fields = fields_of(&schema);
-    plan.context = Context { from_kafka: false, tombstone: None, origin: "a JDBC source".into(), key_json: false, primitive: false, unwrapped: None };
+    plan.context = Context {
+        from_kafka: false,
+        tombstone: None,
+        origin: "a JDBC source".into(),
+        key_json: false,
+        primitive: false,
+        unwrapped: None,
+    };
     Ok(topic)
 }
 
-fn kafka_sink(cfg: &ConnectorConfig, options: &TranslateOptions, plan: &mut Plan, topic: &str, notes: &mut Notes) -> Result<()> {
+fn kafka_sink(
+    cfg: &ConnectorConfig,
+    options: &TranslateOptions,
+    plan: &mut Plan,
+    topic: &str,
+    notes: &mut Notes,
+) -> Result<()> {
     let value = converters::read(cfg, "value", notes)?;
     let key = converters::read(cfg, "key", notes)?;
-    let mut opts = vec![o("connector", "kafka"), o("bootstrap.servers", bootstrap(cfg, options, "producer.override.bootstrap.servers"))];
+    let mut opts = vec![
+        o("connector", "kafka"),
+        o(
+            "bootstrap.servers",
+            bootstrap(cfg, options, "producer.override.bootstrap.servers"),
+        ),
+    ];
     opts.extend(value.value_options());
     opts.push(o("key.format", key.key_format(notes)));
     client_overrides(cfg, "producer.override.", &mut opts);
@@ -450,7 +660,17 @@ impl Plan {
     /// The sink's SELECT after the chain, adding the sink options the chain implies.
     pub(crate) fn render_select(&mut self, rec: &Record, notes: &mut Notes) -> Result<String> {
         let start = &self.record;
-        let mut items: Vec<String> = rec.fields.iter().map(|(n, e)| if e.sql == ident(n) { e.sql.clone() } else { format!("{} AS {}", e.sql, ident(n)) }).collect();
+        let mut items: Vec<String> = rec
+            .fields
+            .iter()
+            .map(|(n, e)| {
+                if e.sql == ident(n) {
+                    e.sql.clone()
+                } else {
+                    format!("{} AS {}", e.sql, ident(n))
+                }
+            })
+            .collect();
         let topic_changed = rec.topic != start.topic;
         match &self.shape {
             SinkShape::Kafka { mirror } => {
@@ -467,7 +687,11 @@ impl Plan {
                 } else if let Some(k) = rec.key.as_ref().filter(|_| mirror || rec.key != start.key) {
                     // A number or timestamp key is written as its text, as the converters do.
                     let text = matches!(k.ty, DataType::Utf8 | DataType::Binary);
-                    items.push(if text { format!("{} AS _key", k.sql) } else { format!("CAST({} AS TEXT) AS _key", k.sql) });
+                    items.push(if text {
+                        format!("{} AS _key", k.sql)
+                    } else {
+                        format!("CAST({} AS TEXT) AS _key", k.sql)
+                    });
                 }
                 if let Some(h) = rec.headers.as_ref().filter(|_| mirror || rec.headers != start.headers) {
                     items.push(format!("{} AS _headers", h.sql));
@@ -493,7 +717,10 @@ impl Plan {
                         if !self.sink_options.iter().any(|(k, _)| k == "pk.fields") {
                             self.sink_options.push(o("pk.fields", fields.join(",")));
                         }
-                        notes.note(format!("ValueToKey + pk.mode = record_key: written as pk.mode = 'record_value' over {}", fields.join(", ")));
+                        notes.note(format!(
+                            "ValueToKey + pk.mode = record_key: written as pk.mode = 'record_value' over {}",
+                            fields.join(", ")
+                        ));
                     }
                     (None, true) => {
                         if let Some(k) = &rec.key {
@@ -513,7 +740,10 @@ impl Plan {
             }
         }
         if items.is_empty() {
-            return Err(TranslateError::new("transforms", "the chain leaves the record with no fields"));
+            return Err(TranslateError::new(
+                "transforms",
+                "the chain leaves the record with no fields",
+            ));
         }
         let mut sql = format!("SELECT {}\nFROM {}", items.join(",\n       "), self.source_name);
         if !rec.keep.is_empty() {
@@ -525,19 +755,36 @@ impl Plan {
     /// Tests: write to a Kafka topic instead, so the chain's topic, key and headers show.
     #[cfg(test)]
     pub(crate) fn write_to_kafka(&mut self) {
-        self.sink_options = vec![o("connector", "kafka"), o("bootstrap.servers", "localhost:9092"), o("key.format", "string")];
+        self.sink_options = vec![
+            o("connector", "kafka"),
+            o("bootstrap.servers", "localhost:9092"),
+            o("key.format", "string"),
+        ];
         self.shape = SinkShape::Kafka { mirror: false };
     }
 
     pub(crate) fn source_sql(&self) -> String {
-        format!("CREATE SOURCE {} ({})\nWITH ({});", self.source_name, self.columns, with(&self.source_options))
+        format!(
+            "CREATE SOURCE {} ({})\nWITH ({});",
+            self.source_name,
+            self.columns,
+            with(&self.source_options)
+        )
     }
 
     pub(crate) fn sink_sql(&self, select: &str) -> String {
-        format!("CREATE SINK {}\nWITH ({})\nAS {select};", self.sink_name, with(&self.sink_options))
+        format!(
+            "CREATE SINK {}\nWITH ({})\nAS {select};",
+            self.sink_name,
+            with(&self.sink_options)
+        )
     }
 }
 
 fn with(options: &[(String, String)]) -> String {
-    options.iter().map(|(k, v)| format!("{} = {}", lit(k), lit(v))).collect::<Vec<_>>().join(",\n      ")
+    options
+        .iter()
+        .map(|(k, v)| format!("{} = {}", lit(k), lit(v)))
+        .collect::<Vec<_>>()
+        .join(",\n      ")
 }

@@ -5,17 +5,25 @@ use super::{ConnectorConfig, Notes, Result, TranslateError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Converter {
     /// JsonConverter; `schemas` is `schemas.enable` (the `{"schema", "payload"}` envelope).
-    Json { schemas: bool },
+    Json {
+        schemas: bool,
+    },
     String,
     Bytes,
     /// AvroConverter with its Schema Registry.
-    Avro { registry: String, auth: Option<String> },
+    Avro {
+        registry: String,
+        auth: Option<String>,
+    },
 }
 
 const CLASSES: [(&str, &str); 4] = [
     ("org.apache.kafka.connect.json.JsonConverter", "JsonConverter"),
     ("org.apache.kafka.connect.storage.StringConverter", "StringConverter"),
-    ("org.apache.kafka.connect.converters.ByteArrayConverter", "ByteArrayConverter"),
+    (
+        "org.apache.kafka.connect.converters.ByteArrayConverter",
+        "ByteArrayConverter",
+    ),
     ("io.confluent.connect.avro.AvroConverter", "AvroConverter"),
 ];
 
@@ -24,21 +32,36 @@ pub(crate) fn read(cfg: &ConnectorConfig, which: &str, notes: &mut Notes) -> Res
     let key = format!("{which}.converter");
     let setting = |k: &str| format!("{key}.{k}");
     let Some(class) = cfg.get(&key) else {
-        notes.note(format!("{key} not set: assuming the worker default, JsonConverter with schemas.enable = true"));
+        notes.note(format!(
+            "{key} not set: assuming the worker default, JsonConverter with schemas.enable = true"
+        ));
         return Ok(Converter::Json { schemas: true });
     };
     let Some((_, short)) = CLASSES.iter().find(|(full, short)| class == *full || class == *short) else {
         let known: Vec<&str> = CLASSES.iter().map(|(f, _)| *f).collect();
-        return Err(TranslateError::new(key, format!("unsupported converter '{class}'; Quiver reads {}", known.join(", "))));
+        return Err(TranslateError::new(
+            key,
+            format!("unsupported converter '{class}'; Quiver reads {}", known.join(", ")),
+        ));
     };
     Ok(match *short {
-        "JsonConverter" => Converter::Json { schemas: cfg.bool(&setting("schemas.enable"), true)? },
+        "JsonConverter" => Converter::Json {
+            schemas: cfg.bool(&setting("schemas.enable"), true)?,
+        },
         "StringConverter" => Converter::String,
         "ByteArrayConverter" => Converter::Bytes,
         _ => {
-            let registry = cfg.require(&setting("schema.registry.url"), "AvroConverter needs the Schema Registry's URL")?.to_string();
+            let registry = cfg
+                .require(
+                    &setting("schema.registry.url"),
+                    "AvroConverter needs the Schema Registry's URL",
+                )?
+                .to_string();
             let _ = cfg.get(&setting("basic.auth.credentials.source"));
-            Converter::Avro { registry, auth: cfg.get(&setting("basic.auth.user.info")).map(str::to_string) }
+            Converter::Avro {
+                registry,
+                auth: cfg.get(&setting("basic.auth.user.info")).map(str::to_string),
+            }
         }
     })
 }

@@ -22,7 +22,14 @@ pub struct SampleSpec {
 /// columns cannot be sampled (not a Kafka reader, not JSON, or columns given).
 pub fn sample_spec(config: &ConnectorConfig) -> Result<Option<SampleSpec>> {
     let class = config.get("connector.class").unwrap_or_default();
-    let reads_kafka = ["FileStreamSinkConnector", "FileStreamSink", "S3SinkConnector", "JdbcSinkConnector"].iter().any(|c| class.ends_with(c));
+    let reads_kafka = [
+        "FileStreamSinkConnector",
+        "FileStreamSink",
+        "S3SinkConnector",
+        "JdbcSinkConnector",
+    ]
+    .iter()
+    .any(|c| class.ends_with(c));
     if !reads_kafka || config.get("quiver.columns").is_some() {
         return Ok(None);
     }
@@ -35,7 +42,11 @@ pub fn sample_spec(config: &ConnectorConfig) -> Result<Option<SampleSpec>> {
         (None, Some(r)) => Topics::Pattern(r.to_string()),
         (None, None) => return Ok(None),
     };
-    Ok(Some(SampleSpec { topics, bootstrap: config.get("consumer.override.bootstrap.servers").map(str::to_string), envelope }))
+    Ok(Some(SampleSpec {
+        topics,
+        bootstrap: config.get("consumer.override.bootstrap.servers").map(str::to_string),
+        envelope,
+    }))
 }
 
 /// A column list (`"id" BIGINT, "address" STRUCT<"city" TEXT>`) for `schema`,
@@ -43,12 +54,24 @@ pub fn sample_spec(config: &ConnectorConfig) -> Result<Option<SampleSpec>> {
 pub fn columns_ddl(schema: &Schema) -> String {
     fn ty(dt: &DataType) -> String {
         match dt {
-            DataType::Struct(fields) => format!("STRUCT<{}>", fields.iter().map(|f| format!("{} {}", ident(f.name()), ty(f.data_type()))).collect::<Vec<_>>().join(", ")),
+            DataType::Struct(fields) => format!(
+                "STRUCT<{}>",
+                fields
+                    .iter()
+                    .map(|f| format!("{} {}", ident(f.name()), ty(f.data_type())))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             DataType::List(f) | DataType::LargeList(f) => format!("{}[]", ty(f.data_type())),
             // A field only ever null types as Null: TEXT is the useful guess.
             DataType::Null => "TEXT".into(),
             other => sql_type_name(other),
         }
     }
-    schema.fields().iter().map(|f| format!("{} {}", ident(f.name()), ty(f.data_type()))).collect::<Vec<_>>().join(", ")
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", ident(f.name()), ty(f.data_type())))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

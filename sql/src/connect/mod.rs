@@ -43,13 +43,20 @@ pub struct TranslateError {
 
 impl TranslateError {
     pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { key: key.into(), message: message.into() }
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
 impl fmt::Display for TranslateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.key, self.message) }
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
     }
 }
 
@@ -71,12 +78,18 @@ impl ConnectorConfig {
     /// strings, numbers or booleans (Kafka Connect's REST API takes all three).
     /// Without a `name` anywhere, `fallback_name` (the file's stem) is used.
     pub fn from_json(text: &str, fallback_name: &str) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| TranslateError::new("", format!("not valid JSON: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| TranslateError::new("", format!("not valid JSON: {e}")))?;
         let serde_json::Value::Object(top) = value else {
-            return Err(TranslateError::new("", "expected a JSON object: {\"name\": …, \"config\": {…}} or the config map itself"));
+            return Err(TranslateError::new(
+                "",
+                "expected a JSON object: {\"name\": …, \"config\": {…}} or the config map itself",
+            ));
         };
         let (outer_name, config) = match top.get("config") {
-            Some(serde_json::Value::Object(c)) => (top.get("name").and_then(|n| n.as_str()).map(str::to_string), c.clone()),
+            Some(serde_json::Value::Object(c)) => {
+                (top.get("name").and_then(|n| n.as_str()).map(str::to_string), c.clone())
+            }
             Some(_) => return Err(TranslateError::new("config", "must be a JSON object of string values")),
             None => (None, top),
         };
@@ -87,15 +100,26 @@ impl ConnectorConfig {
                 serde_json::Value::Number(n) => n.to_string(),
                 serde_json::Value::Bool(b) => b.to_string(),
                 serde_json::Value::Null => continue,
-                _ => return Err(TranslateError::new(k, "must be a string, number or boolean (Kafka Connect configs are flat)")),
+                _ => {
+                    return Err(TranslateError::new(
+                        k,
+                        "must be a string, number or boolean (Kafka Connect configs are flat)",
+                    ));
+                }
             };
             values.insert(k, text);
         }
-        let name = outer_name.or_else(|| values.get("name").cloned()).unwrap_or_else(|| fallback_name.to_string());
+        let name = outer_name
+            .or_else(|| values.get("name").cloned())
+            .unwrap_or_else(|| fallback_name.to_string());
         if name.trim().is_empty() {
             return Err(TranslateError::new("name", "the connector needs a name"));
         }
-        Ok(Self { name, values, used: RefCell::new(BTreeSet::from(["name".to_string()])) })
+        Ok(Self {
+            name,
+            values,
+            used: RefCell::new(BTreeSet::from(["name".to_string()])),
+        })
     }
 
     /// A value, marking the key as read. Blank values count as absent, as Kafka
@@ -109,7 +133,8 @@ impl ConnectorConfig {
     }
 
     pub(crate) fn require(&self, key: &str, what: &str) -> Result<&str> {
-        self.get(key).ok_or_else(|| TranslateError::new(key, format!("missing; {what}")))
+        self.get(key)
+            .ok_or_else(|| TranslateError::new(key, format!("missing; {what}")))
     }
 
     /// A comma list (Kafka Connect's LIST type): items trimmed, empty items dropped.
@@ -133,12 +158,20 @@ impl ConnectorConfig {
 
     fn unused(&self) -> Vec<(String, String)> {
         let used = self.used.borrow();
-        self.values.iter().filter(|(k, _)| !used.contains(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.values
+            .iter()
+            .filter(|(k, _)| !used.contains(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 
 pub(crate) fn split_list(v: &str) -> Vec<String> {
-    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// What the caller knows that connector JSON does not.
@@ -186,7 +219,10 @@ fn translate_inner(config: &ConnectorConfig, options: &TranslateOptions, to_kafk
         notes.ignored(&k, &v);
     }
     let mut sql = String::new();
-    sql.push_str(&format!("-- Kafka Connect connector '{}' ({}), translated by quiver translate.\n", config.name, plan.class));
+    sql.push_str(&format!(
+        "-- Kafka Connect connector '{}' ({}), translated by quiver translate.\n",
+        config.name, plan.class
+    ));
     for line in &notes.comments {
         sql.push_str(&format!("-- {line}\n"));
     }
@@ -198,7 +234,11 @@ fn translate_inner(config: &ConnectorConfig, options: &TranslateOptions, to_kafk
     sql.push_str("\n\n");
     sql.push_str(&plan.sink_sql(&select));
     sql.push('\n');
-    Ok(Translation { name: plan.sink_name.clone(), sql, untranslated: notes.untranslated })
+    Ok(Translation {
+        name: plan.sink_name.clone(),
+        sql,
+        untranslated: notes.untranslated,
+    })
 }
 
 /// Plans the translated statements as `quiver validate` would (nothing is
@@ -218,7 +258,11 @@ pub fn check(translation: &Translation) -> std::result::Result<crate::Table, cra
     let mut explain = None;
     for s in &statements {
         if let crate::Statement::CreateSink(sink) = &s.statement {
-            let e = crate::ParsedStatement { statement: crate::Statement::Explain(sink.clone()), location: s.location, text: s.text.clone() };
+            let e = crate::ParsedStatement {
+                statement: crate::Statement::Explain(sink.clone()),
+                location: s.location,
+                text: s.text.clone(),
+            };
             if let Plan::Explain(t) = catalog.plan(&e)? {
                 explain = Some(t);
             }
@@ -251,8 +295,13 @@ impl Notes {
     }
     /// A key nothing read: Kafka Connect plumbing with no Quiver meaning, said so.
     fn ignored(&mut self, key: &str, value: &str) {
-        let shown = if quiver_connectors::api::is_secret(key) { "****" } else { value };
-        self.comments.push(format!("ignored: {key} = {shown} (no Quiver equivalent)"));
+        let shown = if quiver_connectors::api::is_secret(key) {
+            "****"
+        } else {
+            value
+        };
+        self.comments
+            .push(format!("ignored: {key} = {shown} (no Quiver equivalent)"));
     }
 }
 
@@ -268,7 +317,16 @@ pub(crate) fn lit(text: &str) -> String {
 
 /// An unquoted identifier made from a connector name: lower case, `[a-z0-9_]`.
 pub(crate) fn bare_name(name: &str) -> String {
-    let mut s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit() || c == '_') {
         s.insert_str(0, "c_");
     }

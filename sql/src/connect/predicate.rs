@@ -27,31 +27,49 @@ pub(crate) fn parse(cfg: &ConnectorConfig, alias: &str) -> Result<Predicate> {
         return Err(if declared.iter().any(|a| a == alias) {
             TranslateError::new(type_key, "missing: the predicate's class")
         } else {
-            TranslateError::new(format!("predicates.{alias}"), format!("is not declared; predicates lists: {}", declared.join(", ")))
+            TranslateError::new(
+                format!("predicates.{alias}"),
+                format!("is not declared; predicates lists: {}", declared.join(", ")),
+            )
         });
     };
     let short = class.strip_prefix(PACKAGE).unwrap_or(class);
     let (pred, keys): (Predicate, &[&str]) = match short {
         "TopicNameMatches" => {
             let key = p("pattern");
-            let pattern = cfg.require(&key, "TopicNameMatches needs the regular expression topics are matched against")?;
+            let pattern = cfg.require(
+                &key,
+                "TopicNameMatches needs the regular expression topics are matched against",
+            )?;
             quiver_udf::connect::check_regex(pattern).map_err(|e| TranslateError::new(&key, e))?;
             (Predicate::TopicNameMatches(pattern.to_string()), &["pattern"])
         }
         "HasHeaderKey" => {
             let key = p("name");
-            (Predicate::HasHeaderKey(cfg.require(&key, "HasHeaderKey needs the header name")?.to_string()), &["name"])
+            (
+                Predicate::HasHeaderKey(cfg.require(&key, "HasHeaderKey needs the header name")?.to_string()),
+                &["name"],
+            )
         }
         "RecordIsTombstone" => (Predicate::RecordIsTombstone, &[]),
         other => {
-            return Err(TranslateError::new(type_key, format!("unknown predicate '{other}'; Kafka Connect's predicates are {}", KINDS.join(", "))));
+            return Err(TranslateError::new(
+                type_key,
+                format!(
+                    "unknown predicate '{other}'; Kafka Connect's predicates are {}",
+                    KINDS.join(", ")
+                ),
+            ));
         }
     };
     let prefix = format!("predicates.{alias}.");
     for k in cfg.keys_under(&prefix) {
         if k != "type" && !keys.contains(&k) {
             let known: Vec<&str> = std::iter::once("type").chain(keys.iter().copied()).collect();
-            return Err(TranslateError::new(format!("{prefix}{k}"), format!("unknown setting for {short}; it takes {}", known.join(", "))));
+            return Err(TranslateError::new(
+                format!("{prefix}{k}"),
+                format!("unknown setting for {short}; it takes {}", known.join(", ")),
+            ));
         }
     }
     Ok(pred)
@@ -62,7 +80,12 @@ impl Predicate {
     pub(crate) fn condition(&self, rec: &Record, ctx: &Context, key: &str) -> Result<String> {
         Ok(match self {
             Predicate::TopicNameMatches(pattern) => {
-                let topic = rec.topic.as_ref().ok_or_else(|| TranslateError::new(key, format!("TopicNameMatches needs a topic, and {} has none", ctx.origin)))?;
+                let topic = rec.topic.as_ref().ok_or_else(|| {
+                    TranslateError::new(
+                        key,
+                        format!("TopicNameMatches needs a topic, and {} has none", ctx.origin),
+                    )
+                })?;
                 format!("COALESCE(regex_matches({}, {}), false)", topic.sql, lit(pattern))
             }
             Predicate::HasHeaderKey(name) => match &rec.headers {

@@ -65,7 +65,11 @@ impl Record {
     }
 
     pub(crate) fn field_names(&self) -> String {
-        self.fields.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+        self.fields
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The record `then` where `cond` holds, else `otherwise`: the same rows, with
@@ -74,9 +78,15 @@ impl Record {
         let pick = |a: Option<&Expr>, b: Option<&Expr>| -> Option<Expr> {
             match (a, b) {
                 (Some(a), Some(b)) if a == b => Some(a.clone()),
-                (Some(a), Some(b)) => Some(Expr::new(format!("CASE WHEN {cond} THEN {} ELSE {} END", a.sql, b.sql), a.ty.clone())),
+                (Some(a), Some(b)) => Some(Expr::new(
+                    format!("CASE WHEN {cond} THEN {} ELSE {} END", a.sql, b.sql),
+                    a.ty.clone(),
+                )),
                 (Some(a), None) => Some(Expr::new(format!("CASE WHEN {cond} THEN {} END", a.sql), a.ty.clone())),
-                (None, Some(b)) => Some(Expr::new(format!("CASE WHEN {cond} THEN NULL ELSE {} END", b.sql), b.ty.clone())),
+                (None, Some(b)) => Some(Expr::new(
+                    format!("CASE WHEN {cond} THEN NULL ELSE {} END", b.sql),
+                    b.ty.clone(),
+                )),
                 (None, None) => None,
             }
         };

@@ -33,15 +33,60 @@ const KINDS: [(&str, bool, &[&str]); 16] = [
     ("ExtractField", true, &["field", "replace.null.with.default"]),
     ("Filter", false, &[]),
     ("Flatten", true, &["delimiter"]),
-    ("HeaderFrom", true, &["fields", "headers", "operation", "replace.null.with.default"]),
+    (
+        "HeaderFrom",
+        true,
+        &["fields", "headers", "operation", "replace.null.with.default"],
+    ),
     ("HoistField", true, &["field"]),
-    ("InsertField", true, &["topic.field", "partition.field", "offset.field", "timestamp.field", "static.field", "static.value", "replace.null.with.default"]),
+    (
+        "InsertField",
+        true,
+        &[
+            "topic.field",
+            "partition.field",
+            "offset.field",
+            "timestamp.field",
+            "static.field",
+            "static.value",
+            "replace.null.with.default",
+        ],
+    ),
     ("InsertHeader", false, &["header", "value.literal"]),
-    ("MaskField", true, &["fields", "replacement", "replace.null.with.default"]),
+    (
+        "MaskField",
+        true,
+        &["fields", "replacement", "replace.null.with.default"],
+    ),
     ("RegexRouter", false, &["regex", "replacement"]),
-    ("ReplaceField", true, &["exclude", "include", "renames", "blacklist", "whitelist", "replace.null.with.default"]),
-    ("SetSchemaMetadata", true, &["schema.name", "schema.version", "replace.null.with.default"]),
-    ("TimestampConverter", true, &["field", "target.type", "format", "unix.precision", "replace.null.with.default"]),
+    (
+        "ReplaceField",
+        true,
+        &[
+            "exclude",
+            "include",
+            "renames",
+            "blacklist",
+            "whitelist",
+            "replace.null.with.default",
+        ],
+    ),
+    (
+        "SetSchemaMetadata",
+        true,
+        &["schema.name", "schema.version", "replace.null.with.default"],
+    ),
+    (
+        "TimestampConverter",
+        true,
+        &[
+            "field",
+            "target.type",
+            "format",
+            "unix.precision",
+            "replace.null.with.default",
+        ],
+    ),
     ("TimestampRouter", false, &["topic.format", "timestamp.format"]),
     ("ValueToKey", false, &["fields", "replace.null.with.default"]),
 ];
@@ -132,23 +177,51 @@ pub(crate) fn chain(cfg: &ConnectorConfig, start: &Record, ctx: &Context, notes:
                 None => {
                     return Err(TranslateError::new(
                         format!("{prefix}predicate"),
-                        format!("names predicate '{p}', which 'predicates' does not declare (declared: {})", if declared.is_empty() { "none".to_string() } else { declared.join(", ") }),
+                        format!(
+                            "names predicate '{p}', which 'predicates' does not declare (declared: {})",
+                            if declared.is_empty() {
+                                "none".to_string()
+                            } else {
+                                declared.join(", ")
+                            }
+                        ),
                     ));
                 }
             },
         };
         let negate = cfg.bool(&format!("{prefix}negate"), false)?;
         if ctx.unwrapped.as_deref() == Some(alias.as_str()) {
-            notes.note(format!("transforms.{alias} ({DEBEZIUM_UNWRAP}): done by the source's format = 'debezium-json'"));
-            check_keys(cfg, &prefix, &["drop.tombstones", "delete.handling.mode", "add.fields", "add.headers", "delete.tombstone.handling.mode"], "ExtractNewRecordState")?;
+            notes.note(format!(
+                "transforms.{alias} ({DEBEZIUM_UNWRAP}): done by the source's format = 'debezium-json'"
+            ));
+            check_keys(
+                cfg,
+                &prefix,
+                &[
+                    "drop.tombstones",
+                    "delete.handling.mode",
+                    "add.fields",
+                    "add.headers",
+                    "delete.tombstone.handling.mode",
+                ],
+                "ExtractNewRecordState",
+            )?;
             continue;
         }
         let Some((name, side, keys)) = classify(class, &type_key)? else {
-            notes.untranslated(&type_key, format!("custom transform class {class} has no SQL equivalent; write what it does into the SELECT"));
+            notes.untranslated(
+                &type_key,
+                format!("custom transform class {class} has no SQL equivalent; write what it does into the SELECT"),
+            );
             continue;
         };
         check_keys(cfg, &prefix, keys, name)?;
-        let smt = Smt { cfg, prefix: prefix.clone(), name, side };
+        let smt = Smt {
+            cfg,
+            prefix: prefix.clone(),
+            name,
+            side,
+        };
         let cond = match &predicate {
             None => None,
             Some(p) => {
@@ -169,7 +242,10 @@ pub(crate) fn chain(cfg: &ConnectorConfig, start: &Record, ctx: &Context, notes:
                 rec = match cond {
                     Some(c) => {
                         if next.key_fields != rec.key_fields {
-                            notes.untranslated(&type_key, "ValueToKey under a predicate: a sink's key columns are the same for every row");
+                            notes.untranslated(
+                                &type_key,
+                                "ValueToKey under a predicate: a sink's key columns are the same for every row",
+                            );
                             continue;
                         }
                         Record::merge(&c, next, rec)
@@ -198,14 +274,32 @@ fn classify(class: &str, type_key: &str) -> Result<Option<(&'static str, Side, &
         None => (short, Side::Neither),
     };
     let unknown = || {
-        let names: Vec<String> = KINDS.iter().map(|(n, sided, _)| if *sided { format!("{n}$Key, {n}$Value") } else { n.to_string() }).collect();
-        TranslateError::new(type_key, format!("unknown transform '{class}'; Kafka Connect's built-in transforms are {}", names.join(", ")))
+        let names: Vec<String> = KINDS
+            .iter()
+            .map(|(n, sided, _)| {
+                if *sided {
+                    format!("{n}$Key, {n}$Value")
+                } else {
+                    n.to_string()
+                }
+            })
+            .collect();
+        TranslateError::new(
+            type_key,
+            format!(
+                "unknown transform '{class}'; Kafka Connect's built-in transforms are {}",
+                names.join(", ")
+            ),
+        )
     };
     let Some((name, sided, keys)) = KINDS.iter().find(|(n, _, _)| *n == base) else {
         return Err(unknown());
     };
     match (sided, side) {
-        (true, Side::Neither) => Err(TranslateError::new(type_key, format!("{name} comes in two forms: {PACKAGE}{name}$Key or {PACKAGE}{name}$Value"))),
+        (true, Side::Neither) => Err(TranslateError::new(
+            type_key,
+            format!("{name} comes in two forms: {PACKAGE}{name}$Key or {PACKAGE}{name}$Value"),
+        )),
         (false, Side::Key | Side::Value) => Err(unknown()),
         _ => Ok(Some((name, side, keys))),
     }
@@ -216,8 +310,13 @@ fn check_keys(cfg: &ConnectorConfig, prefix: &str, keys: &[&str], name: &str) ->
         if !["type", "predicate", "negate"].contains(&k) && !keys.contains(&k) {
             let mut known: Vec<&str> = keys.to_vec();
             known.extend(["predicate", "negate"]);
-            let hint = closest(k, known.iter().copied()).map(|c| format!("did you mean '{c}'? ")).unwrap_or_default();
-            return Err(TranslateError::new(format!("{prefix}{k}"), format!("unknown setting for {name}; {hint}it takes {}", known.join(", "))));
+            let hint = closest(k, known.iter().copied())
+                .map(|c| format!("did you mean '{c}'? "))
+                .unwrap_or_default();
+            return Err(TranslateError::new(
+                format!("{prefix}{k}"),
+                format!("unknown setting for {name}; {hint}it takes {}", known.join(", ")),
+            ));
         }
     }
     Ok(())
@@ -238,7 +337,11 @@ fn apply(smt: &Smt<'_>, rec: &Record, ctx: &Context, notes: &mut Notes) -> Resul
         "ReplaceField" => replace_field(smt, rec, ctx),
         "SetSchemaMetadata" => {
             let _ = (smt.get("schema.name"), smt.get("schema.version"));
-            notes.note(format!("{} ({}): no effect, Arrow schemas have no name or version", smt.key("type"), smt.label()));
+            notes.note(format!(
+                "{} ({}): no effect, Arrow schemas have no name or version",
+                smt.key("type"),
+                smt.label()
+            ));
             Ok(Step::Record(Box::new(rec.clone())))
         }
         "TimestampConverter" => timestamp_converter(smt, rec),
@@ -264,11 +367,19 @@ fn with_key(rec: &Record, sql: String) -> Step {
 
 /// The field `name` of the value, or an error naming the setting and the fields there are.
 fn field<'r>(smt: &Smt<'_>, rec: &'r Record, setting: &str, name: &str) -> Result<&'r Expr> {
-    rec.field(name).ok_or_else(|| smt.err(setting, format!("the record has no field '{name}' (fields: {})", rec.field_names())))
+    rec.field(name).ok_or_else(|| {
+        smt.err(
+            setting,
+            format!("the record has no field '{name}' (fields: {})", rec.field_names()),
+        )
+    })
 }
 
 fn is_complex(ty: &DataType) -> bool {
-    matches!(ty, DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_) | DataType::Map(..))
+    matches!(
+        ty,
+        DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_) | DataType::Map(..)
+    )
 }
 
 fn type_word(ty: &DataType) -> String {
@@ -313,7 +424,12 @@ fn cast_expr(smt: &Smt<'_>, what: &str, e: &Expr, to: &DataType) -> Result<Expr>
     }
     let sql = match (&e.ty, to) {
         (DataType::Binary | DataType::LargeBinary, DataType::Utf8) => format!("encode({}, 'base64')", e.sql),
-        (DataType::Binary | DataType::LargeBinary, _) => return Err(smt.err("spec", format!("{what} is bytes, which Kafka Connect casts only to string"))),
+        (DataType::Binary | DataType::LargeBinary, _) => {
+            return Err(smt.err(
+                "spec",
+                format!("{what} is bytes, which Kafka Connect casts only to string"),
+            ));
+        }
         (DataType::Utf8 | DataType::LargeUtf8, DataType::Boolean) => format!("(lower({}) = 'true')", e.sql),
         _ => format!("CAST({} AS {})", e.sql, sql_type(to).unwrap_or("TEXT")),
     };
@@ -323,7 +439,10 @@ fn cast_expr(smt: &Smt<'_>, what: &str, e: &Expr, to: &DataType) -> Result<Expr>
 fn cast(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     let spec = smt.list("spec");
     if spec.is_empty() {
-        return Err(smt.err("spec", "missing: at least one field:type pair, or one type for the whole value"));
+        return Err(smt.err(
+            "spec",
+            "missing: at least one field:type pair, or one type for the whole value",
+        ));
     }
     let valid = "int8, int16, int32, int64, float32, float64, boolean, string";
     let mut casts: Vec<(Option<String>, DataType)> = Vec::new();
@@ -336,7 +455,10 @@ fn cast(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
             return Err(smt.err("spec", format!("'{item}' names no field")));
         }
         let Some(ty) = cast_type(word) else {
-            return Err(smt.err("spec", format!("invalid type '{word}' in '{item}'; valid types are {valid}")));
+            return Err(smt.err(
+                "spec",
+                format!("invalid type '{word}' in '{item}'; valid types are {valid}"),
+            ));
         };
         casts.push((field, ty));
     }
@@ -350,11 +472,21 @@ fn cast(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
         match smt.side {
             Side::Key => match &rec.key {
                 Some(k) => next.key = Some(cast_expr(smt, "the key", k, to)?),
-                None => return Ok(Step::Untranslatable("casts the key, and these records have none".into())),
+                None => {
+                    return Ok(Step::Untranslatable(
+                        "casts the key, and these records have none".into(),
+                    ));
+                }
             },
             _ => match whole_value(rec) {
                 Some((name, e)) => next.fields = vec![(name.clone(), cast_expr(smt, "the value", e, to)?)],
-                None => return Err(smt.err("spec", format!("a cast of the whole value needs a primitive value (a raw format); this record has fields {}", rec.field_names()))),
+                None => return Err(smt.err(
+                    "spec",
+                    format!(
+                        "a cast of the whole value needs a primitive value (a raw format); this record has fields {}",
+                        rec.field_names()
+                    ),
+                )),
             },
         }
         return Ok(Step::Record(Box::new(next)));
@@ -371,7 +503,9 @@ fn cast(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
                 DataType::Utf8 => text,
                 DataType::Boolean => format!("(lower({text}) = 'true')"),
                 // Through DOUBLE, so "4.5" casts to 4 as Java's Number.intValue() does.
-                DataType::Float32 | DataType::Float64 => format!("CAST({text} AS {})", sql_type(&to).unwrap_or("DOUBLE")),
+                DataType::Float32 | DataType::Float64 => {
+                    format!("CAST({text} AS {})", sql_type(&to).unwrap_or("DOUBLE"))
+                }
                 _ => format!("CAST(CAST({text} AS DOUBLE) AS {})", sql_type(&to).unwrap_or("BIGINT")),
             };
             sql = format!("json_set({sql}, {}, {value})", lit(&name));
@@ -381,8 +515,15 @@ fn cast(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     for (name, to) in casts {
         let name = name.unwrap_or_default();
         let Some(e) = rec.field(&name) else {
-            let hint = if name.contains('.') { " (Cast casts top-level fields only; Kafka Connect has no nested paths in spec)" } else { "" };
-            return Err(smt.err("spec", format!("the record has no field '{name}'{hint} (fields: {})", rec.field_names())));
+            let hint = if name.contains('.') {
+                " (Cast casts top-level fields only; Kafka Connect has no nested paths in spec)"
+            } else {
+                ""
+            };
+            return Err(smt.err(
+                "spec",
+                format!("the record has no field '{name}'{hint} (fields: {})", rec.field_names()),
+            ));
         };
         let cast = cast_expr(smt, &format!("field '{name}'"), e, &to)?;
         if let Some(slot) = next.fields.iter_mut().find(|(n, _)| *n == name) {
@@ -400,7 +541,10 @@ fn drop_headers(smt: &Smt<'_>, rec: &Record) -> Result<Step> {
     let mut next = rec.clone();
     if let Some(h) = &rec.headers {
         let args: Vec<String> = names.iter().map(|n| lit(n)).collect();
-        next.headers = Some(Expr::new(format!("headers_drop({}, {})", h.sql, args.join(", ")), h.ty.clone()));
+        next.headers = Some(Expr::new(
+            format!("headers_drop({}, {})", h.sql, args.join(", ")),
+            h.ty.clone(),
+        ));
     }
     Ok(Step::Record(Box::new(next)))
 }
@@ -408,9 +552,20 @@ fn drop_headers(smt: &Smt<'_>, rec: &Record) -> Result<Step> {
 /// The fields a struct expression expands to, as `get_field` expressions.
 fn struct_fields(e: &Expr) -> Option<Vec<(String, Expr)>> {
     match &e.ty {
-        DataType::Struct(children) => {
-            Some(children.iter().map(|c| (c.name().clone(), Expr::new(format!("get_field({}, {})", e.sql, lit(c.name())), c.data_type().clone()))).collect())
-        }
+        DataType::Struct(children) => Some(
+            children
+                .iter()
+                .map(|c| {
+                    (
+                        c.name().clone(),
+                        Expr::new(
+                            format!("get_field({}, {})", e.sql, lit(c.name())),
+                            c.data_type().clone(),
+                        ),
+                    )
+                })
+                .collect(),
+        ),
         _ => None,
     }
 }
@@ -420,12 +575,19 @@ fn extract_field(smt: &Smt<'_>, rec: &Record) -> Result<Step> {
     let mut next = rec.clone();
     if smt.side == Side::Key {
         let Some(k) = &rec.key else {
-            return Ok(Step::Untranslatable("extracts from the key, and these records have none".into()));
+            return Ok(Step::Untranslatable(
+                "extracts from the key, and these records have none".into(),
+            ));
         };
         if k.ty != DataType::Utf8 || name.contains(['.', '[', '$']) {
-            return Ok(Step::Untranslatable(format!("reads field '{name}' of the key; only a JSON key (key.converter JsonConverter) with a plain field name translates")));
+            return Ok(Step::Untranslatable(format!(
+                "reads field '{name}' of the key; only a JSON key (key.converter JsonConverter) with a plain field name translates"
+            )));
         }
-        next.key = Some(Expr::new(format!("json_get_str({}, {})", k.sql, lit(&name)), DataType::Utf8));
+        next.key = Some(Expr::new(
+            format!("json_get_str({}, {})", k.sql, lit(&name)),
+            DataType::Utf8,
+        ));
         return Ok(Step::Record(Box::new(next)));
     }
     let e = field(smt, rec, "field", &name)?;
@@ -479,7 +641,14 @@ fn header_from(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
         return Err(smt.err("fields", "missing: the fields to copy into headers"));
     }
     if headers.len() != fields.len() {
-        return Err(smt.err("headers", format!("names {} headers for {} fields; they pair up one to one", headers.len(), fields.len())));
+        return Err(smt.err(
+            "headers",
+            format!(
+                "names {} headers for {} fields; they pair up one to one",
+                headers.len(),
+                fields.len()
+            ),
+        ));
     }
     if smt.side == Side::Key {
         let Some(k) = json_key(rec, ctx) else {
@@ -487,13 +656,25 @@ fn header_from(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
         };
         let mut h = rec.headers.clone().unwrap_or_else(|| Expr::new("NULL", DataType::Null));
         for (f, name) in fields.iter().zip(&headers) {
-            h = Expr::new(format!("header_add({}, {}, json_get_str({}, {}))", h.sql, lit(name), k.sql, lit(f)), h.ty);
+            h = Expr::new(
+                format!(
+                    "header_add({}, {}, json_get_str({}, {}))",
+                    h.sql,
+                    lit(name),
+                    k.sql,
+                    lit(f)
+                ),
+                h.ty,
+            );
         }
         let mut next = rec.clone();
         next.headers = Some(h);
         if moving {
             let names: Vec<String> = fields.iter().map(|f| lit(f)).collect();
-            next.key = Some(Expr::new(format!("json_remove({}, {})", k.sql, names.join(", ")), DataType::Utf8));
+            next.key = Some(Expr::new(
+                format!("json_remove({}, {})", k.sql, names.join(", ")),
+                DataType::Utf8,
+            ));
         }
         return Ok(Step::Record(Box::new(next)));
     }
@@ -501,9 +682,16 @@ fn header_from(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     for (f, name) in fields.iter().zip(&headers) {
         let e = field(smt, rec, "fields", f)?;
         if is_complex(&e.ty) {
-            return Ok(Step::Untranslatable(format!("puts field '{f}' of type {} into a header; headers hold text or bytes", type_word(&e.ty))));
+            return Ok(Step::Untranslatable(format!(
+                "puts field '{f}' of type {} into a header; headers hold text or bytes",
+                type_word(&e.ty)
+            )));
         }
-        let value = if matches!(e.ty, DataType::Binary) { e.sql.clone() } else { format!("CAST({} AS TEXT)", e.sql) };
+        let value = if matches!(e.ty, DataType::Binary) {
+            e.sql.clone()
+        } else {
+            format!("CAST({} AS TEXT)", e.sql)
+        };
         h = Expr::new(format!("header_add({}, {}, {value})", h.sql, lit(name)), h.ty);
     }
     let mut next = rec.clone();
@@ -518,13 +706,18 @@ fn header_from(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
 }
 
 fn hoist_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
-    let name = smt.require("field", "the name of the field to wrap the value in")?.to_string();
+    let name = smt
+        .require("field", "the name of the field to wrap the value in")?
+        .to_string();
     if smt.side == Side::Key {
         return Ok(match &rec.key {
             // A JSON key is embedded as it is; a text key becomes a JSON string.
             Some(k) if json_key(rec, ctx).is_some() => {
                 let open = serde_json::to_string(&serde_json::json!({ name.clone(): null })).unwrap_or_default();
-                with_key(rec, format!("{} || {} || '}}'", lit(open.trim_end_matches("null}")), k.sql))
+                with_key(
+                    rec,
+                    format!("{} || {} || '}}'", lit(open.trim_end_matches("null}")), k.sql),
+                )
             }
             Some(k) if k.ty == DataType::Utf8 => with_key(rec, format!("json_set('{{}}', {}, {})", lit(&name), k.sql)),
             _ => Step::Untranslatable(format!("wraps the key in a struct; it {STRUCT_KEY}")),
@@ -534,12 +727,27 @@ fn hoist_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     if ctx.primitive
         && let Some((_, e)) = whole_value(rec)
     {
-        return Ok(Step::Record(Box::new(Record { fields: vec![(name, e.clone())], ..rec.clone() })));
+        return Ok(Step::Record(Box::new(Record {
+            fields: vec![(name, e.clone())],
+            ..rec.clone()
+        })));
     }
-    let args: Vec<String> = rec.fields.iter().map(|(n, e)| format!("{}, {}", lit(n), e.sql)).collect();
-    let ty = DataType::Struct(rec.fields.iter().map(|(n, e)| arrow::datatypes::Field::new(n, e.ty.clone(), true)).collect());
+    let args: Vec<String> = rec
+        .fields
+        .iter()
+        .map(|(n, e)| format!("{}, {}", lit(n), e.sql))
+        .collect();
+    let ty = DataType::Struct(
+        rec.fields
+            .iter()
+            .map(|(n, e)| arrow::datatypes::Field::new(n, e.ty.clone(), true))
+            .collect(),
+    );
     let e = unless_tombstone(ctx, Expr::new(format!("named_struct({})", args.join(", ")), ty));
-    Ok(Step::Record(Box::new(Record { fields: vec![(name, e)], ..rec.clone() })))
+    Ok(Step::Record(Box::new(Record {
+        fields: vec![(name, e)],
+        ..rec.clone()
+    })))
 }
 
 fn insert_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
@@ -550,7 +758,12 @@ fn insert_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
             return Ok(Step::Untranslatable(format!("inserts into the key; it {STRUCT_KEY}")));
         };
         let mut sql = k.sql.clone();
-        let slots = [("topic.field", &rec.topic), ("partition.field", &rec.partition), ("offset.field", &rec.offset), ("timestamp.field", &rec.timestamp)];
+        let slots = [
+            ("topic.field", &rec.topic),
+            ("partition.field", &rec.partition),
+            ("offset.field", &rec.offset),
+            ("timestamp.field", &rec.timestamp),
+        ];
         for (setting, slot) in slots {
             if let Some(n) = name(setting) {
                 let value = slot.as_ref().map_or("NULL".to_string(), |e| e.sql.clone());
@@ -574,11 +787,24 @@ fn insert_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     if let Some(n) = name("offset.field") {
         match &rec.offset {
             Some(o) if ctx.from_kafka => added.push((n, o.clone())),
-            _ => return Err(smt.err("offset.field", format!("offsets exist only for records read from Kafka (sink connectors); these come from {}", ctx.origin))),
+            _ => {
+                return Err(smt.err(
+                    "offset.field",
+                    format!(
+                        "offsets exist only for records read from Kafka (sink connectors); these come from {}",
+                        ctx.origin
+                    ),
+                ));
+            }
         }
     }
     if let Some(n) = name("timestamp.field") {
-        added.push((n, rec.timestamp.clone().unwrap_or_else(|| null(DataType::Timestamp(TimeUnit::Millisecond, None), "TIMESTAMP"))));
+        added.push((
+            n,
+            rec.timestamp
+                .clone()
+                .unwrap_or_else(|| null(DataType::Timestamp(TimeUnit::Millisecond, None), "TIMESTAMP")),
+        ));
     }
     if let (Some(n), Some(v)) = (name("static.field"), smt.get("static.value")) {
         added.push((n, Expr::new(lit(v), DataType::Utf8)));
@@ -586,7 +812,12 @@ fn insert_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     let mut next = rec.clone();
     for (n, e) in added {
         if next.field(&n).is_some() {
-            return Err(smt.err("type", format!("inserts field '{n}', which the record already has (Kafka Connect refuses duplicate field names)")));
+            return Err(smt.err(
+                "type",
+                format!(
+                    "inserts field '{n}', which the record already has (Kafka Connect refuses duplicate field names)"
+                ),
+            ));
         }
         next.fields.push((n, unless_tombstone(ctx, e)));
     }
@@ -598,7 +829,10 @@ fn insert_header(smt: &Smt<'_>, rec: &Record) -> Result<Step> {
     let value = smt.require("value.literal", "the header's value")?;
     let h = rec.headers.clone().unwrap_or_else(|| Expr::new("NULL", DataType::Null));
     let mut next = rec.clone();
-    next.headers = Some(Expr::new(format!("header_add({}, {}, {})", h.sql, lit(name), lit(value)), h.ty));
+    next.headers = Some(Expr::new(
+        format!("header_add({}, {}, {})", h.sql, lit(name), lit(value)),
+        h.ty,
+    ));
     Ok(Step::Record(Box::new(next)))
 }
 
@@ -625,7 +859,13 @@ fn mask_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     for f in &fields {
         let e = field(smt, rec, "fields", f)?;
         if is_complex(&e.ty) {
-            return Err(smt.err("fields", format!("cannot mask field '{f}' of type {}: Kafka Connect masks primitive fields", type_word(&e.ty))));
+            return Err(smt.err(
+                "fields",
+                format!(
+                    "cannot mask field '{f}' of type {}: Kafka Connect masks primitive fields",
+                    type_word(&e.ty)
+                ),
+            ));
         }
         let sql = match replacement {
             None => format!("mask({})", e.sql),
@@ -633,10 +873,19 @@ fn mask_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
                 let numeric = e.ty.is_numeric();
                 let text = matches!(e.ty, DataType::Utf8 | DataType::LargeUtf8);
                 if !numeric && !text {
-                    return Err(smt.err("replacement", format!("field '{f}' is {}; Kafka Connect replaces only string and numeric fields", type_word(&e.ty))));
+                    return Err(smt.err(
+                        "replacement",
+                        format!(
+                            "field '{f}' is {}; Kafka Connect replaces only string and numeric fields",
+                            type_word(&e.ty)
+                        ),
+                    ));
                 }
                 if numeric && r.parse::<f64>().is_err() {
-                    return Err(smt.err("replacement", format!("'{r}' is not a number, and field '{f}' is {}", type_word(&e.ty))));
+                    return Err(smt.err(
+                        "replacement",
+                        format!("'{r}' is not a number, and field '{f}' is {}", type_word(&e.ty)),
+                    ));
                 }
                 format!("mask({}, {})", e.sql, lit(r))
             }
@@ -654,10 +903,16 @@ fn regex_router(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     quiver_udf::connect::check_regex(regex).map_err(|e| smt.err("regex", e))?;
     quiver_udf::connect::java_replacement(replacement).map_err(|e| smt.err("replacement", e))?;
     let Some(topic) = &rec.topic else {
-        return Err(smt.err("type", format!("routes by topic, and records from {} have none", ctx.origin)));
+        return Err(smt.err(
+            "type",
+            format!("routes by topic, and records from {} have none", ctx.origin),
+        ));
     };
     let mut next = rec.clone();
-    next.topic = Some(Expr::new(format!("regex_route({}, {}, {})", topic.sql, lit(regex), lit(replacement)), DataType::Utf8));
+    next.topic = Some(Expr::new(
+        format!("regex_route({}, {}, {})", topic.sql, lit(regex), lit(replacement)),
+        DataType::Utf8,
+    ));
     Ok(Step::Record(Box::new(next)))
 }
 
@@ -670,7 +925,9 @@ fn replace_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     let mut renames: Vec<(String, String)> = Vec::new();
     for r in smt.list("renames") {
         match r.split_once(':') {
-            Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => renames.push((from.trim().to_string(), to.trim().to_string())),
+            Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => {
+                renames.push((from.trim().to_string(), to.trim().to_string()))
+            }
             _ => return Err(smt.err("renames", format!("'{r}' is not old:new"))),
         }
     }
@@ -693,7 +950,10 @@ fn replace_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     }
     for (setting, names) in [("exclude", &exclude), ("include", &include)] {
         if let Some(n) = names.iter().find(|n| rec.field(n).is_none()) {
-            return Err(smt.err(setting, format!("the record has no field '{n}' (fields: {})", rec.field_names())));
+            return Err(smt.err(
+                setting,
+                format!("the record has no field '{n}' (fields: {})", rec.field_names()),
+            ));
         }
     }
     // Kafka Connect: a field is kept when not excluded and (no include list, or included);
@@ -703,7 +963,10 @@ fn replace_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
         if exclude.contains(n) || (!include.is_empty() && !include.contains(n)) {
             continue;
         }
-        let name = renames.iter().find(|(from, _)| from == n).map_or(n.clone(), |(_, to)| to.clone());
+        let name = renames
+            .iter()
+            .find(|(from, _)| from == n)
+            .map_or(n.clone(), |(_, to)| to.clone());
         if fields.iter().any(|(m, _): &(String, Expr)| *m == name) {
             return Err(smt.err("renames", format!("two fields would be named '{name}'")));
         }
@@ -712,12 +975,20 @@ fn replace_field(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> {
     Ok(Step::Record(Box::new(Record { fields, ..rec.clone() })))
 }
 
-const PRECISIONS: [(&str, &str); 4] = [("seconds", "seconds"), ("milliseconds", "millis"), ("microseconds", "micros"), ("nanoseconds", "nanos")];
+const PRECISIONS: [(&str, &str); 4] = [
+    ("seconds", "seconds"),
+    ("milliseconds", "millis"),
+    ("microseconds", "micros"),
+    ("nanoseconds", "nanos"),
+];
 
 fn timestamp_converter(smt: &Smt<'_>, rec: &Record) -> Result<Step> {
     let target = smt.require("target.type", "one of string, unix, Date, Time, Timestamp")?;
     if !["string", "unix", "Date", "Time", "Timestamp"].contains(&target) {
-        return Err(smt.err("target.type", format!("'{target}' is not one of string, unix, Date, Time, Timestamp")));
+        return Err(smt.err(
+            "target.type",
+            format!("'{target}' is not one of string, unix, Date, Time, Timestamp"),
+        ));
     }
     let format = smt.get("format");
     if let Some(f) = format {
@@ -725,21 +996,40 @@ fn timestamp_converter(smt: &Smt<'_>, rec: &Record) -> Result<Step> {
     }
     let precision = smt.get("unix.precision").unwrap_or("milliseconds");
     let Some((_, unit)) = PRECISIONS.iter().find(|(p, _)| *p == precision) else {
-        return Err(smt.err("unix.precision", format!("'{precision}' is not one of seconds, milliseconds, microseconds, nanoseconds")));
+        return Err(smt.err(
+            "unix.precision",
+            format!("'{precision}' is not one of seconds, milliseconds, microseconds, nanoseconds"),
+        ));
     };
     let field_name = smt.get("field").map(str::to_string);
-    let need_format = || smt.err("format", "required when converting to or from a string (a SimpleDateFormat pattern)");
+    let need_format = || {
+        smt.err(
+            "format",
+            "required when converting to or from a string (a SimpleDateFormat pattern)",
+        )
+    };
     // The input as a TIMESTAMP expression.
     let convert = |e: &Expr| -> Result<Expr> {
         let ts = match &e.ty {
             DataType::Timestamp(..) => e.sql.clone(),
             DataType::Date32 | DataType::Date64 => format!("CAST({} AS TIMESTAMP)", e.sql),
             DataType::Int64 | DataType::Int32 => format!("to_timestamp_{unit}({})", e.sql),
-            DataType::Utf8 | DataType::LargeUtf8 => format!("parse_timestamp({}, {})", e.sql, lit(format.ok_or_else(need_format)?)),
-            other => return Err(smt.err("field", format!("cannot convert a {} to a timestamp (Kafka Connect takes string, unix, Date, Time or Timestamp)", type_word(other)))),
+            DataType::Utf8 | DataType::LargeUtf8 => {
+                format!("parse_timestamp({}, {})", e.sql, lit(format.ok_or_else(need_format)?))
+            }
+            other => return Err(smt.err(
+                "field",
+                format!(
+                    "cannot convert a {} to a timestamp (Kafka Connect takes string, unix, Date, Time or Timestamp)",
+                    type_word(other)
+                ),
+            )),
         };
         Ok(match target {
-            "string" => Expr::new(format!("format_timestamp({ts}, {})", lit(format.ok_or_else(need_format)?)), DataType::Utf8),
+            "string" => Expr::new(
+                format!("format_timestamp({ts}, {})", lit(format.ok_or_else(need_format)?)),
+                DataType::Utf8,
+            ),
             "unix" => Expr::new(format!("CAST(to_timestamp_{unit}({ts}) AS BIGINT)"), DataType::Int64),
             "Date" => Expr::new(format!("CAST({ts} AS DATE)"), DataType::Date32),
             "Time" => Expr::new(format!("CAST({ts} AS TIME)"), DataType::Time64(TimeUnit::Nanosecond)),
@@ -778,10 +1068,16 @@ fn timestamp_router(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> 
     let mut parts: Vec<String> = Vec::new();
     let mut rest = topic_format.as_str();
     while !rest.is_empty() {
-        let next = [("${topic}", topic.sql.clone()), ("${timestamp}", format!("format_timestamp({}, {})", ts.sql, lit(&ts_format)))]
-            .into_iter()
-            .filter_map(|(p, sql)| rest.find(p).map(|i| (i, p.len(), sql)))
-            .min_by_key(|(i, _, _)| *i);
+        let next = [
+            ("${topic}", topic.sql.clone()),
+            (
+                "${timestamp}",
+                format!("format_timestamp({}, {})", ts.sql, lit(&ts_format)),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(p, sql)| rest.find(p).map(|i| (i, p.len(), sql)))
+        .min_by_key(|(i, _, _)| *i);
         match next {
             Some((i, len, sql)) => {
                 if i > 0 {
@@ -796,7 +1092,11 @@ fn timestamp_router(smt: &Smt<'_>, rec: &Record, ctx: &Context) -> Result<Step> 
             }
         }
     }
-    let sql = if parts.is_empty() { "''".to_string() } else { parts.join(" || ") };
+    let sql = if parts.is_empty() {
+        "''".to_string()
+    } else {
+        parts.join(" || ")
+    };
     let mut next = rec.clone();
     next.topic = Some(Expr::new(sql, DataType::Utf8));
     Ok(Step::Record(Box::new(next)))

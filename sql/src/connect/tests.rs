@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, Int32Array, Int64Array, MapBuilder, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryBuilder, Int32Array, Int64Array, MapBuilder, RecordBatch, StringArray,
+    StringBuilder, TimestampMillisecondArray,
+};
 use arrow::datatypes::SchemaRef;
 use serde_json::{Map, Value, json};
 
@@ -33,7 +36,15 @@ impl Input {
             offset: v.get("offset").and_then(Value::as_i64).unwrap_or(index as i64),
             timestamp: v.get("timestamp").and_then(Value::as_i64).unwrap_or(1_700_000_000_000),
             key: v.get("key").and_then(Value::as_str).map(str::to_string),
-            headers: v.get("headers").and_then(Value::as_object).map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect()).unwrap_or_default(),
+            headers: v
+                .get("headers")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
             value: v.get("value").cloned().unwrap_or(Value::Null),
         }
     }
@@ -59,10 +70,24 @@ fn sink_of(sql: &str) -> Arc<PipelineSpec> {
 fn batch(schema: &SchemaRef, declared: usize, inputs: &[Input], raw: bool) -> RecordBatch {
     let value_schema = Arc::new(arrow::datatypes::Schema::new(schema.fields()[..declared].to_vec()));
     let values: Vec<ArrayRef> = if raw {
-        vec![Arc::new(inputs.iter().map(|i| i.value.as_str()).collect::<StringArray>())]
+        vec![Arc::new(
+            inputs.iter().map(|i| i.value.as_str()).collect::<StringArray>(),
+        )]
     } else {
-        let lines: String = inputs.iter().map(|i| if i.value.is_null() { "{}\n".to_string() } else { format!("{}\n", i.value) }).collect();
-        let mut d = arrow::json::ReaderBuilder::new(Arc::clone(&value_schema)).with_batch_size(inputs.len().max(1)).build_decoder().unwrap();
+        let lines: String = inputs
+            .iter()
+            .map(|i| {
+                if i.value.is_null() {
+                    "{}\n".to_string()
+                } else {
+                    format!("{}\n", i.value)
+                }
+            })
+            .collect();
+        let mut d = arrow::json::ReaderBuilder::new(Arc::clone(&value_schema))
+            .with_batch_size(inputs.len().max(1))
+            .build_decoder()
+            .unwrap();
         d.decode(lines.as_bytes()).unwrap();
         match d.flush().unwrap() {
             Some(b) => b.columns().to_vec(),
@@ -75,14 +100,22 @@ fn batch(schema: &SchemaRef, declared: usize, inputs: &[Input], raw: bool) -> Re
             "_key" => {
                 let keys = inputs.iter().map(|i| i.key.as_deref());
                 match f.data_type() {
-                    arrow::datatypes::DataType::Binary => Arc::new(keys.map(|k| k.map(str::as_bytes)).collect::<arrow::array::BinaryArray>()),
+                    arrow::datatypes::DataType::Binary => Arc::new(
+                        keys.map(|k| k.map(str::as_bytes))
+                            .collect::<arrow::array::BinaryArray>(),
+                    ),
                     _ => Arc::new(keys.collect::<StringArray>()),
                 }
             }
             "_topic" => Arc::new(inputs.iter().map(|i| Some(i.topic.as_str())).collect::<StringArray>()),
             "_partition" => Arc::new(inputs.iter().map(|i| Some(i.partition)).collect::<Int32Array>()),
             "_offset" => Arc::new(inputs.iter().map(|i| Some(i.offset)).collect::<Int64Array>()),
-            "_timestamp" => Arc::new(inputs.iter().map(|i| Some(i.timestamp)).collect::<TimestampMillisecondArray>()),
+            "_timestamp" => Arc::new(
+                inputs
+                    .iter()
+                    .map(|i| Some(i.timestamp))
+                    .collect::<TimestampMillisecondArray>(),
+            ),
             "_headers" => {
                 let mut b = MapBuilder::new(None, StringBuilder::new(), BinaryBuilder::new());
                 for i in inputs {
@@ -110,21 +143,37 @@ fn run(spec: &PipelineSpec, inputs: &[Input], raw: bool) -> Vec<Value> {
     assert!(out.failed.is_empty(), "rows failed: {:?}", out.failed);
     let origin = spec.transform.input_rows(&b, &out.failed);
     let schema = out.batch.schema();
-    let value_idx: Vec<usize> = (0..schema.fields().len()).filter(|i| !schema.field(*i).name().starts_with('_')).collect();
+    let value_idx: Vec<usize> = (0..schema.fields().len())
+        .filter(|i| !schema.field(*i).name().starts_with('_'))
+        .collect();
     let values = out.batch.project(&value_idx).unwrap();
-    let mut w = arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, arrow::json::writer::JsonArray>(Vec::new());
+    let mut w = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::JsonArray>(Vec::new());
     w.write(&values).unwrap();
     w.finish().unwrap();
     let text = String::from_utf8(w.into_inner()).unwrap();
-    let rows: Vec<Value> = if values.num_rows() == 0 { Vec::new() } else { serde_json::from_str(&text).unwrap() };
-    let key_fields: Option<Vec<String>> = spec.options.iter().find(|(k, _)| k == "key.fields").map(|(_, v)| super::split_list(v));
+    let rows: Vec<Value> = if values.num_rows() == 0 {
+        Vec::new()
+    } else {
+        serde_json::from_str(&text).unwrap()
+    };
+    let key_fields: Option<Vec<String>> = spec
+        .options
+        .iter()
+        .find(|(k, _)| k == "key.fields")
+        .map(|(_, v)| super::split_list(v));
     let col = |name: &str| schema.index_of(name).ok().map(|i| out.batch.column(i).clone());
     let (topics, keys, headers) = (col("_topic"), col("_key"), col("_headers"));
     rows.into_iter()
         .enumerate()
         .map(|(r, value)| {
             let input = &inputs[origin[r]];
-            let value = if value.as_object().is_some_and(|m| m.values().all(Value::is_null)) { Value::Null } else { value };
+            let value = if value.as_object().is_some_and(|m| m.values().all(Value::is_null)) {
+                Value::Null
+            } else {
+                value
+            };
             let topic = match &topics {
                 Some(t) => json!(t.as_string::<i32>().value(r)),
                 None => json!(input.topic),
@@ -135,15 +184,27 @@ fn run(spec: &PipelineSpec, inputs: &[Input], raw: bool) -> Vec<Value> {
                 (None, Some(k)) if k.is_null(r) => Value::Null,
                 (None, Some(k)) => {
                     let text = k.as_string::<i32>().value(r);
-                    serde_json::from_str::<Value>(text).ok().filter(Value::is_object).unwrap_or_else(|| json!(text))
+                    serde_json::from_str::<Value>(text)
+                        .ok()
+                        .filter(Value::is_object)
+                        .unwrap_or_else(|| json!(text))
                 }
-                (None, None) => input.key.as_deref().map_or(Value::Null, |k| serde_json::from_str::<Value>(k).ok().filter(Value::is_object).unwrap_or_else(|| json!(k))),
+                (None, None) => input.key.as_deref().map_or(Value::Null, |k| {
+                    serde_json::from_str::<Value>(k)
+                        .ok()
+                        .filter(Value::is_object)
+                        .unwrap_or_else(|| json!(k))
+                }),
             };
             let headers = match &headers {
                 Some(h) => {
                     let m = h.as_map().value(r);
                     let (ks, vs) = (m.column(0).as_string::<i32>(), m.column(1).as_binary::<i32>());
-                    Value::Object((0..m.len()).map(|i| (ks.value(i).to_string(), json!(String::from_utf8_lossy(vs.value(i))))).collect())
+                    Value::Object(
+                        (0..m.len())
+                            .map(|i| (ks.value(i).to_string(), json!(String::from_utf8_lossy(vs.value(i)))))
+                            .collect(),
+                    )
                 }
                 None => json!(input.headers),
             };
@@ -170,7 +231,10 @@ fn base_config(extra: &Map<String, Value>) -> ConnectorConfig {
 fn translated_sink(case: &Value) -> Arc<PipelineSpec> {
     let cfg = base_config(case["config"].as_object().unwrap());
     let columns = case["columns"].as_str().unwrap();
-    let options = TranslateOptions { columns: (!columns.is_empty()).then(|| columns.to_string()), bootstrap_servers: None };
+    let options = TranslateOptions {
+        columns: (!columns.is_empty()).then(|| columns.to_string()),
+        bootstrap_servers: None,
+    };
     let t = translate_inner(&cfg, &options, true).unwrap_or_else(|e| panic!("{}: {e}", case["name"]));
     assert!(t.untranslated.is_empty(), "{}: {:?}", case["name"], t.untranslated);
     sink_of(&t.sql.replace("${KAFKA_BOOTSTRAP}", "localhost:9092"))
@@ -178,11 +242,27 @@ fn translated_sink(case: &Value) -> Arc<PipelineSpec> {
 
 fn hand_written_sink(case: &Value) -> Arc<PipelineSpec> {
     let raw = case["raw"].as_bool().unwrap_or(false);
-    let columns = if raw { "value TEXT" } else { case["columns"].as_str().unwrap() };
+    let columns = if raw {
+        "value TEXT"
+    } else {
+        case["columns"].as_str().unwrap()
+    };
     let format = if raw { "raw" } else { "json" };
-    let mut sink_opts: BTreeMap<String, String> =
-        [("connector", "kafka"), ("bootstrap.servers", "localhost:9092"), ("topic", "out"), ("key.format", "string")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    for (k, v) in case.get("sink_options").and_then(Value::as_object).into_iter().flatten() {
+    let mut sink_opts: BTreeMap<String, String> = [
+        ("connector", "kafka"),
+        ("bootstrap.servers", "localhost:9092"),
+        ("topic", "out"),
+        ("key.format", "string"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in case
+        .get("sink_options")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         sink_opts.insert(k.clone(), v.as_str().unwrap().to_string());
     }
     let with: Vec<String> = sink_opts.iter().map(|(k, v)| format!("'{k}' = '{v}'")).collect();
@@ -196,7 +276,13 @@ fn hand_written_sink(case: &Value) -> Arc<PipelineSpec> {
 
 /// Only the parts of each expected record the case states are compared.
 fn assert_matches(name: &str, how: &str, got: &[Value], expected: &[Value]) {
-    assert_eq!(got.len(), expected.len(), "{name} ({how}): {} records, expected {}: {got:#?}", got.len(), expected.len());
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "{name} ({how}): {} records, expected {}: {got:#?}",
+        got.len(),
+        expected.len()
+    );
     for (g, e) in got.iter().zip(expected) {
         for (k, v) in e.as_object().unwrap() {
             assert_eq!(&g[k], v, "{name} ({how}): '{k}' of {g}");
@@ -212,10 +298,21 @@ fn golden_cases_match_kafka_connect_through_translation_and_hand_written_sql() {
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let raw = case["raw"].as_bool().unwrap_or(false);
-        let inputs: Vec<Input> = case["input"].as_array().unwrap().iter().enumerate().map(|(i, v)| Input::from_json(v, i)).collect();
+        let inputs: Vec<Input> = case["input"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Input::from_json(v, i))
+            .collect();
         let expected = case["expected"].as_array().unwrap();
         assert_matches(name, "translated", &run(&translated_sink(case), &inputs, raw), expected);
-        assert_matches(name, "hand-written", &run(&hand_written_sink(case), &inputs, raw), expected);
+        assert_matches(
+            name,
+            "hand-written",
+            &run(&hand_written_sink(case), &inputs, raw),
+            expected,
+        );
         for (k, v) in case["config"].as_object().unwrap() {
             if k.ends_with(".type") {
                 let class = v.as_str().unwrap();
@@ -223,9 +320,16 @@ fn golden_cases_match_kafka_connect_through_translation_and_hand_written_sql() {
             }
         }
     }
-    let all: Vec<&str> = super::smt::KIND_NAMES.iter().chain(super::predicate::KINDS.iter()).copied().collect();
+    let all: Vec<&str> = super::smt::KIND_NAMES
+        .iter()
+        .chain(super::predicate::KINDS.iter())
+        .copied()
+        .collect();
     let missing: Vec<&&str> = all.iter().filter(|k| !covered.contains(**k)).collect();
-    assert!(missing.is_empty(), "SMTs or predicates without a golden case: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "SMTs or predicates without a golden case: {missing:?}"
+    );
 }
 
 /// Deterministic records for the chain test: some tombstones, some with a 'pii' header.
@@ -250,12 +354,24 @@ fn generated(n: usize) -> Vec<Input> {
 fn a_chain_of_seven_transforms_with_predicates_matches_hand_written_sql_on_10000_records() {
     let t = |k: &str, v: &str| (format!("transforms.{k}"), json!(v));
     let mut extra: Map<String, Value> = [
-        ("transforms".to_string(), json!("dropTombstones,drop,mask,origin,amount,route,when")),
+        (
+            "transforms".to_string(),
+            json!("dropTombstones,drop,mask,origin,amount,route,when"),
+        ),
         ("predicates".to_string(), json!("tomb,pii,v1")),
-        ("predicates.tomb.type".into(), json!("org.apache.kafka.connect.transforms.predicates.RecordIsTombstone")),
-        ("predicates.pii.type".into(), json!("org.apache.kafka.connect.transforms.predicates.HasHeaderKey")),
+        (
+            "predicates.tomb.type".into(),
+            json!("org.apache.kafka.connect.transforms.predicates.RecordIsTombstone"),
+        ),
+        (
+            "predicates.pii.type".into(),
+            json!("org.apache.kafka.connect.transforms.predicates.HasHeaderKey"),
+        ),
         ("predicates.pii.name".into(), json!("pii")),
-        ("predicates.v1.type".into(), json!("org.apache.kafka.connect.transforms.predicates.TopicNameMatches")),
+        (
+            "predicates.v1.type".into(),
+            json!("org.apache.kafka.connect.transforms.predicates.TopicNameMatches"),
+        ),
         ("predicates.v1.pattern".into(), json!(".*-v1")),
     ]
     .into_iter()
@@ -280,7 +396,10 @@ fn a_chain_of_seven_transforms_with_predicates_matches_hand_written_sql_on_10000
         t("route.regex", "(.*)-v1"),
         t("route.replacement", "$1"),
         t("route.predicate", "v1"),
-        t("when.type", "org.apache.kafka.connect.transforms.TimestampConverter$Value"),
+        t(
+            "when.type",
+            "org.apache.kafka.connect.transforms.TimestampConverter$Value",
+        ),
         t("when.field", "ms"),
         t("when.target.type", "string"),
         t("when.format", "yyyy-MM-dd HH:mm"),
@@ -289,7 +408,15 @@ fn a_chain_of_seven_transforms_with_predicates_matches_hand_written_sql_on_10000
     }
     let cfg = base_config(&extra);
     let columns = "id BIGINT, name TEXT, ssn TEXT, amount DOUBLE, internal INT, ms BIGINT";
-    let tr = translate_inner(&cfg, &TranslateOptions { columns: Some(columns.into()), bootstrap_servers: None }, true).unwrap();
+    let tr = translate_inner(
+        &cfg,
+        &TranslateOptions {
+            columns: Some(columns.into()),
+            bootstrap_servers: None,
+        },
+        true,
+    )
+    .unwrap();
     assert!(tr.untranslated.is_empty(), "{:?}", tr.untranslated);
     let translated = sink_of(&tr.sql.replace("${KAFKA_BOOTSTRAP}", "localhost:9092"));
     let hand = hand_written_sink(&json!({
@@ -314,7 +441,11 @@ fn a_chain_of_seven_transforms_with_predicates_matches_hand_written_sql_on_10000
     assert_eq!(routed["value"]["source_topic"], json!("orders-v1"));
     // Every record routed by its own topic, across the runs of equal topics in a batch.
     for r in &a {
-        let want = if r["value"]["source_topic"] == json!("orders-v1") { "orders" } else { "test-orders" };
+        let want = if r["value"]["source_topic"] == json!("orders-v1") {
+            "orders"
+        } else {
+            "test-orders"
+        };
         assert_eq!(r["topic"], json!(want), "{r}");
     }
     let masked = a.iter().find(|r| r["value"]["id"] == json!("5")).unwrap();
@@ -324,37 +455,107 @@ fn a_chain_of_seven_transforms_with_predicates_matches_hand_written_sql_on_10000
 
 fn error_of(extra: Value, columns: &str) -> String {
     let cfg = base_config(extra.as_object().unwrap());
-    translate(&cfg, &TranslateOptions { columns: Some(columns.into()), bootstrap_servers: None }).map(|t| t.sql).unwrap_err().to_string()
+    translate(
+        &cfg,
+        &TranslateOptions {
+            columns: Some(columns.into()),
+            bootstrap_servers: None,
+        },
+    )
+    .map(|t| t.sql)
+    .unwrap_err()
+    .to_string()
 }
 
 #[test]
 fn invalid_configs_name_the_transform_alias_and_the_key() {
     let cols = "id BIGINT, name TEXT, ssn TEXT";
     let cases: Vec<(Value, &[&str])> = vec![
-        (json!({"transforms": "x", "transforms.x.type": "org.apache.kafka.connect.transforms.MaskFeld$Value"}), &["transforms.x.type", "unknown transform", "MaskField$Value"]),
-        (json!({"transforms": "x", "transforms.x.type": "org.apache.kafka.connect.transforms.MaskField"}), &["transforms.x.type", "MaskField$Key", "MaskField$Value"]),
+        (
+            json!({"transforms": "x", "transforms.x.type": "org.apache.kafka.connect.transforms.MaskFeld$Value"}),
+            &["transforms.x.type", "unknown transform", "MaskField$Value"],
+        ),
+        (
+            json!({"transforms": "x", "transforms.x.type": "org.apache.kafka.connect.transforms.MaskField"}),
+            &["transforms.x.type", "MaskField$Key", "MaskField$Value"],
+        ),
         (json!({"transforms": "x"}), &["transforms.x.type", "missing"]),
-        (json!({"transforms": "m", "transforms.m.type": "org.apache.kafka.connect.transforms.MaskField$Value"}), &["transforms.m.fields", "missing"]),
-        (json!({"transforms": "r", "transforms.r.type": "org.apache.kafka.connect.transforms.RegexRouter", "transforms.r.regex": "(unclosed", "transforms.r.replacement": "x"}), &["transforms.r.regex", "invalid regex"]),
-        (json!({"transforms": "r", "transforms.r.type": "org.apache.kafka.connect.transforms.RegexRouter", "transforms.r.regex": "(.*)", "transforms.r.replacement": "$"}), &["transforms.r.replacement"]),
+        (
+            json!({"transforms": "m", "transforms.m.type": "org.apache.kafka.connect.transforms.MaskField$Value"}),
+            &["transforms.m.fields", "missing"],
+        ),
+        (
+            json!({"transforms": "r", "transforms.r.type": "org.apache.kafka.connect.transforms.RegexRouter", "transforms.r.regex": "(unclosed", "transforms.r.replacement": "x"}),
+            &["transforms.r.regex", "invalid regex"],
+        ),
+        (
+            json!({"transforms": "r", "transforms.r.type": "org.apache.kafka.connect.transforms.RegexRouter", "transforms.r.regex": "(.*)", "transforms.r.replacement": "$"}),
+            &["transforms.r.replacement"],
+        ),
         (
             json!({"transforms": "t", "transforms.t.type": "org.apache.kafka.connect.transforms.TimestampConverter$Value", "transforms.t.field": "name", "transforms.t.target.type": "unix", "transforms.t.format": "yyyy-MM-dd Q"}),
             &["transforms.t.format", "Q"],
         ),
-        (json!({"transforms": "t", "transforms.t.type": "org.apache.kafka.connect.transforms.TimestampConverter$Value", "transforms.t.field": "name", "transforms.t.target.type": "unix"}), &["transforms.t.format", "required"]),
-        (json!({"transforms": "t", "transforms.t.type": "org.apache.kafka.connect.transforms.TimestampConverter$Value", "transforms.t.target.type": "date"}), &["transforms.t.target.type", "Date"]),
-        (json!({"transforms": "t", "transforms.t.type": "org.apache.kafka.connect.transforms.TimestampRouter", "transforms.t.timestamp.format": "yyyy-MM-dd Q"}), &["transforms.t.timestamp.format"]),
-        (json!({"transforms": "c", "transforms.c.type": "org.apache.kafka.connect.transforms.Cast$Value", "transforms.c.spec": "id:integer"}), &["transforms.c.spec", "invalid type 'integer'", "int64"]),
-        (json!({"transforms": "c", "transforms.c.type": "org.apache.kafka.connect.transforms.Cast$Value", "transforms.c.spec": "nope:string"}), &["transforms.c.spec", "no field 'nope'"]),
-        (json!({"transforms": "m", "transforms.m.type": "org.apache.kafka.connect.transforms.MaskField$Value", "transforms.m.feilds": "ssn"}), &["transforms.m.feilds", "did you mean 'fields'"]),
-        (json!({"transforms": "m", "transforms.m.type": "org.apache.kafka.connect.transforms.MaskField$Value", "transforms.m.fields": "id", "transforms.m.replacement": "***"}), &["transforms.m.replacement", "not a number"]),
-        (json!({"transforms": "h", "transforms.h.type": "org.apache.kafka.connect.transforms.HeaderFrom$Value", "transforms.h.fields": "id,name", "transforms.h.headers": "a", "transforms.h.operation": "move"}), &["transforms.h.headers", "pair up"]),
-        (json!({"transforms": "f", "transforms.f.type": "org.apache.kafka.connect.transforms.Filter", "transforms.f.predicate": "nope"}), &["transforms.f.predicate", "'nope'"]),
-        (json!({"predicates": "p", "predicates.p.type": "org.apache.kafka.connect.transforms.predicates.TopicNameMatches"}), &["predicates.p.pattern", "missing"]),
-        (json!({"predicates": "p", "predicates.p.type": "org.apache.kafka.connect.transforms.predicates.TopicNameMatches", "predicates.p.pattern": "[a-"}), &["predicates.p.pattern", "invalid regex"]),
-        (json!({"predicates": "p", "predicates.p.type": "HasHeader"}), &["predicates.p.type", "HasHeaderKey"]),
-        (json!({"connector.class": "com.acme.MagicSink"}), &["connector.class", "com.acme.MagicSink", "io.confluent.connect.s3.S3SinkConnector"]),
-        (json!({"value.converter": "io.confluent.connect.protobuf.ProtobufConverter"}), &["value.converter", "ProtobufConverter"]),
+        (
+            json!({"transforms": "t", "transforms.t.type": "org.apache.kafka.connect.transforms.TimestampConverter$Value", "transforms.t.field": "name", "transforms.t.target.type": "unix"}),
+            &["transforms.t.format", "required"],
+        ),
+        (
+            json!({"transforms": "t", "transforms.t.type": "org.apache.kafka.connect.transforms.TimestampConverter$Value", "transforms.t.target.type": "date"}),
+            &["transforms.t.target.type", "Date"],
+        ),
+        (
+            json!({"transforms": "t", "transforms.t.type": "org.apache.kafka.connect.transforms.TimestampRouter", "transforms.t.timestamp.format": "yyyy-MM-dd Q"}),
+            &["transforms.t.timestamp.format"],
+        ),
+        (
+            json!({"transforms": "c", "transforms.c.type": "org.apache.kafka.connect.transforms.Cast$Value", "transforms.c.spec": "id:integer"}),
+            &["transforms.c.spec", "invalid type 'integer'", "int64"],
+        ),
+        (
+            json!({"transforms": "c", "transforms.c.type": "org.apache.kafka.connect.transforms.Cast$Value", "transforms.c.spec": "nope:string"}),
+            &["transforms.c.spec", "no field 'nope'"],
+        ),
+        (
+            json!({"transforms": "m", "transforms.m.type": "org.apache.kafka.connect.transforms.MaskField$Value", "transforms.m.feilds": "ssn"}),
+            &["transforms.m.feilds", "did you mean 'fields'"],
+        ),
+        (
+            json!({"transforms": "m", "transforms.m.type": "org.apache.kafka.connect.transforms.MaskField$Value", "transforms.m.fields": "id", "transforms.m.replacement": "***"}),
+            &["transforms.m.replacement", "not a number"],
+        ),
+        (
+            json!({"transforms": "h", "transforms.h.type": "org.apache.kafka.connect.transforms.HeaderFrom$Value", "transforms.h.fields": "id,name", "transforms.h.headers": "a", "transforms.h.operation": "move"}),
+            &["transforms.h.headers", "pair up"],
+        ),
+        (
+            json!({"transforms": "f", "transforms.f.type": "org.apache.kafka.connect.transforms.Filter", "transforms.f.predicate": "nope"}),
+            &["transforms.f.predicate", "'nope'"],
+        ),
+        (
+            json!({"predicates": "p", "predicates.p.type": "org.apache.kafka.connect.transforms.predicates.TopicNameMatches"}),
+            &["predicates.p.pattern", "missing"],
+        ),
+        (
+            json!({"predicates": "p", "predicates.p.type": "org.apache.kafka.connect.transforms.predicates.TopicNameMatches", "predicates.p.pattern": "[a-"}),
+            &["predicates.p.pattern", "invalid regex"],
+        ),
+        (
+            json!({"predicates": "p", "predicates.p.type": "HasHeader"}),
+            &["predicates.p.type", "HasHeaderKey"],
+        ),
+        (
+            json!({"connector.class": "com.acme.MagicSink"}),
+            &[
+                "connector.class",
+                "com.acme.MagicSink",
+                "io.confluent.connect.s3.S3SinkConnector",
+            ],
+        ),
+        (
+            json!({"value.converter": "io.confluent.connect.protobuf.ProtobufConverter"}),
+            &["value.converter", "ProtobufConverter"],
+        ),
     ];
     for (extra, needles) in cases {
         let e = error_of(extra.clone(), cols);
@@ -366,10 +567,25 @@ fn invalid_configs_name_the_transform_alias_and_the_key() {
 
 #[test]
 fn custom_transforms_are_reported_never_ignored() {
-    let cfg = base_config(json!({"transforms": "mine", "transforms.mine.type": "com.acme.Scrub", "transforms.mine.level": "3"}).as_object().unwrap());
-    let t = translate(&cfg, &TranslateOptions { columns: Some("id BIGINT".into()), bootstrap_servers: None }).unwrap();
+    let cfg = base_config(
+        json!({"transforms": "mine", "transforms.mine.type": "com.acme.Scrub", "transforms.mine.level": "3"})
+            .as_object()
+            .unwrap(),
+    );
+    let t = translate(
+        &cfg,
+        &TranslateOptions {
+            columns: Some("id BIGINT".into()),
+            bootstrap_servers: None,
+        },
+    )
+    .unwrap();
     assert_eq!(t.untranslated.len(), 1, "{:?}", t.untranslated);
-    assert!(t.untranslated[0].starts_with("transforms.mine.type: custom transform class com.acme.Scrub"), "{:?}", t.untranslated);
+    assert!(
+        t.untranslated[0].starts_with("transforms.mine.type: custom transform class com.acme.Scrub"),
+        "{:?}",
+        t.untranslated
+    );
     assert!(t.sql.contains("-- NOT TRANSLATED transforms.mine.type"), "{}", t.sql);
 }
 
@@ -434,7 +650,14 @@ fn errors_converters_overrides_and_debezium_unwrap_carry_over() {
         "x",
     )
     .unwrap();
-    let t = translate(&cfg, &TranslateOptions { columns: None, bootstrap_servers: Some("k1:9092".into()) }).unwrap();
+    let t = translate(
+        &cfg,
+        &TranslateOptions {
+            columns: None,
+            bootstrap_servers: Some("k1:9092".into()),
+        },
+    )
+    .unwrap();
     for needle in [
         "'connector' = 'postgres'",
         "'topic.pattern' = 'dbserver1\\.public\\..*'",
@@ -459,8 +682,23 @@ fn errors_converters_overrides_and_debezium_unwrap_carry_over() {
     // Debezium's unwrap SMT first in the chain is the debezium-json format.
     let cfg = base_config(json!({"transforms": "unwrap,mask", "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState", "transforms.unwrap.drop.tombstones": "false",
         "transforms.mask.type": "org.apache.kafka.connect.transforms.MaskField$Value", "transforms.mask.fields": "name"}).as_object().unwrap());
-    let t = translate(&cfg, &TranslateOptions { columns: Some("id BIGINT, name TEXT".into()), bootstrap_servers: None }).unwrap();
-    assert!(t.sql.contains("'format' = 'debezium-json'") && t.sql.contains("mask(\"name\") AS \"name\""), "{}", t.sql);
-    assert!(t.sql.contains("done by the source's format = 'debezium-json'"), "{}", t.sql);
+    let t = translate(
+        &cfg,
+        &TranslateOptions {
+            columns: Some("id BIGINT, name TEXT".into()),
+            bootstrap_servers: None,
+        },
+    )
+    .unwrap();
+    assert!(
+        t.sql.contains("'format' = 'debezium-json'") && t.sql.contains("mask(\"name\") AS \"name\""),
+        "{}",
+        t.sql
+    );
+    assert!(
+        t.sql.contains("done by the source's format = 'debezium-json'"),
+        "{}",
+        t.sql
+    );
     assert!(t.untranslated.is_empty(), "{:?}", t.untranslated);
 }
