@@ -11,8 +11,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use quiver_sql::{Catalog, ParsedStatement};
 use tokio::sync::watch;
 
-use crate::engine::{Engine, EngineOptions, PipelineStatus};
-use crate::pipeline::State;
+use crate::worker::task::State;
+use crate::worker::{Engine, EngineOptions, PipelineStatus};
 use crate::{console, render};
 
 #[derive(Debug, Parser)]

@@ -7,8 +7,8 @@
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
-use crate::engine::Engine;
 use crate::render;
+use crate::worker::Engine;
 
 const HELP: &str = "Statements end with ';'. Try:
   CREATE SOURCE s (id BIGINT, name TEXT) WITH (connector = 'datagen', rows.per.second = '5');

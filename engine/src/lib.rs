@@ -1,22 +1,23 @@
 //! Quiver's runtime and the `quiver` binary.
 //!
-//! [`engine::Engine`] executes statements planned by `quiver-sql`: it records
-//! sources and sinks, starts one supervised pipeline per sink
-//! ([`pipeline`]: source task → bounded channel → compiled transform → sink),
-//! commits offsets to the crash-safe [`state::StateStore`] only once the sink
-//! reports data durable, and routes bad records by each sink's error policy
-//! ([`dlq`]). [`cli`] and [`console`] are the user-facing entry points.
+//! The control plane, as named modules:
+//! - [`worker`]: [`worker::Engine`] owns the catalog, the running tasks and the
+//!   store. It executes statements planned by `quiver-sql` and starts one
+//!   supervised task per connector ([`worker::task`]: source → bounded channel →
+//!   compiled transform → sink), committing offsets only once the sink reports
+//!   data durable and routing bad records by the error policy ([`dlq`]).
+//! - [`store`]: the crash-safe local store of definitions and offsets.
+//! - [`cli`] and [`console`] are the user-facing entry points.
 
 pub mod cli;
 pub mod console;
 pub mod dlq;
-pub mod engine;
 pub mod error;
-pub mod pipeline;
 pub mod preview;
 pub mod render;
-pub mod state;
+pub mod store;
+pub mod worker;
 
-pub use engine::{Engine, EngineOptions, Output, PipelineStatus};
 pub use error::EngineError;
-pub use pipeline::State;
+pub use worker::task::State;
+pub use worker::{Engine, EngineOptions, Output, PipelineStatus};

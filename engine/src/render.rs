@@ -27,8 +27,8 @@ use arrow::util::pretty::pretty_format_batches;
 use quiver_connectors::api::OptionSpec;
 use quiver_sql::Table;
 
-use crate::engine::{Output, PipelineStatus};
-use crate::pipeline::State;
+use crate::worker::task::State;
+use crate::worker::{Output, PipelineStatus};
 
 pub fn table(t: &Table) -> String {
     if t.rows.is_empty() {

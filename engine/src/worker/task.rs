@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::dlq::DeadLetterQueue;
-use crate::state::StateStore;
+use crate::store::StateStore;
 
 /// What the engine asks of a running pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,9 +21,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::{EngineError, Result};
-use crate::pipeline::{self, Control, State, Stats};
+pub mod task;
+
+use self::task::{self as pipeline, Control, State, Stats};
 use crate::preview;
-use crate::state::{Definition, StateStore};
+use crate::store::{Definition, StateStore};
 
 /// How an engine runs its pipelines.
 #[derive(Debug, Clone, Copy, Default)]
