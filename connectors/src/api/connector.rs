@@ -103,6 +103,12 @@ pub trait Connector: Send + Sync + 'static {
     fn metadata_columns(&self, _config: &Self::SourceConfig) -> Vec<FieldRef> {
         Vec::new()
     }
+    /// Forgets the offsets this source keeps outside the worker's store (a Kafka
+    /// consumer group's commits), so a reset replays from the start. Called only
+    /// while no task of `pipeline` runs. Most sources keep none.
+    async fn reset_source_offsets(&self, _config: &Self::SourceConfig, _pipeline: &str) -> Result<()> {
+        Ok(())
+    }
     async fn build_source(&self, _config: &Self::SourceConfig, _ctx: SourceContext) -> Result<Box<dyn Source>> {
         Err(ConnectorError::Config(format!(
             "connector '{}' cannot be used as a source",
@@ -142,6 +148,7 @@ pub trait ErasedConnector: Send + Sync {
     fn source_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster>;
     fn sink_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster>;
     fn check_sink_source(&self, config: &ValidatedConfig, source_connector: &str) -> Result<()>;
+    fn reset_source_offsets<'a>(&'a self, config: &'a ValidatedConfig, pipeline: &'a str) -> BoxFuture<'a, Result<()>>;
     fn build_source<'a>(
         &'a self,
         config: &'a ValidatedConfig,
@@ -205,6 +212,12 @@ impl<C: Connector> ErasedConnector for C {
             downcast::<C::SinkConfig>(Connector::name(self), config)?,
             source_connector,
         )
+    }
+    fn reset_source_offsets<'a>(&'a self, config: &'a ValidatedConfig, pipeline: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let cfg = downcast::<C::SourceConfig>(Connector::name(self), config)?;
+            Connector::reset_source_offsets(self, cfg, pipeline).await
+        })
     }
     fn build_source<'a>(
         &'a self,

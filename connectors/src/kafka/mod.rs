@@ -236,6 +236,9 @@ impl Connector for KafkaConnector {
         fields.extend(metadata::fields(config.key_format));
         fields
     }
+    async fn reset_source_offsets(&self, config: &KafkaSourceConfig, pipeline: &str) -> Result<()> {
+        source::delete_group(config, pipeline).await
+    }
     async fn build_source(&self, config: &KafkaSourceConfig, ctx: SourceContext) -> Result<Box<dyn Source>> {
         Ok(Box::new(source::KafkaSource::start(config.clone(), ctx)?))
     }

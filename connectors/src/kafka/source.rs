@@ -328,12 +328,54 @@ pub(crate) struct KafkaSource {
     read: Arc<AtomicU64>,
 }
 
+/// The consumer group a pipeline's source commits to: `group.id`, else `quiver-<pipeline>`.
+fn group_of(config: &KafkaSourceConfig, pipeline: &str) -> String {
+    config.group_id.clone().unwrap_or_else(|| format!("quiver-{pipeline}"))
+}
+
+/// Deletes the pipeline's consumer group, and with it the offsets it committed, so
+/// the next start falls back to where `group-offsets` starts without commits (an
+/// offsets reset). Other startup modes never read the group: nothing to do. A group that
+/// does not exist is already reset; one with active members is refused by the broker,
+/// and that refusal is the error.
+pub(crate) async fn delete_group(config: &KafkaSourceConfig, pipeline: &str) -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    if !matches!(config.startup, Startup::GroupOffsets { .. }) {
+        // Only scan.startup.mode = 'group-offsets' reads the group's commits.
+        return Ok(());
+    }
+    let group = group_of(config, pipeline);
+    let admin: AdminClient<DefaultClientContext> = super::client::client_config(
+        &config.bootstrap,
+        &format!("quiver-{pipeline}-reset"),
+        &config.properties,
+    )
+    .create()
+    .map_err(|e| kafka_error(format!("creating a Kafka admin client for {}", config.bootstrap), e))?;
+    let options = AdminOptions::new().request_timeout(Some(LOOKUP_TIMEOUT));
+    let results = admin
+        .delete_groups(&[group.as_str()], &options)
+        .await
+        .map_err(|e| kafka_error(format!("deleting consumer group '{group}'"), e))?;
+    for r in results {
+        match r {
+            Ok(_) => {}
+            Err((_, rdkafka::types::RDKafkaErrorCode::GroupIdNotFound)) => {}
+            Err((g, code)) => {
+                return Err(kafka_error(
+                    format!("deleting consumer group '{g}' to reset its offsets"),
+                    rdkafka::error::KafkaError::AdminOp(code),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl KafkaSource {
     pub(crate) fn start(config: KafkaSourceConfig, ctx: SourceContext) -> Result<Self> {
-        let group = config
-            .group_id
-            .clone()
-            .unwrap_or_else(|| format!("quiver-{}", ctx.pipeline));
+        let group = group_of(&config, &ctx.pipeline);
         let start = ctx.start.clone().unwrap_or_default();
         let shared = Arc::new(Shared {
             durable: Mutex::new(start),
