@@ -34,6 +34,16 @@ const CLASSES: [(&str, Kind); 6] = [
     ("io.confluent.connect.jdbc.JdbcSourceConnector", Kind::JdbcSource),
 ];
 
+/// The connector classes, each with whether it is a source connector.
+pub(crate) fn connector_classes() -> impl Iterator<Item = (&'static str, bool)> {
+    CLASSES.iter().map(|(c, k)| {
+        (
+            *c,
+            matches!(k, Kind::MirrorSource | Kind::FileStreamSource | Kind::JdbcSource),
+        )
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     MirrorSource,

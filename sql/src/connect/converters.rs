@@ -27,6 +27,11 @@ const CLASSES: [(&str, &str); 4] = [
     ("io.confluent.connect.avro.AvroConverter", "AvroConverter"),
 ];
 
+/// The converter classes, by full name.
+pub(crate) fn classes() -> impl Iterator<Item = &'static str> {
+    CLASSES.iter().map(|(c, _)| *c)
+}
+
 /// Reads `<which>.converter` and its settings (`which` is `key` or `value`).
 pub(crate) fn read(cfg: &ConnectorConfig, which: &str, notes: &mut Notes) -> Result<Converter> {
     let key = format!("{which}.converter");

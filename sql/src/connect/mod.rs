@@ -34,6 +34,50 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+/// A Kafka Connect plugin class Quiver translates, for `GET /connector-plugins`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plugin {
+    pub class: String,
+    /// Kafka Connect's plugin type: `source`, `sink`, `transformation`,
+    /// `predicate` or `converter`.
+    pub kind: &'static str,
+}
+
+/// Every connector, transformation, predicate and converter class the translation
+/// knows, connectors first.
+pub fn plugins() -> Vec<Plugin> {
+    let mut out: Vec<Plugin> = classes::connector_classes()
+        .map(|(class, source)| Plugin {
+            class: class.to_string(),
+            kind: if source { "source" } else { "sink" },
+        })
+        .collect();
+    for (name, sided, _) in smt::KINDS {
+        let forms: Vec<String> = if sided {
+            vec![format!("{name}$Key"), format!("{name}$Value")]
+        } else {
+            vec![name.to_string()]
+        };
+        out.extend(forms.into_iter().map(|f| Plugin {
+            class: format!("org.apache.kafka.connect.transforms.{f}"),
+            kind: "transformation",
+        }));
+    }
+    out.push(Plugin {
+        class: smt::DEBEZIUM_UNWRAP.to_string(),
+        kind: "transformation",
+    });
+    out.extend(predicate::KINDS.iter().map(|k| Plugin {
+        class: format!("org.apache.kafka.connect.transforms.predicates.{k}"),
+        kind: "predicate",
+    }));
+    out.extend(converters::classes().map(|c| Plugin {
+        class: c.to_string(),
+        kind: "converter",
+    }));
+    out
+}
+
 /// Where a translation went wrong: the config key (`transforms.mask.fields`) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TranslateError {
@@ -120,6 +164,15 @@ impl ConnectorConfig {
             values,
             used: RefCell::new(BTreeSet::from(["name".to_string()])),
         })
+    }
+
+    /// A config already read as a flat map (the REST API's `config` object).
+    pub fn from_map(name: &str, values: BTreeMap<String, String>) -> Self {
+        Self {
+            name: name.to_string(),
+            values,
+            used: RefCell::new(BTreeSet::from(["name".to_string()])),
+        }
     }
 
     /// A value, marking the key as read. Blank values count as absent, as Kafka

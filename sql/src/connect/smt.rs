@@ -27,7 +27,7 @@ const PACKAGE: &str = "org.apache.kafka.connect.transforms.";
 
 /// The built-in SMTs: name, whether it comes in `$Key`/`$Value` forms, and the
 /// settings it takes (besides `type`, `predicate`, `negate`).
-const KINDS: [(&str, bool, &[&str]); 16] = [
+pub(crate) const KINDS: [(&str, bool, &[&str]); 16] = [
     ("Cast", true, &["spec", "replace.null.with.default"]),
     ("DropHeaders", false, &["headers"]),
     ("ExtractField", true, &["field", "replace.null.with.default"]),
