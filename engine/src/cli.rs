@@ -45,6 +45,30 @@ enum Command {
         #[arg(long)]
         from_beginning: bool,
     },
+    /// A long-running worker serving Kafka Connect's REST API (standalone mode).
+    ///
+    /// Connectors submitted over HTTP (Kafka Connect JSON, or Quiver SQL under
+    /// "quiver.sql") keep running, restart from their committed offsets after a
+    /// crash, and come back in their target state. Connector files named after the
+    /// options (Kafka Connect .properties or .json, or Quiver .sql) are created at
+    /// start when missing, as `connect-standalone worker.properties c1.properties` does.
+    Server {
+        /// Address to listen on (default: the worker properties' `listeners`, else 127.0.0.1:8083).
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
+        /// Folder of the state store (connectors, offsets); default: the user's data folder.
+        #[arg(long, env = "QUIVER_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// A Kafka Connect worker properties file (connect-standalone.properties).
+        #[arg(long, value_name = "FILE")]
+        worker_config: Option<PathBuf>,
+        /// The worker's Kafka cluster, for connectors that read or write Kafka
+        /// (overrides the properties' bootstrap.servers).
+        #[arg(long, value_name = "HOST:PORT")]
+        bootstrap_servers: Option<String>,
+        /// Connector files to create at start when missing.
+        connectors: Vec<PathBuf>,
+    },
     /// Interactive SQL console.
     Sql {
         #[arg(long, env = "QUIVER_STATE_DIR")]
@@ -130,7 +154,7 @@ enum DevCommand {
     },
 }
 
-fn default_state_dir() -> PathBuf {
+pub(crate) fn default_state_dir() -> PathBuf {
     dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("quiver")
 }
 
@@ -173,6 +197,22 @@ pub fn main() -> ExitCode {
                 .await
             }
             Command::Translate { file, connect, explain } => translate(&file, &connect, explain),
+            Command::Server {
+                listen,
+                state_dir,
+                worker_config,
+                bootstrap_servers,
+                connectors,
+            } => {
+                crate::server::run::main(crate::server::run::ServerArgs {
+                    listen,
+                    state_dir: state_dir.unwrap_or_else(default_state_dir),
+                    worker_config,
+                    bootstrap_servers,
+                    connectors,
+                })
+                .await
+            }
             Command::Sql { state_dir } => sql(&state_dir.unwrap_or_else(default_state_dir)).await,
             Command::Validate { files } => validate(&files),
             Command::Dev {
@@ -426,7 +466,7 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -477,9 +517,14 @@ async fn run(
         }
     };
     if from_beginning {
+        // Plan the file (it planned in check_file) to reach every place its sinks'
+        // offsets live: the store, and each source's upstream commits.
+        let mut catalog = Catalog::new();
         for s in &stmts {
-            if let quiver_sql::Statement::CreateSink(c) = &s.statement
-                && let Err(e) = engine.reset_offsets(&c.name.value)
+            let Ok(plan) = catalog.plan(s) else { continue };
+            catalog.apply(&plan);
+            if let quiver_sql::Plan::CreateSink(spec) = &plan
+                && let Err(e) = engine.reset_pipeline_offsets(spec).await
             {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
@@ -588,13 +633,10 @@ async fn sql(state_dir: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match engine.restore() {
+    match engine.restore().await {
         Ok((n, errors)) => {
             if n > 0 {
-                crate::render::say!(
-                    "restored {n} source(s)/sink(s) from {}",
-                    engine.state_store().path().display()
-                );
+                crate::render::say!("restored {n} source(s)/sink(s) from {}", engine.store().location());
             }
             for e in errors {
                 eprintln!("warning: could not restore {e}");

@@ -6,7 +6,11 @@
 //!   supervised task per connector ([`worker::task`]: source → bounded channel →
 //!   compiled transform → sink), committing offsets only once the sink reports
 //!   data durable and routing bad records by the error policy ([`dlq`]).
-//! - [`store`]: the crash-safe local store of definitions and offsets.
+//! - [`store`]: the worker's state (configs, target states, offsets) behind one
+//!   async interface; the local redb store and an in-memory one.
+//! - [`submit`]: translation and validation of connector configs, shared by the
+//!   CLI and the REST API.
+//! - [`server`]: `quiver server`, Kafka Connect's REST API over the worker.
 //! - [`cli`] and [`console`] are the user-facing entry points.
 
 pub mod cli;
@@ -14,8 +18,11 @@ pub mod console;
 pub mod dlq;
 pub mod error;
 pub mod preview;
+pub mod providers;
 pub mod render;
+pub mod server;
 pub mod store;
+pub mod submit;
 pub mod worker;
 
 pub use error::EngineError;

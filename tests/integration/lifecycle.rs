@@ -14,9 +14,10 @@ async fn exec(engine: &Engine, sql: &str) {
     }
 }
 
-fn committed_rows(engine: &Engine) -> u64 {
+async fn committed_rows(engine: &Engine) -> u64 {
     engine
         .offsets("k")
+        .await
         .unwrap()
         .and_then(|o| o.get("rows").and_then(|v| v.as_u64()))
         .unwrap_or(0)
@@ -60,14 +61,14 @@ async fn pause_resume_stop_restart_and_offsets() {
 
     // Offsets cannot be reset under a running pipeline.
     assert!(matches!(
-        engine.reset_offsets("k"),
+        engine.reset_offsets("k").await,
         Err(EngineError::InvalidState { .. })
     ));
 
     // A graceful stop flushes and commits exactly what was written.
     let stopped = engine.stop("k").await.unwrap();
     assert_eq!(stopped.state, State::Stopped);
-    let n = committed_rows(&engine);
+    let n = committed_rows(&engine).await;
     assert_eq!(n, stopped.rows_out);
     let rows = read_jsonl(&out, ".jsonl");
     assert_eq!(
@@ -80,7 +81,7 @@ async fn pause_resume_stop_restart_and_offsets() {
     assert_eq!(restarted.state, State::Running);
     tokio::time::sleep(Duration::from_millis(600)).await;
     engine.stop("k").await.unwrap();
-    let m = committed_rows(&engine);
+    let m = committed_rows(&engine).await;
     assert!(m > n, "the restarted pipeline made progress ({n} → {m})");
     let counts = count_by_id(&read_jsonl(&out, ".jsonl"), "id");
     assert_eq!(
@@ -93,7 +94,41 @@ async fn pause_resume_stop_restart_and_offsets() {
     );
 
     // Reset, then a restart reads from the beginning again.
-    engine.reset_offsets("k").unwrap();
-    assert_eq!(engine.offsets("k").unwrap(), None);
+    engine.reset_offsets("k").await.unwrap();
+    assert_eq!(engine.offsets("k").await.unwrap(), None);
     assert!(matches!(engine.pause("nope"), Err(EngineError::NotFound(_))));
+}
+
+/// Two concurrent `CREATE SINK` of one name: the engine serves them one at a time,
+/// so exactly one is created and exactly one task runs, for every race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_of_one_name_start_one_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = std::sync::Arc::new(Engine::open(&dir.path().join("state"), EngineOptions::default()).unwrap());
+    exec(
+        &engine,
+        "CREATE SOURCE gen (id BIGINT NOT NULL) WITH (connector = 'datagen', rows.per.second = '10', 'fields.id.kind' = 'sequence');",
+    )
+    .await;
+    for i in 0..20 {
+        let sql = format!("CREATE SINK race_{i} WITH (connector = 'blackhole') AS SELECT id FROM gen;");
+        let stmt = quiver_sql::parse_one(&sql).unwrap();
+        let (a, b) = tokio::join!(
+            tokio::spawn({
+                let (e, s) = (engine.clone(), stmt.clone());
+                async move { e.execute(&s).await.map(|_| ()) }
+            }),
+            tokio::spawn({
+                let (e, s) = (engine.clone(), stmt.clone());
+                async move { e.execute(&s).await.map(|_| ()) }
+            }),
+        );
+        let results = [a.unwrap(), b.unwrap()];
+        let created = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(created, 1, "race {i}: exactly one create succeeds: {results:?}");
+        let refused = results.iter().find_map(|r| r.as_ref().err()).unwrap().to_string();
+        assert!(refused.contains("already exists"), "{refused}");
+    }
+    assert_eq!(engine.statuses().len(), 20, "one task per sink, none orphaned");
+    engine.shutdown().await;
 }

@@ -24,4 +24,5 @@ mod postgres;
 mod quickstart;
 mod rolling;
 mod s3_support;
+mod server;
 mod support;

@@ -69,13 +69,13 @@ async fn an_idle_stream_still_closes_its_file_after_rollover_interval() {
         "the file is still open and invisible"
     );
     assert_eq!(
-        engine.offsets("k").unwrap(),
+        engine.offsets("k").await.unwrap(),
         None,
         "nothing is committed before the file is durable"
     );
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(read_jsonl(&out, ".jsonl").len(), 2, "closed by age with no new input");
-    let committed = engine.offsets("k").unwrap().expect("committed once durable");
+    let committed = engine.offsets("k").await.unwrap().expect("committed once durable");
     assert_eq!(committed.get(&input.display().to_string()).unwrap()["line"], 2);
     engine.shutdown().await;
 }

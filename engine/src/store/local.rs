@@ -1,34 +1,28 @@
-//! The crash-safe local state store: pipeline definitions and committed offsets.
+//! The crash-safe local store: connector configs and target states, console
+//! definitions and committed offsets, in one redb database per state folder.
 //!
-//! One redb database per state folder. Every commit is a durable redb write
+//! [`StateStore`] is the synchronous redb layer; [`LocalStore`] is the [`Store`]
+//! over it, running each call on tokio's blocking pool. Every commit is a durable redb write
 //! transaction, so after a crash the store holds exactly the offsets that were
 //! committed, and those were only committed after the sink made the data durable.
 //! redb locks the file, so two processes cannot share a state folder by accident.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use quiver_connectors::api::Offsets;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
 
+use super::{ConnectorRecord, Definition, OffsetChanges, Store, apply_changes};
 use crate::error::{EngineError, Result};
 
 const OFFSETS: TableDefinition<&str, &str> = TableDefinition::new("offsets");
 const DEFINITIONS: TableDefinition<&str, &str> = TableDefinition::new("definitions");
+const CONNECTORS: TableDefinition<&str, &str> = TableDefinition::new("connectors");
 
 /// The largest read mark overwritten in place: one page of the page cache.
 const READ_MARK_IN_PLACE: usize = 4096;
-
-/// A persisted CREATE statement.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Definition {
-    pub name: String,
-    /// "source" or "sink"
-    pub kind: String,
-    pub sql: String,
-    /// Order of creation, so sources are restored before their sinks.
-    pub order: u64,
-}
 
 pub struct StateStore {
     db: Database,
@@ -67,6 +61,7 @@ impl StateStore {
         let tx = store.db.begin_write().map_err(|e| store.err(e))?;
         tx.open_table(OFFSETS).map_err(|e| store.err(e))?;
         tx.open_table(DEFINITIONS).map_err(|e| store.err(e))?;
+        tx.open_table(CONNECTORS).map_err(|e| store.err(e))?;
         tx.commit().map_err(|e| store.err(e))?;
         Ok(store)
     }
@@ -114,10 +109,44 @@ impl StateStore {
         }
     }
 
-    /// Durably records a pipeline's offsets.
+    /// Durably records the given partitions' offsets, merged into the stored ones in
+    /// one write transaction: partitions not named keep their offsets.
     pub fn commit_offsets(&self, pipeline: &str, offsets: &Offsets) -> Result<()> {
-        let json = serde_json::to_string(offsets).map_err(|e| self.err(e))?;
-        self.put(OFFSETS, pipeline, Some(&json))
+        self.update_offsets(pipeline, |stored| {
+            let mut merged = stored.unwrap_or_default();
+            merged.merge(offsets);
+            (!merged.is_empty()).then_some(merged)
+        })
+    }
+
+    /// Sets or forgets single partitions.
+    pub fn alter_offsets(&self, pipeline: &str, changes: &OffsetChanges) -> Result<()> {
+        self.update_offsets(pipeline, |stored| apply_changes(stored, changes))
+    }
+
+    /// Read, change and write a connector's offsets in one write transaction.
+    fn update_offsets(&self, pipeline: &str, change: impl FnOnce(Option<Offsets>) -> Option<Offsets>) -> Result<()> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut t = tx.open_table(OFFSETS).map_err(|e| self.err(e))?;
+            let stored = match t.get(pipeline).map_err(|e| self.err(e))? {
+                None => None,
+                Some(v) => Some(
+                    serde_json::from_str::<Offsets>(v.value())
+                        .map_err(|e| self.err(format!("offsets of '{pipeline}' are unreadable: {e}")))?,
+                ),
+            };
+            match change(stored) {
+                Some(o) => {
+                    let json = serde_json::to_string(&o).map_err(|e| self.err(e))?;
+                    t.insert(pipeline, json.as_str()).map_err(|e| self.err(e))?;
+                }
+                None => {
+                    t.remove(pipeline).map_err(|e| self.err(e))?;
+                }
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
     }
 
     /// Records how far a pipeline has read (beyond what it committed), in a plain
@@ -181,16 +210,139 @@ impl StateStore {
 
     /// Every persisted definition, in creation order.
     pub fn definitions(&self) -> Result<Vec<Definition>> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = tx.open_table(DEFINITIONS).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(|e| self.err(e))? {
-            let (_, v) = row.map_err(|e| self.err(e))?;
-            let d: Definition = serde_json::from_str(v.value()).map_err(|e| self.err(e))?;
-            out.push(d);
-        }
+        let mut out: Vec<Definition> = self.all(DEFINITIONS)?;
         out.sort_by_key(|d| d.order);
         Ok(out)
+    }
+
+    pub fn put_connector(&self, record: &ConnectorRecord) -> Result<()> {
+        let json = serde_json::to_string(record).map_err(|e| self.err(e))?;
+        self.put(CONNECTORS, &record.name, Some(&json))
+    }
+
+    pub fn remove_connector(&self, name: &str) -> Result<()> {
+        self.put(CONNECTORS, name, None)
+    }
+
+    /// Every connector, in creation order.
+    pub fn connectors(&self) -> Result<Vec<ConnectorRecord>> {
+        let mut out: Vec<ConnectorRecord> = self.all(CONNECTORS)?;
+        out.sort_by_key(|c| c.order);
+        Ok(out)
+    }
+
+    fn all<T: serde::de::DeserializeOwned>(&self, table: TableDefinition<&str, &str>) -> Result<Vec<T>> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = tx.open_table(table).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let item = serde_json::from_str(v.value())
+                .map_err(|e| self.err(format!("entry '{}' is unreadable: {e}", k.value())))?;
+            out.push(item);
+        }
+        Ok(out)
+    }
+}
+
+/// The [`Store`] of one state folder: a [`StateStore`] whose calls run on tokio's
+/// blocking pool.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    inner: Arc<StateStore>,
+}
+
+impl LocalStore {
+    pub fn open(dir: &Path) -> Result<Self> {
+        Ok(Self {
+            inner: Arc::new(StateStore::open(dir)?),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.inner.path()
+    }
+
+    /// The synchronous layer, for start-up reads before the runtime serves anyone.
+    pub fn state(&self) -> &StateStore {
+        &self.inner
+    }
+
+    /// Runs a store call off the async workers.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&StateStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || call(&inner))
+            .await
+            .map_err(|e| EngineError::State {
+                path: self.inner.path.display().to_string(),
+                message: format!("a store call did not complete: {e}"),
+            })?
+    }
+}
+
+#[async_trait]
+impl Store for LocalStore {
+    fn location(&self) -> String {
+        self.inner.path.display().to_string()
+    }
+
+    async fn offsets(&self, connector: &str) -> Result<Option<Offsets>> {
+        let c = connector.to_string();
+        self.blocking(move |s| s.offsets(&c)).await
+    }
+
+    async fn commit_offsets(&self, connector: &str, offsets: &Offsets) -> Result<()> {
+        let (c, o) = (connector.to_string(), offsets.clone());
+        self.blocking(move |s| s.commit_offsets(&c, &o)).await
+    }
+
+    async fn alter_offsets(&self, connector: &str, changes: &OffsetChanges) -> Result<()> {
+        let (c, ch) = (connector.to_string(), changes.clone());
+        self.blocking(move |s| s.alter_offsets(&c, &ch)).await
+    }
+
+    async fn reset_offsets(&self, connector: &str) -> Result<()> {
+        let c = connector.to_string();
+        self.blocking(move |s| s.reset_offsets(&c)).await
+    }
+
+    async fn connectors(&self) -> Result<Vec<ConnectorRecord>> {
+        self.blocking(|s| s.connectors()).await
+    }
+
+    async fn put_connector(&self, record: &ConnectorRecord) -> Result<()> {
+        let r = record.clone();
+        self.blocking(move |s| s.put_connector(&r)).await
+    }
+
+    async fn remove_connector(&self, name: &str) -> Result<()> {
+        let n = name.to_string();
+        self.blocking(move |s| s.remove_connector(&n)).await
+    }
+
+    async fn definitions(&self) -> Result<Vec<Definition>> {
+        self.blocking(|s| s.definitions()).await
+    }
+
+    async fn save_definition(&self, def: &Definition) -> Result<()> {
+        let d = def.clone();
+        self.blocking(move |s| s.save_definition(&d)).await
+    }
+
+    async fn remove_definition(&self, name: &str) -> Result<()> {
+        let n = name.to_string();
+        self.blocking(move |s| s.remove_definition(&n)).await
+    }
+
+    fn write_read_mark(&self, connector: &str, read: &Offsets) {
+        self.inner.write_read_mark(connector, read);
+    }
+
+    fn read_mark(&self, connector: &str) -> Option<Offsets> {
+        self.inner.read_mark(connector)
     }
 }
 

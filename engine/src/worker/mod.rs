@@ -21,11 +21,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::{EngineError, Result};
+mod connectors;
 pub mod task;
+
+pub use connectors::{ConnectorInfo, ConnectorStatus, RestartRequest, StateInfo};
 
 use self::task::{self as pipeline, Control, State, Stats};
 use crate::preview;
-use crate::store::{Definition, StateStore};
+use crate::store::{Definition, LocalStore, Store};
 
 /// How an engine runs its pipelines.
 #[derive(Debug, Clone, Copy, Default)]
@@ -88,9 +91,17 @@ struct Running {
 }
 
 pub struct Engine {
+    /// Held across plan, persist and start of every statement or connector call
+    /// that changes what exists, so concurrent callers (REST clients, the console)
+    /// are served one at a time: two `CREATE SINK x` cannot both pass planning.
+    mutations: tokio::sync::Mutex<()>,
     catalog: Mutex<Catalog>,
-    state: Arc<StateStore>,
+    state: Arc<dyn Store>,
     pipelines: Mutex<BTreeMap<String, Running>>,
+    /// Connectors submitted over REST or from connector files, by name.
+    connectors: Mutex<BTreeMap<String, connectors::Deployed>>,
+    /// What connectors inherit from the worker, and the worker's id in statuses.
+    worker: Mutex<(crate::submit::WorkerDefaults, String)>,
     options: EngineOptions,
     order: AtomicU64,
 }
@@ -109,29 +120,64 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Engine {
-    /// Opens the state store in `state_dir`.
+    /// Opens the local store in `state_dir`.
     pub fn open(state_dir: &Path, options: EngineOptions) -> Result<Self> {
-        let state = Arc::new(StateStore::open(state_dir)?);
-        let order = state.definitions()?.iter().map(|d| d.order + 1).max().unwrap_or(0);
-        Ok(Self {
+        let local = LocalStore::open(state_dir)?;
+        let order = local
+            .state()
+            .definitions()?
+            .iter()
+            .map(|d| d.order + 1)
+            .max()
+            .unwrap_or(0);
+        let connectors = local
+            .state()
+            .connectors()?
+            .iter()
+            .map(|c| c.order + 1)
+            .max()
+            .unwrap_or(0);
+        Ok(Self::new(Arc::new(local), options, order.max(connectors)))
+    }
+
+    /// An engine over any store (in memory for tests, Kafka topics when distributed).
+    pub async fn with_store(store: Arc<dyn Store>, options: EngineOptions) -> Result<Self> {
+        let order = store
+            .definitions()
+            .await?
+            .iter()
+            .map(|d| d.order + 1)
+            .max()
+            .unwrap_or(0);
+        let connectors = store.connectors().await?.iter().map(|c| c.order + 1).max().unwrap_or(0);
+        Ok(Self::new(store, options, order.max(connectors)))
+    }
+
+    fn new(state: Arc<dyn Store>, options: EngineOptions, order: u64) -> Self {
+        Self {
+            mutations: tokio::sync::Mutex::new(()),
             catalog: Mutex::new(Catalog::new()),
             state,
             pipelines: Mutex::new(BTreeMap::new()),
+            connectors: Mutex::new(BTreeMap::new()),
+            worker: Mutex::new(Default::default()),
             options,
             order: AtomicU64::new(order),
-        })
+        }
     }
 
-    pub fn state_store(&self) -> &StateStore {
+    /// The worker's store.
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.state
     }
 
     /// Re-creates persisted sources and sinks (sinks start running). Returns how many
     /// definitions were restored and the errors of those that no longer plan.
-    pub fn restore(&self) -> Result<(usize, Vec<String>)> {
+    pub async fn restore(&self) -> Result<(usize, Vec<String>)> {
+        let _guard = self.mutations.lock().await;
         let mut restored = 0;
         let mut errors = Vec::new();
-        for def in self.state.definitions()? {
+        for def in self.state.definitions().await? {
             let stmt = match quiver_sql::parse_one(&def.sql) {
                 Ok(s) => s,
                 Err(e) => {
@@ -153,10 +199,18 @@ impl Engine {
 
     /// Plans and carries out one statement.
     pub async fn execute(&self, stmt: &ParsedStatement) -> Result<Output> {
+        let guard = self.mutations.lock().await;
         let plan = lock(&self.catalog).plan(stmt)?;
+        if matches!(
+            plan,
+            Plan::Show(_) | Plan::Describe(_) | Plan::Explain(_) | Plan::Preview(_)
+        ) {
+            // Reads and previews change nothing; a preview may wait for 10 s.
+            drop(guard);
+        }
         match &plan {
             Plan::CreateSource(s) => {
-                self.persist(&s.name, "source", &s.sql)?;
+                self.persist(&s.name, "source", &s.sql).await?;
                 self.apply(&plan)?;
                 Ok(Output::Message(format!(
                     "source '{}' created ({} columns, connector {})",
@@ -166,7 +220,7 @@ impl Engine {
                 )))
             }
             Plan::CreateSink(p) => {
-                self.persist(&p.name, "sink", &p.sql)?;
+                self.persist(&p.name, "sink", &p.sql).await?;
                 self.apply(&plan)?;
                 Ok(Output::Message(format!(
                     "sink '{}' created and running ({} → {})",
@@ -181,7 +235,7 @@ impl Engine {
                     lock(&self.pipelines).remove(name);
                 }
                 if self.options.persist_definitions {
-                    self.state.remove_definition(name)?;
+                    self.state.remove_definition(name).await?;
                 }
                 let existed = match kind {
                     ObjectKind::Source => lock(&self.catalog).sources.contains_key(name),
@@ -203,15 +257,17 @@ impl Engine {
         }
     }
 
-    fn persist(&self, name: &str, kind: &str, sql: &str) -> Result<()> {
+    async fn persist(&self, name: &str, kind: &str, sql: &str) -> Result<()> {
         if self.options.persist_definitions {
             let order = self.order.fetch_add(1, Ordering::Relaxed);
-            self.state.save_definition(&Definition {
-                name: name.to_string(),
-                kind: kind.to_string(),
-                sql: sql.to_string(),
-                order,
-            })?;
+            self.state
+                .save_definition(&Definition {
+                    name: name.to_string(),
+                    kind: kind.to_string(),
+                    sql: sql.to_string(),
+                    order,
+                })
+                .await?;
         }
         Ok(())
     }
@@ -225,8 +281,13 @@ impl Engine {
     }
 
     fn start(&self, spec: Arc<PipelineSpec>) {
+        self.start_with(spec, Control::Run)
+    }
+
+    /// Starts a pipeline's task, running or paused.
+    fn start_with(&self, spec: Arc<PipelineSpec>, initial: Control) {
         let stats = Arc::new(Stats::new());
-        let (control, rx) = watch::channel(Control::Run);
+        let (control, rx) = watch::channel(initial);
         let run = pipeline::run(
             Arc::clone(&spec),
             Arc::clone(&self.state),
@@ -413,12 +474,31 @@ impl Engine {
     }
 
     /// The committed offsets of a pipeline.
-    pub fn offsets(&self, name: &str) -> Result<Option<Offsets>> {
-        self.state.offsets(name)
+    pub async fn offsets(&self, name: &str) -> Result<Option<Offsets>> {
+        self.state.offsets(name).await
     }
 
-    /// Forgets a pipeline's committed offsets; it must not be running.
-    pub fn reset_offsets(&self, name: &str) -> Result<()> {
+    /// Forgets every offset of a pipeline wherever it lives — the worker's store and
+    /// what the source keeps upstream (a Kafka consumer group) — so its next start
+    /// reads from the beginning. Offsets have one owner: this is the only reset.
+    pub async fn reset_pipeline_offsets(&self, spec: &PipelineSpec) -> Result<()> {
+        self.state.reset_offsets(&spec.name).await?;
+        self.reset_upstream(spec).await
+    }
+
+    /// Forgets the offsets a pipeline's source keeps outside the store.
+    pub(crate) async fn reset_upstream(&self, spec: &PipelineSpec) -> Result<()> {
+        spec.source
+            .connector
+            .reset_source_offsets(&spec.source.config, &spec.name)
+            .await
+            .map_err(|e| {
+                EngineError::BadRequest(format!("resetting the offsets of source '{}': {e}", spec.source.name))
+            })
+    }
+
+    /// Forgets a pipeline's committed offsets in the store; it must not be running.
+    pub async fn reset_offsets(&self, name: &str) -> Result<()> {
         if let Ok(s) = self.status(name)
             && matches!(s.state, State::Running | State::Paused)
         {
@@ -428,7 +508,7 @@ impl Engine {
                 message: "stop it before resetting offsets".into(),
             });
         }
-        self.state.reset_offsets(name)
+        self.state.reset_offsets(name).await
     }
 
     /// Waits until every pipeline has ended (bounded runs), or until `stop` is signalled.

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::dlq::DeadLetterQueue;
-use crate::store::StateStore;
+use crate::store::Store;
 
 /// What the engine asks of a running pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +152,7 @@ const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 /// Runs a pipeline to its end, recording the outcome in `stats`.
 pub(crate) async fn run(
     spec: Arc<PipelineSpec>,
-    store: Arc<StateStore>,
+    store: Arc<dyn Store>,
     stats: Arc<Stats>,
     control: watch::Receiver<Control>,
     bounded: bool,
@@ -185,7 +185,7 @@ pub(crate) async fn run(
 
 struct Runner {
     spec: Arc<PipelineSpec>,
-    store: Arc<StateStore>,
+    store: Arc<dyn Store>,
     stats: Arc<Stats>,
     dlq: Option<DeadLetterQueue>,
     dlq_topic: Option<DeadLetterTopic>,
@@ -206,7 +206,7 @@ struct Runner {
 impl Runner {
     async fn run(&mut self, control: watch::Receiver<Control>, bounded: bool) -> Result<State, String> {
         let spec = Arc::clone(&self.spec);
-        let stored = self.store.offsets(&spec.name).map_err(|e| e.to_string())?;
+        let stored = self.store.offsets(&spec.name).await.map_err(|e| e.to_string())?;
         // The sink starts first: one that stores positions with its data (exactly-once
         // into a database) knows better than the state store where to resume.
         let sink_ctx = SinkContext {
@@ -348,7 +348,7 @@ impl Runner {
                             break Err(e);
                         }
                     }
-                    if let Err(e) = self.commit(sink.as_ref(), force) {
+                    if let Err(e) = self.commit(sink.as_mut(), force).await {
                         break Err(e);
                     }
                     // Status readers see the sink's report refreshed every tick, not per batch.
@@ -364,7 +364,7 @@ impl Runner {
         // Whatever happened, make durable what was written and commit it.
         let flushed = self.flush_with_retry(sink.as_mut()).await;
         *lock(&self.stats.report) = sink.report();
-        let committed = self.commit(sink.as_ref(), true);
+        let committed = self.commit(sink.as_mut(), true).await;
         outcome?;
         flushed?;
         committed?;
@@ -470,7 +470,7 @@ impl Runner {
         self.stats
             .rows_out
             .fetch_add(rows - refused.len() as u64, Ordering::Relaxed);
-        self.commit(sink, false)
+        self.commit(sink, false).await
     }
 
     /// Applies the error policy to one bad record.
@@ -524,7 +524,8 @@ impl Runner {
     }
 
     /// Commits the offsets of every batch the sink reports durable.
-    fn commit(&mut self, sink: &dyn Sink, force: bool) -> Result<(), String> {
+    /// Takes the sink mutably only so the future stays `Send` (`Sink` is not `Sync`).
+    async fn commit(&mut self, sink: &mut dyn Sink, force: bool) -> Result<(), String> {
         let mut advanced = false;
         if let Some(durable) = sink.durable_offsets() {
             // The sink tracks durable positions per source partition itself.
@@ -555,6 +556,7 @@ impl Runner {
         if !self.committed.is_empty() {
             self.store
                 .commit_offsets(&self.spec.name, &self.committed)
+                .await
                 .map_err(|e| e.to_string())?;
             if let Some(c) = self.committer.as_ref().filter(|_| self.commit_upstream) {
                 c.commit(&self.committed, force);

@@ -1,0 +1,128 @@
+//! Starting and stopping `quiver server`: read the worker properties, open the
+//! store, bring every connector back in its target state, create the connector
+//! files named on the command line, serve until SIGTERM or Ctrl-C, then drain:
+//! every task flushes and commits before the process exits.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use super::properties::{WorkerConfig, connector_file, parse_properties, worker_config};
+use crate::cli::shutdown_signal;
+use crate::worker::{Engine, EngineOptions};
+
+/// `quiver server`'s command line.
+#[derive(Debug)]
+pub struct ServerArgs {
+    pub listen: Option<String>,
+    pub state_dir: PathBuf,
+    pub worker_config: Option<PathBuf>,
+    pub bootstrap_servers: Option<String>,
+    pub connectors: Vec<PathBuf>,
+}
+
+/// The default REST address, as Kafka Connect's (but on loopback only).
+const DEFAULT_LISTEN: &str = "127.0.0.1:8083";
+
+pub async fn main(args: ServerArgs) -> ExitCode {
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: ServerArgs) -> Result<(), String> {
+    let mut config = match &args.worker_config {
+        None => WorkerConfig::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+            worker_config(&parse_properties(&text)).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+    };
+    for w in &config.warnings {
+        warn!("{w}");
+        eprintln!("warning: {w}");
+    }
+    if let Some(b) = &args.bootstrap_servers {
+        config.defaults.bootstrap_servers = Some(b.clone());
+    }
+    let listen = args
+        .listen
+        .clone()
+        .or_else(|| config.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+
+    let engine = Engine::open(
+        &args.state_dir,
+        EngineOptions {
+            bounded: false,
+            persist_definitions: true,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let engine = Arc::new(engine);
+    let host = config.advertised_host.clone().unwrap_or_else(|| {
+        if bound.ip().is_unspecified() {
+            hostname().unwrap_or_else(|| "localhost".into())
+        } else {
+            bound.ip().to_string()
+        }
+    });
+    let worker_id = format!("{host}:{}", config.advertised_port.unwrap_or(bound.port()));
+    engine.configure_worker(config.defaults.clone(), worker_id.clone());
+
+    match engine.restore().await {
+        Ok((_, errors)) => {
+            for e in errors {
+                warn!(error = %e, "a console definition could not be restored");
+            }
+        }
+        Err(e) => return Err(format!("cannot restore console definitions: {e}")),
+    }
+    let restored = engine.restore_connectors().await.map_err(|e| e.to_string())?;
+    for path in &args.connectors {
+        let (name, connector) = connector_file(path)?;
+        if engine.connector_info(&name).is_ok() {
+            info!(connector = %name, file = %path.display(), "connector exists; its stored config is kept");
+            continue;
+        }
+        engine
+            .put_connector(&name, connector, true, None)
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    eprintln!(
+        "quiver server {} listening on http://{bound} (worker {worker_id}, state in {}, {restored} connector(s) restored)",
+        env!("CARGO_PKG_VERSION"),
+        engine.store().location()
+    );
+    let served = super::serve(Arc::clone(&engine), listener, async {
+        shutdown_signal().await;
+        eprintln!("stopping: tasks flush and commit (press Ctrl-C again to abort)");
+    })
+    .await;
+    // A second signal while draining aborts.
+    tokio::spawn(async {
+        shutdown_signal().await;
+        std::process::exit(130);
+    });
+    engine.shutdown().await;
+    eprintln!("stopped");
+    served.map_err(|e| format!("serving on {bound}: {e}"))
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}

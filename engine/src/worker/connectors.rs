@@ -1,0 +1,444 @@
+//! Connectors: what a Kafka Connect client submits, with a target state, run by
+//! the worker. The REST API (`server/`) and `quiver server`'s connector files call
+//! these methods; each one that changes something holds the engine's mutation lock
+//! from planning through persisting to starting, so concurrent clients are served
+//! one at a time.
+//!
+//! A connector's config is stored exactly as submitted (placeholders and all) with
+//! its target state; on start the worker re-plans every stored config and brings it
+//! back in its target state. Today a connector runs one task (id 0), which
+//! Kafka Connect allows: `tasks.max` is a maximum.
+//!
+//! Status follows Kafka Connect: the connector's own state is its target state
+//! once planned (FAILED when its config no longer plans), and task 0 has the
+//! pipeline's state. A STOPPED connector has no tasks (KIP-875). A task whose
+//! bounded source ended reports STOPPED.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use quiver_connectors::api::Offsets;
+use tracing::{info, warn};
+
+use super::task::{Control, State};
+use super::{Engine, lock};
+use crate::error::{EngineError, Result};
+use crate::store::{ConnectorRecord, OffsetChanges, TargetState};
+use crate::submit::{self, ConnectorType, Submission, WorkerDefaults};
+
+/// A connector known to the worker.
+#[derive(Debug, Clone)]
+pub(crate) struct Deployed {
+    pub(crate) record: ConnectorRecord,
+    /// The plan, or why the stored config no longer plans (restored connectors).
+    pub(crate) plan: std::result::Result<Arc<Submission>, String>,
+}
+
+/// `GET /connectors/{name}`: the config as submitted, the type and the task ids.
+#[derive(Debug, Clone)]
+pub struct ConnectorInfo {
+    pub name: String,
+    pub config: BTreeMap<String, String>,
+    pub kind: ConnectorType,
+    pub tasks: Vec<u32>,
+    pub target: TargetState,
+}
+
+/// One state in a status: Kafka Connect's state name, the worker and a trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateInfo {
+    pub state: &'static str,
+    pub worker_id: String,
+    pub trace: Option<String>,
+}
+
+/// `GET /connectors/{name}/status`.
+#[derive(Debug, Clone)]
+pub struct ConnectorStatus {
+    pub name: String,
+    pub connector: StateInfo,
+    pub tasks: Vec<(u32, StateInfo)>,
+    pub kind: ConnectorType,
+}
+
+/// Which tasks `POST …/restart` restarts (KIP-745).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestartRequest {
+    pub include_tasks: bool,
+    pub only_failed: bool,
+}
+
+fn task_state(state: State) -> &'static str {
+    match state {
+        State::Running => "RUNNING",
+        State::Paused => "PAUSED",
+        State::Failed => "FAILED",
+        State::Stopped | State::Finished => "STOPPED",
+    }
+}
+
+impl Engine {
+    /// Sets what every connector inherits from the worker (its properties) and the
+    /// `worker_id` that statuses report.
+    pub fn configure_worker(&self, defaults: WorkerDefaults, worker_id: String) {
+        *lock(&self.worker) = (defaults, worker_id);
+    }
+
+    fn worker_id(&self) -> String {
+        lock(&self.worker).1.clone()
+    }
+
+    /// Plans a config against the worker's defaults without running anything.
+    pub fn plan_connector(&self, name: &str, config: &BTreeMap<String, String>) -> Result<Submission> {
+        let defaults = lock(&self.worker).0.clone();
+        submit::connector(name, config, &defaults).map_err(EngineError::InvalidConfig)
+    }
+
+    /// Creates a connector (`create_only`: POST, refused when the name exists) or
+    /// creates or replaces it (PUT …/config). Returns whether it was created.
+    pub async fn put_connector(
+        &self,
+        name: &str,
+        config: BTreeMap<String, String>,
+        create_only: bool,
+        initial: Option<TargetState>,
+    ) -> Result<(bool, ConnectorInfo)> {
+        let _guard = self.mutations.lock().await;
+        let existing = lock(&self.connectors).get(name).map(|d| d.record.clone());
+        if existing.is_some() && create_only {
+            return Err(EngineError::AlreadyExists(format!("Connector {name} already exists")));
+        }
+        if existing.is_none() && lock(&self.pipelines).contains_key(name) {
+            return Err(EngineError::AlreadyExists(format!(
+                "a sink named '{name}' already runs in this worker (created from SQL); pick another connector name"
+            )));
+        }
+        let plan = Arc::new(self.plan_connector(name, &config)?);
+        let record = ConnectorRecord {
+            name: name.to_string(),
+            config,
+            target: existing.as_ref().map_or(initial.unwrap_or_default(), |e| e.target),
+            order: existing
+                .as_ref()
+                .map_or_else(|| self.order.fetch_add(1, Ordering::Relaxed), |e| e.order),
+        };
+        if existing.is_some() {
+            self.stop_task(name).await;
+        }
+        self.state.put_connector(&record).await?;
+        info!(connector = %name, class = %plan.class, target = %record.target, created = existing.is_none(), "connector configured");
+        self.deploy(record, Ok(plan));
+        Ok((existing.is_none(), self.connector_info(name)?))
+    }
+
+    /// Applies a KIP-477 patch: a `None` value removes the key.
+    pub async fn patch_connector(&self, name: &str, patch: BTreeMap<String, Option<String>>) -> Result<ConnectorInfo> {
+        let mut config = self.connector_info(name)?.config;
+        for (k, v) in patch {
+            match v {
+                Some(v) => config.insert(k, v),
+                None => config.remove(&k),
+            };
+        }
+        self.put_connector(name, config, false, None)
+            .await
+            .map(|(_, info)| info)
+    }
+
+    /// Starts what a record's target state asks for, and remembers the connector.
+    fn deploy(&self, record: ConnectorRecord, plan: std::result::Result<Arc<Submission>, String>) {
+        if let Ok(p) = &plan {
+            match record.target {
+                TargetState::Running => self.start_with(Arc::clone(&p.spec), Control::Run),
+                TargetState::Paused => self.start_with(Arc::clone(&p.spec), Control::Pause),
+                TargetState::Stopped => {}
+            }
+        }
+        lock(&self.connectors).insert(record.name.clone(), Deployed { record, plan });
+    }
+
+    /// Stops a connector's task gracefully (flush, commit) and forgets it.
+    async fn stop_task(&self, name: &str) {
+        if lock(&self.pipelines).contains_key(name) {
+            let _ = self.stop(name).await;
+            lock(&self.pipelines).remove(name);
+        }
+    }
+
+    /// Brings back every stored connector in its target state (at server start).
+    /// A config that no longer plans stays listed, FAILED with the reason.
+    pub async fn restore_connectors(&self) -> Result<usize> {
+        let _guard = self.mutations.lock().await;
+        let records = self.state.connectors().await?;
+        let n = records.len();
+        for record in records {
+            let plan = self
+                .plan_connector(&record.name, &record.config)
+                .map(Arc::new)
+                .map_err(|e| e.to_string());
+            if let Err(e) = &plan {
+                warn!(connector = %record.name, error = %e, "stored connector config no longer plans");
+            }
+            self.deploy(record, plan);
+        }
+        Ok(n)
+    }
+
+    /// Deletes a connector: its task stops (flush, commit); its offsets stay, so a
+    /// connector created again under the name resumes, as in Kafka Connect.
+    pub async fn delete_connector(&self, name: &str) -> Result<()> {
+        let _guard = self.mutations.lock().await;
+        self.deployed(name)?;
+        self.stop_task(name).await;
+        self.state.remove_connector(name).await?;
+        lock(&self.connectors).remove(name);
+        info!(connector = %name, "connector deleted");
+        Ok(())
+    }
+
+    /// Every connector's name, in creation order.
+    pub fn connector_names(&self) -> Vec<String> {
+        let connectors = lock(&self.connectors);
+        let mut all: Vec<(&u64, &String)> = connectors.values().map(|d| (&d.record.order, &d.record.name)).collect();
+        all.sort();
+        all.into_iter().map(|(_, n)| n.clone()).collect()
+    }
+
+    fn deployed(&self, name: &str) -> Result<Deployed> {
+        lock(&self.connectors)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::ConnectorNotFound(name.to_string()))
+    }
+
+    /// The plan of a connector, or why it has none.
+    pub fn connector_plan(&self, name: &str) -> Result<std::result::Result<Arc<Submission>, String>> {
+        Ok(self.deployed(name)?.plan)
+    }
+
+    pub fn connector_info(&self, name: &str) -> Result<ConnectorInfo> {
+        let d = self.deployed(name)?;
+        let tasks = if d.record.target == TargetState::Stopped || d.plan.is_err() {
+            Vec::new()
+        } else {
+            vec![0]
+        };
+        Ok(ConnectorInfo {
+            name: d.record.name.clone(),
+            kind: d.plan.as_ref().map_or(ConnectorType::Unknown, |p| p.kind),
+            config: d.record.config,
+            tasks,
+            target: d.record.target,
+        })
+    }
+
+    pub fn connector_status(&self, name: &str) -> Result<ConnectorStatus> {
+        let d = self.deployed(name)?;
+        let worker_id = self.worker_id();
+        let (state, trace) = match &d.plan {
+            Err(e) => ("FAILED", Some(e.clone())),
+            Ok(_) => (
+                match d.record.target {
+                    TargetState::Running => "RUNNING",
+                    TargetState::Paused => "PAUSED",
+                    TargetState::Stopped => "STOPPED",
+                },
+                None,
+            ),
+        };
+        let tasks = match self.status(name) {
+            Ok(s) if d.record.target != TargetState::Stopped => vec![(
+                0,
+                StateInfo {
+                    state: task_state(s.state),
+                    worker_id: worker_id.clone(),
+                    trace: s.error.filter(|_| s.state == State::Failed),
+                },
+            )],
+            _ => Vec::new(),
+        };
+        Ok(ConnectorStatus {
+            name: name.to_string(),
+            connector: StateInfo {
+                state,
+                worker_id,
+                trace,
+            },
+            tasks,
+            kind: d.plan.as_ref().map_or(ConnectorType::Unknown, |p| p.kind),
+        })
+    }
+
+    /// The status of one task.
+    pub fn task_status(&self, name: &str, task: u32) -> Result<StateInfo> {
+        self.connector_status(name)?
+            .tasks
+            .into_iter()
+            .find(|(id, _)| *id == task)
+            .map(|(_, s)| s)
+            .ok_or_else(|| EngineError::TaskNotFound {
+                connector: name.to_string(),
+                task,
+            })
+    }
+
+    async fn set_target(&self, name: &str, target: TargetState) -> Result<Deployed> {
+        let mut d = self.deployed(name)?;
+        if d.record.target != target {
+            d.record.target = target;
+            self.state.put_connector(&d.record).await?;
+            if let Some(c) = lock(&self.connectors).get_mut(name) {
+                c.record.target = target;
+            }
+        }
+        Ok(d)
+    }
+
+    /// PUT …/pause: the task stops reading but keeps its place. A stopped
+    /// connector's task starts paused.
+    pub async fn pause_connector(&self, name: &str) -> Result<()> {
+        self.move_to(name, TargetState::Paused).await
+    }
+
+    /// PUT …/resume.
+    pub async fn resume_connector(&self, name: &str) -> Result<()> {
+        self.move_to(name, TargetState::Running).await
+    }
+
+    /// PUT …/stop (KIP-875): the task flushes, commits and shuts down; the config stays.
+    pub async fn stop_connector(&self, name: &str) -> Result<()> {
+        self.move_to(name, TargetState::Stopped).await
+    }
+
+    async fn move_to(&self, name: &str, target: TargetState) -> Result<()> {
+        let _guard = self.mutations.lock().await;
+        let d = self.set_target(name, target).await?;
+        info!(connector = %name, target = %target, "connector target state changed");
+        let Ok(plan) = &d.plan else { return Ok(()) };
+        let live = self
+            .status(name)
+            .ok()
+            .filter(|s| matches!(s.state, State::Running | State::Paused));
+        match (target, live) {
+            (TargetState::Stopped, _) => self.stop_task(name).await,
+            (TargetState::Paused, Some(_)) => self.control(name, Control::Pause)?,
+            (TargetState::Running, Some(_)) => self.control(name, Control::Run)?,
+            (TargetState::Paused | TargetState::Running, None) => {
+                // Nothing runs (stopped, finished or failed): start it in that state.
+                self.stop_task(name).await;
+                let initial = if target == TargetState::Paused {
+                    Control::Pause
+                } else {
+                    Control::Run
+                };
+                self.start_with(Arc::clone(&plan.spec), initial);
+            }
+        }
+        Ok(())
+    }
+
+    /// POST …/restart (KIP-745). The connector itself is planned again from its
+    /// stored config (so a changed environment or secret takes effect); with
+    /// `include_tasks` its tasks restart too, or only the failed ones.
+    pub async fn restart_connector(&self, name: &str, request: RestartRequest) -> Result<ConnectorStatus> {
+        let _guard = self.mutations.lock().await;
+        let d = self.deployed(name)?;
+        let plan = self
+            .plan_connector(name, &d.record.config)
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
+        let failed = self.status(name).is_ok_and(|s| s.state == State::Failed);
+        let restart_task = request.include_tasks && (!request.only_failed || failed);
+        let replanned = plan.is_ok() && d.plan.is_err();
+        if let Some(c) = lock(&self.connectors).get_mut(name) {
+            c.plan = plan.clone();
+        }
+        if let Ok(p) = plan
+            && d.record.target != TargetState::Stopped
+            && (restart_task || replanned)
+        {
+            info!(connector = %name, "restarting the connector's task");
+            self.stop_task(name).await;
+            let initial = if d.record.target == TargetState::Paused {
+                Control::Pause
+            } else {
+                Control::Run
+            };
+            self.start_with(Arc::clone(&p.spec), initial);
+        }
+        self.connector_status(name)
+    }
+
+    /// POST …/tasks/{id}/restart: the task stops (flush, commit) and starts again
+    /// from its committed offsets.
+    pub async fn restart_connector_task(&self, name: &str, task: u32) -> Result<()> {
+        let _guard = self.mutations.lock().await;
+        let d = self.deployed(name)?;
+        let Ok(plan) = &d.plan else {
+            return Err(EngineError::TaskNotFound {
+                connector: name.to_string(),
+                task,
+            });
+        };
+        if task != 0 || d.record.target == TargetState::Stopped {
+            return Err(EngineError::TaskNotFound {
+                connector: name.to_string(),
+                task,
+            });
+        }
+        self.stop_task(name).await;
+        let initial = if d.record.target == TargetState::Paused {
+            Control::Pause
+        } else {
+            Control::Run
+        };
+        self.start_with(Arc::clone(&plan.spec), initial);
+        Ok(())
+    }
+
+    /// The connector's committed offsets.
+    pub async fn connector_offsets(&self, name: &str) -> Result<(ConnectorType, Option<Offsets>)> {
+        let d = self.deployed(name)?;
+        let kind = d.plan.as_ref().map_or(ConnectorType::Unknown, |p| p.kind);
+        Ok((kind, self.state.offsets(name).await?))
+    }
+
+    fn require_stopped(&self, name: &str) -> Result<Deployed> {
+        let d = self.deployed(name)?;
+        if d.record.target != TargetState::Stopped || self.status(name).is_ok() {
+            return Err(EngineError::BadRequest(format!(
+                "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{name}/stop' endpoint"
+            )));
+        }
+        Ok(d)
+    }
+
+    /// PATCH …/offsets: only while STOPPED; the next start honours it exactly. A
+    /// partition set to `None` is forgotten everywhere it lives (see
+    /// [`Engine::reset_pipeline_offsets`]), so it is read from its start.
+    pub async fn alter_connector_offsets(&self, name: &str, changes: &OffsetChanges) -> Result<()> {
+        let _guard = self.mutations.lock().await;
+        let d = self.require_stopped(name)?;
+        self.state.alter_offsets(name, changes).await?;
+        if changes.values().any(Option::is_none)
+            && let Ok(plan) = &d.plan
+        {
+            self.reset_upstream(&plan.spec).await?;
+        }
+        info!(connector = %name, partitions = changes.len(), "connector offsets altered");
+        Ok(())
+    }
+
+    /// DELETE …/offsets: only while STOPPED; the next start reads from the beginning.
+    pub async fn reset_connector_offsets(&self, name: &str) -> Result<()> {
+        let _guard = self.mutations.lock().await;
+        let d = self.require_stopped(name)?;
+        match &d.plan {
+            Ok(plan) => self.reset_pipeline_offsets(&plan.spec).await?,
+            Err(_) => self.state.reset_offsets(name).await?,
+        }
+        info!(connector = %name, "connector offsets reset");
+        Ok(())
+    }
+}

@@ -1,0 +1,770 @@
+//! `quiver server` driven over real HTTP by a real client (ureq), as a curl script
+//! or a Kafka Connect UI would: Kafka Connect's paths, status codes and JSON
+//! bodies; lifecycle calls checked against the rows that reach the target; offsets
+//! altered and reset while STOPPED; bad bodies; SIGKILL and restart.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{count_by_id, quiver, read_jsonl};
+
+/// A `quiver server` process on a free port; killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    agent: ureq::Agent,
+    /// What the server printed before it listened (warnings).
+    startup: Vec<String>,
+    /// Everything it printed since.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start(state: &Path, extra: &[&str]) -> Self {
+        Self::start_logging(state, extra, "warn")
+    }
+
+    fn start_logging(state: &Path, extra: &[&str], level: &str) -> Self {
+        let mut child = quiver()
+            .env("QUIVER_LOG", level)
+            .args([
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--state-dir",
+                state.to_str().unwrap(),
+            ])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("quiver server starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        let base = loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("quiver server exited before listening: {seen:?}"))
+                .unwrap();
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+            seen.push(line);
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        Self {
+            child,
+            base,
+            agent,
+            startup: seen,
+            log,
+        }
+    }
+
+    /// One request; returns the status and the body as JSON (Null when empty).
+    fn call(&self, method: &str, path: &str, body: Option<(&str, &str)>) -> (u16, Value) {
+        let (status, _, text) = self.raw(method, path, body);
+        let json = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"))
+        };
+        (status, json)
+    }
+
+    fn raw(&self, method: &str, path: &str, body: Option<(&str, &str)>) -> (u16, Option<String>, String) {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some((ct, _)) = body {
+            req = req.header("Content-Type", ct);
+        }
+        let req = req
+            .body(body.map(|(_, b)| b.as_bytes().to_vec()).unwrap_or_default())
+            .unwrap();
+        let mut resp = self.agent.run(req).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let location = resp.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        (resp.status().as_u16(), location, text)
+    }
+
+    fn json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        self.call(method, path, Some(("application/json", &body.to_string())))
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call("GET", path, None);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Waits until `GET path` satisfies `ok`.
+    fn wait_for(&self, path: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.get(path);
+            if ok(&v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn task_state(&self, name: &str) -> String {
+        let s = self.get(&format!("/connectors/{name}/status"));
+        s["tasks"][0]["state"].as_str().unwrap_or("none").to_string()
+    }
+
+    fn sigterm(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "SIGTERM drains and exits 0: {status}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Quiver SQL connector: a sequence of ids at `rate` rows/s into JSON files.
+fn sql_connector(name: &str, out: &Path, rate: u32) -> Value {
+    json!({
+        "name": name,
+        "config": {
+            "connector.class": "quiver",
+            "tasks.max": "1",
+            "quiver.sql": format!(
+                "CREATE SOURCE gen (id BIGINT NOT NULL) WITH (connector = 'datagen', rows.per.second = '{rate}', batch.linger = '50ms', 'fields.id.kind' = 'sequence');
+                 CREATE SINK out WITH (connector = 'filesystem', path = '{}', format = 'json', 'rollover.rows' = '500') AS SELECT id FROM gen;",
+                out.display()
+            ),
+        }
+    })
+}
+
+fn ids(out: &Path) -> std::collections::BTreeMap<i64, usize> {
+    count_by_id(&read_jsonl(out, ".jsonl"), "id")
+}
+
+fn committed_rows(server: &Server, name: &str) -> i64 {
+    let offsets = server.get(&format!("/connectors/{name}/offsets"));
+    let entries = offsets["offsets"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{offsets}");
+    assert_eq!(entries[0]["partition"], json!({"partition": "rows"}), "{offsets}");
+    entries[0]["offset"]["position"].as_i64().unwrap()
+}
+
+#[test]
+fn the_rest_api_creates_drives_and_deletes_a_connector_with_kafka_connects_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let server = Server::start(&dir.path().join("state"), &[]);
+
+    let root = server.get("/");
+    assert_eq!(root["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        root.as_object().unwrap().contains_key("commit") && root.as_object().unwrap().contains_key("kafka_cluster_id")
+    );
+    assert_eq!(server.get("/connectors"), json!([]));
+
+    // POST: 201, Location, ConnectorInfo with the config as submitted plus its name.
+    let body = sql_connector("gen", &out, 2000);
+    let (status, location, text) = server.raw("POST", "/connectors", Some(("application/json", &body.to_string())));
+    assert_eq!(status, 201, "{text}");
+    assert_eq!(location.as_deref(), Some("/connectors/gen"));
+    let created: Value = serde_json::from_str(&text).unwrap();
+    let mut expected_config = body["config"].clone();
+    expected_config["name"] = json!("gen");
+    assert_eq!(
+        created,
+        json!({"name": "gen", "config": expected_config, "tasks": [{"connector": "gen", "task": 0}], "type": "unknown"})
+    );
+    let (status, conflict) = server.json("POST", "/connectors", &body);
+    assert_eq!(
+        (status, conflict),
+        (
+            409,
+            json!({"error_code": 409, "message": "Connector gen already exists"})
+        )
+    );
+
+    assert_eq!(server.get("/connectors"), json!(["gen"]));
+    assert_eq!(server.get("/connectors/gen"), created);
+    assert_eq!(server.get("/connectors/gen/config"), expected_config);
+    let status = server.wait_for("/connectors/gen/status", "task RUNNING", |s| {
+        s["tasks"][0]["state"] == "RUNNING"
+    });
+    let worker = status["connector"]["worker_id"].as_str().unwrap().to_string();
+    assert!(
+        server.base.ends_with(&worker),
+        "worker_id is the advertised host:port ({worker})"
+    );
+    assert_eq!(
+        status,
+        json!({"name": "gen", "connector": {"state": "RUNNING", "worker_id": worker}, "tasks": [{"id": 0, "state": "RUNNING", "worker_id": worker}], "type": "unknown"})
+    );
+    assert_eq!(
+        server.get("/connectors/gen/tasks/0/status"),
+        json!({"id": 0, "state": "RUNNING", "worker_id": worker})
+    );
+    let tasks = server.get("/connectors/gen/tasks");
+    assert_eq!(tasks[0]["id"], json!({"connector": "gen", "task": 0}));
+    assert_eq!(tasks[0]["config"]["task.id"], "0");
+    let expanded = server.get("/connectors?expand=status&expand=info");
+    assert_eq!(expanded["gen"]["status"]["connector"]["state"], "RUNNING");
+    assert_eq!(expanded["gen"]["info"], created);
+    assert_eq!(
+        server.get("/connectors?expand=info")["gen"].as_object().unwrap().len(),
+        1
+    );
+    assert_eq!(server.get("/connectors/gen/topics"), json!({"gen": {"topics": []}}));
+
+    // Offsets may only change while STOPPED.
+    let (status, refused) = server.call("DELETE", "/connectors/gen/offsets", None);
+    assert_eq!(status, 400);
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be in the STOPPED state"),
+        "{refused}"
+    );
+
+    // Pause: nothing more reaches the target.
+    server.wait_for("/connectors/gen/offsets", "a first commit", |o| {
+        !o["offsets"].as_array().unwrap().is_empty()
+    });
+    assert_eq!(server.call("PUT", "/connectors/gen/pause", None).0, 202);
+    server.wait_for("/connectors/gen/status", "PAUSED", |s| {
+        s["tasks"][0]["state"] == "PAUSED"
+    });
+    assert_eq!(server.get("/connectors/gen/status")["connector"]["state"], "PAUSED");
+    std::thread::sleep(Duration::from_millis(600));
+    let paused = ids(&out).len();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(ids(&out).len(), paused, "nothing is written while paused");
+
+    assert_eq!(server.call("PUT", "/connectors/gen/resume", None).0, 202);
+    server.wait_for("/connectors/gen/status", "RUNNING again", |s| {
+        s["tasks"][0]["state"] == "RUNNING"
+    });
+    std::thread::sleep(Duration::from_millis(800));
+
+    // Stop (KIP-875): tasks flush, commit and go; the config stays.
+    assert_eq!(server.call("PUT", "/connectors/gen/stop", None).0, 204);
+    let stopped = server.get("/connectors/gen/status");
+    assert_eq!(stopped["connector"]["state"], "STOPPED");
+    assert_eq!(stopped["tasks"], json!([]));
+    assert_eq!(server.get("/connectors/gen")["tasks"], json!([]));
+    let n = committed_rows(&server, "gen");
+    let written = ids(&out);
+    assert!(n as usize > paused, "resumed and wrote more ({paused} → {n})");
+    assert_eq!(
+        written.keys().copied().collect::<Vec<_>>(),
+        (0..n).collect::<Vec<_>>(),
+        "exactly the committed ids"
+    );
+
+    // PATCH an offset back to row 10: the next run replays exactly ids 10..n.
+    let patch = json!({"offsets": [{"partition": {"partition": "rows"}, "offset": {"position": 10}}]});
+    let (status, msg) = server.json("PATCH", "/connectors/gen/offsets", &patch);
+    assert_eq!(
+        (status, msg),
+        (
+            200,
+            json!({"message": "The offsets for this connector have been altered successfully"})
+        )
+    );
+    assert_eq!(committed_rows(&server, "gen"), 10);
+    assert_eq!(server.call("PUT", "/connectors/gen/resume", None).0, 202);
+    server.wait_for("/connectors/gen/offsets", "progress past the old end", |o| {
+        o["offsets"][0]["offset"]["position"].as_i64().unwrap_or(0) > n + 200
+    });
+    assert_eq!(server.call("PUT", "/connectors/gen/stop", None).0, 204);
+    let m = committed_rows(&server, "gen");
+    let counts = ids(&out);
+    assert_eq!(counts.keys().copied().collect::<Vec<_>>(), (0..m).collect::<Vec<_>>());
+    for (id, c) in &counts {
+        let expected = if (10..n).contains(id) { 2 } else { 1 };
+        assert_eq!(*c, expected, "id {id}: replayed exactly from the patched offset");
+    }
+
+    // DELETE offsets: the next run starts from the beginning.
+    let (status, msg) = server.call("DELETE", "/connectors/gen/offsets", None);
+    assert_eq!(
+        (status, msg),
+        (
+            200,
+            json!({"message": "The offsets for this connector have been reset successfully"})
+        )
+    );
+    assert_eq!(server.get("/connectors/gen/offsets"), json!({"offsets": []}));
+    assert_eq!(server.call("PUT", "/connectors/gen/resume", None).0, 202);
+    server.wait_for("/connectors/gen/offsets", "a commit after the reset", |o| {
+        !o["offsets"].as_array().unwrap().is_empty()
+    });
+    assert_eq!(server.call("PUT", "/connectors/gen/stop", None).0, 204);
+    assert!(ids(&out)[&0] >= 2, "id 0 was read again after the reset");
+
+    // Restart with tasks: 202 and the status; without: 204.
+    assert_eq!(server.call("PUT", "/connectors/gen/resume", None).0, 202);
+    let (status, body) = server.call(
+        "POST",
+        "/connectors/gen/restart?includeTasks=true&onlyFailed=false",
+        None,
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["name"], "gen");
+    assert_eq!(body["tasks"][0]["id"], 0);
+    assert_eq!(server.call("POST", "/connectors/gen/restart", None).0, 204);
+    assert_eq!(server.call("POST", "/connectors/gen/tasks/0/restart", None).0, 204);
+    let (status, missing) = server.call("POST", "/connectors/gen/tasks/7/restart", None);
+    assert_eq!(
+        (status, missing),
+        (
+            404,
+            json!({"error_code": 404, "message": "Task 7 of connector gen not found"})
+        )
+    );
+
+    // PATCH the config (KIP-477): null removes a key; the connector keeps running.
+    let (status, patched) = server.json("PATCH", "/connectors/gen/config", &json!({"tasks.max": null}));
+    assert_eq!(status, 200, "{patched}");
+    assert!(patched["config"].get("tasks.max").is_none(), "{patched}");
+    // PUT …/config on an existing name: 200; on a new one: 201.
+    let (status, _) = server.json(
+        "PUT",
+        "/connectors/gen/config",
+        &body_config(&sql_connector("gen", &out, 2000)),
+    );
+    assert_eq!(status, 200);
+    let other = dir.path().join("other");
+    let (status, _) = server.json(
+        "PUT",
+        "/connectors/second/config",
+        &body_config(&sql_connector("second", &other, 100)),
+    );
+    assert_eq!(status, 201);
+    assert_eq!(server.get("/connectors"), json!(["gen", "second"]));
+
+    assert_eq!(server.call("DELETE", "/connectors/gen", None).0, 204);
+    let (status, gone) = server.call("GET", "/connectors/gen/status", None);
+    assert_eq!(
+        (status, gone),
+        (404, json!({"error_code": 404, "message": "Connector gen not found"}))
+    );
+    assert_eq!(server.get("/connectors"), json!(["second"]));
+    server.sigterm();
+}
+
+/// POSTs headers announcing `length` bytes and only the first 64 KiB of them;
+/// returns the status and the whole answer.
+fn oversized_post(server: &Server, length: usize) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = server.base.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        tcp,
+        "POST /connectors HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let _ = tcp.write_all(&vec![b' '; 64 * 1024]);
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+fn body_config(connector: &Value) -> Value {
+    connector["config"].clone()
+}
+
+#[test]
+fn bad_requests_get_kafka_connects_codes_and_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("state"), &[]);
+    let post = |body: &str| server.call("POST", "/connectors", Some(("application/json", body)));
+
+    let (status, e) = post(r#"{"name": "x", "config": {"connector.class": "#);
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(e["error_code"], 400);
+    assert!(e["message"].as_str().unwrap().contains("line 1 column"), "{e}");
+
+    let (status, e) = post(r#"{"name": "x", "config": ["a"]}"#);
+    assert_eq!(status, 400, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("expected"), "{e}");
+
+    let (status, e) =
+        post(r#"{"name": "x", "config": {"connector.class": "com.example.NoSuchConnector", "topics": "t"}}"#);
+    assert_eq!(status, 400);
+    let message = e["message"].as_str().unwrap();
+    assert!(message.starts_with("Connector configuration is invalid and contains the following 1 error(s):\nconnector.class: unsupported connector class 'com.example.NoSuchConnector'"), "{message}");
+
+    // An invalid option inside the SQL, and an unknown key: every problem is listed.
+    let bad_sql = json!({"name": "x", "config": {"connector.class": "quiver", "colour": "red",
+        "quiver.sql": "CREATE SOURCE g (id BIGINT) WITH (connector = 'datagen', 'rows.per.secnd' = '1'); CREATE SINK s WITH (connector = 'blackhole') AS SELECT id FROM g;"}});
+    let (status, e) = server.json("POST", "/connectors", &bad_sql);
+    assert_eq!(status, 400);
+    let message = e["message"].as_str().unwrap();
+    assert!(message.contains("contains the following 2 error(s)"), "{message}");
+    assert!(message.contains("colour: unknown key"), "{message}");
+    assert!(message.contains("rows.per.secnd"), "{message}");
+
+    // A body over the limit is refused with 413 without being read: the client
+    // sends its headers and a first slice, and gets the answer.
+    let (status, e) = oversized_post(&server, 2 * 1024 * 1024);
+    assert_eq!(status, 413, "{e}");
+    assert!(e.contains("larger than the limit"), "{e}");
+
+    let (status, e) = server.call(
+        "POST",
+        "/connectors",
+        Some(("application/x-www-form-urlencoded", "name=x")),
+    );
+    assert_eq!(status, 415);
+    assert!(e["message"].as_str().unwrap().contains("application/json"), "{e}");
+
+    let (status, e) = server.json(
+        "PUT",
+        "/connectors/a/config",
+        &json!({"name": "b", "connector.class": "quiver"}),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        e["message"],
+        "Connector name configuration (b) doesn't match connector name in the URL (a)"
+    );
+
+    let (status, e) = server.call("DELETE", "/connectors", None);
+    assert_eq!(status, 405);
+    assert_eq!(e["error_code"], 405);
+    let (status, e) = server.call("GET", "/nowhere", None);
+    assert_eq!((status, e["error_code"].clone()), (404, json!(404)));
+    for path in [
+        "/connectors/nope",
+        "/connectors/nope/status",
+        "/connectors/nope/config",
+        "/connectors/nope/offsets",
+    ] {
+        let (status, e) = server.call("GET", path, None);
+        assert_eq!(
+            (status, e),
+            (404, json!({"error_code": 404, "message": "Connector nope not found"})),
+            "{path}"
+        );
+    }
+    for path in [
+        "/connectors/nope/pause",
+        "/connectors/nope/resume",
+        "/connectors/nope/stop",
+    ] {
+        assert_eq!(server.call("PUT", path, None).0, 404, "{path}");
+    }
+    assert_eq!(
+        server.get("/connectors"),
+        json!([]),
+        "nothing was created by a bad request"
+    );
+}
+
+#[test]
+fn plugins_validation_and_sql_share_the_submission_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    // The worker's cluster is only planned against here, never contacted.
+    let server = Server::start(&dir.path().join("state"), &["--bootstrap-servers", "127.0.0.1:9"]);
+
+    let plugins = server.get("/connector-plugins");
+    let classes: Vec<(&str, &str)> = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["class"].as_str().unwrap(), p["type"].as_str().unwrap()))
+        .collect();
+    assert!(
+        classes.contains(&("org.apache.kafka.connect.file.FileStreamSinkConnector", "sink")),
+        "{classes:?}"
+    );
+    assert!(
+        classes.contains(&("io.confluent.connect.jdbc.JdbcSourceConnector", "source")),
+        "{classes:?}"
+    );
+    assert!(
+        classes.iter().all(|(_, t)| *t == "source" || *t == "sink"),
+        "connectors only by default"
+    );
+    let everything = server.get("/connector-plugins?connectorsOnly=false");
+    let all = everything.as_array().unwrap();
+    for (class, kind) in [
+        ("org.apache.kafka.connect.transforms.MaskField$Value", "transformation"),
+        (
+            "org.apache.kafka.connect.transforms.predicates.TopicNameMatches",
+            "predicate",
+        ),
+        ("org.apache.kafka.connect.json.JsonConverter", "converter"),
+    ] {
+        assert!(all.iter().any(|p| p["class"] == class && p["type"] == kind), "{class}");
+    }
+    let defs = server.get("/connector-plugins/quiver/config");
+    assert!(
+        defs.as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["name"] == "quiver.sql" && d["required"] == true),
+        "{defs}"
+    );
+    let (status, e) = server.call("GET", "/connector-plugins/com.example.Nope/config", None);
+    assert_eq!(status, 404, "{e}");
+
+    // Validate: errors are attached to their keys; secrets are hidden.
+    let (status, v) = server.json(
+        "PUT",
+        "/connector-plugins/JdbcSinkConnector/config/validate",
+        &json!({"connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector", "name": "j", "topics": "t",
+                "connection.url": "jdbc:postgresql://127.0.0.1:5432/test", "connection.password": "s3cret",
+                "insert.mode": "sideways", "quiver.columns": "id BIGINT"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["name"], "io.confluent.connect.jdbc.JdbcSinkConnector");
+    assert!(v["error_count"].as_u64().unwrap() >= 1, "{v}");
+    let configs = v["configs"].as_array().unwrap();
+    let entry = |key: &str| {
+        configs
+            .iter()
+            .find(|c| c["value"]["name"] == key)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert!(
+        !entry("insert.mode")["value"]["errors"].as_array().unwrap().is_empty(),
+        "{v}"
+    );
+    assert_eq!(entry("connection.password")["value"]["value"], "[hidden]");
+    assert_eq!(
+        entry("connection.password")["definition"]["name"],
+        "connection.password"
+    );
+    assert!(!v.to_string().contains("s3cret"), "the secret appears nowhere");
+
+    let good = json!({"connector.class": "quiver", "quiver.sql":
+        "CREATE SOURCE g (id BIGINT) WITH (connector = 'datagen'); CREATE SINK s WITH (connector = 'blackhole') AS SELECT id FROM g;"});
+    let (status, v) = server.json("PUT", "/connector-plugins/quiver/config/validate", &good);
+    assert_eq!((status, v["error_count"].clone()), (200, json!(0)), "{v}");
+
+    // POST /sql: the console's results as JSON.
+    let (status, results) = server.call(
+        "POST",
+        "/sql",
+        Some((
+            "text/plain",
+            "CREATE SOURCE nums (id BIGINT NOT NULL) WITH (connector = 'datagen', 'fields.id.kind' = 'sequence');\nSELECT id * 2 AS twice FROM nums LIMIT 3;\nSHOW SOURCES;",
+        )),
+    );
+    assert_eq!(status, 200, "{results}");
+    assert!(
+        results[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("source 'nums' created"),
+        "{results}"
+    );
+    assert_eq!(results[1]["columns"], json!(["twice"]));
+    assert_eq!(results[1]["rows"], json!([{"twice": 0}, {"twice": 2}, {"twice": 4}]));
+    assert_eq!(results[2]["rows"][0][0], "nums");
+    let (status, e) = server.call("POST", "/sql", Some(("text/plain", "DROP SOURCE nope;")));
+    assert_eq!(status, 400);
+    assert!(e["message"].as_str().unwrap().starts_with("line 1:"), "{e}");
+}
+
+/// Configs and target states survive SIGKILL; the running connector resumes from
+/// its committed offset with no id missing.
+#[test]
+fn connectors_come_back_in_their_target_state_after_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let state: PathBuf = dir.path().join("state");
+    let (running, paused) = (dir.path().join("running"), dir.path().join("paused"));
+    let server = Server::start(&state, &[]);
+    assert_eq!(
+        server
+            .json("POST", "/connectors", &sql_connector("live", &running, 3000))
+            .0,
+        201
+    );
+    assert_eq!(
+        server
+            .json("POST", "/connectors", &sql_connector("held", &paused, 3000))
+            .0,
+        201
+    );
+    assert_eq!(server.call("PUT", "/connectors/held/pause", None).0, 202);
+    server.wait_for("/connectors/live/offsets", "a commit", |o| {
+        !o["offsets"].as_array().unwrap().is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    drop(server); // SIGKILL: no flush, no commit
+
+    let before = ids(&running).len();
+    assert!(before > 0);
+    let server = Server::start(&state, &[]);
+    assert_eq!(server.get("/connectors"), json!(["live", "held"]));
+    server.wait_for("/connectors/live/status", "live RUNNING", |s| {
+        s["tasks"][0]["state"] == "RUNNING"
+    });
+    server.wait_for("/connectors/held/status", "held PAUSED", |s| {
+        s["tasks"][0]["state"] == "PAUSED"
+    });
+    assert_eq!(server.get("/connectors/held/status")["connector"]["state"], "PAUSED");
+    server.wait_for("/connectors/live/offsets", "progress after the restart", |o| {
+        o["offsets"][0]["offset"]["position"].as_i64().unwrap_or(0) > before as i64 + 500
+    });
+    assert_eq!(server.task_state("live"), "RUNNING");
+    server.sigterm();
+    // Every id up to the last committed one arrived: nothing was lost to the kill.
+    let counts = ids(&running);
+    let max = *counts.keys().last().unwrap();
+    assert_eq!(
+        counts.keys().copied().collect::<Vec<_>>(),
+        (0..=max).collect::<Vec<_>>()
+    );
+}
+
+/// `quiver server worker.properties connector.properties`: a standalone command
+/// line starts, warns about the keys it does not use by name, and creates the
+/// connector from its file.
+#[test]
+fn a_standalone_command_line_with_worker_properties_and_a_connector_file_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let worker = dir.path().join("worker.properties");
+    std::fs::write(
+        &worker,
+        "bootstrap.servers=127.0.0.1:9\nkey.converter=org.apache.kafka.connect.storage.StringConverter\noffset.storage.file.filename=/tmp/connect.offsets\nrest.advertised.host.name=worker-a\n",
+    )
+    .unwrap();
+    let file = dir.path().join("from-file.sql");
+    std::fs::write(
+        &file,
+        sql_connector("x", &out, 500)["config"]["quiver.sql"].as_str().unwrap(),
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("state"),
+        &["--worker-config", worker.to_str().unwrap(), file.to_str().unwrap()],
+    );
+    let log = server.startup.join("\n");
+    assert!(
+        log.contains("worker property 'offset.storage.file.filename' is ignored: offsets live in the state folder"),
+        "{log}"
+    );
+    assert_eq!(server.get("/connectors"), json!(["from-file"]));
+    let status = server.wait_for("/connectors/from-file/status", "RUNNING", |s| {
+        s["tasks"][0]["state"] == "RUNNING"
+    });
+    assert!(
+        status["tasks"][0]["worker_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("worker-a:"),
+        "{status}"
+    );
+    server.sigterm();
+}
+
+/// A password read through a `${file:…}` config provider reaches the database
+/// connection and appears in no response, status or log line.
+#[test]
+fn a_secret_from_a_file_provider_reaches_the_sink_and_appears_nowhere() {
+    const SECRET: &str = "Qv-s3cret-8841";
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("db.properties");
+    std::fs::write(&secrets, format!("password={SECRET}\n")).unwrap();
+    let worker = dir.path().join("worker.properties");
+    std::fs::write(
+        &worker,
+        "config.providers=file\nconfig.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider\n",
+    )
+    .unwrap();
+    let table = format!("server_secret_{}", std::process::id());
+    let placeholder = format!("${{file:{}:password}}", secrets.display());
+    let sql = format!(
+        "CREATE SOURCE gen (id BIGINT NOT NULL) WITH (connector = 'datagen', rows.total = '50', 'fields.id.kind' = 'sequence');
+         CREATE SINK s WITH (connector = 'postgres', 'connection.url' = 'postgres://postgres@127.0.0.1:5432/test',
+             'connection.password' = '{placeholder}', 'table.name.format' = '{table}', 'auto.create' = 'true') AS SELECT id FROM gen;"
+    );
+    let server = Server::start_logging(
+        &dir.path().join("state"),
+        &["--worker-config", worker.to_str().unwrap()],
+        "debug",
+    );
+    let body = json!({"name": "secret", "config": {"connector.class": "quiver", "quiver.sql": sql}});
+    let (status, created) = server.json("POST", "/connectors", &body);
+    assert_eq!(status, 201, "{created}");
+    server.wait_for("/connectors/secret/status", "the bounded source to finish", |s| {
+        s["tasks"][0]["state"] == "STOPPED" || s["tasks"][0]["state"] == "FAILED"
+    });
+    assert_eq!(
+        server.task_state("secret"),
+        "STOPPED",
+        "{}",
+        server.get("/connectors/secret/status")
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let count: i64 = rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect("postgres://postgres@127.0.0.1:5432/test", tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432");
+        tokio::spawn(conn);
+        let n = client
+            .query_one(&format!("SELECT count(*) FROM \"{table}\""), &[])
+            .await
+            .unwrap()
+            .get(0);
+        client.execute(&format!("DROP TABLE \"{table}\""), &[]).await.unwrap();
+        n
+    });
+    assert_eq!(count, 50, "the rows arrived through the resolved connection");
+
+    let mut seen = String::new();
+    for path in [
+        "/connectors/secret",
+        "/connectors/secret/config",
+        "/connectors/secret/status",
+        "/connectors/secret/tasks",
+        "/connectors?expand=info&expand=status",
+        "/connectors/secret/offsets",
+    ] {
+        seen.push_str(&server.get(path).to_string());
+    }
+    let (_, sql_out) = server.call("POST", "/sql", Some(("text/plain", "SHOW SINKS;")));
+    seen.push_str(&sql_out.to_string());
+    assert!(seen.contains("${file:"), "the API returns the placeholder");
+    assert!(!seen.contains(SECRET), "the secret leaked into a response: {seen}");
+    let log = server.startup.join("\n") + &server.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("connector configured"),
+        "the debug log was captured: {log}"
+    );
+    assert!(!log.contains(SECRET), "the secret leaked into the log: {log}");
+    server.sigterm();
+}
