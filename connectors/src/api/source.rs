@@ -271,4 +271,9 @@ pub trait OffsetCommitter: Send + Sync + std::any::Any {
 
     /// For sinks that need the concrete committer (Kafka exactly-once).
     fn as_any(&self) -> &dyn std::any::Any;
+
+    /// The run is over and its last commit made: release what the source kept open
+    /// for commits (a Kafka consumer leaves its group, so a restarted task is
+    /// assigned its partitions at once instead of after the session timeout).
+    fn close(&self) {}
 }

@@ -302,6 +302,19 @@ impl OffsetCommitter for GroupCommitter {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+
+    /// The consumers and their rebalance contexts hold each other through `Shared`;
+    /// taking them out breaks that cycle, so the last task thread to let go drops
+    /// its consumer, which leaves the group (on a thread of its own: leaving waits
+    /// for the broker).
+    fn close(&self) {
+        let consumers = std::mem::take(&mut *lock(&self.shared.consumers));
+        if !consumers.is_empty() {
+            let _ = std::thread::Builder::new()
+                .name("quiver-kafka-close".into())
+                .spawn(move || drop(consumers));
+        }
+    }
 }
 
 impl GroupCommitter {

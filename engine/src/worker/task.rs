@@ -67,6 +67,13 @@ pub struct Stats {
     pub rows_in: AtomicU64,
     pub rows_out: AtomicU64,
     pub rows_errored: AtomicU64,
+    /// Batches the source delivered.
+    pub batches: AtomicU64,
+    /// Bad records written to a dead-letter queue or topic.
+    pub dead_lettered: AtomicU64,
+    /// Offset commits to the store, and those that failed.
+    pub commits: AtomicU64,
+    pub commit_failures: AtomicU64,
     state: Mutex<State>,
     error: Mutex<Option<String>>,
     report: Mutex<SinkReport>,
@@ -84,6 +91,10 @@ impl Stats {
             rows_in: AtomicU64::new(0),
             rows_out: AtomicU64::new(0),
             rows_errored: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            commit_failures: AtomicU64::new(0),
             state: Mutex::new(State::Running),
             error: Mutex::new(None),
             report: Mutex::new(SinkReport::default()),
@@ -365,6 +376,9 @@ impl Runner {
         let flushed = self.flush_with_retry(sink.as_mut()).await;
         *lock(&self.stats.report) = sink.report();
         let committed = self.commit(sink.as_mut(), true).await;
+        if let Some(c) = &self.committer {
+            c.close();
+        }
         outcome?;
         flushed?;
         committed?;
@@ -376,6 +390,7 @@ impl Runner {
     }
 
     async fn process(&mut self, sink: &mut dyn Sink, batch: SourceBatch, seq: u64) -> Result<(), String> {
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
         let SourceBatch {
             batch,
             origins,
@@ -498,14 +513,21 @@ impl Runner {
             t.send(r)
                 .map_err(|e| format!("writing to dead-letter topic '{}': {e}", t.topic()))?;
         }
+        if self.dlq.is_some() || self.dlq_topic.is_some() {
+            self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 
     async fn flush_with_retry(&mut self, sink: &mut dyn Sink) -> Result<(), String> {
         let mut retry = Retry::new(&self.spec.errors);
         loop {
+            let started = Instant::now();
             match sink.flush().await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    crate::telemetry::sink_flushed(&self.spec.name, started.elapsed());
+                    return Ok(());
+                }
                 Err(e) if e.is_retriable() => match retry.next() {
                     Some(backoff) => {
                         warn!(pipeline = %self.spec.name, attempt = retry.attempt, error = %e, "sink flush failed; retrying");
@@ -554,10 +576,11 @@ impl Runner {
                 .map_err(|e| format!("dead-letter topic '{}': {e}", t.topic()))?;
         }
         if !self.committed.is_empty() {
-            self.store
-                .commit_offsets(&self.spec.name, &self.committed)
-                .await
-                .map_err(|e| e.to_string())?;
+            if let Err(e) = self.store.commit_offsets(&self.spec.name, &self.committed).await {
+                self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+                return Err(e.to_string());
+            }
+            self.stats.commits.fetch_add(1, Ordering::Relaxed);
             if let Some(c) = self.committer.as_ref().filter(|_| self.commit_upstream) {
                 c.commit(&self.committed, force);
             }
