@@ -11,6 +11,7 @@
 //! - [`submit`]: translation and validation of connector configs, shared by the
 //!   CLI and the REST API.
 //! - [`server`]: `quiver server`, Kafka Connect's REST API over the worker.
+//! - [`telemetry`]: task counters and events as Prometheus metrics.
 //! - [`cli`] and [`console`] are the user-facing entry points.
 
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod render;
 pub mod server;
 pub mod store;
 pub mod submit;
+pub mod telemetry;
 pub mod worker;
 
 pub use error::EngineError;

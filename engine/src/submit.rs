@@ -30,7 +30,71 @@ pub const SQL_CLASS: &str = "quiver";
 /// The key holding a Quiver SQL connector's statements.
 pub const SQL_KEY: &str = "quiver.sql";
 /// The keys a Quiver SQL connector takes besides [`SQL_KEY`].
-const SQL_CONNECTOR_KEYS: [&str; 4] = ["name", "connector.class", "tasks.max", SQL_KEY];
+const SQL_CONNECTOR_KEYS: [&str; 6] = [
+    "name",
+    "connector.class",
+    "tasks.max",
+    SQL_KEY,
+    RESTART_ENABLED,
+    RESTART_MAX,
+];
+/// Whether a failed task is restarted automatically (per connector, else the worker's).
+pub const RESTART_ENABLED: &str = "auto.restart.enabled";
+/// How many automatic restarts before a failing task stays FAILED.
+pub const RESTART_MAX: &str = "auto.restart.max.restarts";
+
+/// Automatic restarts of failed tasks (the Strimzi operator's `autoRestart`, but on
+/// by default): after a failure the task is restarted after 1 s, then 2 s, 4 s, …
+/// up to [`RestartPolicy::max_delay`], at most `max_restarts` times in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub enabled: bool,
+    pub max_restarts: u32,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_restarts: 10,
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// The longest wait between two restarts.
+    pub const fn max_delay() -> std::time::Duration {
+        std::time::Duration::from_secs(300)
+    }
+
+    /// The wait before restart number `n + 1` (after `n` restarts).
+    pub fn delay(n: u32) -> std::time::Duration {
+        std::time::Duration::from_secs(1u64 << n.min(16)).min(Self::max_delay())
+    }
+
+    /// Reads the two keys from a config (a connector's or the worker's), over `base`.
+    pub fn read(config: &BTreeMap<String, String>, base: RestartPolicy) -> Result<RestartPolicy, Invalid> {
+        let mut policy = base;
+        if let Some(v) = config.get(RESTART_ENABLED).map(|v| v.trim()) {
+            policy.enabled = match v.to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(Invalid::one(
+                        RESTART_ENABLED,
+                        format!("expected true or false, got '{v}'"),
+                    ));
+                }
+            };
+        }
+        if let Some(v) = config.get(RESTART_MAX).map(|v| v.trim()) {
+            policy.max_restarts = v
+                .parse()
+                .map_err(|_| Invalid::one(RESTART_MAX, format!("expected a number of restarts, got '{v}'")))?;
+        }
+        Ok(policy)
+    }
+}
 
 /// What the worker supplies to every connector that does not say it itself, as a
 /// Kafka Connect worker's properties do.
@@ -43,6 +107,8 @@ pub struct WorkerDefaults {
     pub connector_defaults: BTreeMap<String, String>,
     /// `${file:…}`, `${env:…}`, `${dir:…}` placeholders, resolved when planning.
     pub providers: crate::providers::ConfigProviders,
+    /// Automatic restarts of failed tasks, unless a connector says otherwise.
+    pub restart: RestartPolicy,
 }
 
 /// Kafka Connect's connector type.
@@ -72,6 +138,8 @@ pub struct Submission {
     pub tasks_max: u32,
     /// Kafka topics the pipeline reads or writes, for `GET …/topics`.
     pub topics: Vec<String>,
+    /// Automatic restarts of its failed task.
+    pub restart: RestartPolicy,
 }
 
 /// One problem with a config: the key it belongs to and what is wrong.
@@ -144,7 +212,11 @@ pub fn connector(
     defaults: &WorkerDefaults,
 ) -> Result<Submission, Invalid> {
     check_name(name)?;
-    let resolved = resolve(config, defaults)?;
+    let restart = RestartPolicy::read(config, defaults.restart)?;
+    let mut resolved = resolve(config, defaults)?;
+    // The worker reads these itself; the translation never sees them.
+    resolved.remove(RESTART_ENABLED);
+    resolved.remove(RESTART_MAX);
     let config = &resolved;
     let Some(class) = config.get("connector.class").map(|c| c.trim().to_string()) else {
         return Err(Invalid::one(
@@ -172,7 +244,7 @@ pub fn connector(
             // Report the SQL's own problems beside the bad keys, all at once.
             Err(mut invalid) => {
                 if let Some(sql) = config.get(SQL_KEY).filter(|s| !s.trim().is_empty())
-                    && let Err(more) = plan(name, sql, Origin::Sql)
+                    && let Err(more) = plan(name, sql, Origin::Sql, defaults.bootstrap_servers.as_deref())
                 {
                     invalid.problems.extend(more.problems);
                 }
@@ -193,7 +265,7 @@ pub fn connector(
     } else {
         Origin::Translated
     };
-    let spec = plan(name, &sql, origin)?;
+    let spec = plan(name, &sql, origin, defaults.bootstrap_servers.as_deref())?;
     let kind = match (spec.source.connector.name(), spec.connector.name()) {
         ("kafka", _) => ConnectorType::Sink,
         (_, "kafka") => ConnectorType::Source,
@@ -208,6 +280,7 @@ pub fn connector(
         spec,
         tasks_max,
         topics,
+        restart,
     })
 }
 
@@ -325,10 +398,36 @@ fn problem(e: &quiver_sql::SqlError, origin: Origin) -> Problem {
     }
 }
 
+/// A Kafka source or sink without `bootstrap.servers` of its own uses the worker's,
+/// as every connector of a Kafka Connect worker does.
+fn inherit_bootstrap(stmt: &mut quiver_sql::ParsedStatement, bootstrap: &str) {
+    let location = stmt.location;
+    let options = match &mut stmt.statement {
+        Statement::CreateSource(c) => &mut c.options,
+        Statement::CreateSink(c) => &mut c.options,
+        _ => return,
+    };
+    let is_kafka = options
+        .iter()
+        .any(|o| o.key.eq_ignore_ascii_case("connector") && o.value.eq_ignore_ascii_case("kafka"));
+    if is_kafka && !options.iter().any(|o| o.key == "bootstrap.servers") {
+        options.push(quiver_sql::parser::OptionEntry {
+            key: "bootstrap.servers".into(),
+            value: bootstrap.to_string(),
+            location,
+        });
+    }
+}
+
 /// Plans a connector's statements in a catalog of its own: only `CREATE SOURCE`
 /// and exactly one `CREATE SINK`, which is renamed after the connector.
-fn plan(name: &str, sql: &str, origin: Origin) -> Result<Arc<PipelineSpec>, Invalid> {
-    let (statements, errors) = quiver_sql::parse(sql);
+fn plan(name: &str, sql: &str, origin: Origin, bootstrap: Option<&str>) -> Result<Arc<PipelineSpec>, Invalid> {
+    let (mut statements, errors) = quiver_sql::parse(sql);
+    if let Some(b) = bootstrap {
+        for stmt in &mut statements {
+            inherit_bootstrap(stmt, b);
+        }
+    }
     if !errors.is_empty() {
         return Err(Invalid {
             problems: errors.iter().map(|e| problem(e, origin)).collect(),

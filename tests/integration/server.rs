@@ -111,7 +111,13 @@ impl Server {
 
     /// Waits until `GET path` satisfies `ok`.
     fn wait_for(&self, path: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        self.wait_within(path, what, Duration::from_secs(20), ok)
+    }
+
+    /// Waits up to `limit` (a Kafka consumer group's first join on Tansu can take
+    /// tens of seconds).
+    fn wait_within(&self, path: &str, what: &str, limit: Duration, ok: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
         loop {
             let v = self.get(path);
             if ok(&v) {
@@ -363,6 +369,48 @@ fn the_rest_api_creates_drives_and_deletes_a_connector_with_kafka_connects_shape
     );
     assert_eq!(status, 201);
     assert_eq!(server.get("/connectors"), json!(["gen", "second"]));
+
+    // GET /metrics: Prometheus text with Kafka Connect's metric names per task.
+    server.wait_for("/connectors/gen/status", "RUNNING", |s| {
+        s["tasks"][0]["state"] == "RUNNING"
+    });
+    std::thread::sleep(Duration::from_millis(600));
+    let (status, _, metrics) = server.raw("GET", "/metrics", None);
+    assert_eq!(status, 200);
+    let value = |name: &str| -> f64 {
+        let prefix = format!("{name}{{connector=\"gen\",task=\"0\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        value("kafka_connect_source_task_metrics_source_record_poll_total") > 0.0,
+        "{metrics}"
+    );
+    assert!(
+        value("kafka_connect_sink_task_metrics_sink_record_send_total") > 0.0,
+        "{metrics}"
+    );
+    assert!(
+        value("kafka_connect_connector_task_metrics_offset_commit_completion_total") > 0.0,
+        "{metrics}"
+    );
+    assert_eq!(value("kafka_connect_task_error_metrics_total_record_errors"), 0.0);
+    assert!(
+        metrics.contains("kafka_connect_connector_task_status{connector=\"gen\",task=\"0\",status=\"running\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# HELP kafka_connect_source_task_metrics_source_record_poll_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("quiver_sink_flush_seconds_bucket{connector=\"gen\",task=\"0\""),
+        "{metrics}"
+    );
 
     assert_eq!(server.call("DELETE", "/connectors/gen", None).0, 204);
     let (status, gone) = server.call("GET", "/connectors/gen/status", None);
@@ -767,4 +815,188 @@ fn a_secret_from_a_file_provider_reaches_the_sink_and_appears_nowhere() {
     );
     assert!(!log.contains(SECRET), "the secret leaked into the log: {log}");
     server.sigterm();
+}
+
+/// A Kafka source's offsets over the REST API: they read back per partition in
+/// Kafka Connect's shape, a reset clears the store *and* the consumer group so
+/// everything is read again, and a PATCH replays exactly from the given offset.
+#[test]
+fn kafka_offsets_reset_and_patch_replay_exactly_what_was_asked() {
+    use crate::kafka_support::{Rec, broker, committed, create_topic, produce, unique};
+    let bootstrap = broker();
+    let topic = unique("server-offsets");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(create_topic(&bootstrap, &topic, 2));
+    let records: Vec<Rec> = (0..40)
+        .map(|i| Rec::value(format!("{{\"id\": {i}}}")).partition(i % 2))
+        .collect();
+    produce(&bootstrap, &topic, &records);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let server = Server::start(&dir.path().join("state"), &["--bootstrap-servers", &bootstrap]);
+    let sql = format!(
+        "CREATE SOURCE k (id BIGINT NOT NULL) WITH (connector = 'kafka', topic = '{topic}', format = 'json', 'scan.startup.mode' = 'group-offsets');
+         CREATE SINK s WITH (connector = 'filesystem', path = '{}', format = 'json', 'rollover.rows' = '5') AS SELECT id, _partition AS p, _offset AS o FROM k;",
+        out.display()
+    );
+    let body = json!({"name": "ks", "config": {"connector.class": "quiver", "quiver.sql": sql}});
+    assert_eq!(server.json("POST", "/connectors", &body).0, 201);
+    let settled = |n: i64| {
+        move |o: &Value| {
+            o["offsets"].as_array().is_some_and(|a| {
+                a.iter()
+                    .map(|e| e["offset"]["kafka_offset"].as_i64().unwrap_or(0))
+                    .sum::<i64>()
+                    == n
+            })
+        }
+    };
+    server.wait_within(
+        "/connectors/ks/offsets",
+        "both partitions read to the end",
+        Duration::from_secs(90),
+        settled(40),
+    );
+    let mut offsets = server.get("/connectors/ks/offsets")["offsets"]
+        .as_array()
+        .unwrap()
+        .clone();
+    offsets.sort_by_key(|e| e["partition"]["kafka_partition"].as_i64());
+    assert_eq!(
+        offsets,
+        vec![
+            json!({"partition": {"kafka_topic": topic, "kafka_partition": 0}, "offset": {"kafka_offset": 20}}),
+            json!({"partition": {"kafka_topic": topic, "kafka_partition": 1}, "offset": {"kafka_offset": 20}}),
+        ]
+    );
+    let group = "quiver-ks";
+    assert_eq!(committed(&bootstrap, group, &topic, 2), [(0, 20), (1, 20)].into());
+    assert_eq!(server.call("PUT", "/connectors/ks/stop", None).0, 204);
+    assert_eq!(ids(&out).len(), 40);
+
+    // Reset: the store and the consumer group forget; everything is read again.
+    assert_eq!(server.call("DELETE", "/connectors/ks/offsets", None).0, 200);
+    assert!(
+        committed(&bootstrap, group, &topic, 2).is_empty(),
+        "the group's commits are gone"
+    );
+    assert_eq!(server.call("PUT", "/connectors/ks/resume", None).0, 202);
+    server.wait_within(
+        "/connectors/ks/offsets",
+        "everything read again",
+        Duration::from_secs(90),
+        settled(40),
+    );
+    assert_eq!(server.call("PUT", "/connectors/ks/stop", None).0, 204);
+    let counts = ids(&out);
+    assert_eq!(counts.len(), 40);
+    assert!(
+        counts.values().all(|c| *c == 2),
+        "every record exactly twice: {counts:?}"
+    );
+
+    // PATCH partition 0 back to offset 15: exactly its records 15..19 come again.
+    let patch = json!({"offsets": [{"partition": {"kafka_topic": topic, "kafka_partition": 0}, "offset": {"kafka_offset": 15}}]});
+    assert_eq!(server.json("PATCH", "/connectors/ks/offsets", &patch).0, 200);
+    assert_eq!(server.call("PUT", "/connectors/ks/resume", None).0, 202);
+    server.wait_within(
+        "/connectors/ks/offsets",
+        "partition 0 read to the end again",
+        Duration::from_secs(90),
+        settled(40),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.call("PUT", "/connectors/ks/stop", None).0, 204);
+    let rows = read_jsonl(&out, ".jsonl");
+    let third: Vec<(i64, i64)> = {
+        let mut seen = std::collections::BTreeMap::<(i64, i64), usize>::new();
+        for r in &rows {
+            *seen
+                .entry((r["p"].as_i64().unwrap(), r["o"].as_i64().unwrap()))
+                .or_default() += 1;
+        }
+        seen.into_iter().filter(|(_, c)| *c == 3).map(|(k, _)| k).collect()
+    };
+    assert_eq!(
+        third,
+        (15..20).map(|o| (0, o)).collect::<Vec<_>>(),
+        "only partition 0 from offset 15 replayed"
+    );
+    assert_eq!(rows.len(), 85);
+    server.sigterm();
+}
+
+/// A failed task is restarted automatically with growing waits, says so in its
+/// status, recovers once the outside world does, and stays FAILED with its trace
+/// after `auto.restart.max.restarts`.
+#[test]
+fn a_failed_task_restarts_automatically_with_backoff_and_gives_up_after_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("state"), &[]);
+    // The sink's folder is a plain file: every write fails until it is removed.
+    let blocked = dir.path().join("blocked");
+    std::fs::write(&blocked, "not a folder").unwrap();
+    let connector = |name: &str, max: u32| {
+        json!({"name": name, "config": {
+            "connector.class": "quiver",
+            "auto.restart.max.restarts": max.to_string(),
+            "quiver.sql": format!(
+                "CREATE SOURCE gen (id BIGINT NOT NULL) WITH (connector = 'datagen', rows.per.second = '500', 'fields.id.kind' = 'sequence');
+                 CREATE SINK s WITH (connector = 'filesystem', path = '{}', format = 'json', 'rollover.rows' = '100', 'errors.retry.timeout' = '0') AS SELECT id FROM gen;",
+                blocked.join("out").display()
+            ),
+        }})
+    };
+    assert_eq!(server.json("POST", "/connectors", &connector("flaky", 10)).0, 201);
+    let failed = server.wait_for("/connectors/flaky/status", "a scheduled restart", |s| {
+        s["tasks"][0]["state"] == "FAILED" && s["tasks"][0]["next_restart"].is_string()
+    });
+    assert!(
+        failed["tasks"][0]["trace"].as_str().unwrap().contains("blocked"),
+        "{failed}"
+    );
+    server.wait_for("/connectors/flaky/status", "one automatic restart", |s| {
+        s["tasks"][0]["restarts"].as_u64().unwrap_or(0) >= 1
+    });
+    // The outside world recovers: the next automatic restart runs for good.
+    std::fs::remove_file(&blocked).unwrap();
+    let running = server.wait_for("/connectors/flaky/status", "RUNNING after a restart", |s| {
+        s["tasks"][0]["state"] == "RUNNING" && s["tasks"][0]["restarts"].as_u64().unwrap_or(0) >= 1
+    });
+    assert!(running["tasks"][0].get("next_restart").is_none(), "{running}");
+    server.wait_for("/connectors/flaky/offsets", "rows committed", |o| {
+        !o["offsets"].as_array().unwrap().is_empty()
+    });
+    assert!(!ids(&blocked.join("out")).is_empty());
+    assert_eq!(server.call("DELETE", "/connectors/flaky", None).0, 204);
+
+    // A task that keeps failing stays FAILED with its last trace after the limit.
+    let blocked_again = dir.path().join("blocked");
+    std::fs::remove_dir_all(&blocked_again).unwrap();
+    std::fs::write(&blocked_again, "not a folder").unwrap();
+    assert_eq!(server.json("POST", "/connectors", &connector("doomed", 2)).0, 201);
+    let given_up = server.wait_for("/connectors/doomed/status", "two restarts and no more", |s| {
+        s["tasks"][0]["restarts"] == 2
+            && s["tasks"][0]["state"] == "FAILED"
+            && s["tasks"][0].get("next_restart").is_none()
+    });
+    assert!(
+        given_up["tasks"][0]["trace"].as_str().unwrap().contains("blocked"),
+        "{given_up}"
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let later = server.get("/connectors/doomed/status");
+    assert_eq!(later["tasks"][0]["restarts"], 2, "no third restart: {later}");
+    assert_eq!(later["tasks"][0]["state"], "FAILED");
+    // A user's restart starts the count again.
+    assert_eq!(server.call("POST", "/connectors/doomed/tasks/0/restart", None).0, 204);
+    assert!(
+        server.get("/connectors/doomed/status")["tasks"][0]
+            .get("restarts")
+            .is_none()
+    );
 }

@@ -76,6 +76,13 @@ fn state_json(s: &StateInfo) -> Map<String, Value> {
     if let Some(t) = &s.trace {
         m.insert("trace".into(), json!(t));
     }
+    // Quiver's own: automatic restarts of a failed task (absent until there is one).
+    if s.restarts > 0 {
+        m.insert("restarts".into(), json!(s.restarts));
+    }
+    if let Some(at) = &s.next_restart {
+        m.insert("next_restart".into(), json!(at));
+    }
     m
 }
 

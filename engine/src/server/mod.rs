@@ -171,6 +171,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/connector-plugins/{plugin}/config", get(plugins::config))
         .route("/connector-plugins/{plugin}/config/validate", put(plugins::validate))
         .route("/sql", post(sql::run))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -202,6 +203,22 @@ async fn root() -> axum::Json<serde_json::Value> {
         "commit": option_env!("QUIVER_COMMIT").unwrap_or("unknown"),
         "kafka_cluster_id": serde_json::Value::Null,
     }))
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(axum::extract::State(app): axum::extract::State<AppState>) -> Response {
+    match crate::telemetry::install() {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            crate::telemetry::render(&app.engine, handle),
+        )
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics are not available: another metrics recorder is installed in this process",
+        )
+        .into_response(),
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

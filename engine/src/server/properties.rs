@@ -4,6 +4,8 @@
 //! `quiver server --worker-config worker.properties connector1.properties …`.
 //!
 //! Keys Quiver uses: `listeners` (or the older `rest.host.name` / `rest.port`),
+//! `auto.restart.enabled` and `auto.restart.max.restarts` (the default for every
+//! connector), `config.providers*`,
 //! `rest.advertised.host.name`, `rest.advertised.port`, `bootstrap.servers`, and the
 //! converters (`key.converter`, `value.converter` and their sub-keys such as
 //! `value.converter.schemas.enable`), which every connector inherits unless it sets
@@ -144,6 +146,7 @@ pub fn worker_config(props: &BTreeMap<String, String>) -> Result<WorkerConfig, S
                 }
             }
             "bootstrap.servers" => config.defaults.bootstrap_servers = Some(value.to_string()),
+            crate::submit::RESTART_ENABLED | crate::submit::RESTART_MAX => {}
             k if k.starts_with("key.converter") || k.starts_with("value.converter") => {
                 config
                     .defaults
@@ -160,6 +163,8 @@ pub fn worker_config(props: &BTreeMap<String, String>) -> Result<WorkerConfig, S
             }
         }
     }
+    config.defaults.restart = crate::submit::RestartPolicy::read(props, crate::submit::RestartPolicy::default())
+        .map_err(|e| e.to_string())?;
     if config.listen.is_none() && (props.contains_key("rest.host.name") || props.contains_key("rest.port")) {
         let host = props.get("rest.host.name").map_or("127.0.0.1", |h| h.trim());
         let p = match props.get("rest.port") {

@@ -70,6 +70,8 @@ async fn run(args: ServerArgs) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let engine = Arc::new(engine);
+    // Before any task starts, so flush latencies are recorded from the first one.
+    crate::telemetry::install();
     let host = config.advertised_host.clone().unwrap_or_else(|| {
         if bound.ip().is_unspecified() {
             hostname().unwrap_or_else(|| "localhost".into())
@@ -89,6 +91,7 @@ async fn run(args: ServerArgs) -> Result<(), String> {
         Err(e) => return Err(format!("cannot restore console definitions: {e}")),
     }
     let restored = engine.restore_connectors().await.map_err(|e| e.to_string())?;
+    let supervisor = engine.supervise();
     for path in &args.connectors {
         let (name, connector) = connector_file(path)?;
         if engine.connector_info(&name).is_ok() {
@@ -115,6 +118,7 @@ async fn run(args: ServerArgs) -> Result<(), String> {
         shutdown_signal().await;
         std::process::exit(130);
     });
+    supervisor.abort();
     engine.shutdown().await;
     eprintln!("stopped");
     served.map_err(|e| format!("serving on {bound}: {e}"))

@@ -33,6 +33,19 @@ pub(crate) struct Deployed {
     pub(crate) record: ConnectorRecord,
     /// The plan, or why the stored config no longer plans (restored connectors).
     pub(crate) plan: std::result::Result<Arc<Submission>, String>,
+    /// Automatic restarts of its failed task so far, and the next one.
+    pub(crate) restarts: Restarts,
+}
+
+/// Where a connector's automatic restarts stand. A user's restart, resume or new
+/// config starts the count again.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Restarts {
+    pub(crate) count: u32,
+    /// When the next restart is due, once a failure was seen.
+    pub(crate) next: Option<(std::time::Instant, chrono::DateTime<chrono::Utc>)>,
+    /// When the last automatic restart happened.
+    pub(crate) last: Option<std::time::Instant>,
 }
 
 /// `GET /connectors/{name}`: the config as submitted, the type and the task ids.
@@ -51,6 +64,10 @@ pub struct StateInfo {
     pub state: &'static str,
     pub worker_id: String,
     pub trace: Option<String>,
+    /// Automatic restarts so far (tasks only).
+    pub restarts: u32,
+    /// When the next automatic restart is due (RFC 3339), while one is scheduled.
+    pub next_restart: Option<String>,
 }
 
 /// `GET /connectors/{name}/status`.
@@ -155,7 +172,14 @@ impl Engine {
                 TargetState::Stopped => {}
             }
         }
-        lock(&self.connectors).insert(record.name.clone(), Deployed { record, plan });
+        lock(&self.connectors).insert(
+            record.name.clone(),
+            Deployed {
+                record,
+                plan,
+                restarts: Restarts::default(),
+            },
+        );
     }
 
     /// Stops a connector's task gracefully (flush, commit) and forgets it.
@@ -254,6 +278,12 @@ impl Engine {
                     state: task_state(s.state),
                     worker_id: worker_id.clone(),
                     trace: s.error.filter(|_| s.state == State::Failed),
+                    restarts: d.restarts.count,
+                    next_restart: d
+                        .restarts
+                        .next
+                        .filter(|_| s.state == State::Failed)
+                        .map(|(_, at)| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
                 },
             )],
             _ => Vec::new(),
@@ -264,6 +294,8 @@ impl Engine {
                 state,
                 worker_id,
                 trace,
+                restarts: 0,
+                next_restart: None,
             },
             tasks,
             kind: d.plan.as_ref().map_or(ConnectorType::Unknown, |p| p.kind),
@@ -283,7 +315,15 @@ impl Engine {
             })
     }
 
+    /// Starts the automatic-restart count of a connector again (a user acted on it).
+    fn reset_restarts(&self, name: &str) {
+        if let Some(c) = lock(&self.connectors).get_mut(name) {
+            c.restarts = Restarts::default();
+        }
+    }
+
     async fn set_target(&self, name: &str, target: TargetState) -> Result<Deployed> {
+        self.reset_restarts(name);
         let mut d = self.deployed(name)?;
         if d.record.target != target {
             d.record.target = target;
@@ -349,6 +389,7 @@ impl Engine {
             .map(Arc::new)
             .map_err(|e| e.to_string());
         let failed = self.status(name).is_ok_and(|s| s.state == State::Failed);
+        self.reset_restarts(name);
         let restart_task = request.include_tasks && (!request.only_failed || failed);
         let replanned = plan.is_ok() && d.plan.is_err();
         if let Some(c) = lock(&self.connectors).get_mut(name) {
@@ -387,6 +428,7 @@ impl Engine {
                 task,
             });
         }
+        self.reset_restarts(name);
         self.stop_task(name).await;
         let initial = if d.record.target == TargetState::Paused {
             Control::Pause
@@ -395,6 +437,88 @@ impl Engine {
         };
         self.start_with(Arc::clone(&plan.spec), initial);
         Ok(())
+    }
+
+    /// Restarts failed tasks with exponential backoff, per each connector's
+    /// [`RestartPolicy`](crate::submit::RestartPolicy); runs until the engine is dropped.
+    pub fn supervise(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let Some(engine) = weak.upgrade() else { return };
+                engine.supervise_once().await;
+            }
+        })
+    }
+
+    async fn supervise_once(&self) {
+        let now = std::time::Instant::now();
+        let candidates: Vec<(String, Arc<Submission>, TargetState, Restarts)> = lock(&self.connectors)
+            .values()
+            .filter(|d| d.record.target != TargetState::Stopped)
+            .filter_map(|d| {
+                let plan = d.plan.as_ref().ok()?;
+                Some((
+                    d.record.name.clone(),
+                    Arc::clone(plan),
+                    d.record.target,
+                    d.restarts.clone(),
+                ))
+            })
+            .collect();
+        for (name, plan, target, restarts) in candidates {
+            let failed = self.status(&name).is_ok_and(|s| s.state == State::Failed);
+            let policy = plan.restart;
+            if !failed
+                && restarts.count > 0
+                && restarts
+                    .last
+                    .is_some_and(|t| t.elapsed() > crate::submit::RestartPolicy::max_delay())
+            {
+                // Healthy for a while since its last restart: a new failure starts over.
+                self.reset_restarts(&name);
+                continue;
+            }
+            if !failed || !policy.enabled || restarts.count >= policy.max_restarts {
+                continue;
+            }
+            match restarts.next {
+                None => {
+                    let delay = crate::submit::RestartPolicy::delay(restarts.count);
+                    let at = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    warn!(connector = %name, restarts = restarts.count, delay_ms = delay.as_millis() as u64, "task failed; restarting it automatically");
+                    if let Some(c) = lock(&self.connectors).get_mut(&name) {
+                        c.restarts.next = Some((now + delay, at));
+                    }
+                }
+                Some((due, _)) if now >= due => {
+                    let _guard = self.mutations.lock().await;
+                    // A user may have acted meanwhile: only restart what is still due.
+                    let still = lock(&self.connectors)
+                        .get(&name)
+                        .is_some_and(|d| d.record.target == target && d.restarts.next.is_some());
+                    if !still || !self.status(&name).is_ok_and(|s| s.state == State::Failed) {
+                        continue;
+                    }
+                    if let Some(c) = lock(&self.connectors).get_mut(&name) {
+                        c.restarts.count += 1;
+                        c.restarts.next = None;
+                        c.restarts.last = Some(std::time::Instant::now());
+                    }
+                    info!(connector = %name, restart = restarts.count + 1, "restarting the failed task");
+                    self.stop_task(&name).await;
+                    let initial = if target == TargetState::Paused {
+                        Control::Pause
+                    } else {
+                        Control::Run
+                    };
+                    self.start_with(Arc::clone(&plan.spec), initial);
+                }
+                Some(_) => {}
+            }
+        }
     }
 
     /// The connector's committed offsets.
