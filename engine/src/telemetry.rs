@@ -98,6 +98,10 @@ fn describe() {
         "1 for the task's current state (Kafka Connect: connector-task-metrics status)."
     );
     describe_histogram!("quiver_sink_flush_seconds", Unit::Seconds, "Time a sink flush took.");
+    describe_gauge!(
+        "quiver_task_failed",
+        "1 while the task is FAILED, labelled by the stage that failed and who must act (config, external, data, internal)."
+    );
 }
 
 /// Records one sink flush (called by the task; a no-op without a recorder).
@@ -151,6 +155,16 @@ fn publish(s: &PipelineStatus) {
     count("quiver_task_batches_total", s, s.batches);
     count("quiver_sink_bytes_total", s, s.sink.bytes);
     count("quiver_sink_files_total", s, s.sink.files);
+    if let Some(f) = &s.failure {
+        gauge!(
+            "quiver_task_failed",
+            "connector" => s.name.clone(),
+            "task" => "0",
+            "stage" => f.stage.to_string(),
+            "kind" => f.kind_label()
+        )
+        .set(if s.state == State::Failed { 1.0 } else { 0.0 });
+    }
     for state in ["running", "paused", "failed", "stopped"] {
         let value = if state == state_label(s.state) { 1.0 } else { 0.0 };
         gauge!(

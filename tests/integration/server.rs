@@ -992,11 +992,47 @@ fn a_failed_task_restarts_automatically_with_backoff_and_gives_up_after_the_limi
     let later = server.get("/connectors/doomed/status");
     assert_eq!(later["tasks"][0]["restarts"], 2, "no third restart: {later}");
     assert_eq!(later["tasks"][0]["state"], "FAILED");
+    let (_, _, metrics) = server.raw("GET", "/metrics", None);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("quiver_task_failed{connector=\"doomed\",task=\"0\"")
+                && l.contains("kind=\"external\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
     // A user's restart starts the count again.
     assert_eq!(server.call("POST", "/connectors/doomed/tasks/0/restart", None).0, 204);
     assert!(
         server.get("/connectors/doomed/status")["tasks"][0]
             .get("restarts")
             .is_none()
+    );
+    // A bad record without tolerance would fail again on every restart: it stays
+    // FAILED at once, with no restart scheduled.
+    let input = dir.path().join("input.jsonl");
+    std::fs::write(&input, "{\"id\": 1}\nnot json\n").unwrap();
+    let bad = json!({"name": "bad-data", "config": {"connector.class": "quiver", "quiver.sql": format!(
+        "CREATE SOURCE f (id BIGINT) WITH (connector = 'file', path = '{}', format = 'json');
+         CREATE SINK s WITH (connector = 'blackhole') AS SELECT id FROM f;",
+        input.display()
+    )}});
+    assert_eq!(server.json("POST", "/connectors", &bad).0, 201);
+    let failed = server.wait_for("/connectors/bad-data/status", "FAILED", |s| {
+        s["tasks"][0]["state"] == "FAILED"
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let still = server.get("/connectors/bad-data/status");
+    assert_eq!(still["tasks"][0]["state"], "FAILED", "{still}");
+    assert!(
+        still["tasks"][0].get("next_restart").is_none() && still["tasks"][0].get("restarts").is_none(),
+        "{still}"
+    );
+    assert!(
+        failed["tasks"][0]["trace"]
+            .as_str()
+            .unwrap()
+            .contains("errors.tolerance"),
+        "{failed}"
     );
 }

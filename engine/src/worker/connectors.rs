@@ -469,7 +469,13 @@ impl Engine {
             })
             .collect();
         for (name, plan, target, restarts) in candidates {
-            let failed = self.status(&name).is_ok_and(|s| s.state == State::Failed);
+            let status = self.status(&name).ok();
+            let failed = status.as_ref().is_some_and(|s| s.state == State::Failed);
+            // A bad config or a bad record fails again on restart: leave it FAILED.
+            let mendable = status
+                .as_ref()
+                .and_then(|s| s.failure.as_ref())
+                .is_none_or(|f| f.restartable());
             let policy = plan.restart;
             if !failed
                 && restarts.count > 0
@@ -481,7 +487,7 @@ impl Engine {
                 self.reset_restarts(&name);
                 continue;
             }
-            if !failed || !policy.enabled || restarts.count >= policy.max_restarts {
+            if !failed || !mendable || !policy.enabled || restarts.count >= policy.max_restarts {
                 continue;
             }
             match restarts.next {

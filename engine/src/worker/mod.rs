@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{EngineError, Result};
 mod connectors;
+pub mod failure;
 pub mod task;
 
 pub use connectors::{ConnectorInfo, ConnectorStatus, RestartRequest, StateInfo};
@@ -69,6 +70,9 @@ pub struct PipelineStatus {
     pub dead_lettered: u64,
     pub commits: u64,
     pub commit_failures: u64,
+    /// Why the task failed, typed (the message is `error`).
+    #[serde(skip)]
+    pub failure: Option<failure::TaskFailure>,
     pub sink: SinkReport,
     pub progress_done: u64,
     pub progress_total: Option<u64>,
@@ -308,7 +312,9 @@ impl Engine {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
-                supervised.fail(format!("internal error: the pipeline task panicked: {msg}"));
+                supervised.fail(failure::TaskFailure::internal(format!(
+                    "internal error: the pipeline task panicked: {msg}"
+                )));
             }
         });
         lock(&self.pipelines).insert(
@@ -413,6 +419,7 @@ impl Engine {
             dead_lettered: r.stats.dead_lettered.load(Ordering::Relaxed),
             commits: r.stats.commits.load(Ordering::Relaxed),
             commit_failures: r.stats.commit_failures.load(Ordering::Relaxed),
+            failure: r.stats.failure(),
             sink: r.stats.report(),
             progress_done: progress.done,
             progress_total: progress.total,

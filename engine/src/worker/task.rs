@@ -25,6 +25,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use super::failure::{FailureStage, TaskFailure};
 use crate::dlq::DeadLetterQueue;
 use crate::store::Store;
 
@@ -75,7 +76,7 @@ pub struct Stats {
     pub commits: AtomicU64,
     pub commit_failures: AtomicU64,
     state: Mutex<State>,
-    error: Mutex<Option<String>>,
+    error: Mutex<Option<TaskFailure>>,
     report: Mutex<SinkReport>,
     progress: Mutex<Progress>,
     resumed_from: Mutex<Option<Offsets>>,
@@ -118,12 +119,18 @@ impl Stats {
     }
 
     /// Records a failure.
-    pub(crate) fn fail(&self, error: String) {
+    pub(crate) fn fail(&self, error: TaskFailure) {
         *lock(&self.error) = Some(error);
         self.set_state(State::Failed);
     }
 
+    /// The failure's message, for status traces.
     pub fn error(&self) -> Option<String> {
+        lock(&self.error).as_ref().map(|f| f.message.clone())
+    }
+
+    /// The typed failure, if the task failed.
+    pub fn failure(&self) -> Option<TaskFailure> {
         lock(&self.error).clone()
     }
     pub fn report(&self) -> SinkReport {
@@ -215,9 +222,9 @@ struct Runner {
 }
 
 impl Runner {
-    async fn run(&mut self, control: watch::Receiver<Control>, bounded: bool) -> Result<State, String> {
+    async fn run(&mut self, control: watch::Receiver<Control>, bounded: bool) -> Result<State, TaskFailure> {
         let spec = Arc::clone(&self.spec);
-        let stored = self.store.offsets(&spec.name).await.map_err(|e| e.to_string())?;
+        let stored = self.store.offsets(&spec.name).await.map_err(TaskFailure::store)?;
         // The sink starts first: one that stores positions with its data (exactly-once
         // into a database) knows better than the state store where to resume.
         let sink_ctx = SinkContext {
@@ -225,16 +232,20 @@ impl Runner {
             schema: Arc::clone(spec.transform.output_schema()),
             start: stored.clone(),
         };
-        let mut sink = spec
-            .connector
-            .build_sink(&spec.config, sink_ctx)
-            .await
-            .map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
-        let start = match sink
-            .resume_offsets()
-            .await
-            .map_err(|e| format!("sink '{}' could not read its stored positions: {e}", spec.name))?
-        {
+        let mut sink = spec.connector.build_sink(&spec.config, sink_ctx).await.map_err(|e| {
+            TaskFailure::connector(
+                FailureStage::Start,
+                format_args!("sink '{}' could not start", spec.name),
+                &e,
+            )
+        })?;
+        let start = match sink.resume_offsets().await.map_err(|e| {
+            TaskFailure::connector(
+                FailureStage::Start,
+                format_args!("sink '{}' could not read its stored positions", spec.name),
+                &e,
+            )
+        })? {
             Some(o) => {
                 info!(pipeline = %spec.name, "resuming at the positions the sink committed with its data");
                 Some(o)
@@ -269,19 +280,31 @@ impl Runner {
             .connector
             .build_source(&spec.source.config, ctx)
             .await
-            .map_err(|e| format!("source '{}' could not start: {e}", spec.source.name))?;
+            .map_err(|e| {
+                TaskFailure::connector(
+                    FailureStage::Start,
+                    format_args!("source '{}' could not start", spec.source.name),
+                    &e,
+                )
+            })?;
         self.committer = source.committer();
         if let Some(c) = &self.committer {
-            let sink_commits = sink
-                .attach_source(c)
-                .map_err(|e| format!("sink '{}' could not start: {e}", spec.name))?;
+            let sink_commits = sink.attach_source(c).map_err(|e| {
+                TaskFailure::connector(
+                    FailureStage::Start,
+                    format_args!("sink '{}' could not start", spec.name),
+                    &e,
+                )
+            })?;
             // Offsets travel inside the sink's transactions: committing them again outside
             // could move the group ahead of an aborted transaction.
             self.commit_upstream = !sink_commits;
         }
         if let Some(dir) = &spec.errors.dlq_path {
             self.dlq =
-                Some(DeadLetterQueue::open(dir, &spec.name).map_err(|e| format!("dead-letter queue {dir}: {e}"))?);
+                Some(DeadLetterQueue::open(dir, &spec.name).map_err(|e| {
+                    TaskFailure::external(FailureStage::Start, format!("dead-letter queue {dir}: {e}"))
+                })?);
         }
         if let Some(t) = &spec.errors.dlq_topic {
             let topic = DeadLetterTopic::new(
@@ -291,7 +314,9 @@ impl Runner {
                 &spec.name,
                 &t.cluster.properties,
             )
-            .map_err(|e| format!("dead-letter topic '{}': {e}", t.topic))?;
+            .map_err(|e| {
+                TaskFailure::connector(FailureStage::Start, format_args!("dead-letter topic '{}'", t.topic), &e)
+            })?;
             self.dlq_topic = Some(topic);
         }
 
@@ -336,11 +361,11 @@ impl Runner {
         let mut ticker = tokio::time::interval(TICK);
         let mut seq = 0u64;
         let mut control = control;
-        let outcome: Result<(), String> = loop {
+        let outcome: Result<(), TaskFailure> = loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
                     None => break Ok(()),
-                    Some(Err(e)) => break Err(format!("source '{}' failed: {e}", spec.source.name)),
+                    Some(Err(e)) => break Err(TaskFailure::connector(FailureStage::Source, format_args!("source '{}' failed", spec.source.name), &e)),
                     Some(Ok(batch)) => {
                         seq += 1;
                         if let Err(e) = self.process(sink.as_mut(), batch, seq).await {
@@ -350,7 +375,7 @@ impl Runner {
                 },
                 _ = ticker.tick() => {
                     if let Err(e) = sink.tick().await {
-                        break Err(format!("sink '{}' failed: {e}", spec.name));
+                        break Err(TaskFailure::connector(FailureStage::Sink, format_args!("sink '{}' failed", spec.name), &e));
                     }
                     let force = self.committer.as_ref().is_some_and(|c| c.flush_requested());
                     if force {
@@ -389,7 +414,7 @@ impl Runner {
         })
     }
 
-    async fn process(&mut self, sink: &mut dyn Sink, batch: SourceBatch, seq: u64) -> Result<(), String> {
+    async fn process(&mut self, sink: &mut dyn Sink, batch: SourceBatch, seq: u64) -> Result<(), TaskFailure> {
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         let SourceBatch {
             batch,
@@ -450,13 +475,23 @@ impl Runner {
                         tokio::time::sleep(backoff).await;
                     }
                     None => {
-                        return Err(format!(
-                            "sink '{}' failed after retrying for {:?}: {e}",
-                            self.spec.name, self.spec.errors.retry_timeout
+                        return Err(TaskFailure::connector(
+                            FailureStage::Sink,
+                            format_args!(
+                                "sink '{}' failed after retrying for {:?}",
+                                self.spec.name, self.spec.errors.retry_timeout
+                            ),
+                            &e,
                         ));
                     }
                 },
-                Err(e) => return Err(format!("sink '{}' failed: {e}", self.spec.name)),
+                Err(e) => {
+                    return Err(TaskFailure::connector(
+                        FailureStage::Sink,
+                        format_args!("sink '{}' failed", self.spec.name),
+                        &e,
+                    ));
+                }
             }
         }
         let refused = sink.take_rejected();
@@ -489,11 +524,19 @@ impl Runner {
     }
 
     /// Applies the error policy to one bad record.
-    fn reject(&mut self, r: &RejectedRecord) -> Result<(), String> {
+    fn reject(&mut self, r: &RejectedRecord) -> Result<(), TaskFailure> {
         if !self.spec.errors.tolerate {
-            return Err(format!(
-                "record at {} position {} of source '{}' failed at {} stage: {} (set errors.tolerance = 'all' to route bad records to a dead-letter queue)",
-                r.partition, r.position, r.source, r.stage, r.error
+            let stage = match r.stage {
+                Stage::Decode => FailureStage::Source,
+                Stage::Transform => FailureStage::Transform,
+                Stage::Sink => FailureStage::Sink,
+            };
+            return Err(TaskFailure::record(
+                stage,
+                format!(
+                    "record at {} position {} of source '{}' failed at {} stage: {} (set errors.tolerance = 'all' to route bad records to a dead-letter queue)",
+                    r.partition, r.position, r.source, r.stage, r.error
+                ),
             ));
         }
         self.stats.rows_errored.fetch_add(1, Ordering::Relaxed);
@@ -506,12 +549,21 @@ impl Runner {
             }
         }
         if let Some(dlq) = &mut self.dlq {
-            dlq.write(r)
-                .map_err(|e| format!("writing to dead-letter queue {}: {e}", dlq.path().display()))?;
+            dlq.write(r).map_err(|e| {
+                TaskFailure::external(
+                    FailureStage::DeadLetter,
+                    format!("writing to dead-letter queue {}: {e}", dlq.path().display()),
+                )
+            })?;
         }
         if let Some(t) = &self.dlq_topic {
-            t.send(r)
-                .map_err(|e| format!("writing to dead-letter topic '{}': {e}", t.topic()))?;
+            t.send(r).map_err(|e| {
+                TaskFailure::connector(
+                    FailureStage::DeadLetter,
+                    format_args!("writing to dead-letter topic '{}'", t.topic()),
+                    &e,
+                )
+            })?;
         }
         if self.dlq.is_some() || self.dlq_topic.is_some() {
             self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
@@ -519,7 +571,7 @@ impl Runner {
         Ok(())
     }
 
-    async fn flush_with_retry(&mut self, sink: &mut dyn Sink) -> Result<(), String> {
+    async fn flush_with_retry(&mut self, sink: &mut dyn Sink) -> Result<(), TaskFailure> {
         let mut retry = Retry::new(&self.spec.errors);
         loop {
             let started = Instant::now();
@@ -534,20 +586,30 @@ impl Runner {
                         tokio::time::sleep(backoff).await;
                     }
                     None => {
-                        return Err(format!(
-                            "sink '{}' failed to flush after retrying for {:?}: {e}",
-                            self.spec.name, self.spec.errors.retry_timeout
+                        return Err(TaskFailure::connector(
+                            FailureStage::Sink,
+                            format_args!(
+                                "sink '{}' failed to flush after retrying for {:?}",
+                                self.spec.name, self.spec.errors.retry_timeout
+                            ),
+                            &e,
                         ));
                     }
                 },
-                Err(e) => return Err(format!("sink '{}' failed to flush: {e}", self.spec.name)),
+                Err(e) => {
+                    return Err(TaskFailure::connector(
+                        FailureStage::Sink,
+                        format_args!("sink '{}' failed to flush", self.spec.name),
+                        &e,
+                    ));
+                }
             }
         }
     }
 
     /// Commits the offsets of every batch the sink reports durable.
     /// Takes the sink mutably only so the future stays `Send` (`Sink` is not `Sync`).
-    async fn commit(&mut self, sink: &mut dyn Sink, force: bool) -> Result<(), String> {
+    async fn commit(&mut self, sink: &mut dyn Sink, force: bool) -> Result<(), TaskFailure> {
         let mut advanced = false;
         if let Some(durable) = sink.durable_offsets() {
             // The sink tracks durable positions per source partition itself.
@@ -569,16 +631,23 @@ impl Runner {
             return Ok(());
         }
         if let Some(dlq) = &mut self.dlq {
-            dlq.sync().map_err(|e| format!("syncing dead-letter queue: {e}"))?;
+            dlq.sync().map_err(|e| {
+                TaskFailure::external(FailureStage::DeadLetter, format!("syncing dead-letter queue: {e}"))
+            })?;
         }
         if let Some(t) = &self.dlq_topic {
-            t.sync()
-                .map_err(|e| format!("dead-letter topic '{}': {e}", t.topic()))?;
+            t.sync().map_err(|e| {
+                TaskFailure::connector(
+                    FailureStage::DeadLetter,
+                    format_args!("dead-letter topic '{}'", t.topic()),
+                    &e,
+                )
+            })?;
         }
         if !self.committed.is_empty() {
             if let Err(e) = self.store.commit_offsets(&self.spec.name, &self.committed).await {
                 self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
-                return Err(e.to_string());
+                return Err(TaskFailure::store(e));
             }
             self.stats.commits.fetch_add(1, Ordering::Relaxed);
             if let Some(c) = self.committer.as_ref().filter(|_| self.commit_upstream) {
