@@ -297,12 +297,7 @@ fn translate_file(
     connect: &ConnectArgs,
 ) -> Result<(quiver_sql::connect::Translation, quiver_sql::Table), String> {
     use quiver_sql::connect::{ConnectorConfig, check, translate};
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (file, text, stem) = crate::server::properties::read_named(path)?;
     let config = ConnectorConfig::from_json(&text, &stem).map_err(|e| format!("{file}: {e}"))?;
     let mut options = connect.options();
     let mut inferred = None;

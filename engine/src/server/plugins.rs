@@ -22,26 +22,29 @@ use crate::submit::{SQL_CLASS, SQL_KEY};
 /// A setting every connector takes: key, type, required, documentation.
 type Setting = (&'static str, &'static str, bool, &'static str);
 
+const NAME: Setting = (
+    "name",
+    "STRING",
+    true,
+    "Globally unique name to use for this connector.",
+);
+const TASKS_MAX: Setting = (
+    "tasks.max",
+    "INT",
+    false,
+    "Maximum number of tasks to use for this connector.",
+);
+
 /// Kafka Connect's common connector settings that Quiver reads.
 const COMMON: [Setting; 9] = [
-    (
-        "name",
-        "STRING",
-        true,
-        "Globally unique name to use for this connector.",
-    ),
+    NAME,
     (
         "connector.class",
         "STRING",
         true,
         "Name or alias of the class for this connector.",
     ),
-    (
-        "tasks.max",
-        "INT",
-        false,
-        "Maximum number of tasks to use for this connector.",
-    ),
+    TASKS_MAX,
     (
         "key.converter",
         "CLASS",
@@ -82,24 +85,14 @@ const COMMON: [Setting; 9] = [
 
 /// A Quiver SQL connector's settings.
 const SQL: [Setting; 4] = [
-    (
-        "name",
-        "STRING",
-        true,
-        "Globally unique name to use for this connector.",
-    ),
+    NAME,
     (
         "connector.class",
         "STRING",
         true,
         "'quiver': a connector written in Quiver SQL.",
     ),
-    (
-        "tasks.max",
-        "INT",
-        false,
-        "Maximum number of tasks to use for this connector.",
-    ),
+    TASKS_MAX,
     (
         SQL_KEY,
         "STRING",

@@ -208,15 +208,22 @@ fn listen_address(listeners: &str) -> Result<String, String> {
     })
 }
 
-/// A connector file named on `quiver server`'s command line: a Kafka Connect
-/// `.properties` or JSON file, or a Quiver `.sql` file (named after the file).
-pub fn connector_file(path: &Path) -> Result<(String, BTreeMap<String, String>), String> {
+/// A file's text with its display name and stem (a connector's default name).
+pub(crate) fn read_named(path: &Path) -> Result<(String, String, String), String> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    Ok((file, text, stem))
+}
+
+/// A connector file named on `quiver server`'s command line: a Kafka Connect
+/// `.properties` or JSON file (read as `quiver translate` reads it), or a Quiver
+/// `.sql` file; a file without a `name` is named after itself.
+pub fn connector_file(path: &Path) -> Result<(String, BTreeMap<String, String>), String> {
+    let (file, text, stem) = read_named(path)?;
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -230,32 +237,9 @@ pub fn connector_file(path: &Path) -> Result<(String, BTreeMap<String, String>),
             ]),
         )),
         "json" => {
-            let value: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| format!("{file}: not valid JSON: {e}"))?;
-            let (name, config) = match (value.get("name"), value.get("config")) {
-                (name, Some(serde_json::Value::Object(c))) => {
-                    (name.and_then(|n| n.as_str()).map(str::to_string), c.clone())
-                }
-                (_, Some(_)) => return Err(format!("{file}: \"config\" must be an object")),
-                (_, None) => match value {
-                    serde_json::Value::Object(c) => (None, c),
-                    _ => return Err(format!("{file}: expected a JSON object")),
-                },
-            };
-            let mut flat = BTreeMap::new();
-            for (k, v) in config {
-                let text = match v {
-                    serde_json::Value::String(s) => s,
-                    serde_json::Value::Null => continue,
-                    serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
-                        return Err(format!("{file}: config key '{k}' must be a string, number or boolean"));
-                    }
-                    other => other.to_string(),
-                };
-                flat.insert(k, text);
-            }
-            let name = name.or_else(|| flat.get("name").cloned()).unwrap_or(stem);
-            Ok((name, flat))
+            let config =
+                quiver_sql::connect::ConnectorConfig::from_json(&text, &stem).map_err(|e| format!("{file}: {e}"))?;
+            Ok((config.name.clone(), config.values().clone()))
         }
         _ => {
             let props = parse_properties(&text);

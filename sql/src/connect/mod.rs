@@ -175,6 +175,11 @@ impl ConnectorConfig {
         }
     }
 
+    /// The flat config map as read (what `GET …/config` returns).
+    pub fn values(&self) -> &BTreeMap<String, String> {
+        &self.values
+    }
+
     /// A value, marking the key as read. Blank values count as absent, as Kafka
     /// Connect's optional settings do.
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
