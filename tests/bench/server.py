@@ -89,13 +89,14 @@ def main():
     runs = [one_run(args.quiver, args.rate, args.settle, steps) for _ in range(args.runs)]
     print(f"quiver server RSS, {args.runs} runs, datagen {args.rate} rows/s per connector -> blackhole, "
           f"read {args.settle}s after each step (median, MiB)\n")
-    print("| connectors | RSS (MiB) | per connector over idle (MiB) |")
-    print("|---|---|---|")
-    idle = statistics.median(r[0] for r in runs) / 1024
+    print("| connectors | RSS (MiB) | runs (MiB) | per connector after the first (MiB) |")
+    print("|---|---|---|---|")
+    one = statistics.median(r[1] for r in runs) / 1024
     for n in [0] + steps:
         med = statistics.median(r[n] for r in runs) / 1024
-        per = "" if n == 0 else f"{(med - idle) / n:.2f}"
-        print(f"| {n} | {med:.1f} | {per} |")
+        each = " / ".join(f"{r[n] / 1024:.1f}" for r in runs)
+        per = f"{(med - one) / (n - 1):.3f}" if n > 1 else ""
+        print(f"| {n} | {med:.1f} | {each} | {per} |")
 
 
 if __name__ == "__main__":

@@ -328,7 +328,12 @@ async fn infer_columns_types_a_connector_from_its_topic_and_runs_it() {
     );
 
     run_connector(&file, dir.path(), &["--infer-columns", "--bootstrap-servers", &b], &[]);
-    let mut rows = crate::support::read_jsonl(&out_dir, ".jsonl");
+    // FileStreamSink appends one JSON line per record to the one file `file` names.
+    let mut rows: Vec<serde_json::Value> = std::fs::read_to_string(&out_dir)
+        .expect("the one file FileStreamSink's 'file' names")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     rows.sort_by_key(|r| r["id"].as_i64());
     assert_eq!(
         rows,

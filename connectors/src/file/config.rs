@@ -72,3 +72,62 @@ pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef) -> Result<FileSource
         scan_interval,
     })
 }
+
+/// How the sink writes each record as a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendFormat {
+    /// One JSON object per line.
+    Json,
+    /// The one text or bytes column as it is (Kafka Connect's FileStreamSink with
+    /// StringConverter).
+    Text,
+}
+
+/// File sink options: the one file to append to.
+#[derive(Debug, Clone)]
+pub struct FileSinkConfig {
+    pub path: String,
+    pub format: AppendFormat,
+}
+
+pub(crate) fn parse_sink(opts: &mut Options, schema: &SchemaRef) -> Result<FileSinkConfig> {
+    let path = opts.pull_required_str(&super::SINK_PATH)?;
+    let path = path.strip_prefix("file://").unwrap_or(&path).to_string();
+    if path.ends_with('/') || std::path::Path::new(&path).is_dir() {
+        return Err(ConnectorError::option(
+            "path",
+            format!(
+                "'{path}' is a folder; the file sink appends to one file (the filesystem sink writes folders of files)"
+            ),
+        ));
+    }
+    let format = match opts.pull_enum(&super::SINK_FORMAT)?.unwrap_or("json") {
+        "text" => {
+            let fields = schema.fields();
+            let one_text = fields.len() == 1
+                && matches!(
+                    fields[0].data_type(),
+                    arrow::datatypes::DataType::Utf8
+                        | arrow::datatypes::DataType::LargeUtf8
+                        | arrow::datatypes::DataType::Binary
+                );
+            if !one_text {
+                return Err(ConnectorError::option(
+                    "format",
+                    format!(
+                        "'text' writes one text or bytes column as each line; the SELECT gives {} column(s): {}",
+                        fields.len(),
+                        fields
+                            .iter()
+                            .map(|f| format!("{} {}", f.name(), f.data_type()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            AppendFormat::Text
+        }
+        _ => AppendFormat::Json,
+    };
+    Ok(FileSinkConfig { path, format })
+}

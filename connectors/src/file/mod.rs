@@ -1,5 +1,7 @@
-//! `connector = 'file'`: newline-delimited JSON or CSV files as a source.
+//! `connector = 'file'`: newline-delimited JSON or CSV files as a source, and one
+//! file appended to as a sink ([`sink`], Kafka Connect's FileStreamSink).
 //!
+//! As a source:
 //! `path` is a file, a folder (its regular files, sorted by name, dotfiles
 //! skipped) or a glob. Each file is a partition; its position is the number of
 //! lines and bytes consumed, so a restart seeks to where the last committed batch
@@ -7,14 +9,15 @@
 //! with `--until-caught-up` it reads the files present at start to their end.
 
 pub(crate) mod config;
+mod sink;
 mod source;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 
-use crate::api::{Connector, OptionKind, OptionSpec, Options, Result, Source, SourceContext, Unsupported};
+use crate::api::{Connector, OptionKind, OptionSpec, Options, Result, Sink, SinkContext, Source, SourceContext};
 
-pub use config::FileSourceConfig;
+pub use config::{AppendFormat, FileSinkConfig, FileSourceConfig};
 
 pub(crate) const PATH: OptionSpec = OptionSpec::new(
     "path",
@@ -51,22 +54,45 @@ pub(crate) const SCAN_INTERVAL: OptionSpec = OptionSpec::new(
 
 const SOURCE_OPTIONS: &[OptionSpec] = &[PATH, FORMAT, CSV_HEADER, CSV_DELIMITER, CSV_QUOTE, SCAN_INTERVAL];
 
+pub(crate) const SINK_PATH: OptionSpec = OptionSpec::new(
+    "path",
+    OptionKind::String,
+    "The one file to append to (created with its folder if missing), as FileStreamSink's 'file'.",
+)
+.required();
+pub(crate) const SINK_FORMAT: OptionSpec = OptionSpec::new(
+    "format",
+    OptionKind::Enum(&["json", "text"]),
+    "Each record as a JSON object, or text: the one text or bytes column as it is.",
+)
+.default("json");
+const SINK_OPTIONS: &[OptionSpec] = &[SINK_PATH, SINK_FORMAT];
+
 #[derive(Debug, Clone, Copy)]
 pub struct FileConnector;
 
 #[async_trait]
 impl Connector for FileConnector {
     type SourceConfig = FileSourceConfig;
-    type SinkConfig = Unsupported;
+    type SinkConfig = FileSinkConfig;
 
     fn name(&self) -> &'static str {
         "file"
     }
     fn description(&self) -> &'static str {
-        "Reads JSON-lines, CSV or plain text files (a file, folder or glob), resuming at the last committed line; watches for new data when unbounded."
+        "Reads JSON-lines, CSV or plain text files (a file, folder or glob), resuming at the last committed line; watches for new data when unbounded. As a sink, appends one line per record to one file."
     }
     fn source_options(&self) -> Option<&'static [OptionSpec]> {
         Some(SOURCE_OPTIONS)
+    }
+    fn sink_options(&self) -> Option<&'static [OptionSpec]> {
+        Some(SINK_OPTIONS)
+    }
+    fn parse_sink(&self, opts: &mut Options, schema: &SchemaRef) -> Result<FileSinkConfig> {
+        config::parse_sink(opts, schema)
+    }
+    async fn build_sink(&self, config: &FileSinkConfig, ctx: SinkContext) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(sink::FileSink::open(config, &ctx)?))
     }
     fn parse_source(&self, opts: &mut Options, schema: &SchemaRef) -> Result<FileSourceConfig> {
         config::parse(opts, schema)

@@ -447,9 +447,14 @@ fn file_stream_sink(cfg: &ConnectorConfig, plan: &mut Plan, notes: &mut Notes) {
     match cfg.get("file") {
         None => plan.sink_options = [vec![o("connector", "stdout")], std::mem::take(&mut plan.sink_options)].concat(),
         Some(file) => {
-            notes.note(format!("FileStreamSink appends to one file; Quiver writes JSON-lines files, rolled and complete, into the folder {file}"));
+            // As FileStreamSink: one line per record appended to the one file; a
+            // primitive value (StringConverter) is written as it is.
+            let format = if plan.context.primitive { "text" } else { "json" };
+            notes.note(format!(
+                "FileStreamSink: one line per record ({format}) appended to the file {file}"
+            ));
             plan.sink_options = [
-                vec![o("connector", "filesystem"), o("path", file), o("format", "json")],
+                vec![o("connector", "file"), o("path", file), o("format", format)],
                 std::mem::take(&mut plan.sink_options),
             ]
             .concat();
