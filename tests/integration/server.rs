@@ -1109,3 +1109,69 @@ fn the_file_sink_appends_whole_lines_to_one_file_and_repairs_a_cut_line() {
     );
     server.sigterm();
 }
+
+/// An exactly-once PostgreSQL sink keeps its positions in `quiver_offsets`, which
+/// win at start: a reset and a PATCH over REST reach them too, so the next run
+/// replays exactly what was asked.
+#[test]
+fn offsets_reset_and_patch_reach_an_exactly_once_database_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("state"), &[]);
+    let table = format!("server_eos_{}", std::process::id());
+    let body = json!({"name": format!("eos-{}", std::process::id()), "config": {"connector.class": "quiver", "quiver.sql": format!(
+        "CREATE SOURCE gen (id BIGINT NOT NULL) WITH (connector = 'datagen', rows.total = '200', 'fields.id.kind' = 'sequence');
+         CREATE SINK s WITH (connector = 'postgres', 'connection.url' = 'postgres://postgres@127.0.0.1:5432/test',
+             'table.name.format' = '{table}', 'auto.create' = 'true', 'sink.delivery.guarantee' = 'exactly-once') AS SELECT id FROM gen;"
+    )}});
+    let name = body["name"].as_str().unwrap().to_string();
+    let path = |p: &str| format!("/connectors/{name}{p}");
+    assert_eq!(server.json("POST", "/connectors", &body).0, 201);
+    let finished = |s: &Value| s["tasks"][0]["state"] == "STOPPED";
+    server.wait_for(&path("/status"), "the bounded source to finish", finished);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let counts = |rt: &tokio::runtime::Runtime| -> (i64, i64) {
+        rt.block_on(async {
+            let (client, conn) =
+                tokio_postgres::connect("postgres://postgres@127.0.0.1:5432/test", tokio_postgres::NoTls)
+                    .await
+                    .expect("PostgreSQL on 127.0.0.1:5432");
+            tokio::spawn(conn);
+            let row = client
+                .query_one(&format!("SELECT count(*), count(DISTINCT id) FROM \"{table}\""), &[])
+                .await
+                .unwrap();
+            (row.get(0), row.get(1))
+        })
+    };
+    assert_eq!(counts(&rt), (200, 200));
+
+    // PATCH back to row 150: exactly ids 150..199 are written again.
+    assert_eq!(server.call("PUT", &path("/stop"), None).0, 204);
+    let patch = json!({"offsets": [{"partition": {"partition": "rows"}, "offset": {"position": 150}}]});
+    assert_eq!(server.json("PATCH", &path("/offsets"), &patch).0, 200);
+    assert_eq!(server.call("PUT", &path("/resume"), None).0, 202);
+    server.wait_for(&path("/status"), "the replay to finish", finished);
+    assert_eq!(counts(&rt), (250, 200), "ids 150..199 once more, nothing else");
+
+    // Reset: everything again, although the sink's own positions said 200.
+    assert_eq!(server.call("PUT", &path("/stop"), None).0, 204);
+    assert_eq!(server.call("DELETE", &path("/offsets"), None).0, 200);
+    assert_eq!(server.call("PUT", &path("/resume"), None).0, 202);
+    server.wait_for(&path("/status"), "the full replay to finish", finished);
+    assert_eq!(counts(&rt), (450, 200));
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect("postgres://postgres@127.0.0.1:5432/test", tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client.execute(&format!("DROP TABLE \"{table}\""), &[]).await.unwrap();
+        client
+            .execute("DELETE FROM quiver_offsets WHERE pipeline = $1", &[&name])
+            .await
+            .unwrap();
+    });
+    server.sigterm();
+}

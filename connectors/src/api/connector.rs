@@ -109,6 +109,18 @@ pub trait Connector: Send + Sync + 'static {
     async fn reset_source_offsets(&self, _config: &Self::SourceConfig, _pipeline: &str) -> Result<()> {
         Ok(())
     }
+    /// Replaces the positions a sink keeps with its data (an exactly-once database
+    /// sink's `quiver_offsets` rows) by `to`, or forgets them (`None`), so an offsets
+    /// reset or alter is honoured: such a sink's own positions win at start. Called
+    /// only while no task of `pipeline` runs. Most sinks keep none.
+    async fn reset_sink_offsets(
+        &self,
+        _config: &Self::SinkConfig,
+        _pipeline: &str,
+        _to: Option<&super::Offsets>,
+    ) -> Result<()> {
+        Ok(())
+    }
     async fn build_source(&self, _config: &Self::SourceConfig, _ctx: SourceContext) -> Result<Box<dyn Source>> {
         Err(ConnectorError::Config(format!(
             "connector '{}' cannot be used as a source",
@@ -149,6 +161,12 @@ pub trait ErasedConnector: Send + Sync {
     fn sink_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster>;
     fn check_sink_source(&self, config: &ValidatedConfig, source_connector: &str) -> Result<()>;
     fn reset_source_offsets<'a>(&'a self, config: &'a ValidatedConfig, pipeline: &'a str) -> BoxFuture<'a, Result<()>>;
+    fn reset_sink_offsets<'a>(
+        &'a self,
+        config: &'a ValidatedConfig,
+        pipeline: &'a str,
+        to: Option<&'a super::Offsets>,
+    ) -> BoxFuture<'a, Result<()>>;
     fn build_source<'a>(
         &'a self,
         config: &'a ValidatedConfig,
@@ -212,6 +230,17 @@ impl<C: Connector> ErasedConnector for C {
             downcast::<C::SinkConfig>(Connector::name(self), config)?,
             source_connector,
         )
+    }
+    fn reset_sink_offsets<'a>(
+        &'a self,
+        config: &'a ValidatedConfig,
+        pipeline: &'a str,
+        to: Option<&'a super::Offsets>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let cfg = downcast::<C::SinkConfig>(Connector::name(self), config)?;
+            Connector::reset_sink_offsets(self, cfg, pipeline, to).await
+        })
     }
     fn reset_source_offsets<'a>(&'a self, config: &'a ValidatedConfig, pipeline: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {

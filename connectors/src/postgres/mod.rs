@@ -135,4 +135,15 @@ impl Connector for PostgresConnector {
     async fn build_sink(&self, config: &PostgresSinkConfig, ctx: SinkContext) -> Result<Box<dyn Sink>> {
         Ok(Box::new(sink::start(config.clone(), ctx).await?))
     }
+    async fn reset_sink_offsets(
+        &self,
+        config: &PostgresSinkConfig,
+        pipeline: &str,
+        to: Option<&crate::api::Offsets>,
+    ) -> Result<()> {
+        if !config.table.exactly_once {
+            return Ok(());
+        }
+        sink::overwrite_offsets(config, pipeline, to).await
+    }
 }

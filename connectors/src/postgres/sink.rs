@@ -68,6 +68,32 @@ pub(crate) struct Postgres {
     tables: HashMap<String, Arc<Table>>,
 }
 
+/// Replaces a pipeline's rows in `quiver_offsets` with `to` (or deletes them) in
+/// one transaction. A database without the table has nothing to reset.
+pub(crate) async fn overwrite_offsets(cfg: &PostgresSinkConfig, pipeline: &str, to: Option<&Offsets>) -> Result<()> {
+    let target = cfg.conn.target.clone();
+    let context = format!("resetting the offsets in quiver_offsets in {target}");
+    let mut client = cfg.conn.connect().await?;
+    let tx = client.transaction().await.map_err(|e| error(&context, &e))?;
+    match tx
+        .execute("DELETE FROM quiver_offsets WHERE pipeline = $1", &[&pipeline])
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => return Ok(()),
+        Err(e) => return Err(error(&context, &e)),
+    }
+    for (partition, position) in to.map(|o| o.0.iter()).into_iter().flatten() {
+        tx.execute(
+            "INSERT INTO quiver_offsets (pipeline, source_partition, position, updated_at) VALUES ($1, $2, $3, now())",
+            &[&pipeline, partition, position],
+        )
+        .await
+        .map_err(|e| error(&context, &e))?;
+    }
+    tx.commit().await.map_err(|e| error(&context, &e))
+}
+
 /// Connects, prepares `quiver_offsets` and a fixed table, and returns the sink.
 pub(crate) async fn start(cfg: PostgresSinkConfig, ctx: SinkContext) -> Result<TableSink<Postgres>> {
     let (table_cfg, location) = (cfg.table.clone(), cfg.conn.target.clone());

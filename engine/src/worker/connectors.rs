@@ -551,10 +551,12 @@ impl Engine {
         let _guard = self.mutations.lock().await;
         let d = self.require_stopped(name)?;
         self.state.alter_offsets(name, changes).await?;
-        if changes.values().any(Option::is_none)
-            && let Ok(plan) = &d.plan
-        {
-            self.reset_upstream(&plan.spec).await?;
+        if let Ok(plan) = &d.plan {
+            if changes.values().any(Option::is_none) {
+                self.reset_upstream(&plan.spec).await?;
+            }
+            let now = self.state.offsets(name).await?;
+            self.align_sink_offsets(&plan.spec, now.as_ref()).await?;
         }
         info!(connector = %name, partitions = changes.len(), "connector offsets altered");
         Ok(())

@@ -498,7 +498,17 @@ impl Engine {
     /// reads from the beginning. Offsets have one owner: this is the only reset.
     pub async fn reset_pipeline_offsets(&self, spec: &PipelineSpec) -> Result<()> {
         self.state.reset_offsets(&spec.name).await?;
-        self.reset_upstream(spec).await
+        self.reset_upstream(spec).await?;
+        self.align_sink_offsets(spec, None).await
+    }
+
+    /// Makes the positions a sink keeps with its data (exactly-once databases) say
+    /// what the store says, so an offsets reset or alter is honoured at start.
+    pub(crate) async fn align_sink_offsets(&self, spec: &PipelineSpec, to: Option<&Offsets>) -> Result<()> {
+        spec.connector
+            .reset_sink_offsets(&spec.config, &spec.name, to)
+            .await
+            .map_err(|e| EngineError::BadRequest(format!("resetting the offsets sink '{}' keeps: {e}", spec.name)))
     }
 
     /// Forgets the offsets a pipeline's source keeps outside the store.
