@@ -24,23 +24,28 @@ pub(crate) struct CreateRequest {
     initial_state: Option<String>,
 }
 
-/// A config object's values as strings: Kafka Connect takes strings, numbers and
-/// booleans; `null` leaves the key out.
-fn flat_config(config: Map<String, Value>) -> ApiResult<BTreeMap<String, String>> {
+/// One config value as Kafka Connect takes it: a string, number or boolean as
+/// text; `null` as `None` (absent, or removed by a PATCH). Nested values are a 400
+/// naming the key.
+pub(crate) fn config_text(key: &str, value: Value) -> ApiResult<Option<String>> {
+    match value {
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Bool(b) => Ok(Some(b.to_string())),
+        Value::Null => Ok(None),
+        Value::Array(_) | Value::Object(_) => Err(ApiError::bad_request(format!(
+            "config key '{key}' must be a string, number, boolean or null: Kafka Connect configs are flat"
+        ))),
+    }
+}
+
+/// A config object's values as strings; `null` leaves the key out.
+pub(crate) fn flat_config(config: Map<String, Value>) -> ApiResult<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (k, v) in config {
-        let text = match v {
-            Value::String(s) => s,
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            Value::Null => continue,
-            Value::Array(_) | Value::Object(_) => {
-                return Err(ApiError::bad_request(format!(
-                    "config key '{k}' must be a string, number or boolean: Kafka Connect configs are flat"
-                )));
-            }
-        };
-        out.insert(k, text);
+        if let Some(text) = config_text(&k, v)? {
+            out.insert(k, text);
+        }
     }
     Ok(out)
 }
@@ -206,17 +211,7 @@ pub(crate) async fn patch_config(
     let patch: Map<String, Value> = json_body(&headers, body)?;
     let mut changes = BTreeMap::new();
     for (k, v) in patch {
-        let value = match v {
-            Value::Null => None,
-            Value::String(s) => Some(s),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "config key '{k}' must be a string, number, boolean or null"
-                )));
-            }
-        };
+        let value = config_text(&k, v)?;
         if k == "name" && value.as_deref() != Some(name.as_str()) {
             return Err(ApiError::bad_request(format!(
                 "Connector name configuration ({}) doesn't match connector name in the URL ({name})",

@@ -183,15 +183,7 @@ pub(crate) async fn validate(
 ) -> ApiResult<Json<Value>> {
     let (class, _) = find(&plugin).ok_or_else(|| unknown(&plugin))?;
     let raw: Map<String, Value> = json_body(&headers, body)?;
-    let mut config: BTreeMap<String, String> = BTreeMap::new();
-    for (k, v) in raw {
-        let text = match v {
-            Value::String(s) => s,
-            Value::Null => continue,
-            other => other.to_string(),
-        };
-        config.insert(k, text);
-    }
+    let mut config = super::connectors::flat_config(raw)?;
     if config
         .get("connector.class")
         .is_some_and(|c| find(c).map(|(f, _)| f) != Some(class.clone()))

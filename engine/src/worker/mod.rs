@@ -1,9 +1,10 @@
 //! The engine API: execute statements, run pipelines, and control their lifecycle.
 //!
-//! The CLI (`quiver run`), the console (`quiver sql`) and, later, the REST server
-//! all drive pipelines through [`Engine`]: [`Engine::execute`] for statements, and
+//! The CLI (`quiver run`), the console (`quiver sql`) and the REST server all
+//! drive pipelines through [`Engine`]: [`Engine::execute`] for statements;
 //! [`Engine::pause`], [`Engine::resume`], [`Engine::stop`], [`Engine::restart`],
-//! [`Engine::offsets`] and [`Engine::reset_offsets`] for lifecycle.
+//! [`Engine::offsets`] and [`Engine::reset_offsets`] for lifecycle; and the
+//! connector methods in [`connectors`] for what the REST API submits.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,7 +21,6 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::error::{EngineError, Result};
 mod connectors;
 pub mod failure;
 pub mod task;
@@ -28,6 +28,7 @@ pub mod task;
 pub use connectors::{ConnectorInfo, ConnectorStatus, RestartRequest, StateInfo};
 
 use self::task::{self as pipeline, Control, State, Stats};
+use crate::error::{EngineError, Result};
 use crate::preview;
 use crate::store::{Definition, LocalStore, Store};
 
@@ -508,7 +509,12 @@ impl Engine {
         spec.connector
             .reset_sink_offsets(&spec.config, &spec.name, to)
             .await
-            .map_err(|e| EngineError::BadRequest(format!("resetting the offsets sink '{}' keeps: {e}", spec.name)))
+            .map_err(|e| {
+                EngineError::BadRequest(format!(
+                    "resetting the positions sink '{}' keeps with its data: {e}",
+                    spec.name
+                ))
+            })
     }
 
     /// Forgets the offsets a pipeline's source keeps outside the store.
@@ -533,7 +539,16 @@ impl Engine {
                 message: "stop it before resetting offsets".into(),
             });
         }
-        self.state.reset_offsets(name).await
+        // Through the one reset that reaches every place offsets live, when the
+        // pipeline is known; a name with only stored offsets has nothing else.
+        let spec = lock(&self.pipelines)
+            .get(name)
+            .map(|r| Arc::clone(&r.spec))
+            .or_else(|| lock(&self.catalog).sinks.get(name).cloned());
+        match spec {
+            Some(spec) => self.reset_pipeline_offsets(&spec).await,
+            None => self.state.reset_offsets(name).await,
+        }
     }
 
     /// Waits until every pipeline has ended (bounded runs), or until `stop` is signalled.
