@@ -29,4 +29,4 @@ pub mod worker;
 
 pub use error::EngineError;
 pub use worker::task::State;
-pub use worker::{Engine, EngineOptions, Output, PipelineStatus};
+pub use worker::{Engine, EngineOptions, Output, PipelineStatus, TaskStatus};

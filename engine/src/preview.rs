@@ -44,6 +44,7 @@ pub async fn run(p: &Preview, timeout: Duration) -> Result<(Vec<RecordBatch>, Ve
         used: p.transform.used_columns(),
         keep_raw: false,
         filter: p.transform.row_filter().cloned(),
+        task: Default::default(),
     };
     let mut src = source.connector.build_source(&source.config, ctx).await?;
     let mut batches = Vec::new();

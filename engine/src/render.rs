@@ -111,6 +111,14 @@ pub fn summary(s: &PipelineStatus) -> String {
         s.rows_filtered(),
         s.rows_errored
     );
+    if s.tasks.len() > 1 {
+        let per_task: Vec<String> = s
+            .tasks
+            .iter()
+            .map(|t| format!("task {} {} {} rows", t.id, t.state, t.rows_out))
+            .collect();
+        let _ = writeln!(out, "  {} tasks: {}", s.tasks.len(), per_task.join(", "));
+    }
     if let (Some(total), "kafka") = (s.progress_total, s.source_connector.as_str()) {
         // Bounded runs: what the partitions' ends at start left to read.
         let _ = writeln!(out, "  lag at start {total} records; read {}", s.progress_done);

@@ -229,11 +229,14 @@ pub fn connector(
     let tasks_max = match config.get("tasks.max").map(|v| v.trim()) {
         None | Some("") => 1,
         Some(v) => match v.parse::<u32>() {
-            Ok(n) if n >= 1 => n,
+            Ok(n) if (1..=quiver_sql::catalog::MAX_TASKS as u32).contains(&n) => n,
             _ => {
                 return Err(Invalid::one(
                     "tasks.max",
-                    format!("Invalid value {v} for configuration tasks.max: must be an integer of at least 1"),
+                    format!(
+                        "Invalid value {v} for configuration tasks.max: must be an integer between 1 and {}",
+                        quiver_sql::catalog::MAX_TASKS
+                    ),
                 ));
             }
         },
@@ -265,7 +268,14 @@ pub fn connector(
     } else {
         Origin::Translated
     };
-    let spec = plan(name, &sql, origin, defaults.bootstrap_servers.as_deref())?;
+    let mut spec = plan(name, &sql, origin, defaults.bootstrap_servers.as_deref())?;
+    // The connector's tasks.max is its pipeline's, whatever the statements say.
+    if config.contains_key("tasks.max") && spec.tasks != tasks_max {
+        spec = Arc::new(PipelineSpec {
+            tasks: tasks_max,
+            ..(*spec).clone()
+        });
+    }
     let kind = match (spec.source.connector.name(), spec.connector.name()) {
         ("kafka", _) => ConnectorType::Sink,
         (_, "kafka") => ConnectorType::Source,

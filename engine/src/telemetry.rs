@@ -21,7 +21,7 @@ use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogra
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::worker::task::State;
-use crate::worker::{Engine, PipelineStatus};
+use crate::worker::{Engine, TaskStatus};
 
 /// How long a series that is no longer updated stays exported.
 const IDLE: Duration = Duration::from_secs(120);
@@ -105,8 +105,8 @@ fn describe() {
 }
 
 /// Records one sink flush (called by the task; a no-op without a recorder).
-pub(crate) fn sink_flushed(connector: &str, took: Duration) {
-    histogram!("quiver_sink_flush_seconds", "connector" => connector.to_string(), "task" => "0")
+pub(crate) fn sink_flushed(connector: &str, task: u32, took: Duration) {
+    histogram!("quiver_sink_flush_seconds", "connector" => connector.to_string(), "task" => task.to_string())
         .record(took.as_secs_f64());
 }
 
@@ -119,58 +119,47 @@ fn state_label(s: State) -> &'static str {
     }
 }
 
-/// Sets one of a task's counters to its live value.
-fn count(name: &'static str, s: &PipelineStatus, value: u64) {
-    counter!(name, "connector" => s.name.clone(), "task" => "0").absolute(value);
-}
-
-fn publish(s: &PipelineStatus) {
-    count(
-        "kafka_connect_source_task_metrics_source_record_poll_total",
-        s,
-        s.rows_in,
-    );
-    count("kafka_connect_sink_task_metrics_sink_record_send_total", s, s.rows_out);
-    count(
-        "kafka_connect_task_error_metrics_total_record_errors",
-        s,
-        s.rows_errored,
-    );
+/// Publishes one task's counters, failure and state.
+fn publish(connector: &str, t: &TaskStatus) {
+    let task = t.id.to_string();
+    let count = |name: &'static str, value: u64| {
+        counter!(name, "connector" => connector.to_string(), "task" => task.clone()).absolute(value);
+    };
+    count("kafka_connect_source_task_metrics_source_record_poll_total", t.rows_in);
+    count("kafka_connect_sink_task_metrics_sink_record_send_total", t.rows_out);
+    count("kafka_connect_task_error_metrics_total_record_errors", t.rows_errored);
     count(
         "kafka_connect_task_error_metrics_deadletterqueue_produce_requests",
-        s,
-        s.dead_lettered,
+        t.dead_lettered,
     );
     count(
         "kafka_connect_connector_task_metrics_offset_commit_completion_total",
-        s,
-        s.commits,
+        t.commits,
     );
     count(
         "kafka_connect_connector_task_metrics_offset_commit_failure_total",
-        s,
-        s.commit_failures,
+        t.commit_failures,
     );
-    count("quiver_task_records_filtered_total", s, s.rows_filtered());
-    count("quiver_task_batches_total", s, s.batches);
-    count("quiver_sink_bytes_total", s, s.sink.bytes);
-    count("quiver_sink_files_total", s, s.sink.files);
-    if let Some(f) = &s.failure {
+    count("quiver_task_records_filtered_total", t.rows_filtered());
+    count("quiver_task_batches_total", t.batches);
+    count("quiver_sink_bytes_total", t.sink.bytes);
+    count("quiver_sink_files_total", t.sink.files);
+    if let Some(f) = &t.failure {
         gauge!(
             "quiver_task_failed",
-            "connector" => s.name.clone(),
-            "task" => "0",
+            "connector" => connector.to_string(),
+            "task" => task.clone(),
             "stage" => f.stage.to_string(),
             "kind" => f.kind_label()
         )
-        .set(if s.state == State::Failed { 1.0 } else { 0.0 });
+        .set(if t.state == State::Failed { 1.0 } else { 0.0 });
     }
     for state in ["running", "paused", "failed", "stopped"] {
-        let value = if state == state_label(s.state) { 1.0 } else { 0.0 };
+        let value = if state == state_label(t.state) { 1.0 } else { 0.0 };
         gauge!(
             "kafka_connect_connector_task_status",
-            "connector" => s.name.clone(),
-            "task" => "0",
+            "connector" => connector.to_string(),
+            "task" => task.clone(),
             "status" => state
         )
         .set(value);
@@ -180,7 +169,9 @@ fn publish(s: &PipelineStatus) {
 /// The Prometheus text exposition of every task of the worker.
 pub fn render(engine: &Engine, handle: &PrometheusHandle) -> String {
     for s in engine.statuses() {
-        publish(&s);
+        for t in &s.tasks {
+            publish(&s.name, t);
+        }
     }
     handle.run_upkeep();
     handle.render()

@@ -101,8 +101,17 @@ pub const ERRORS_RETRY_DELAY_MAX: OptionSpec = OptionSpec::new(
     "Longest wait between retries (the backoff doubles from 100ms up to this).",
 )
 .default("60000");
+pub const TASKS_MAX: OptionSpec = OptionSpec::new(
+    "tasks.max",
+    OptionKind::Integer,
+    "Parallel tasks of the pipeline, each with its own source reader, transform and sink writer: Kafka partitions are spread over them by the consumer group, a folder's files by path; a source that cannot split (one table, datagen) runs one.",
+)
+.default("1");
+/// The most tasks one pipeline may run.
+pub const MAX_TASKS: u64 = 64;
 pub const COMMON_SINK_OPTIONS: &[OptionSpec] = &[
     CONNECTOR,
+    TASKS_MAX,
     ERRORS_TOLERANCE,
     ERRORS_DLQ_PATH,
     ERRORS_DLQ_TOPIC,
@@ -162,6 +171,9 @@ pub struct PipelineSpec {
     pub config: ValidatedConfig,
     pub transform: Arc<CompiledTransform>,
     pub errors: ErrorPolicy,
+    /// `tasks.max`: how many parallel tasks the pipeline asks for (its source
+    /// decides how many it can keep busy, see `source_tasks`).
+    pub tasks: u32,
     pub options: Vec<(String, String)>,
     pub sql: String,
 }
@@ -469,6 +481,13 @@ impl Catalog {
         let dlq_topic_name = opts.pull_str(&ERRORS_DLQ_TOPIC).map_err(locate)?;
         let context_headers = opts.pull_bool(&ERRORS_DLQ_HEADERS).map_err(locate)?.unwrap_or(false);
         let dlq_bootstrap = opts.pull_str(&ERRORS_DLQ_BOOTSTRAP).map_err(locate)?;
+        let tasks = opts.pull_u64(&TASKS_MAX).map_err(locate)?.unwrap_or(1);
+        if !(1..=MAX_TASKS).contains(&tasks) {
+            return Err(locate(ConnectorError::option(
+                TASKS_MAX.key,
+                format!("must be between 1 and {MAX_TASKS} (got {tasks})"),
+            )));
+        }
         for (key, set) in [
             (ERRORS_DLQ_PATH.key, dlq_path.is_some()),
             (ERRORS_DLQ_TOPIC.key, dlq_topic_name.is_some()),
@@ -544,6 +563,7 @@ impl Catalog {
                 retry_timeout,
                 retry_delay_max,
             },
+            tasks: tasks as u32,
             options: masked(&s.options),
             sql: stmt.text.clone(),
         })

@@ -1175,3 +1175,174 @@ fn offsets_reset_and_patch_reach_an_exactly_once_database_sink() {
     });
     server.sigterm();
 }
+
+/// `tasks.max = 4` over a 4-partition topic: four tasks, each RUNNING with its own
+/// partition; every record reaches the target; the committed offsets are exactly
+/// the topic's ends; each task has its own metrics and its own restart, which
+/// leaves its siblings running; and files of a folder spread over tasks too.
+#[test]
+fn tasks_max_four_over_four_partitions_runs_four_tasks_each_with_its_partitions() {
+    use crate::kafka_support::{Rec, broker, create_topic, produce, unique};
+    let bootstrap = broker();
+    let topic = unique("server-tasks");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(create_topic(&bootstrap, &topic, 4));
+    let batch = |from: i64| -> Vec<Rec> {
+        (from..from + 200)
+            .map(|i| Rec::value(format!("{{\"id\": {i}}}")).partition((i % 4) as i32))
+            .collect()
+    };
+    produce(&bootstrap, &topic, &batch(0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let server = Server::start(&dir.path().join("state"), &["--bootstrap-servers", &bootstrap]);
+    let sql = format!(
+        "CREATE SOURCE k (id BIGINT NOT NULL) WITH (connector = 'kafka', topic = '{topic}', format = 'json', 'batch.linger' = '50ms');
+         CREATE SINK s WITH (connector = 'filesystem', path = '{}', format = 'json', 'rollover.rows' = '10') AS SELECT id, _partition AS p FROM k;",
+        out.display()
+    );
+    let body = json!({"name": "par", "config": {"connector.class": "quiver", "tasks.max": "4", "quiver.sql": sql}});
+    let (status, created) = server.json("POST", "/connectors", &body);
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        created["tasks"],
+        json!([
+            {"connector": "par", "task": 0},
+            {"connector": "par", "task": 1},
+            {"connector": "par", "task": 2},
+            {"connector": "par", "task": 3}
+        ])
+    );
+    let spread = |s: &Value| {
+        let tasks = s["tasks"].as_array().cloned().unwrap_or_default();
+        tasks.len() == 4
+            && tasks
+                .iter()
+                .all(|t| t["state"] == "RUNNING" && t["partitions"].as_array().is_some_and(|p| p.len() == 1))
+    };
+    let status = server.wait_within(
+        "/connectors/par/status",
+        "four running tasks with one partition each",
+        Duration::from_secs(90),
+        spread,
+    );
+    let mut partitions: Vec<String> = status["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["partitions"][0].as_str().unwrap().to_string())
+        .collect();
+    partitions.sort();
+    assert_eq!(partitions, (0..4).map(|p| format!("{topic}/{p}")).collect::<Vec<_>>());
+    assert_eq!(
+        (0..4)
+            .map(|i| status["tasks"][i]["id"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
+
+    let settled = |n: i64| {
+        move |o: &Value| {
+            o["offsets"]
+                .as_array()
+                .is_some_and(|a| a.len() == 4 && a.iter().all(|e| e["offset"]["kafka_offset"].as_i64() == Some(n / 4)))
+        }
+    };
+    server.wait_within(
+        "/connectors/par/offsets",
+        "every partition committed to its end",
+        Duration::from_secs(60),
+        settled(200),
+    );
+    // Each task wrote the rows of its own partition.
+    let metrics = server.raw("GET", "/metrics", None).2;
+    for task in 0..4 {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("kafka_connect_sink_task_metrics_sink_record_send_total")
+                    && l.contains("connector=\"par\"")
+                    && l.contains(&format!("task=\"{task}\""))
+            })
+            .unwrap_or_else(|| panic!("no send total for task {task}:\n{metrics}"));
+        assert!(
+            line.ends_with(" 50"),
+            "task {task} wrote its partition's 50 rows: {line}"
+        );
+    }
+
+    // One task restarts alone: the others keep their state, and the group hands
+    // the partitions over without losing a record.
+    assert_eq!(server.call("POST", "/connectors/par/tasks/2/restart", None).0, 204);
+    assert_eq!(server.call("POST", "/connectors/par/tasks/4/restart", None).0, 404);
+    produce(&bootstrap, &topic, &batch(200));
+    server.wait_within(
+        "/connectors/par/status",
+        "four running tasks again",
+        Duration::from_secs(90),
+        spread,
+    );
+    server.wait_within(
+        "/connectors/par/offsets",
+        "the second batch committed",
+        Duration::from_secs(90),
+        settled(400),
+    );
+    assert_eq!(server.call("PUT", "/connectors/par/stop", None).0, 204);
+    let rows = read_jsonl(&out, ".jsonl");
+    let counts = count_by_id(&rows, "id");
+    assert_eq!(counts.len(), 400, "every record arrived");
+    assert!(
+        rows.iter()
+            .all(|r| r["p"].as_i64() == Some(r["id"].as_i64().unwrap() % 4)),
+        "rows carry their partition"
+    );
+
+    // A folder of files: tasks.max = 2 spreads the files over two tasks by path,
+    // each file read once.
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for f in 0..6 {
+        let lines: String = (0..10).map(|i| format!("{{\"id\": {}}}\n", f * 10 + i)).collect();
+        std::fs::write(input.join(format!("part-{f}.jsonl")), lines).unwrap();
+    }
+    let files_out = dir.path().join("files-out");
+    let sql = format!(
+        "CREATE SOURCE f (id BIGINT NOT NULL) WITH (connector = 'file', path = '{}', format = 'json');
+         CREATE SINK s WITH (connector = 'filesystem', path = '{}', format = 'json', 'rollover.rows' = '10', 'tasks.max' = '2') AS SELECT id FROM f;",
+        input.display(),
+        files_out.display()
+    );
+    let body = json!({"name": "files", "config": {"connector.class": "quiver", "quiver.sql": sql}});
+    assert_eq!(server.json("POST", "/connectors", &body).0, 201);
+    let status = server.wait_for("/connectors/files/status", "two tasks sharing six files", |s| {
+        let tasks = s["tasks"].as_array().cloned().unwrap_or_default();
+        tasks.len() == 2
+            && tasks
+                .iter()
+                .map(|t| t["partitions"].as_array().map_or(0, Vec::len))
+                .sum::<usize>()
+                == 6
+    });
+    let per_task: Vec<usize> = status["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["partitions"].as_array().unwrap().len())
+        .collect();
+    assert!(per_task.iter().all(|n| *n > 0), "both tasks have files: {status}");
+    server.wait_for("/connectors/files/offsets", "all six files committed", |o| {
+        o["offsets"]
+            .as_array()
+            .is_some_and(|a| a.len() == 6 && a.iter().all(|e| e["offset"]["line"].as_i64() == Some(10)))
+    });
+    assert_eq!(server.call("PUT", "/connectors/files/stop", None).0, 204);
+    let counts = count_by_id(&read_jsonl(&files_out, ".jsonl"), "id");
+    assert_eq!(counts.len(), 60);
+    assert!(counts.values().all(|c| *c == 1), "each file read once: {counts:?}");
+    server.sigterm();
+}

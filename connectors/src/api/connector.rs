@@ -49,6 +49,20 @@ impl Debug for KafkaCluster {
     }
 }
 
+/// What [`Connector::discover_columns`] found.
+#[derive(Debug, Clone)]
+pub enum Discovery {
+    /// This source cannot tell its columns: they must be declared.
+    Unsupported,
+    /// The columns, and where they came from (for logs and status).
+    Columns {
+        schema: arrow::datatypes::Schema,
+        from: String,
+    },
+    /// Nothing to learn them from yet (an empty topic): why, for status.
+    Waiting(String),
+}
+
 /// Config type for a role a connector does not play.
 #[derive(Debug)]
 pub enum Unsupported {}
@@ -102,6 +116,26 @@ pub trait Connector: Send + Sync + 'static {
     /// (`_topic`, `_offset`, …): usable in SELECT and WHERE, left out of `SELECT *`.
     fn metadata_columns(&self, _config: &Self::SourceConfig) -> Vec<FieldRef> {
         Vec::new()
+    }
+    /// How many parallel tasks a pipeline reading this source runs when its sink
+    /// asks for `requested` (`tasks.max`, as Kafka Connect's `taskConfigs(maxTasks)`
+    /// decides): a source that cannot split its work (one table, one generator)
+    /// runs one task; one whose own options ask for more (Kafka's `tasks.max`) may
+    /// say so.
+    fn source_tasks(&self, _config: &Self::SourceConfig, _requested: u32) -> u32 {
+        1
+    }
+    /// Finds the columns of what this source config reads where Kafka Connect finds
+    /// a schema — a table's catalog, a Schema Registry subject, the schema JSON
+    /// records carry, or a sample of schemaless records — for a stock connector
+    /// config that declares none. Does I/O; called only when columns are missing.
+    async fn discover_columns(&self, _config: &Self::SourceConfig) -> Result<Discovery> {
+        Ok(Discovery::Unsupported)
+    }
+    /// How many parallel writers this sink config allows of the `tasks` a pipeline
+    /// would run: one file appended to by one writer, say, allows one.
+    fn sink_tasks(&self, _config: &Self::SinkConfig, tasks: u32) -> u32 {
+        tasks
     }
     /// Forgets the offsets this source keeps outside the worker's store (a Kafka
     /// consumer group's commits), so a reset replays from the start. Called only
@@ -160,6 +194,9 @@ pub trait ErasedConnector: Send + Sync {
     fn source_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster>;
     fn sink_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster>;
     fn check_sink_source(&self, config: &ValidatedConfig, source_connector: &str) -> Result<()>;
+    fn source_tasks(&self, config: &ValidatedConfig, requested: u32) -> u32;
+    fn sink_tasks(&self, config: &ValidatedConfig, tasks: u32) -> u32;
+    fn discover_columns<'a>(&'a self, config: &'a ValidatedConfig) -> BoxFuture<'a, Result<Discovery>>;
     fn reset_source_offsets<'a>(&'a self, config: &'a ValidatedConfig, pipeline: &'a str) -> BoxFuture<'a, Result<()>>;
     fn reset_sink_offsets<'a>(
         &'a self,
@@ -230,6 +267,22 @@ impl<C: Connector> ErasedConnector for C {
             downcast::<C::SinkConfig>(Connector::name(self), config)?,
             source_connector,
         )
+    }
+    fn source_tasks(&self, config: &ValidatedConfig, requested: u32) -> u32 {
+        downcast::<C::SourceConfig>(Connector::name(self), config)
+            .map(|c| Connector::source_tasks(self, c, requested).max(1))
+            .unwrap_or(1)
+    }
+    fn discover_columns<'a>(&'a self, config: &'a ValidatedConfig) -> BoxFuture<'a, Result<Discovery>> {
+        Box::pin(async move {
+            let cfg = downcast::<C::SourceConfig>(Connector::name(self), config)?;
+            Connector::discover_columns(self, cfg).await
+        })
+    }
+    fn sink_tasks(&self, config: &ValidatedConfig, tasks: u32) -> u32 {
+        downcast::<C::SinkConfig>(Connector::name(self), config)
+            .map(|c| Connector::sink_tasks(self, c, tasks).clamp(1, tasks.max(1)))
+            .unwrap_or(1)
     }
     fn reset_sink_offsets<'a>(
         &'a self,

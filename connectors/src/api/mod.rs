@@ -7,12 +7,12 @@ pub mod options;
 pub mod sink;
 pub mod source;
 
-pub use connector::{Connector, ErasedConnector, KafkaCluster, Unsupported, ValidatedConfig};
+pub use connector::{Connector, Discovery, ErasedConnector, KafkaCluster, Unsupported, ValidatedConfig};
 pub use error::{ConnectorError, ErrorKind, Result};
 pub use filter::{Comparison, Constant, RowFilter, Term};
 pub use options::{OptionKind, OptionSpec, Options, is_secret, parse_bool};
 pub use sink::{Sink, SinkContext, SinkReport};
 pub use source::{
-    BatchPolicy, OffsetCommitter, Offsets, Progress, RawRecord, RejectedRecord, RowOrigins, Source, SourceBatch,
-    SourceContext, Stage,
+    BatchPolicy, OffsetCommitter, Offsets, PartitionProbe, Progress, RawRecord, RejectedRecord, RowOrigins,
+    SharedOffsets, Source, SourceBatch, SourceContext, Stage, TaskSlot,
 };

@@ -24,6 +24,10 @@ pub struct SinkContext {
     pub schema: SchemaRef,
     /// The offsets the pipeline resumes after, if it committed any before.
     pub start: Option<Offsets>,
+    /// Which of the pipeline's parallel tasks this sink instance serves (a
+    /// transactional producer's id carries its index, so siblings never fence each
+    /// other), with the positions all of them have made durable.
+    pub task: super::TaskSlot,
 }
 
 /// What a sink has written so far.

@@ -1,7 +1,7 @@
 //! The source contract: batches of records tagged with the positions they cover.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
@@ -225,6 +225,81 @@ pub struct SourceContext {
     /// The simple part of the pipeline's `WHERE` clause, which the source may apply
     /// while decoding (see [`super::filter`]); `None` when there is none.
     pub filter: Option<super::RowFilter>,
+    /// Which of the pipeline's parallel tasks this source instance serves.
+    pub task: TaskSlot,
+}
+
+/// One of a pipeline's parallel tasks (`tasks.max`), as its source sees it. A
+/// source splits its work by the slot the way Kafka Connect's `taskConfigs` does:
+/// Kafka partitions through the consumer group the tasks share, files by a
+/// stable hash of their path.
+#[derive(Debug, Clone)]
+pub struct TaskSlot {
+    /// This task's index, `0..count`.
+    pub index: u32,
+    /// How many tasks the pipeline runs.
+    pub count: u32,
+    /// The positions every task of the pipeline has made durable, shared by the
+    /// tasks in this process: a partition that moves from one task to another
+    /// resumes exactly where its last owner's sink made it durable, not where the
+    /// new owner's own start snapshot says.
+    pub durable: SharedOffsets,
+}
+
+impl Default for TaskSlot {
+    fn default() -> Self {
+        Self {
+            index: 0,
+            count: 1,
+            durable: SharedOffsets::default(),
+        }
+    }
+}
+
+impl TaskSlot {
+    /// Whether this task owns `key` (a file path, say) when work is split by key:
+    /// a stable FNV-1a hash, so a key belongs to the same task across restarts.
+    pub fn owns(&self, key: &str) -> bool {
+        if self.count <= 1 {
+            return true;
+        }
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in key.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+/// Durable positions shared by a pipeline's tasks (see [`TaskSlot::durable`]).
+#[derive(Debug, Clone, Default)]
+pub struct SharedOffsets(Arc<Mutex<Offsets>>);
+
+impl SharedOffsets {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Offsets> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// A copy of the positions.
+    pub fn get(&self) -> Offsets {
+        self.lock().clone()
+    }
+    /// Takes `later`'s positions (a task's commits: only partitions it read).
+    pub fn merge(&self, later: &Offsets) {
+        self.lock().merge(later);
+    }
+    /// Adds the positions of partitions not known yet: a task's start snapshot
+    /// never overwrites what a running sibling has made durable since.
+    pub fn seed(&self, start: &Offsets) {
+        let mut map = self.lock();
+        for (k, v) in &start.0 {
+            map.0.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    /// The position of one partition.
+    pub fn position(&self, partition: &str) -> Option<serde_json::Value> {
+        self.lock().get(partition).cloned()
+    }
 }
 
 impl SourceContext {
@@ -254,12 +329,23 @@ pub trait Source: Send {
     fn committer(&self) -> Option<Arc<dyn OffsetCommitter>> {
         None
     }
+
+    /// A handle that lists the source partitions this task reads at the moment it
+    /// is called (Kafka `topic/partition`s its consumer is assigned, files), for
+    /// status; `None` when the source has no such notion.
+    fn partitions(&self) -> Option<PartitionProbe> {
+        None
+    }
 }
+
+/// Lists the source partitions a task reads now (see [`Source::partitions`]).
+pub type PartitionProbe = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// Records committed offsets in the upstream system. Called from the engine's
 /// sink loop, never concurrently with itself.
 pub trait OffsetCommitter: Send + Sync + std::any::Any {
-    /// `offsets` is every position committed so far (the whole map, not a delta).
+    /// `offsets` is every position this task committed so far (the partitions it
+    /// read, not a delta and not its siblings').
     /// `sync` (the last commit of a run) waits for the upstream system to confirm.
     fn commit(&self, offsets: &Offsets, sync: bool);
 

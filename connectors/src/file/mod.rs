@@ -91,11 +91,26 @@ impl Connector for FileConnector {
     fn parse_sink(&self, opts: &mut Options, schema: &SchemaRef) -> Result<FileSinkConfig> {
         config::parse_sink(opts, schema)
     }
+    /// One file, one writer: parallel appenders would interleave and each would
+    /// take a sibling's line in progress for one cut short by a crash.
+    fn sink_tasks(&self, _config: &FileSinkConfig, _tasks: u32) -> u32 {
+        1
+    }
     async fn build_sink(&self, config: &FileSinkConfig, ctx: SinkContext) -> Result<Box<dyn Sink>> {
         Ok(Box::new(sink::FileSink::open(config, &ctx)?))
     }
     fn parse_source(&self, opts: &mut Options, schema: &SchemaRef) -> Result<FileSourceConfig> {
         config::parse(opts, schema)
+    }
+    /// A folder or glob splits its files over the tasks (by a hash of the path);
+    /// one file is one task's, as Kafka Connect's FileStreamSource always is.
+    fn source_tasks(&self, config: &FileSourceConfig, requested: u32) -> u32 {
+        let path = std::path::Path::new(&config.path);
+        if config.path.contains(['*', '?', '[']) || path.is_dir() {
+            requested
+        } else {
+            1
+        }
     }
     async fn build_source(&self, config: &FileSourceConfig, ctx: SourceContext) -> Result<Box<dyn Source>> {
         Ok(Box::new(source::FileSource::new(config.clone(), ctx)?))

@@ -11,7 +11,8 @@ use serde_json::json;
 
 use super::config::FileSourceConfig;
 use crate::api::{
-    ConnectorError, Offsets, Progress, RejectedRecord, Result, RowOrigins, Source, SourceBatch, SourceContext, Stage,
+    ConnectorError, Offsets, PartitionProbe, Progress, RejectedRecord, Result, RowOrigins, Source, SourceBatch,
+    SourceContext, Stage, TaskSlot,
 };
 use crate::formats::LineFormat;
 use crate::formats::decode::LineDecoder;
@@ -52,6 +53,10 @@ pub(crate) struct FileSource {
     current: Option<OpenFile>,
     total_bytes: Option<u64>,
     done_bytes: u64,
+    /// The pipeline task this source serves: it reads the files whose path hashes to it.
+    task: TaskSlot,
+    /// The files this task has seen, sorted (for status).
+    files: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// The files a `path` option names right now, sorted.
@@ -102,7 +107,11 @@ impl FileSource {
                 positions.insert(path.clone(), FilePos { line, byte });
             }
         }
-        let files = list_files(&cfg.path)?;
+        let task = ctx.task.clone();
+        let files: Vec<PathBuf> = list_files(&cfg.path)?
+            .into_iter()
+            .filter(|f| task.owns(&f.to_string_lossy()))
+            .collect();
         let (limits, total_bytes) = if ctx.bounded {
             let mut limits = BTreeMap::new();
             let mut total = 0;
@@ -117,7 +126,11 @@ impl FileSource {
         } else {
             (None, None)
         };
-        let done_bytes = positions.values().map(|p: &FilePos| p.byte).sum();
+        let done_bytes = positions
+            .iter()
+            .filter(|(path, _)| task.owns(path))
+            .map(|(_, p): (_, &FilePos)| p.byte)
+            .sum();
         let mut decoder = LineDecoder::new(cfg.format, Arc::clone(&ctx.schema), cfg.csv, ctx.batch.max_rows);
         decoder.skip_unused(&ctx.used);
         if let Some(filter) = &ctx.filter {
@@ -136,6 +149,8 @@ impl FileSource {
             current: None,
             total_bytes,
             done_bytes,
+            task,
+            files: Arc::default(),
         };
         s.enqueue(files);
         Ok(s)
@@ -145,6 +160,14 @@ impl FileSource {
     fn enqueue(&mut self, files: Vec<PathBuf>) {
         for f in files {
             let key = f.to_string_lossy().into_owned();
+            if !self.task.owns(&key) {
+                continue;
+            }
+            if let Ok(mut seen) = self.files.lock()
+                && let Err(at) = seen.binary_search(&key)
+            {
+                seen.insert(at, key.clone());
+            }
             let consumed = self.positions.get(&key).map_or(0, |p| p.byte);
             let size = match &self.limits {
                 Some(l) => l.get(&key).copied().unwrap_or(0),
@@ -320,6 +343,11 @@ impl Source for FileSource {
             total: self.total_bytes,
         }
     }
+
+    fn partitions(&self) -> Option<PartitionProbe> {
+        let files = Arc::clone(&self.files);
+        Some(Arc::new(move || files.lock().map(|f| f.clone()).unwrap_or_default()))
+    }
 }
 
 #[cfg(test)]
@@ -356,6 +384,7 @@ mod tests {
             used: Vec::new(),
             keep_raw: false,
             filter: None,
+            task: Default::default(),
         };
         FileSource::new(cfg, ctx).unwrap()
     }

@@ -38,7 +38,7 @@ use tokio::io::AsyncWriteExt;
 use tracing::{debug, info};
 
 use super::config::FilesystemSinkConfig;
-use crate::api::{ConnectorError, Offsets, Result, RowOrigins, Sink, SinkContext, SinkReport};
+use crate::api::{ConnectorError, Offsets, Result, RowOrigins, SharedOffsets, Sink, SinkContext, SinkReport};
 use crate::formats::encode::Encoder;
 
 /// Hive's name for a NULL partition value.
@@ -125,7 +125,9 @@ pub(crate) struct FilesystemSink {
     data_columns: Vec<usize>,
     partition_names: Vec<String>,
     groups: HashMap<Arc<str>, Group>,
-    run_id: u128,
+    /// Names this run's at-least-once files: the start time, and the task index
+    /// for a pipeline's second and later tasks (siblings may start the same millisecond).
+    run_id: String,
     counter: u64,
     last_seq: Option<u64>,
     report: SinkReport,
@@ -135,6 +137,10 @@ pub(crate) struct FilesystemSink {
     latest: Offsets,
     /// Exactly-once: where the pipeline resumed, per source partition.
     start: Offsets,
+    /// Exactly-once: the positions every task of the pipeline has made durable. A
+    /// partition this task takes over from a sibling mid-run resumes there, not at
+    /// this task's (older) start.
+    shared: SharedOffsets,
     /// Exactly-once: objects left by earlier runs, per source partition (name → first offset),
     /// until the partition is first written in this run.
     leftovers: HashMap<String, Vec<(Path, i64)>>,
@@ -174,15 +180,22 @@ impl FilesystemSink {
                 .collect(),
             cfg,
             groups: HashMap::new(),
-            run_id: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0),
+            run_id: {
+                let millis = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or(0);
+                match ctx.task.index {
+                    0 => millis.to_string(),
+                    i => format!("{millis}-{i}"),
+                }
+            },
             counter: 0,
             last_seq: None,
             durable: Offsets::default(),
             latest: Offsets::default(),
             start: ctx.start.clone().unwrap_or_default(),
+            shared: ctx.task.durable.clone(),
             leftovers: HashMap::new(),
         };
         sink.set_schema(Arc::clone(&ctx.schema))?;
@@ -225,8 +238,10 @@ impl FilesystemSink {
             return Ok(());
         };
         let from = self
-            .start
-            .get(split)
+            .shared
+            .position(split)
+            .as_ref()
+            .or(self.start.get(split))
             .and_then(serde_json::Value::as_i64)
             .unwrap_or(first_position);
         for (path, offset) in objects.into_iter().filter(|(_, o)| *o >= from) {
@@ -695,6 +710,7 @@ mod tests {
             name: "t".into(),
             schema: Arc::clone(&a),
             start: None,
+            task: Default::default(),
         };
         let mut sink = FilesystemSink::start(cfg, ctx).await.unwrap();
         let first = RecordBatch::try_new(Arc::clone(&a), vec![Arc::new(Int64Array::from(vec![1, 2]))]).unwrap();

@@ -1,8 +1,10 @@
 //! `connector = 'kafka'`: topics as a source and as a sink, through librdkafka.
 //!
-//! **Source.** `tasks.max` consumers join one consumer group and share the
-//! topic's partitions; each runs on its own thread, polls, decodes its batches
-//! (so tasks decode in parallel) and hands them to the pipeline. Every row
+//! **Source.** Each of the pipeline's tasks (`tasks.max`, on the source or the
+//! sink) is one consumer in the pipeline's consumer group, so the group spreads
+//! the topics' partitions over the tasks; each task polls and decodes on its own
+//! thread and feeds its own transform and sink writer. (A bounded run, which
+//! runs one task, reads with one consumer thread per topic.) Every row
 //! carries the metadata columns `_key`, `_topic`, `_partition`, `_offset`,
 //! `_timestamp` and `_headers`. Positions are `"topic/partition" → next offset`;
 //! the engine commits them to its state store and then, through
@@ -84,7 +86,7 @@ pub(crate) const STARTUP_TIMESTAMP: OptionSpec = OptionSpec::new(
 pub(crate) const TASKS_MAX: OptionSpec = OptionSpec::new(
     "tasks.max",
     OptionKind::Integer,
-    "Consumers in the group, each on its own thread, sharing the partitions.",
+    "Parallel tasks reading the topics: each a consumer in the group with its own thread, transform and sink writer; the group spreads the partitions over them.",
 )
 .default("1");
 pub(crate) const FORMAT: OptionSpec = OptionSpec::new(
@@ -235,6 +237,12 @@ impl Connector for KafkaConnector {
         let mut fields = config.format.extra_columns();
         fields.extend(metadata::fields(config.key_format));
         fields
+    }
+    /// As Kafka Connect's sink connectors: every task joins the group, which
+    /// spreads the partitions over them (a task with none idles until a
+    /// rebalance). The source's own `tasks.max` asks for as many.
+    fn source_tasks(&self, config: &KafkaSourceConfig, requested: u32) -> u32 {
+        requested.max(config.tasks as u32)
     }
     async fn reset_source_offsets(&self, config: &KafkaSourceConfig, pipeline: &str) -> Result<()> {
         source::delete_group(config, pipeline).await

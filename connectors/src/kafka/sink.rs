@@ -150,7 +150,9 @@ impl KafkaSink {
                 .transactional_prefix
                 .clone()
                 .unwrap_or_else(|| format!("quiver-{}", ctx.name));
-            cc.set("transactional.id", format!("{prefix}-0"));
+            // One id per task: a pipeline's parallel tasks never fence each other, and
+            // a restarted task fences its own predecessor.
+            cc.set("transactional.id", format!("{prefix}-{}", ctx.task.index));
         }
         let producer: ThreadedProducer<DeliveryContext> = cc
             .create_with_context(DeliveryContext {

@@ -36,8 +36,8 @@ use super::client::{client_config, is_fatal, kafka_error};
 use super::config::{KafkaSourceConfig, Startup, Topics};
 use super::metadata::{self, Meta, MetaBuilder};
 use crate::api::{
-    BatchPolicy, ConnectorError, OffsetCommitter, Offsets, Progress, RawRecord, RejectedRecord, Result, RowOrigins,
-    Source, SourceBatch, SourceContext, Stage,
+    BatchPolicy, ConnectorError, OffsetCommitter, Offsets, PartitionProbe, Progress, RawRecord, RejectedRecord, Result,
+    RowOrigins, SharedOffsets, Source, SourceBatch, SourceContext, Stage,
 };
 use crate::formats::avro::SchemaRegistry;
 use crate::formats::record::RecordDecoder;
@@ -60,8 +60,10 @@ fn parse_key(key: &str) -> Option<Partition> {
 
 /// State shared by the tasks, their rebalance callbacks and the committer.
 struct Shared {
-    /// Positions the engine has committed (durable), starting with the resume point.
-    durable: Mutex<Offsets>,
+    /// Positions the engine has committed (durable), starting with the resume point;
+    /// shared with the pipeline's other tasks, so a partition moving between them
+    /// starts where its last owner stopped.
+    durable: SharedOffsets,
     /// Positions after the last record each partition handed to the pipeline.
     emitted: Mutex<Offsets>,
     /// Set by a task that is losing partitions: asks the engine to flush the sink now.
@@ -172,7 +174,7 @@ impl TaskContext {
     /// commit it to the group, and tell the task loop to drop their buffered records.
     fn hand_over(&self, consumer: &BaseConsumer<Self>, parts: &[Partition]) {
         let caught_up = || {
-            let durable = lock(&self.shared.durable);
+            let durable = self.shared.durable.get();
             let emitted = lock(&self.shared.emitted);
             parts
                 .iter()
@@ -194,7 +196,7 @@ impl TaskContext {
         }
         let mut tpl = TopicPartitionList::new();
         {
-            let durable = lock(&self.shared.durable);
+            let durable = self.shared.durable.get();
             for (t, p) in parts {
                 if let Some(o) = offset_of(&durable, t, *p) {
                     let _ = tpl.add_partition_offset(t, *p, Offset::Offset(o));
@@ -226,7 +228,7 @@ fn describe(tpl: &TopicPartitionList) -> String {
 
 /// Sets each partition's start: the durable position, else the startup mode.
 fn place<C: ConsumerContext>(consumer: &BaseConsumer<C>, shared: &Shared, tpl: &mut TopicPartitionList) -> Result<()> {
-    let durable = lock(&shared.durable).clone();
+    let durable = shared.durable.get();
     let mut by_time = TopicPartitionList::new();
     let parts: Vec<Partition> = tpl
         .elements()
@@ -269,7 +271,7 @@ pub(crate) struct GroupCommitter {
 
 impl OffsetCommitter for GroupCommitter {
     fn commit(&self, offsets: &Offsets, sync: bool) {
-        lock(&self.shared.durable).merge(offsets);
+        self.shared.durable.merge(offsets);
         let consumers = lock(&self.shared.consumers).clone();
         let owners = lock(&self.shared.owners).clone();
         let mut per_task: BTreeMap<usize, TopicPartitionList> = BTreeMap::new();
@@ -389,9 +391,10 @@ pub(crate) async fn delete_group(config: &KafkaSourceConfig, pipeline: &str) -> 
 impl KafkaSource {
     pub(crate) fn start(config: KafkaSourceConfig, ctx: SourceContext) -> Result<Self> {
         let group = group_of(&config, &ctx.pipeline);
-        let start = ctx.start.clone().unwrap_or_default();
+        let durable = ctx.task.durable.clone();
+        durable.seed(&ctx.start.clone().unwrap_or_default());
         let shared = Arc::new(Shared {
-            durable: Mutex::new(start),
+            durable,
             emitted: Mutex::new(Offsets::default()),
             flush_requested: AtomicBool::new(false),
             closing: AtomicBool::new(false),
@@ -409,7 +412,11 @@ impl KafkaSource {
         } else {
             None
         };
-        let tasks = bounded_topics.as_ref().map_or(config.tasks, Vec::len);
+        // One consumer per pipeline task when the pipeline runs several (each task is
+        // a member of the group); else `tasks.max` consumer threads in this one source.
+        let threads = if ctx.task.count > 1 { 1 } else { config.tasks };
+        let tasks = bounded_topics.as_ref().map_or(threads, Vec::len);
+        let slot = ctx.task.index;
         // One registry client (and schema cache) for all tasks.
         let registry = config
             .registry
@@ -425,7 +432,12 @@ impl KafkaSource {
                 shared: Arc::clone(&shared),
                 revoked: Mutex::new(Vec::new()),
             };
-            let mut cc = client_config(&config.bootstrap, &format!("quiver-{}-{task}", ctx.pipeline), &[]);
+            let client_id = if ctx.task.count > 1 {
+                format!("quiver-{}-{slot}", ctx.pipeline)
+            } else {
+                format!("quiver-{}-{task}", ctx.pipeline)
+            };
+            let mut cc = client_config(&config.bootstrap, &client_id, &[]);
             // librdkafka waits a full second before fetching again once its local queue
             // has been over its thresholds; a consumer that decodes in batches trips that
             // all the time, so wait 10 ms instead (the user's properties still win).
@@ -500,7 +512,7 @@ impl KafkaSource {
                 end,
             };
             let handle = std::thread::Builder::new()
-                .name(format!("kafka-{}-{task}", ctx.name))
+                .name(format!("kafka-{}-{}", ctx.name, task.max(slot as usize)))
                 .spawn(move || worker.run())
                 .map_err(|e| ConnectorError::io("starting a Kafka consumer thread", e))?;
             threads.push(handle);
@@ -625,6 +637,15 @@ impl Source for KafkaSource {
     fn committer(&self) -> Option<Arc<dyn OffsetCommitter>> {
         Some(Arc::new(GroupCommitter {
             shared: Arc::clone(&self.shared),
+        }))
+    }
+
+    fn partitions(&self) -> Option<PartitionProbe> {
+        let shared = Arc::clone(&self.shared);
+        Some(Arc::new(move || {
+            let mut owned: Vec<String> = lock(&shared.owners).keys().map(|(t, p)| partition_key(t, *p)).collect();
+            owned.sort();
+            owned
         }))
     }
 }

@@ -88,6 +88,10 @@ fn state_json(s: &StateInfo) -> Map<String, Value> {
     if let Some(at) = &s.next_restart {
         m.insert("next_restart".into(), json!(at));
     }
+    // Quiver's own: the source partitions a task reads (absent when it has none).
+    if !s.partitions.is_empty() {
+        m.insert("partitions".into(), json!(s.partitions));
+    }
     m
 }
 

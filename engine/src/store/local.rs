@@ -196,6 +196,17 @@ impl StateStore {
 
     pub fn reset_offsets(&self, pipeline: &str) -> Result<()> {
         let _ = std::fs::remove_file(self.read_mark_path(pipeline));
+        // The marks of a parallel pipeline's other tasks (`<pipeline>#task<i>`).
+        let tasks = format!("{pipeline}#task");
+        if let Some(Ok(entries)) = self.path.parent().map(std::fs::read_dir) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(&tasks) && name.ends_with(".read.json") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         self.put(OFFSETS, pipeline, None)
     }
 

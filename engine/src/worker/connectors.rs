@@ -6,13 +6,21 @@
 //!
 //! A connector's config is stored exactly as submitted (placeholders and all) with
 //! its target state; on start the worker re-plans every stored config and brings it
-//! back in its target state. Today a connector runs one task (id 0), which
-//! Kafka Connect allows: `tasks.max` is a maximum.
+//! back in its target state.
+//!
+//! Tasks: a connector's `tasks.max` becomes its pipeline's task count, capped by
+//! what the source can split (Kafka Connect's `taskConfigs(maxTasks)`: every task
+//! of a Kafka-reading connector joins its consumer group, a folder's files are
+//! spread by path, one table or one generator is one task). Each task is a whole
+//! pipeline instance — reader, transform, sink writer — with its own state,
+//! offsets (it commits only the partitions it moved), automatic restarts and
+//! `POST …/tasks/{id}/restart`; one task failing leaves its siblings running.
 //!
 //! Status follows Kafka Connect: the connector's own state is its target state
-//! once planned (FAILED when its config no longer plans), and task 0 has the
-//! pipeline's state. A STOPPED connector has no tasks (KIP-875). A task whose
-//! bounded source ended reports STOPPED.
+//! once planned (FAILED when its config no longer plans), and each task has its
+//! own state, plus (Quiver's own) the source partitions it reads. A STOPPED
+//! connector has no tasks (KIP-875). A task whose bounded source ended reports
+//! STOPPED.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,8 +41,8 @@ pub(crate) struct Deployed {
     pub(crate) record: ConnectorRecord,
     /// The plan, or why the stored config no longer plans (restored connectors).
     pub(crate) plan: std::result::Result<Arc<Submission>, String>,
-    /// Automatic restarts of its failed task so far, and the next one.
-    pub(crate) restarts: Restarts,
+    /// Automatic restarts of its failed tasks so far, and the next ones, by task.
+    pub(crate) restarts: BTreeMap<u32, Restarts>,
 }
 
 /// Where a connector's automatic restarts stand. A user's restart, resume or new
@@ -68,6 +76,8 @@ pub struct StateInfo {
     pub restarts: u32,
     /// When the next automatic restart is due (RFC 3339), while one is scheduled.
     pub next_restart: Option<String>,
+    /// The source partitions the task reads (tasks only; Kafka partitions, files).
+    pub partitions: Vec<String>,
 }
 
 /// `GET /connectors/{name}/status`.
@@ -177,7 +187,7 @@ impl Engine {
             Deployed {
                 record,
                 plan,
-                restarts: Restarts::default(),
+                restarts: BTreeMap::new(),
             },
         );
     }
@@ -243,10 +253,13 @@ impl Engine {
 
     pub fn connector_info(&self, name: &str) -> Result<ConnectorInfo> {
         let d = self.deployed(name)?;
-        let tasks = if d.record.target == TargetState::Stopped || d.plan.is_err() {
-            Vec::new()
-        } else {
-            vec![0]
+        let tasks = match &d.plan {
+            Ok(_) if d.record.target == TargetState::Stopped => Vec::new(),
+            Ok(plan) => match self.status(name) {
+                Ok(s) => s.tasks.iter().map(|t| t.id).collect(),
+                Err(_) => (0..self.task_count(&plan.spec)).collect(),
+            },
+            Err(_) => Vec::new(),
         };
         Ok(ConnectorInfo {
             name: d.record.name.clone(),
@@ -272,20 +285,28 @@ impl Engine {
             ),
         };
         let tasks = match self.status(name) {
-            Ok(s) if d.record.target != TargetState::Stopped => vec![(
-                0,
-                StateInfo {
-                    state: task_state(s.state),
-                    worker_id: worker_id.clone(),
-                    trace: s.error.filter(|_| s.state == State::Failed),
-                    restarts: d.restarts.count,
-                    next_restart: d
-                        .restarts
-                        .next
-                        .filter(|_| s.state == State::Failed)
-                        .map(|(_, at)| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-                },
-            )],
+            Ok(s) if d.record.target != TargetState::Stopped => s
+                .tasks
+                .into_iter()
+                .map(|t| {
+                    let restarts = d.restarts.get(&t.id).cloned().unwrap_or_default();
+                    let failed = t.state == State::Failed;
+                    (
+                        t.id,
+                        StateInfo {
+                            state: task_state(t.state),
+                            worker_id: worker_id.clone(),
+                            trace: t.error.filter(|_| failed),
+                            restarts: restarts.count,
+                            next_restart: restarts
+                                .next
+                                .filter(|_| failed)
+                                .map(|(_, at)| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                            partitions: t.partitions,
+                        },
+                    )
+                })
+                .collect(),
             _ => Vec::new(),
         };
         Ok(ConnectorStatus {
@@ -296,6 +317,7 @@ impl Engine {
                 trace,
                 restarts: 0,
                 next_restart: None,
+                partitions: Vec::new(),
             },
             tasks,
             kind: d.plan.as_ref().map_or(ConnectorType::Unknown, |p| p.kind),
@@ -315,15 +337,21 @@ impl Engine {
             })
     }
 
-    /// Starts the automatic-restart count of a connector again (a user acted on it).
-    fn reset_restarts(&self, name: &str) {
+    /// Starts the automatic-restart counts of a connector's tasks again (a user
+    /// acted on it), or of one task.
+    fn reset_restarts(&self, name: &str, task: Option<u32>) {
         if let Some(c) = lock(&self.connectors).get_mut(name) {
-            c.restarts = Restarts::default();
+            match task {
+                Some(t) => {
+                    c.restarts.remove(&t);
+                }
+                None => c.restarts.clear(),
+            }
         }
     }
 
     async fn set_target(&self, name: &str, target: TargetState) -> Result<Deployed> {
-        self.reset_restarts(name);
+        self.reset_restarts(name, None);
         let mut d = self.deployed(name)?;
         if d.record.target != target {
             d.record.target = target;
@@ -388,55 +416,66 @@ impl Engine {
             .plan_connector(name, &d.record.config)
             .map(Arc::new)
             .map_err(|e| e.to_string());
-        let failed = self.status(name).is_ok_and(|s| s.state == State::Failed);
-        self.reset_restarts(name);
-        let restart_task = request.include_tasks && (!request.only_failed || failed);
+        let failed: Vec<u32> = self
+            .status(name)
+            .map(|s| {
+                s.tasks
+                    .iter()
+                    .filter(|t| t.state == State::Failed)
+                    .map(|t| t.id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.reset_restarts(name, None);
         let replanned = plan.is_ok() && d.plan.is_err();
         if let Some(c) = lock(&self.connectors).get_mut(name) {
             c.plan = plan.clone();
         }
-        if let Ok(p) = plan
-            && d.record.target != TargetState::Stopped
-            && (restart_task || replanned)
-        {
-            info!(connector = %name, "restarting the connector's task");
-            self.stop_task(name).await;
-            let initial = if d.record.target == TargetState::Paused {
-                Control::Pause
-            } else {
-                Control::Run
-            };
-            self.start_with(Arc::clone(&p.spec), initial);
-        }
-        self.connector_status(name)
-    }
-
-    /// POST …/tasks/{id}/restart: the task stops (flush, commit) and starts again
-    /// from its committed offsets.
-    pub async fn restart_connector_task(&self, name: &str, task: u32) -> Result<()> {
-        let _guard = self.mutations.lock().await;
-        let d = self.deployed(name)?;
-        let Ok(plan) = &d.plan else {
-            return Err(EngineError::TaskNotFound {
-                connector: name.to_string(),
-                task,
-            });
-        };
-        if task != 0 || d.record.target == TargetState::Stopped {
-            return Err(EngineError::TaskNotFound {
-                connector: name.to_string(),
-                task,
-            });
-        }
-        self.reset_restarts(name);
-        self.stop_task(name).await;
         let initial = if d.record.target == TargetState::Paused {
             Control::Pause
         } else {
             Control::Run
         };
-        self.start_with(Arc::clone(&plan.spec), initial);
-        Ok(())
+        if let Ok(p) = plan
+            && d.record.target != TargetState::Stopped
+        {
+            if replanned || (request.include_tasks && !request.only_failed) {
+                info!(connector = %name, "restarting the connector's tasks");
+                self.stop_task(name).await;
+                self.start_with(Arc::clone(&p.spec), initial);
+            } else if request.include_tasks {
+                for task in failed {
+                    info!(connector = %name, task, "restarting a failed task");
+                    self.restart_task(name, task, initial).await?;
+                }
+            }
+        }
+        self.connector_status(name)
+    }
+
+    /// POST …/tasks/{id}/restart: the task stops (flush, commit) and starts again
+    /// from its committed offsets; its siblings keep running.
+    pub async fn restart_connector_task(&self, name: &str, task: u32) -> Result<()> {
+        let _guard = self.mutations.lock().await;
+        let d = self.deployed(name)?;
+        let not_found = || EngineError::TaskNotFound {
+            connector: name.to_string(),
+            task,
+        };
+        if d.plan.is_err() || d.record.target == TargetState::Stopped {
+            return Err(not_found());
+        }
+        let exists = self.status(name).is_ok_and(|s| s.tasks.iter().any(|t| t.id == task));
+        if !exists {
+            return Err(not_found());
+        }
+        self.reset_restarts(name, Some(task));
+        let initial = if d.record.target == TargetState::Paused {
+            Control::Pause
+        } else {
+            Control::Run
+        };
+        self.restart_task(name, task, initial).await
     }
 
     /// Restarts failed tasks with exponential backoff, per each connector's
@@ -455,75 +494,92 @@ impl Engine {
 
     async fn supervise_once(&self) {
         let now = std::time::Instant::now();
-        let candidates: Vec<(String, Arc<Submission>, TargetState, Restarts)> = lock(&self.connectors)
+        let candidates: Vec<(String, Arc<Submission>, TargetState)> = lock(&self.connectors)
             .values()
             .filter(|d| d.record.target != TargetState::Stopped)
             .filter_map(|d| {
-                let plan = d.plan.as_ref().ok()?;
                 Some((
                     d.record.name.clone(),
-                    Arc::clone(plan),
+                    Arc::clone(d.plan.as_ref().ok()?),
                     d.record.target,
-                    d.restarts.clone(),
                 ))
             })
             .collect();
-        for (name, plan, target, restarts) in candidates {
-            let status = self.status(&name).ok();
-            let failed = status.as_ref().is_some_and(|s| s.state == State::Failed);
-            // A bad config or a bad record fails again on restart: leave it FAILED.
-            let mendable = status
-                .as_ref()
-                .and_then(|s| s.failure.as_ref())
-                .is_none_or(|f| f.restartable());
-            let policy = plan.restart;
-            if !failed
-                && restarts.count > 0
-                && restarts
-                    .last
-                    .is_some_and(|t| t.elapsed() > crate::submit::RestartPolicy::max_delay())
-            {
-                // Healthy for a while since its last restart: a new failure starts over.
-                self.reset_restarts(&name);
-                continue;
+        for (name, plan, target) in candidates {
+            let Ok(status) = self.status(&name) else { continue };
+            for task in status.tasks {
+                let restarts = lock(&self.connectors)
+                    .get(&name)
+                    .and_then(|d| d.restarts.get(&task.id).cloned())
+                    .unwrap_or_default();
+                self.supervise_task(&name, &plan, target, task, restarts, now).await;
             }
-            if !failed || !mendable || !policy.enabled || restarts.count >= policy.max_restarts {
-                continue;
-            }
-            match restarts.next {
-                None => {
-                    let delay = crate::submit::RestartPolicy::delay(restarts.count);
-                    let at = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                    warn!(connector = %name, restarts = restarts.count, delay_ms = delay.as_millis() as u64, "task failed; restarting it automatically");
-                    if let Some(c) = lock(&self.connectors).get_mut(&name) {
-                        c.restarts.next = Some((now + delay, at));
-                    }
+        }
+    }
+
+    /// One task's automatic restart: schedule it once the task failed, carry it out
+    /// when due.
+    async fn supervise_task(
+        &self,
+        name: &str,
+        plan: &Submission,
+        target: TargetState,
+        task: super::TaskStatus,
+        restarts: Restarts,
+        now: std::time::Instant,
+    ) {
+        let id = task.id;
+        let failed = task.state == State::Failed;
+        // A bad config or a bad record fails again on restart: leave it FAILED.
+        let mendable = task.failure.as_ref().is_none_or(|f| f.restartable());
+        let policy = plan.restart;
+        let max_delay = crate::submit::RestartPolicy::max_delay();
+        if !failed && restarts.count > 0 && restarts.last.is_some_and(|t| t.elapsed() > max_delay) {
+            // Healthy for a while since its last restart: a new failure starts over.
+            self.reset_restarts(name, Some(id));
+            return;
+        }
+        if !failed || !mendable || !policy.enabled || restarts.count >= policy.max_restarts {
+            return;
+        }
+        match restarts.next {
+            None => {
+                let delay = crate::submit::RestartPolicy::delay(restarts.count);
+                let at = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                warn!(connector = %name, task = id, restarts = restarts.count, delay_ms = delay.as_millis() as u64, "task failed; restarting it automatically");
+                if let Some(c) = lock(&self.connectors).get_mut(name) {
+                    c.restarts.entry(id).or_default().next = Some((now + delay, at));
                 }
-                Some((due, _)) if now >= due => {
-                    let _guard = self.mutations.lock().await;
-                    // A user may have acted meanwhile: only restart what is still due.
-                    let still = lock(&self.connectors)
-                        .get(&name)
-                        .is_some_and(|d| d.record.target == target && d.restarts.next.is_some());
-                    if !still || !self.status(&name).is_ok_and(|s| s.state == State::Failed) {
-                        continue;
-                    }
-                    if let Some(c) = lock(&self.connectors).get_mut(&name) {
-                        c.restarts.count += 1;
-                        c.restarts.next = None;
-                        c.restarts.last = Some(std::time::Instant::now());
-                    }
-                    info!(connector = %name, restart = restarts.count + 1, "restarting the failed task");
-                    self.stop_task(&name).await;
-                    let initial = if target == TargetState::Paused {
-                        Control::Pause
-                    } else {
-                        Control::Run
-                    };
-                    self.start_with(Arc::clone(&plan.spec), initial);
-                }
-                Some(_) => {}
             }
+            Some((due, _)) if now >= due => {
+                let _guard = self.mutations.lock().await;
+                // A user may have acted meanwhile: only restart what is still due.
+                let still = lock(&self.connectors).get(name).is_some_and(|d| {
+                    d.record.target == target && d.restarts.get(&id).is_some_and(|r| r.next.is_some())
+                });
+                let still_failed = self
+                    .status(name)
+                    .is_ok_and(|s| s.tasks.iter().any(|t| t.id == id && t.state == State::Failed));
+                if !still || !still_failed {
+                    return;
+                }
+                if let Some(c) = lock(&self.connectors).get_mut(name) {
+                    let r = c.restarts.entry(id).or_default();
+                    r.count += 1;
+                    r.next = None;
+                    r.last = Some(std::time::Instant::now());
+                }
+                info!(connector = %name, task = id, restart = restarts.count + 1, "restarting the failed task");
+                let initial = if target == TargetState::Paused {
+                    Control::Pause
+                } else {
+                    Control::Run
+                };
+                if let Err(e) = self.restart_task(name, id, initial).await {
+                    warn!(connector = %name, task = id, error = %e, "automatic restart failed");
+                }
+            }
+            Some(_) => {}
         }
     }
 

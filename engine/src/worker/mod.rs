@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use futures::FutureExt;
-use quiver_connectors::api::{Offsets, Progress, SinkReport};
+use quiver_connectors::api::{Offsets, Progress, SharedOffsets, SinkReport, TaskSlot};
 use quiver_sql::parser::{ObjectKind, ShowKind};
 use quiver_sql::{Catalog, ParsedStatement, PipelineSpec, Plan, Table};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::info;
 
 mod connectors;
 pub mod failure;
@@ -54,7 +55,34 @@ pub enum Output {
     },
 }
 
-/// A snapshot of one pipeline's status.
+/// One task of a pipeline, as its status shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskStatus {
+    pub id: u32,
+    pub state: State,
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub failure: Option<failure::TaskFailure>,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rows_errored: u64,
+    pub batches: u64,
+    pub dead_lettered: u64,
+    pub commits: u64,
+    pub commit_failures: u64,
+    pub sink: SinkReport,
+    /// The source partitions the task reads now (Kafka partitions, files).
+    pub partitions: Vec<String>,
+}
+
+impl TaskStatus {
+    /// Rows the filter dropped.
+    pub fn rows_filtered(&self) -> u64 {
+        self.rows_in.saturating_sub(self.rows_out + self.rows_errored)
+    }
+}
+
+/// A snapshot of one pipeline's status: its tasks summed up, and each task.
 #[derive(Debug, Clone, Serialize)]
 pub struct PipelineStatus {
     pub name: String,
@@ -83,6 +111,8 @@ pub struct PipelineStatus {
     pub reread: u64,
     pub dead_letter_path: Option<String>,
     pub dead_letter_topic: Option<String>,
+    /// Every task, by id.
+    pub tasks: Vec<TaskStatus>,
 }
 
 impl PipelineStatus {
@@ -92,11 +122,24 @@ impl PipelineStatus {
     }
 }
 
+/// A running pipeline: its tasks, and the durable positions they share.
 struct Running {
     spec: Arc<PipelineSpec>,
+    tasks: Vec<TaskRun>,
+    durable: SharedOffsets,
+}
+
+/// One task of a running pipeline.
+struct TaskRun {
     stats: Arc<Stats>,
     control: watch::Sender<Control>,
     task: Option<JoinHandle<()>>,
+}
+
+impl TaskRun {
+    fn live(&self) -> bool {
+        matches!(self.stats.state(), State::Running | State::Paused)
+    }
 }
 
 pub struct Engine {
@@ -293,16 +336,48 @@ impl Engine {
         self.start_with(spec, Control::Run)
     }
 
-    /// Starts a pipeline's task, running or paused.
+    /// Starts a pipeline's tasks, running or paused: as many as its source can keep
+    /// busy of the `tasks.max` it asks for (one in a bounded run).
     fn start_with(&self, spec: Arc<PipelineSpec>, initial: Control) {
+        let count = self.task_count(&spec);
+        let durable = SharedOffsets::default();
+        let tasks = (0..count)
+            .map(|index| {
+                let slot = TaskSlot {
+                    index,
+                    count,
+                    durable: durable.clone(),
+                };
+                self.spawn_task(&spec, slot, initial)
+            })
+            .collect();
+        if count > 1 {
+            info!(pipeline = %spec.name, tasks = count, "pipeline started with parallel tasks");
+        }
+        lock(&self.pipelines).insert(spec.name.clone(), Running { spec, tasks, durable });
+    }
+
+    /// How many tasks a pipeline runs: what its source can split of the `tasks.max`
+    /// it asks for, as many as its sink allows writers; one in a bounded run.
+    pub(crate) fn task_count(&self, spec: &PipelineSpec) -> u32 {
+        if self.options.bounded {
+            return 1;
+        }
+        let wanted = spec.source.connector.source_tasks(&spec.source.config, spec.tasks);
+        spec.connector.sink_tasks(&spec.config, wanted)
+    }
+
+    /// Spawns one task of a pipeline.
+    fn spawn_task(&self, spec: &Arc<PipelineSpec>, slot: TaskSlot, initial: Control) -> TaskRun {
         let stats = Arc::new(Stats::new());
         let (control, rx) = watch::channel(initial);
         let run = pipeline::run(
-            Arc::clone(&spec),
+            Arc::clone(spec),
             Arc::clone(&self.state),
             Arc::clone(&stats),
             rx,
             self.options.bounded,
+            slot,
         );
         let supervised = Arc::clone(&stats);
         let task = tokio::spawn(async move {
@@ -318,15 +393,41 @@ impl Engine {
                 )));
             }
         });
-        lock(&self.pipelines).insert(
-            spec.name.clone(),
-            Running {
-                spec,
-                stats,
-                control,
-                task: Some(task),
-            },
-        );
+        TaskRun {
+            stats,
+            control,
+            task: Some(task),
+        }
+    }
+
+    /// Stops one task of a pipeline (flush, commit) and starts it again from the
+    /// committed offsets, running or paused; its siblings keep running.
+    pub(crate) async fn restart_task(&self, name: &str, index: u32, initial: Control) -> Result<()> {
+        let (spec, count, durable, join) = {
+            let mut p = lock(&self.pipelines);
+            let r = p.get_mut(name).ok_or_else(|| EngineError::NotFound(name.to_string()))?;
+            let count = r.tasks.len() as u32;
+            let t = r
+                .tasks
+                .get_mut(index as usize)
+                .ok_or_else(|| EngineError::TaskNotFound {
+                    connector: name.to_string(),
+                    task: index,
+                })?;
+            t.control.send_replace(Control::Stop);
+            (Arc::clone(&r.spec), count, r.durable.clone(), t.task.take())
+        };
+        if let Some(j) = join {
+            let _ = j.await;
+        }
+        let slot = TaskSlot { index, count, durable };
+        let fresh = self.spawn_task(&spec, slot, initial);
+        if let Some(r) = lock(&self.pipelines).get_mut(name)
+            && let Some(t) = r.tasks.get_mut(index as usize)
+        {
+            *t = fresh;
+        }
+        Ok(())
     }
 
     fn show(&self, kind: ShowKind) -> Table {
@@ -404,31 +505,98 @@ impl Engine {
         }
     }
 
+    fn task_snapshot(id: usize, t: &TaskRun) -> TaskStatus {
+        let st = &t.stats;
+        TaskStatus {
+            id: id as u32,
+            state: st.state(),
+            error: st.error(),
+            failure: st.failure(),
+            rows_in: st.rows_in.load(Ordering::Relaxed),
+            rows_out: st.rows_out.load(Ordering::Relaxed),
+            rows_errored: st.rows_errored.load(Ordering::Relaxed),
+            batches: st.batches.load(Ordering::Relaxed),
+            dead_lettered: st.dead_lettered.load(Ordering::Relaxed),
+            commits: st.commits.load(Ordering::Relaxed),
+            commit_failures: st.commit_failures.load(Ordering::Relaxed),
+            sink: st.report(),
+            partitions: st.partitions(),
+        }
+    }
+
+    /// A pipeline's status: its tasks' counters summed; FAILED if any task failed,
+    /// else RUNNING if any runs, else PAUSED, STOPPED or FINISHED.
     fn snapshot(name: &str, r: &Running) -> PipelineStatus {
-        let progress: Progress = r.stats.progress();
+        let tasks: Vec<TaskStatus> = r
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Self::task_snapshot(i, t))
+            .collect();
+        let state = [State::Failed, State::Running, State::Paused, State::Stopped]
+            .into_iter()
+            .find(|s| tasks.iter().any(|t| t.state == *s))
+            .unwrap_or(State::Finished);
+        let failed = tasks.iter().find(|t| t.state == State::Failed);
+        let error = failed.and_then(|t| t.error.as_ref()).map(|e| {
+            if tasks.len() > 1 {
+                format!("task {}: {e}", failed.map_or(0, |t| t.id))
+            } else {
+                e.clone()
+            }
+        });
+        let sum = |f: fn(&TaskStatus) -> u64| tasks.iter().map(f).sum::<u64>();
+        let mut sink = SinkReport::default();
+        for t in &tasks {
+            sink.rows += t.sink.rows;
+            sink.bytes += t.sink.bytes;
+            sink.files += t.sink.files;
+            if sink.location.is_empty() {
+                sink.location = t.sink.location.clone();
+            }
+            sink.recent.extend(t.sink.recent.iter().cloned());
+        }
+        let mut progress = Progress::default();
+        let mut resumed_from: Option<Offsets> = None;
+        let mut reread = 0;
+        let mut elapsed = std::time::Duration::ZERO;
+        for t in &r.tasks {
+            let p: Progress = t.stats.progress();
+            progress.done += p.done;
+            progress.total = match (progress.total, p.total) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+            if let Some(o) = t.stats.resumed_from() {
+                resumed_from.get_or_insert_with(Offsets::default).merge(&o);
+            }
+            reread += t.stats.reread();
+            elapsed = elapsed.max(t.stats.elapsed());
+        }
         PipelineStatus {
             name: name.to_string(),
             source: r.spec.source.name.clone(),
             source_connector: r.spec.source.connector.name().to_string(),
             connector: r.spec.connector.name().to_string(),
-            state: r.stats.state(),
-            error: r.stats.error(),
-            rows_in: r.stats.rows_in.load(Ordering::Relaxed),
-            rows_out: r.stats.rows_out.load(Ordering::Relaxed),
-            rows_errored: r.stats.rows_errored.load(Ordering::Relaxed),
-            batches: r.stats.batches.load(Ordering::Relaxed),
-            dead_lettered: r.stats.dead_lettered.load(Ordering::Relaxed),
-            commits: r.stats.commits.load(Ordering::Relaxed),
-            commit_failures: r.stats.commit_failures.load(Ordering::Relaxed),
-            failure: r.stats.failure(),
-            sink: r.stats.report(),
+            state,
+            error,
+            rows_in: sum(|t| t.rows_in),
+            rows_out: sum(|t| t.rows_out),
+            rows_errored: sum(|t| t.rows_errored),
+            batches: sum(|t| t.batches),
+            dead_lettered: sum(|t| t.dead_lettered),
+            commits: sum(|t| t.commits),
+            commit_failures: sum(|t| t.commit_failures),
+            failure: failed.and_then(|t| t.failure.clone()),
+            sink,
             progress_done: progress.done,
             progress_total: progress.total,
-            elapsed_ms: r.stats.elapsed().as_millis() as u64,
-            resumed_from: r.stats.resumed_from(),
-            reread: r.stats.reread(),
+            elapsed_ms: elapsed.as_millis() as u64,
+            resumed_from,
+            reread,
             dead_letter_path: r.spec.errors.dlq_path.clone(),
             dead_letter_topic: r.spec.errors.dlq_topic.as_ref().map(|t| t.topic.clone()),
+            tasks,
         }
     }
 
@@ -445,18 +613,27 @@ impl Engine {
             .collect()
     }
 
+    /// Sends a control to every live task of a pipeline (a failed or finished task
+    /// is left as it is: restart it instead).
     fn control(&self, name: &str, c: Control) -> Result<()> {
         let p = lock(&self.pipelines);
         let r = p.get(name).ok_or_else(|| EngineError::NotFound(name.to_string()))?;
-        let state = r.stats.state();
-        if matches!(state, State::Failed | State::Finished | State::Stopped) && c != Control::Stop {
+        if c == Control::Stop {
+            for t in &r.tasks {
+                t.control.send_replace(c);
+            }
+            return Ok(());
+        }
+        if !r.tasks.iter().any(TaskRun::live) {
             return Err(EngineError::InvalidState {
                 name: name.into(),
-                status: state.to_string(),
+                status: Self::snapshot(name, r).state.to_string(),
                 message: "restart it instead".into(),
             });
         }
-        r.control.send_replace(c);
+        for t in r.tasks.iter().filter(|t| t.live()) {
+            t.control.send_replace(c);
+        }
         Ok(())
     }
 
@@ -471,10 +648,11 @@ impl Engine {
     /// Stops a pipeline gracefully (flush, commit) and waits for it.
     pub async fn stop(&self, name: &str) -> Result<PipelineStatus> {
         self.control(name, Control::Stop)?;
-        let task = lock(&self.pipelines).get_mut(name).and_then(|r| r.task.take());
-        if let Some(t) = task {
-            let _ = t.await;
-        }
+        let joins: Vec<JoinHandle<()>> = lock(&self.pipelines)
+            .get_mut(name)
+            .map(|r| r.tasks.iter_mut().filter_map(|t| t.task.take()).collect())
+            .unwrap_or_default();
+        futures::future::join_all(joins).await;
         self.status(name)
     }
 
@@ -556,7 +734,7 @@ impl Engine {
         loop {
             let tasks: Vec<(String, JoinHandle<()>)> = lock(&self.pipelines)
                 .iter_mut()
-                .filter_map(|(n, r)| r.task.take().map(|t| (n.clone(), t)))
+                .flat_map(|(n, r)| r.tasks.iter_mut().filter_map(|t| t.task.take().map(|t| (n.clone(), t))))
                 .collect();
             if tasks.is_empty() {
                 break;
@@ -569,7 +747,9 @@ impl Engine {
                 _ = stop.changed() => {
                     for n in &names {
                         if let Some(r) = lock(&self.pipelines).get(n) {
-                            r.control.send_replace(Control::Stop);
+                            for t in &r.tasks {
+                                t.control.send_replace(Control::Stop);
+                            }
                         }
                     }
                     all.await;

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use quiver_connectors::api::{
-    ConnectorError, OffsetCommitter, Offsets, Progress, RejectedRecord, RowFilter, Sink, SinkContext, SinkReport,
-    SourceBatch, SourceContext, Stage,
+    ConnectorError, OffsetCommitter, Offsets, PartitionProbe, Progress, RejectedRecord, RowFilter, Sink, SinkContext,
+    SinkReport, SourceBatch, SourceContext, Stage, TaskSlot,
 };
 use quiver_connectors::kafka::dlq::DeadLetterTopic;
 use quiver_sql::PipelineSpec;
@@ -62,8 +62,7 @@ impl std::fmt::Display for State {
     }
 }
 
-/// Live counters of one pipeline, shared with status readers.
-#[derive(Debug)]
+/// Live counters of one pipeline task, shared with status readers.
 pub struct Stats {
     pub rows_in: AtomicU64,
     pub rows_out: AtomicU64,
@@ -82,6 +81,8 @@ pub struct Stats {
     resumed_from: Mutex<Option<Offsets>>,
     /// Records read before the last stop but not committed, read again now.
     reread: AtomicU64,
+    /// Lists the source partitions the task reads now (Kafka partitions, files).
+    partitions: Mutex<Option<PartitionProbe>>,
     started: Instant,
     ended: Mutex<Option<Instant>>,
 }
@@ -102,6 +103,7 @@ impl Stats {
             progress: Mutex::new(Progress::default()),
             resumed_from: Mutex::new(None),
             reread: AtomicU64::new(0),
+            partitions: Mutex::new(None),
             started: Instant::now(),
             ended: Mutex::new(None),
         }
@@ -146,8 +148,23 @@ impl Stats {
     pub fn reread(&self) -> u64 {
         self.reread.load(Ordering::Relaxed)
     }
+    /// The source partitions the task reads now.
+    pub fn partitions(&self) -> Vec<String> {
+        let probe = lock(&self.partitions).clone();
+        probe.map(|p| p()).unwrap_or_default()
+    }
     pub fn elapsed(&self) -> Duration {
         lock(&self.ended).map_or_else(|| self.started.elapsed(), |e| e - self.started)
+    }
+}
+
+impl std::fmt::Debug for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stats")
+            .field("state", &self.state())
+            .field("rows_in", &self.rows_in)
+            .field("rows_out", &self.rows_out)
+            .finish_non_exhaustive()
     }
 }
 
@@ -167,16 +184,18 @@ const TICK: Duration = Duration::from_millis(250);
 /// Offsets are written to the state store at most this often while running.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Runs a pipeline to its end, recording the outcome in `stats`.
+/// Runs one task of a pipeline to its end, recording the outcome in `stats`.
 pub(crate) async fn run(
     spec: Arc<PipelineSpec>,
     store: Arc<dyn Store>,
     stats: Arc<Stats>,
     control: watch::Receiver<Control>,
     bounded: bool,
+    slot: TaskSlot,
 ) {
     let mut runner = Runner {
         spec,
+        slot,
         store,
         stats: Arc::clone(&stats),
         dlq: None,
@@ -185,17 +204,18 @@ pub(crate) async fn run(
         commit_upstream: true,
         pending: VecDeque::new(),
         committed: Offsets::default(),
+        written: Offsets::default(),
         read: Offsets::default(),
         uncommitted: false,
         last_commit: Instant::now(),
     };
     match runner.run(control, bounded).await {
         Ok(state) => {
-            info!(pipeline = %runner.spec.name, state = %state, rows_in = stats.rows_in.load(Ordering::Relaxed), rows_out = stats.rows_out.load(Ordering::Relaxed), "pipeline ended");
+            info!(pipeline = %runner.spec.name, task = runner.slot.index, state = %state, rows_in = stats.rows_in.load(Ordering::Relaxed), rows_out = stats.rows_out.load(Ordering::Relaxed), "pipeline ended");
             stats.set_state(state);
         }
         Err(e) => {
-            warn!(pipeline = %runner.spec.name, error = %e, "pipeline failed");
+            warn!(pipeline = %runner.spec.name, task = runner.slot.index, error = %e, "pipeline task failed");
             stats.fail(e);
         }
     }
@@ -203,6 +223,8 @@ pub(crate) async fn run(
 
 struct Runner {
     spec: Arc<PipelineSpec>,
+    /// Which of the pipeline's tasks this is.
+    slot: TaskSlot,
     store: Arc<dyn Store>,
     stats: Arc<Stats>,
     dlq: Option<DeadLetterQueue>,
@@ -214,6 +236,10 @@ struct Runner {
     /// Batches written but not yet durable: (seq, offsets after the batch).
     pending: VecDeque<(u64, Offsets)>,
     committed: Offsets,
+    /// What this task last wrote to the store. A commit writes only the positions
+    /// that moved since, so a task never writes back a sibling's partition (or one
+    /// it gave up in a rebalance) at a stale position.
+    written: Offsets,
     /// Positions after every batch received so far.
     read: Offsets,
     /// Offsets merged into `committed` but not yet written to the store.
@@ -222,6 +248,14 @@ struct Runner {
 }
 
 impl Runner {
+    /// Where this task's read mark is kept: the pipeline's name for its first task.
+    fn mark_key(&self) -> String {
+        match self.slot.index {
+            0 => self.spec.name.clone(),
+            i => format!("{}#task{i}", self.spec.name),
+        }
+    }
+
     async fn run(&mut self, control: watch::Receiver<Control>, bounded: bool) -> Result<State, TaskFailure> {
         let spec = Arc::clone(&self.spec);
         let stored = self.store.offsets(&spec.name).await.map_err(TaskFailure::store)?;
@@ -231,6 +265,7 @@ impl Runner {
             name: spec.name.clone(),
             schema: Arc::clone(spec.transform.output_schema()),
             start: stored.clone(),
+            task: self.slot.clone(),
         };
         let mut sink = spec.connector.build_sink(&spec.config, sink_ctx).await.map_err(|e| {
             TaskFailure::connector(
@@ -255,9 +290,11 @@ impl Runner {
         if let Some(s) = &start {
             info!(pipeline = %spec.name, offsets = %serde_json::to_string(s).unwrap_or_default(), "resuming after committed offsets");
             self.committed = s.clone();
+            self.written = s.clone();
+            self.slot.durable.seed(s);
         }
         *lock(&self.stats.resumed_from) = start.clone();
-        if let (Some(s), Some(mark)) = (&start, self.store.read_mark(&spec.name)) {
+        if let (Some(s), Some(mark)) = (&start, self.store.read_mark(&self.mark_key())) {
             let n = s.distance(&mark);
             self.stats.reread.store(n, Ordering::Relaxed);
             if n > 0 {
@@ -274,6 +311,7 @@ impl Runner {
             used: used_columns(&spec),
             keep_raw: spec.errors.dlq_topic.is_some(),
             filter: row_filter(&spec),
+            task: self.slot.clone(),
         };
         let mut source = spec
             .source
@@ -288,6 +326,7 @@ impl Runner {
                 )
             })?;
         self.committer = source.committer();
+        *lock(&self.stats.partitions) = source.partitions();
         if let Some(c) = &self.committer {
             let sink_commits = sink.attach_source(c).map_err(|e| {
                 TaskFailure::connector(
@@ -431,7 +470,7 @@ impl Runner {
         );
         self.read.merge(&offsets);
         // Cheap and not synced: it only has to survive the process, to count re-reads after a kill.
-        self.store.write_read_mark(&self.spec.name, &self.read);
+        self.store.write_read_mark(&self.mark_key(), &self.read);
         for r in &rejected {
             self.reject(r)?;
         }
@@ -577,7 +616,7 @@ impl Runner {
             let started = Instant::now();
             match sink.flush().await {
                 Ok(()) => {
-                    crate::telemetry::sink_flushed(&self.spec.name, started.elapsed());
+                    crate::telemetry::sink_flushed(&self.spec.name, self.slot.index, started.elapsed());
                     return Ok(());
                 }
                 Err(e) if e.is_retriable() => match retry.next() {
@@ -644,14 +683,24 @@ impl Runner {
                 )
             })?;
         }
-        if !self.committed.is_empty() {
-            if let Err(e) = self.store.commit_offsets(&self.spec.name, &self.committed).await {
+        let moved = Offsets(
+            self.committed
+                .0
+                .iter()
+                .filter(|(k, v)| self.written.get(k) != Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        );
+        if !moved.is_empty() {
+            if let Err(e) = self.store.commit_offsets(&self.spec.name, &moved).await {
                 self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
                 return Err(TaskFailure::store(e));
             }
+            self.written.merge(&moved);
+            self.slot.durable.merge(&moved);
             self.stats.commits.fetch_add(1, Ordering::Relaxed);
             if let Some(c) = self.committer.as_ref().filter(|_| self.commit_upstream) {
-                c.commit(&self.committed, force);
+                c.commit(&moved, force);
             }
         }
         self.last_commit = Instant::now();
