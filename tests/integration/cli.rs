@@ -23,7 +23,7 @@ fn validate_lists_every_problem_with_file_line_and_column() {
                 "{f}:4:75: GROUP BY is not supported in a pipeline: grouping needs to see every row of a group. A sink's SELECT runs on each batch independently (projections, filters, scalar functions, CASE, casts)"
             ),
             format!(
-                "{f}:5:46: unknown option 'batch.sise' for blackhole sink; valid options: connector, errors.deadletterqueue.bootstrap.servers, errors.deadletterqueue.context.headers.enable, errors.deadletterqueue.path, errors.deadletterqueue.topic.name, errors.log.enable, errors.log.include.messages, errors.retry.delay.max.ms, errors.retry.timeout, errors.tolerance"
+                "{f}:5:46: unknown option 'batch.sise' for blackhole sink; valid options: connector, errors.deadletterqueue.bootstrap.servers, errors.deadletterqueue.context.headers.enable, errors.deadletterqueue.path, errors.deadletterqueue.topic.name, errors.log.enable, errors.log.include.messages, errors.retry.delay.max.ms, errors.retry.timeout, errors.tolerance, tasks.max"
             ),
         ]
     );

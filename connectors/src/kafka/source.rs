@@ -95,7 +95,10 @@ fn offset_of(offsets: &Offsets, topic: &str, partition: i32) -> Option<i64> {
 
 /// Rebalance callbacks of one task.
 struct TaskContext {
+    /// The consumer's index in this source (into `Shared::consumers`).
     task: usize,
+    /// The task's number in logs: the pipeline task's when the pipeline runs several.
+    label: usize,
     shared: Arc<Shared>,
     /// Partitions revoked since the task loop last looked (their buffered records are dropped).
     revoked: Mutex<Vec<Partition>>,
@@ -121,8 +124,10 @@ impl ClientContext for TaskContext {
             // Reaching a partition's end is how a bounded run knows it is done.
             e if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF) => {}
             // librdkafka reconnects by itself; the task loop reports lasting trouble.
-            e if !is_fatal(&e) => warn!(task = self.task, error = %e, reason, "Kafka client error; librdkafka retries"),
-            e => tracing::error!(task = self.task, error = %e, reason, "Kafka client error"),
+            e if !is_fatal(&e) => {
+                warn!(task = self.label, error = %e, reason, "Kafka client error; librdkafka retries")
+            }
+            e => tracing::error!(task = self.label, error = %e, reason, "Kafka client error"),
         }
     }
 }
@@ -132,16 +137,16 @@ impl ConsumerContext for TaskContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 if let Err(e) = place(consumer, &self.shared, tpl) {
-                    warn!(task = self.task, error = %e, "could not look up start positions; using the group's offsets");
+                    warn!(task = self.label, error = %e, "could not look up start positions; using the group's offsets");
                 }
                 let mut owners = lock(&self.shared.owners);
                 for e in tpl.elements() {
                     owners.insert((e.topic().to_string(), e.partition()), self.task);
                 }
                 drop(owners);
-                info!(task = self.task, partitions = %describe(tpl), "partitions assigned");
+                info!(task = self.label, partitions = %describe(tpl), "partitions assigned");
                 if let Err(e) = consumer.assign(tpl) {
-                    warn!(task = self.task, error = %e, "assigning partitions failed");
+                    warn!(task = self.label, error = %e, "assigning partitions failed");
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -152,11 +157,11 @@ impl ConsumerContext for TaskContext {
                     .collect();
                 self.hand_over(consumer, &parts);
                 if let Err(e) = consumer.unassign() {
-                    warn!(task = self.task, error = %e, "unassigning partitions failed");
+                    warn!(task = self.label, error = %e, "unassigning partitions failed");
                 }
             }
             other => {
-                warn!(task = self.task, error = ?other, "rebalance failed; giving up all partitions");
+                warn!(task = self.label, error = ?other, "rebalance failed; giving up all partitions");
                 let owned: Vec<Partition> = lock(&self.shared.owners)
                     .iter()
                     .filter(|(_, t)| **t == self.task)
@@ -189,7 +194,7 @@ impl TaskContext {
             }
             if !caught_up() && !closing() {
                 warn!(
-                    task = self.task,
+                    task = self.label,
                     "sink did not make revoked partitions durable in time; their new owner re-reads the rest"
                 );
             }
@@ -206,7 +211,7 @@ impl TaskContext {
         if tpl.count() > 0
             && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
         {
-            warn!(task = self.task, error = %e, "committing revoked partitions failed; their new owner re-reads from the previous commit");
+            warn!(task = self.label, error = %e, "committing revoked partitions failed; their new owner re-reads from the previous commit");
         }
         let mut owners = lock(&self.shared.owners);
         for p in parts {
@@ -214,7 +219,7 @@ impl TaskContext {
         }
         drop(owners);
         lock(&self.revoked).extend(parts.iter().cloned());
-        info!(task = self.task, partitions = %describe(&tpl), "partitions revoked");
+        info!(task = self.label, partitions = %describe(&tpl), "partitions revoked");
     }
 }
 
@@ -429,6 +434,7 @@ impl KafkaSource {
         for task in 0..tasks {
             let tctx = TaskContext {
                 task,
+                label: if ctx.task.count > 1 { slot as usize } else { task },
                 shared: Arc::clone(&shared),
                 revoked: Mutex::new(Vec::new()),
             };
