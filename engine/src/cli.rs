@@ -309,7 +309,18 @@ fn translate_file(
         ));
         options.columns = Some(columns);
     }
-    let mut translation = translate(&config, &options).map_err(|e| format!("{file}: {e}"))?;
+    let mut translation = match translate(&config, &options) {
+        Ok(t) => t,
+        // No columns anywhere: find them where Kafka Connect would (the table's
+        // catalog, the registry, the records), as the server does.
+        Err(e) if e.key == "quiver.columns" && options.columns.is_none() => {
+            let (columns, from) = find_columns(&config, connect).map_err(|why| format!("{file}: {e} ({why})"))?;
+            inferred = Some(format!("-- columns found from {from}: check the types\n"));
+            options.columns = Some(columns);
+            translate(&config, &options).map_err(|e| format!("{file}: {e}"))?
+        }
+        Err(e) => return Err(format!("{file}: {e}")),
+    };
     if let Some(comment) = inferred {
         translation.sql.insert_str(0, &comment);
     }
@@ -321,6 +332,31 @@ fn translate_file(
         )
     })?;
     Ok((translation, explain))
+}
+
+/// Finds a stock connector's columns with [`crate::discover`]; returns them and
+/// where they came from, or why they could not be found.
+fn find_columns(
+    config: &quiver_sql::connect::ConnectorConfig,
+    connect: &ConnectArgs,
+) -> Result<(String, String), String> {
+    use crate::discover::Found;
+    let defaults = crate::submit::WorkerDefaults {
+        bootstrap_servers: connect
+            .bootstrap_servers
+            .clone()
+            .or_else(|| std::env::var("KAFKA_BOOTSTRAP").ok()),
+        ..Default::default()
+    };
+    let found = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(crate::discover::columns(&config.name, config.values(), &defaults))
+    });
+    match found {
+        Ok(Some(Found::Columns { ddl, from, .. })) => Ok((ddl, from)),
+        Ok(Some(Found::Waiting(why))) => Err(format!("{why}; give them with --columns meanwhile")),
+        Ok(None) => Err("nothing to find them from".into()),
+        Err(invalid) => Err(invalid.to_string()),
+    }
 }
 
 /// Samples the connector's topics and types its columns; returns them and how many records were read.

@@ -156,7 +156,7 @@ pub struct Invalid {
 }
 
 impl Invalid {
-    fn one(key: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn one(key: &str, message: impl Into<String>) -> Self {
         Self {
             problems: vec![Problem {
                 key: key.to_string(),
@@ -211,6 +211,17 @@ pub fn connector(
     config: &BTreeMap<String, String>,
     defaults: &WorkerDefaults,
 ) -> Result<Submission, Invalid> {
+    connector_with(name, config, defaults, None)
+}
+
+/// [`connector`] with the value's columns found outside the config (see
+/// [`crate::discover`]) for a Kafka Connect config that declares none.
+pub fn connector_with(
+    name: &str,
+    config: &BTreeMap<String, String>,
+    defaults: &WorkerDefaults,
+    columns: Option<&str>,
+) -> Result<Submission, Invalid> {
     check_name(name)?;
     let restart = RestartPolicy::read(config, defaults.restart)?;
     let mut resolved = resolve(config, defaults)?;
@@ -258,7 +269,7 @@ pub fn connector(
         let mut effective = defaults.connector_defaults.clone();
         effective.extend(config.iter().map(|(k, v)| (k.clone(), v.clone())));
         let options = TranslateOptions {
-            columns: None,
+            columns: columns.map(str::to_string),
             bootstrap_servers: defaults.bootstrap_servers.clone(),
         };
         translate_connect(&ConnectorConfig::from_map(name, effective), &options)?.sql
@@ -292,6 +303,56 @@ pub fn connector(
         topics,
         restart,
     })
+}
+
+/// The stand-in column a source is planned with while its real columns are found.
+const STAND_IN_COLUMNS: &str = "quiver_discover TEXT";
+
+/// The source a Kafka Connect config reads, planned with a stand-in column, when the
+/// config fails to translate only for want of columns (no `quiver.columns`, a
+/// converter that fixes none); `None` for any other config. Pure.
+pub fn discovery_source(
+    name: &str,
+    config: &BTreeMap<String, String>,
+    defaults: &WorkerDefaults,
+) -> Result<Option<Arc<quiver_sql::SourceDef>>, Invalid> {
+    check_name(name)?;
+    let mut resolved = resolve(config, defaults)?;
+    resolved.remove(RESTART_ENABLED);
+    resolved.remove(RESTART_MAX);
+    if resolved.get("connector.class").is_none_or(|c| c.trim() == SQL_CLASS) || resolved.contains_key("quiver.columns")
+    {
+        return Ok(None);
+    }
+    let mut effective = defaults.connector_defaults.clone();
+    effective.extend(resolved);
+    let cfg = ConnectorConfig::from_map(name, effective);
+    let options = TranslateOptions {
+        columns: None,
+        bootstrap_servers: defaults.bootstrap_servers.clone(),
+    };
+    match quiver_sql::connect::translate(&cfg, &options) {
+        Err(e) if e.key == "quiver.columns" => {}
+        _ => return Ok(None),
+    }
+    let Ok(sql) = quiver_sql::connect::source_statement(&cfg, &options, STAND_IN_COLUMNS) else {
+        return Ok(None);
+    };
+    let (mut statements, errors) = quiver_sql::parse(&sql);
+    if !errors.is_empty() {
+        return Ok(None);
+    }
+    let Some(stmt) = statements.first_mut() else {
+        return Ok(None);
+    };
+    if let Some(b) = defaults.bootstrap_servers.as_deref() {
+        inherit_bootstrap(stmt, b);
+    }
+    match Catalog::new().plan(stmt) {
+        Ok(Plan::CreateSource(source)) => Ok(Some(source)),
+        Ok(_) => Ok(None),
+        Err(e) => Err(Invalid::one("", e.message)),
+    }
 }
 
 /// The config with the worker's config providers' placeholders resolved. The

@@ -1346,3 +1346,179 @@ fn tasks_max_four_over_four_partitions_runs_four_tasks_each_with_its_partitions(
     assert!(counts.values().all(|c| *c == 1), "each file read once: {counts:?}");
     server.sigterm();
 }
+
+/// Stock Kafka Connect JSON with no Quiver-only keys: the worker finds the columns
+/// where Kafka Connect finds a schema. A JDBC source reads the table's catalog; a
+/// JDBC sink reads the Connect schemas its JsonConverter records carry, and the
+/// table it auto-creates has their types; a sink on a still-empty topic of
+/// schemaless JSON waits (UNASSIGNED, saying why) and starts once records arrive.
+/// `GET …/config` never shows a key the user did not send.
+#[test]
+fn stock_connector_json_finds_its_columns_where_kafka_connect_does() {
+    use crate::kafka_support::{Rec, broker, consume, create_topic, produce, unique};
+    let bootstrap = broker();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pg = rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect("postgres://postgres@127.0.0.1:5432/test", tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    });
+    let source_table = unique("disc_src").replace('-', "_");
+    rt.block_on(pg.batch_execute(&format!(
+        "CREATE TABLE \"{source_table}\" (id SERIAL PRIMARY KEY, name TEXT NOT NULL, amount NUMERIC(10,2));
+         INSERT INTO \"{source_table}\" (name, amount) VALUES ('a', 1.50), ('b', NULL), ('c', 3.25);"
+    )))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("state"), &["--bootstrap-servers", &bootstrap]);
+
+    // A JDBC source: the columns come from the catalog.
+    let topic = format!("disc-{source_table}");
+    rt.block_on(create_topic(&bootstrap, &topic, 1));
+    let config = json!({
+        "connector.class": "io.confluent.connect.jdbc.JdbcSourceConnector",
+        "connection.url": "jdbc:postgresql://127.0.0.1:5432/test",
+        "connection.user": "postgres",
+        "mode": "incrementing",
+        "incrementing.column.name": "id",
+        "table.whitelist": source_table,
+        "topic.prefix": "disc-",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+        "poll.interval.ms": "200"
+    });
+    let (status, created) = server.json("POST", "/connectors", &json!({"name": "pg-src", "config": config}));
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        server.get("/connectors/pg-src/config").as_object().unwrap().len(),
+        11,
+        "only the keys sent, and name"
+    );
+    let got = consume(&bootstrap, &topic, 3, Duration::from_secs(60));
+    let mut values: Vec<Value> = got.iter().map(|g| g.json()).collect();
+    values.sort_by_key(|v| v["id"].as_i64());
+    assert_eq!(values[0]["name"], "a");
+    let amount = &values[0]["amount"];
+    assert_eq!(
+        amount.as_f64().or_else(|| amount.as_str().and_then(|a| a.parse().ok())),
+        Some(1.5),
+        "NUMERIC(10,2) read as a number: {}",
+        values[0]
+    );
+    assert_eq!(values[1]["amount"], Value::Null);
+    assert_eq!(values[2]["id"], 3);
+
+    // A JDBC sink reading JsonConverter records with their Connect schemas.
+    let enveloped = unique("disc-env");
+    rt.block_on(create_topic(&bootstrap, &enveloped, 1));
+    let record = |id: i64, name: &str| {
+        Rec::value(
+            json!({
+                "schema": {"type": "struct", "fields": [
+                    {"type": "int32", "optional": false, "field": "id"},
+                    {"type": "string", "optional": true, "field": "name"},
+                    {"type": "float64", "optional": true, "field": "score"}
+                ]},
+                "payload": {"id": id, "name": name, "score": id as f64 / 2.0}
+            })
+            .to_string(),
+        )
+    };
+    produce(&bootstrap, &enveloped, &[record(1, "x"), record(2, "y")]);
+    let sink_table = enveloped.replace('-', "_");
+    let sink = |topic: &str, table: &str, schemas: bool| {
+        json!({
+            "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
+            "topics": topic,
+            "connection.url": "jdbc:postgresql://127.0.0.1:5432/test?user=postgres",
+            "table.name.format": table,
+            "auto.create": "true",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter.schemas.enable": schemas.to_string()
+        })
+    };
+    let (status, body) = server.json(
+        "POST",
+        "/connectors",
+        &json!({"name": "env-sink", "config": sink(&enveloped, &sink_table, true)}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let count = |table: &str| {
+        rt.block_on(pg.query_one(&format!("SELECT count(*) FROM \"{table}\""), &[]))
+            .map(|r| r.get::<_, i64>(0))
+            .unwrap_or(-1)
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while count(&sink_table) < 2 {
+        assert!(Instant::now() < deadline, "the enveloped records reached the table");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let types: Vec<(String, String)> = rt
+        .block_on(pg.query(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
+            &[&sink_table],
+        ))
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("id".to_string(), "integer".to_string()),
+            ("name".to_string(), "text".to_string()),
+            ("score".to_string(), "double precision".to_string())
+        ]
+    );
+
+    // Schemaless JSON on an empty topic: the connector waits, then starts.
+    let empty = unique("disc-empty");
+    rt.block_on(create_topic(&bootstrap, &empty, 1));
+    let late_table = empty.replace('-', "_");
+    let (status, body) = server.json(
+        "POST",
+        "/connectors",
+        &json!({"name": "late-sink", "config": sink(&empty, &late_table, false)}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let waiting = server.get("/connectors/late-sink/status");
+    assert_eq!(waiting["connector"]["state"], "RUNNING", "{waiting}");
+    assert_eq!(waiting["tasks"][0]["state"], "UNASSIGNED", "{waiting}");
+    assert!(
+        waiting["tasks"][0]["trace"]
+            .as_str()
+            .is_some_and(|t| t.contains("waiting for the first records")),
+        "{waiting}"
+    );
+    produce(
+        &bootstrap,
+        &empty,
+        &[
+            Rec::value(r#"{"id": 7, "label": "late"}"#),
+            Rec::value(r#"{"id": 8, "label": "later"}"#),
+        ],
+    );
+    server.wait_within(
+        "/connectors/late-sink/status",
+        "the waiting connector running",
+        Duration::from_secs(60),
+        |s| s["tasks"][0]["state"] == "RUNNING",
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while count(&late_table) < 2 {
+        assert!(Instant::now() < deadline, "the late records reached the table");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        server
+            .get("/connectors/late-sink/config")
+            .get("quiver.columns")
+            .is_none()
+    );
+    server.sigterm();
+}

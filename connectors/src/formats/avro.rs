@@ -133,6 +133,25 @@ impl SchemaRegistry {
         }
     }
 
+    /// The latest schema registered under `subject`, or `None` when the subject has
+    /// none yet.
+    pub fn latest(&self, subject: &str) -> std::result::Result<Option<String>, String> {
+        let (status, body) = self.request("GET", &format!("/subjects/{subject}/versions/latest"), None)?;
+        match status {
+            200 => body["schema"].as_str().map(|s| Some(s.to_string())).ok_or_else(|| {
+                format!(
+                    "schema registry {} answered without a schema for subject '{subject}': {body}",
+                    self.url
+                )
+            }),
+            404 => Ok(None),
+            other => Err(format!(
+                "schema registry {}: GET /subjects/{subject}/versions/latest answered {other}: {body}",
+                self.url
+            )),
+        }
+    }
+
     /// Registers (or finds) `schema` under `subject` and returns its id.
     pub fn register(&self, subject: &str, schema: &str) -> std::result::Result<u32, String> {
         let (status, body) = self.request(
@@ -154,6 +173,22 @@ impl SchemaRegistry {
             )),
         }
     }
+}
+
+/// The Arrow columns an Avro record schema (JSON) reads as, by arrow-avro's own
+/// mapping: what a stock AvroConverter connector's columns are.
+pub fn arrow_schema(avro_json: &str) -> Result<Schema> {
+    let avro = AvroSchema::new(avro_json.to_string());
+    let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
+    store
+        .set(Fingerprint::Id(0), avro.clone())
+        .map_err(|e| ConnectorError::Config(format!("the registry's Avro schema does not parse: {e}")))?;
+    let decoder = ReaderBuilder::new()
+        .with_reader_schema(avro)
+        .with_writer_schema_store(store)
+        .build_decoder()
+        .map_err(|e| ConnectorError::Config(format!("the registry's Avro schema has no Arrow columns: {e}")))?;
+    Ok(decoder.schema().as_ref().clone())
 }
 
 /// The reader schema for the declared columns.

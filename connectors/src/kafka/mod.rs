@@ -29,6 +29,7 @@
 mod client;
 mod config;
 pub mod dev;
+mod discover;
 pub mod dlq;
 mod metadata;
 pub mod sample;
@@ -39,7 +40,8 @@ use arrow::datatypes::{FieldRef, SchemaRef};
 use async_trait::async_trait;
 
 use crate::api::{
-    Connector, KafkaCluster, OptionKind, OptionSpec, Options, Result, Sink, SinkContext, Source, SourceContext,
+    Connector, Discovery, KafkaCluster, OptionKind, OptionSpec, Options, Result, Sink, SinkContext, Source,
+    SourceContext,
 };
 
 pub use client::kafka_error;
@@ -243,6 +245,11 @@ impl Connector for KafkaConnector {
     /// rebalance). The source's own `tasks.max` asks for as many.
     fn source_tasks(&self, config: &KafkaSourceConfig, requested: u32) -> u32 {
         requested.max(config.tasks as u32)
+    }
+    /// The registry subject's schema (Avro), the records' Connect schemas (JSON with
+    /// schemas) or a sample's types (schemaless JSON); see [`discover`].
+    async fn discover_columns(&self, config: &KafkaSourceConfig) -> Result<Discovery> {
+        discover::columns(config).await
     }
     async fn reset_source_offsets(&self, config: &KafkaSourceConfig, pipeline: &str) -> Result<()> {
         source::delete_group(config, pipeline).await

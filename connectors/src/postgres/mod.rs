@@ -12,6 +12,7 @@
 //!   split until the offending rows are found, the rest commits.
 
 mod config;
+mod discover;
 mod sink;
 mod source;
 mod types;
@@ -19,7 +20,9 @@ mod types;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 
-use crate::api::{Connector, OptionKind, OptionSpec, Options, Result, Sink, SinkContext, Source, SourceContext};
+use crate::api::{
+    Connector, Discovery, OptionKind, OptionSpec, Options, Result, Sink, SinkContext, Source, SourceContext,
+};
 use crate::jdbc::sink::{
     AUTO_CREATE, AUTO_EVOLVE, BATCH_SIZE, DELETE_ENABLED, DELIVERY, FIELDS_WHITELIST, INSERT_MODE, MAX_RETRIES,
     PK_FIELDS, PK_MODE, RETRY_BACKOFF, TABLE, TableSinkConfig,
@@ -111,6 +114,10 @@ impl Connector for PostgresConnector {
         let conn = config::parse(opts)?;
         let poll = crate::jdbc::source::parse(opts, schema, source::supported)?;
         Ok(PostgresSourceConfig { conn, poll })
+    }
+    /// The table's columns from the catalog, or the query's result columns.
+    async fn discover_columns(&self, config: &PostgresSourceConfig) -> Result<Discovery> {
+        discover::columns(&config.conn, &config.poll.targets).await
     }
     async fn build_source(&self, config: &PostgresSourceConfig, ctx: SourceContext) -> Result<Box<dyn Source>> {
         let tracked = (!config.poll.timestamp.is_empty(), config.poll.incrementing.is_some());

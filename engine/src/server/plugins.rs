@@ -196,7 +196,7 @@ pub(crate) async fn validate(
     config.entry("connector.class".into()).or_insert_with(|| class.clone());
     let name = config.get("name").cloned().unwrap_or_else(|| "validate".into());
     let mut errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    match app.engine.plan_connector(&name, &config) {
+    match app.engine.check_connector(&name, &config).await {
         Ok(_) => {}
         Err(EngineError::InvalidConfig(invalid)) => {
             for p in invalid.problems {

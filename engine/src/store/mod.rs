@@ -69,6 +69,19 @@ pub struct ConnectorRecord {
     pub target: TargetState,
     /// Order of creation, for listing and restoring in a stable order.
     pub order: u64,
+    /// Columns found for a config that declares none (see `crate::discover`); kept
+    /// beside the config, never in it, so the config reads back as submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<FoundColumns>,
+}
+
+/// Columns found for a connector: the SQL column list, where it came from, and
+/// whether to look again at every start (a database catalog).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundColumns {
+    pub ddl: String,
+    pub from: String,
+    pub refresh: bool,
 }
 
 /// One partition's offset change for [`Store::alter_offsets`]: a new position, or
@@ -165,6 +178,11 @@ mod tests {
                 config: BTreeMap::from([("connector.class".to_string(), "quiver".to_string())]),
                 target: TargetState::Paused,
                 order: i as u64,
+                columns: (i == 1).then(|| FoundColumns {
+                    ddl: "id BIGINT".into(),
+                    from: "a sample".into(),
+                    refresh: false,
+                }),
             };
             store.put_connector(&record).await.unwrap();
         }
@@ -174,6 +192,7 @@ mod tests {
         let left = store.connectors().await.unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].target, TargetState::Paused);
+        assert_eq!(left[0].columns.as_ref().map(|c| c.ddl.as_str()), Some("id BIGINT"));
 
         let def = Definition {
             name: "s".into(),

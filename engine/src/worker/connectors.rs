@@ -31,8 +31,9 @@ use tracing::{info, warn};
 
 use super::task::{Control, State};
 use super::{Engine, lock};
+use crate::discover::Found;
 use crate::error::{EngineError, Result};
-use crate::store::{ConnectorRecord, OffsetChanges, TargetState};
+use crate::store::{ConnectorRecord, FoundColumns, OffsetChanges, TargetState};
 use crate::submit::{self, ConnectorType, Submission, WorkerDefaults};
 
 /// A connector known to the worker.
@@ -43,6 +44,19 @@ pub(crate) struct Deployed {
     pub(crate) plan: std::result::Result<Arc<Submission>, String>,
     /// Automatic restarts of its failed tasks so far, and the next ones, by task.
     pub(crate) restarts: BTreeMap<u32, Restarts>,
+    /// Waiting to learn its columns (an empty topic): why, and when to look again.
+    pub(crate) waiting: Option<(String, std::time::Instant)>,
+}
+
+/// How often a connector waiting to learn its columns looks again.
+const LOOK_AGAIN: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What planning a config gives when its columns may have to be found.
+enum Planned {
+    /// Ready to run, with the columns found for it (if any were needed).
+    Ready(Arc<Submission>, Option<FoundColumns>),
+    /// Nothing to learn its columns from yet: why.
+    Waiting(String),
 }
 
 /// Where a connector's automatic restarts stand. A user's restart, resume or new
@@ -116,10 +130,64 @@ impl Engine {
         lock(&self.worker).1.clone()
     }
 
-    /// Plans a config against the worker's defaults without running anything.
-    pub fn plan_connector(&self, name: &str, config: &BTreeMap<String, String>) -> Result<Submission> {
+    /// Plans a config against the worker's defaults without running anything
+    /// (`known`: columns found for it before).
+    pub fn plan_connector(
+        &self,
+        name: &str,
+        config: &BTreeMap<String, String>,
+        known: Option<&FoundColumns>,
+    ) -> Result<Submission> {
         let defaults = lock(&self.worker).0.clone();
-        submit::connector(name, config, &defaults).map_err(EngineError::InvalidConfig)
+        submit::connector_with(name, config, &defaults, known.map(|k| k.ddl.as_str()))
+            .map_err(EngineError::InvalidConfig)
+    }
+
+    /// Checks a config as `PUT …/validate` does: what creating it would refuse. A
+    /// config whose columns can only be learnt once records arrive is valid.
+    pub async fn check_connector(&self, name: &str, config: &BTreeMap<String, String>) -> Result<()> {
+        self.plan_finding_columns(name, config, None, true).await.map(|_| ())
+    }
+
+    /// Plans a config, finding its columns where Kafka Connect would when it
+    /// declares none ([`crate::discover`]). `known` columns are used as they are,
+    /// unless they come from a catalog and `look_again` asks to read it again; if
+    /// that fails (the database is down) the known ones still serve.
+    async fn plan_finding_columns(
+        &self,
+        name: &str,
+        config: &BTreeMap<String, String>,
+        known: Option<&FoundColumns>,
+        look_again: bool,
+    ) -> Result<Planned> {
+        if let Some(k) = known.filter(|k| !(k.refresh && look_again)) {
+            let plan = self.plan_connector(name, config, Some(k))?;
+            return Ok(Planned::Ready(Arc::new(plan), Some(k.clone())));
+        }
+        let invalid = match self.plan_connector(name, config, None) {
+            Ok(plan) => return Ok(Planned::Ready(Arc::new(plan), None)),
+            Err(EngineError::InvalidConfig(invalid)) => invalid,
+            Err(e) => return Err(e),
+        };
+        let defaults = lock(&self.worker).0.clone();
+        match crate::discover::columns(name, config, &defaults).await {
+            Ok(None) => Err(EngineError::InvalidConfig(invalid)),
+            Ok(Some(Found::Waiting(why))) => Ok(Planned::Waiting(why)),
+            Ok(Some(Found::Columns { ddl, from, refresh })) => {
+                info!(connector = %name, columns = %ddl, from = %from, "found the connector's columns");
+                let found = FoundColumns { ddl, from, refresh };
+                let plan = self.plan_connector(name, config, Some(&found))?;
+                Ok(Planned::Ready(Arc::new(plan), Some(found)))
+            }
+            Err(e) => match known {
+                Some(k) => {
+                    warn!(connector = %name, error = %e, "could not read the columns again; using those found before");
+                    let plan = self.plan_connector(name, config, Some(k))?;
+                    Ok(Planned::Ready(Arc::new(plan), Some(k.clone())))
+                }
+                None => Err(EngineError::InvalidConfig(e)),
+            },
+        }
     }
 
     /// Creates a connector (`create_only`: POST, refused when the name exists) or
@@ -141,21 +209,29 @@ impl Engine {
                 "a sink named '{name}' already runs in this worker (created from SQL); pick another connector name"
             )));
         }
-        let plan = Arc::new(self.plan_connector(name, &config)?);
-        let record = ConnectorRecord {
+        let planned = self.plan_finding_columns(name, &config, None, true).await?;
+        let mut record = ConnectorRecord {
             name: name.to_string(),
             config,
             target: existing.as_ref().map_or(initial.unwrap_or_default(), |e| e.target),
             order: existing
                 .as_ref()
                 .map_or_else(|| self.order.fetch_add(1, Ordering::Relaxed), |e| e.order),
+            columns: None,
         };
         if existing.is_some() {
             self.stop_task(name).await;
         }
+        let (plan, waiting) = match planned {
+            Planned::Ready(plan, columns) => {
+                record.columns = columns;
+                (Ok(plan), None)
+            }
+            Planned::Waiting(why) => (Err(why.clone()), Some(why)),
+        };
         self.state.put_connector(&record).await?;
-        info!(connector = %name, class = %plan.class, target = %record.target, created = existing.is_none(), "connector configured");
-        self.deploy(record, Ok(plan));
+        info!(connector = %name, target = %record.target, created = existing.is_none(), waiting = waiting.is_some(), "connector configured");
+        self.deploy(record, plan, waiting);
         Ok((existing.is_none(), self.connector_info(name)?))
     }
 
@@ -173,8 +249,17 @@ impl Engine {
             .map(|(_, info)| info)
     }
 
-    /// Starts what a record's target state asks for, and remembers the connector.
-    fn deploy(&self, record: ConnectorRecord, plan: std::result::Result<Arc<Submission>, String>) {
+    /// Starts what a record's target state asks for, and remembers the connector
+    /// (`waiting`: it waits to learn its columns, and `plan` says why).
+    fn deploy(
+        &self,
+        record: ConnectorRecord,
+        plan: std::result::Result<Arc<Submission>, String>,
+        waiting: Option<String>,
+    ) {
+        if let Some(why) = &waiting {
+            info!(connector = %record.name, reason = %why, "connector waits to learn its columns");
+        }
         if let Ok(p) = &plan {
             match record.target {
                 TargetState::Running => self.start_with(Arc::clone(&p.spec), Control::Run),
@@ -188,6 +273,7 @@ impl Engine {
                 record,
                 plan,
                 restarts: BTreeMap::new(),
+                waiting: waiting.map(|w| (w, std::time::Instant::now() + LOOK_AGAIN)),
             },
         );
     }
@@ -206,17 +292,63 @@ impl Engine {
         let _guard = self.mutations.lock().await;
         let records = self.state.connectors().await?;
         let n = records.len();
-        for record in records {
-            let plan = self
-                .plan_connector(&record.name, &record.config)
-                .map(Arc::new)
-                .map_err(|e| e.to_string());
-            if let Err(e) = &plan {
-                warn!(connector = %record.name, error = %e, "stored connector config no longer plans");
-            }
-            self.deploy(record, plan);
+        for mut record in records {
+            let planned = self
+                .plan_finding_columns(&record.name, &record.config, record.columns.as_ref(), true)
+                .await;
+            let (plan, waiting) = match planned {
+                Ok(Planned::Ready(plan, columns)) => {
+                    if columns != record.columns {
+                        record.columns = columns;
+                        self.state.put_connector(&record).await?;
+                    }
+                    (Ok(plan), None)
+                }
+                Ok(Planned::Waiting(why)) => (Err(why.clone()), Some(why)),
+                Err(e) => {
+                    warn!(connector = %record.name, error = %e, "stored connector config no longer plans");
+                    (Err(e.to_string()), None)
+                }
+            };
+            self.deploy(record, plan, waiting);
         }
         Ok(n)
+    }
+
+    /// Looks again for the columns of connectors waiting for them; one that finds
+    /// them starts in its target state.
+    async fn look_again(&self) {
+        let now = std::time::Instant::now();
+        let due: Vec<String> = lock(&self.connectors)
+            .values()
+            .filter(|d| d.record.target != TargetState::Stopped && d.waiting.as_ref().is_some_and(|(_, at)| now >= *at))
+            .map(|d| d.record.name.clone())
+            .collect();
+        for name in due {
+            let _guard = self.mutations.lock().await;
+            let Ok(mut d) = self.deployed(&name) else { continue };
+            if d.waiting.is_none() {
+                continue;
+            }
+            let (plan, waiting) = match self.plan_finding_columns(&name, &d.record.config, None, true).await {
+                Ok(Planned::Ready(plan, columns)) => {
+                    d.record.columns = columns;
+                    if let Err(e) = self.state.put_connector(&d.record).await {
+                        warn!(connector = %name, error = %e, "could not store the columns found");
+                        continue;
+                    }
+                    (Ok(plan), None)
+                }
+                Ok(Planned::Waiting(why)) => {
+                    if let Some(c) = lock(&self.connectors).get_mut(&name) {
+                        c.waiting = Some((why, std::time::Instant::now() + LOOK_AGAIN));
+                    }
+                    continue;
+                }
+                Err(e) => (Err(e.to_string()), None),
+            };
+            self.deploy(d.record, plan, waiting);
+        }
     }
 
     /// Deletes a connector: its task stops (flush, commit); its offsets stay, so a
@@ -254,7 +386,8 @@ impl Engine {
     pub fn connector_info(&self, name: &str) -> Result<ConnectorInfo> {
         let d = self.deployed(name)?;
         let tasks = match &d.plan {
-            Ok(_) if d.record.target == TargetState::Stopped => Vec::new(),
+            _ if d.record.target == TargetState::Stopped => Vec::new(),
+            Err(_) if d.waiting.is_some() => vec![0],
             Ok(plan) => match self.status(name) {
                 Ok(s) => s.tasks.iter().map(|t| t.id).collect(),
                 Err(_) => (0..self.task_count(&plan.spec)).collect(),
@@ -274,7 +407,15 @@ impl Engine {
         let d = self.deployed(name)?;
         let worker_id = self.worker_id();
         let (state, trace) = match &d.plan {
-            Err(e) => ("FAILED", Some(e.clone())),
+            Err(e) if d.waiting.is_none() => ("FAILED", Some(e.clone())),
+            Err(_) => (
+                if d.record.target == TargetState::Paused {
+                    "PAUSED"
+                } else {
+                    "RUNNING"
+                },
+                None,
+            ),
             Ok(_) => (
                 match d.record.target {
                     TargetState::Running => "RUNNING",
@@ -284,7 +425,20 @@ impl Engine {
                 None,
             ),
         };
+        let waiting = d.waiting.as_ref().filter(|_| d.record.target != TargetState::Stopped);
         let tasks = match self.status(name) {
+            // Kafka Connect's state for a task that has no worker running it yet.
+            _ if let Some((why, _)) = waiting => vec![(
+                0,
+                StateInfo {
+                    state: "UNASSIGNED",
+                    worker_id: worker_id.clone(),
+                    trace: Some(why.clone()),
+                    restarts: 0,
+                    next_restart: None,
+                    partitions: Vec::new(),
+                },
+            )],
             Ok(s) if d.record.target != TargetState::Stopped => s
                 .tasks
                 .into_iter()
@@ -412,10 +566,25 @@ impl Engine {
     pub async fn restart_connector(&self, name: &str, request: RestartRequest) -> Result<ConnectorStatus> {
         let _guard = self.mutations.lock().await;
         let d = self.deployed(name)?;
-        let plan = self
-            .plan_connector(name, &d.record.config)
-            .map(Arc::new)
-            .map_err(|e| e.to_string());
+        let plan = match self
+            .plan_finding_columns(name, &d.record.config, d.record.columns.as_ref(), true)
+            .await
+        {
+            Ok(Planned::Ready(plan, columns)) => {
+                if columns != d.record.columns {
+                    let mut record = d.record.clone();
+                    record.columns = columns;
+                    self.state.put_connector(&record).await?;
+                    if let Some(c) = lock(&self.connectors).get_mut(name) {
+                        c.record = record;
+                    }
+                }
+                Ok(plan)
+            }
+            // Still waiting for its columns: the supervisor keeps looking.
+            Ok(Planned::Waiting(_)) => return self.connector_status(name),
+            Err(e) => Err(e.to_string()),
+        };
         let failed: Vec<u32> = self
             .status(name)
             .map(|s| {
@@ -430,6 +599,7 @@ impl Engine {
         let replanned = plan.is_ok() && d.plan.is_err();
         if let Some(c) = lock(&self.connectors).get_mut(name) {
             c.plan = plan.clone();
+            c.waiting = None;
         }
         let initial = if d.record.target == TargetState::Paused {
             Control::Pause
@@ -493,6 +663,7 @@ impl Engine {
     }
 
     async fn supervise_once(&self) {
+        self.look_again().await;
         let now = std::time::Instant::now();
         let candidates: Vec<(String, Arc<Submission>, TargetState)> = lock(&self.connectors)
             .values()

@@ -65,6 +65,10 @@ pub fn columns_ddl(schema: &Schema) -> String {
             DataType::List(f) | DataType::LargeList(f) => format!("{}[]", ty(f.data_type())),
             // A field only ever null types as Null: TEXT is the useful guess.
             DataType::Null => "TEXT".into(),
+            // The planner reads this as a UTC timestamp, whatever the zone found.
+            DataType::Timestamp(_, Some(_)) => "TIMESTAMP WITH TIME ZONE".into(),
+            // Read as their text: the sources decode no time-of-day type.
+            DataType::Time32(_) | DataType::Time64(_) => "TEXT".into(),
             other => sql_type_name(other),
         }
     }

@@ -299,6 +299,16 @@ fn translate_inner(config: &ConnectorConfig, options: &TranslateOptions, to_kafk
     })
 }
 
+/// The `CREATE SOURCE` a connector reads, with `columns` standing in for the value's
+/// columns: what a caller plans to find the real ones when the config declares none
+/// (the source's connector knows where to look: a catalog, a registry, the records).
+pub fn source_statement(config: &ConnectorConfig, options: &TranslateOptions, columns: &str) -> Result<String> {
+    let mut with = options.clone();
+    with.columns = Some(columns.to_string());
+    let plan = classes::plan(config, &with, &mut Notes::default())?;
+    Ok(plan.source_sql())
+}
+
 /// Plans the translated statements as `quiver validate` would (nothing is
 /// contacted), so a translation that prints is one that runs, and returns the
 /// sink's EXPLAIN: its compiled filter and expressions. The Kafka cluster
