@@ -8,7 +8,11 @@
 //!   `kafka_connect_sink_task_metrics_sink_record_send_total`,
 //!   `kafka_connect_task_error_metrics_deadletterqueue_produce_requests`, … with
 //!   `connector` and `task` labels, so existing dashboards work on a Quiver worker.
-//!   What Kafka Connect has no metric for is named `quiver_…`.
+//!   What Kafka Connect has no metric for is named `quiver_…`. Consumer lag takes
+//!   the name the exporter gives the Kafka consumer's `records-lag`
+//!   (`kafka_consumer_consumer_fetch_manager_metrics_records_lag`, per `topic` and
+//!   `partition`); its `_max` is the largest over the task's partitions now, where
+//!   the Java client's is the largest over a time window.
 //! - Counters are read from the tasks' live counters when scraped, not incremented
 //!   per record: the data path pays nothing for metrics. Only the sink flush
 //!   latency is recorded as it happens, once per flush.
@@ -97,6 +101,16 @@ fn describe() {
         "kafka_connect_connector_task_status",
         "1 for the task's current state (Kafka Connect: connector-task-metrics status)."
     );
+    describe_gauge!(
+        "kafka_consumer_consumer_fetch_manager_metrics_records_lag",
+        Unit::Count,
+        "Records in the partition beyond the task's position (Kafka consumer: records-lag)."
+    );
+    describe_gauge!(
+        "kafka_consumer_consumer_fetch_manager_metrics_records_lag_max",
+        Unit::Count,
+        "The largest lag over the partitions the task reads (Kafka consumer: records-lag-max)."
+    );
     describe_histogram!("quiver_sink_flush_seconds", Unit::Seconds, "Time a sink flush took.");
     describe_gauge!(
         "quiver_task_failed",
@@ -153,6 +167,24 @@ fn publish(connector: &str, t: &TaskStatus) {
             "kind" => f.kind_label()
         )
         .set(if t.state == State::Failed { 1.0 } else { 0.0 });
+    }
+    for l in &t.lag {
+        gauge!(
+            "kafka_consumer_consumer_fetch_manager_metrics_records_lag",
+            "connector" => connector.to_string(),
+            "task" => task.clone(),
+            "topic" => l.topic.clone(),
+            "partition" => l.partition.to_string()
+        )
+        .set(l.records as f64);
+    }
+    if let Some(max) = t.lag.iter().map(|l| l.records).max() {
+        gauge!(
+            "kafka_consumer_consumer_fetch_manager_metrics_records_lag_max",
+            "connector" => connector.to_string(),
+            "task" => task.clone()
+        )
+        .set(max as f64);
     }
     for state in ["running", "paused", "failed", "stopped"] {
         let value = if state == state_label(t.state) { 1.0 } else { 0.0 };

@@ -1110,43 +1110,24 @@ fn the_file_sink_appends_whole_lines_to_one_file_and_repairs_a_cut_line() {
     server.sigterm();
 }
 
-/// An exactly-once PostgreSQL sink keeps its positions in `quiver_offsets`, which
+/// An exactly-once database sink keeps its positions in `quiver_offsets`, which
 /// win at start: a reset and a PATCH over REST reach them too, so the next run
-/// replays exactly what was asked.
-#[test]
-fn offsets_reset_and_patch_reach_an_exactly_once_database_sink() {
+/// replays exactly what was asked. `sink` is the sink's connector and connection
+/// options; `counts` reads (rows, distinct ids) of the table from the database.
+fn offsets_reset_and_patch_reach(sink: &str, table: &str, counts: &dyn Fn() -> (i64, i64), clean_up: &dyn Fn(&str)) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("state"), &[]);
-    let table = format!("server_eos_{}", std::process::id());
-    let body = json!({"name": format!("eos-{}", std::process::id()), "config": {"connector.class": "quiver", "quiver.sql": format!(
+    let name = format!("eos-{table}");
+    let body = json!({"name": name, "config": {"connector.class": "quiver", "quiver.sql": format!(
         "CREATE SOURCE gen (id BIGINT NOT NULL) WITH (connector = 'datagen', rows.total = '200', 'fields.id.kind' = 'sequence');
-         CREATE SINK s WITH (connector = 'postgres', 'connection.url' = 'postgres://postgres@127.0.0.1:5432/test',
-             'table.name.format' = '{table}', 'auto.create' = 'true', 'sink.delivery.guarantee' = 'exactly-once') AS SELECT id FROM gen;"
+         CREATE SINK s WITH ({sink}, 'table.name.format' = '{table}', 'auto.create' = 'true',
+             'sink.delivery.guarantee' = 'exactly-once') AS SELECT id FROM gen;"
     )}});
-    let name = body["name"].as_str().unwrap().to_string();
     let path = |p: &str| format!("/connectors/{name}{p}");
     assert_eq!(server.json("POST", "/connectors", &body).0, 201);
     let finished = |s: &Value| s["tasks"][0]["state"] == "STOPPED";
     server.wait_for(&path("/status"), "the bounded source to finish", finished);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let counts = |rt: &tokio::runtime::Runtime| -> (i64, i64) {
-        rt.block_on(async {
-            let (client, conn) =
-                tokio_postgres::connect("postgres://postgres@127.0.0.1:5432/test", tokio_postgres::NoTls)
-                    .await
-                    .expect("PostgreSQL on 127.0.0.1:5432");
-            tokio::spawn(conn);
-            let row = client
-                .query_one(&format!("SELECT count(*), count(DISTINCT id) FROM \"{table}\""), &[])
-                .await
-                .unwrap();
-            (row.get(0), row.get(1))
-        })
-    };
-    assert_eq!(counts(&rt), (200, 200));
+    assert_eq!(counts(), (200, 200));
 
     // PATCH back to row 150: exactly ids 150..199 are written again.
     assert_eq!(server.call("PUT", &path("/stop"), None).0, 204);
@@ -1154,26 +1135,80 @@ fn offsets_reset_and_patch_reach_an_exactly_once_database_sink() {
     assert_eq!(server.json("PATCH", &path("/offsets"), &patch).0, 200);
     assert_eq!(server.call("PUT", &path("/resume"), None).0, 202);
     server.wait_for(&path("/status"), "the replay to finish", finished);
-    assert_eq!(counts(&rt), (250, 200), "ids 150..199 once more, nothing else");
+    assert_eq!(counts(), (250, 200), "ids 150..199 once more, nothing else");
 
     // Reset: everything again, although the sink's own positions said 200.
     assert_eq!(server.call("PUT", &path("/stop"), None).0, 204);
     assert_eq!(server.call("DELETE", &path("/offsets"), None).0, 200);
     assert_eq!(server.call("PUT", &path("/resume"), None).0, 202);
     server.wait_for(&path("/status"), "the full replay to finish", finished);
-    assert_eq!(counts(&rt), (450, 200));
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect("postgres://postgres@127.0.0.1:5432/test", tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client.execute(&format!("DROP TABLE \"{table}\""), &[]).await.unwrap();
-        client
-            .execute("DELETE FROM quiver_offsets WHERE pipeline = $1", &[&name])
-            .await
-            .unwrap();
-    });
+    assert_eq!(counts(), (450, 200));
+    clean_up(&name);
     server.sigterm();
+}
+
+#[test]
+fn offsets_reset_and_patch_reach_an_exactly_once_postgres_sink() {
+    const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+    let table = format!("server_eos_{}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = || {
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(URL, tokio_postgres::NoTls)
+                .await
+                .expect("PostgreSQL on 127.0.0.1:5432");
+            rt.spawn(conn);
+            client
+        })
+    };
+    offsets_reset_and_patch_reach(
+        &format!("connector = 'postgres', 'connection.url' = '{URL}'"),
+        &table,
+        &|| {
+            let c = client();
+            let sql = format!("SELECT count(*), count(DISTINCT id) FROM \"{table}\"");
+            let row = rt.block_on(c.query_one(&sql, &[])).unwrap();
+            (row.get(0), row.get(1))
+        },
+        &|name| {
+            let c = client();
+            let sql = format!("DROP TABLE \"{table}\"; DELETE FROM quiver_offsets WHERE pipeline = '{name}'");
+            rt.block_on(c.batch_execute(&sql)).unwrap();
+        },
+    );
+}
+
+#[test]
+fn offsets_reset_and_patch_reach_an_exactly_once_mysql_sink() {
+    use mysql_async::prelude::Queryable;
+    const URL: &str = "mysql://root@127.0.0.1:3306/test";
+    let table = format!("server_eos_my_{}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let run = |sql: String| -> Option<(i64, i64)> {
+        rt.block_on(async {
+            let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(URL).unwrap())
+                .await
+                .expect("MariaDB on 127.0.0.1:3306");
+            let row: Option<(i64, i64)> = c.query_first(sql).await.unwrap();
+            c.disconnect().await.unwrap();
+            row
+        })
+    };
+    offsets_reset_and_patch_reach(
+        &format!("connector = 'mysql', 'connection.url' = '{URL}'"),
+        &table,
+        &|| run(format!("SELECT count(*), count(DISTINCT id) FROM `{table}`")).unwrap(),
+        &|name| {
+            run(format!("DROP TABLE `{table}`"));
+            run(format!("DELETE FROM quiver_offsets WHERE pipeline = '{name}'"));
+        },
+    );
 }
 
 /// `tasks.max = 4` over a 4-partition topic: four tasks, each RUNNING with its own
@@ -1274,6 +1309,35 @@ fn tasks_max_four_over_four_partitions_runs_four_tasks_each_with_its_partitions(
             "task {task} wrote its partition's 50 rows: {line}"
         );
     }
+    // Consumer lag per partition, under the name the JMX exporter gives Kafka's
+    // records-lag; every partition is read to its end. Statistics come every second.
+    let lag_of = |metrics: &str, p: i32| -> Option<String> {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("kafka_consumer_consumer_fetch_manager_metrics_records_lag{")
+                    && l.contains("connector=\"par\"")
+                    && l.contains(&format!("topic=\"{topic}\""))
+                    && l.contains(&format!("partition=\"{p}\""))
+            })
+            .map(str::to_string)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let metrics = server.raw("GET", "/metrics", None).2;
+        if (0..4).all(|p| lag_of(&metrics, p).is_some()) || std::time::Instant::now() > deadline {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for p in 0..4 {
+        let line = lag_of(&metrics, p).unwrap_or_else(|| panic!("no lag for partition {p}:\n{metrics}"));
+        assert!(line.ends_with(" 0"), "partition {p} read to its end: {line}");
+    }
+    assert!(
+        metrics.contains("kafka_consumer_consumer_fetch_manager_metrics_records_lag_max{connector=\"par\""),
+        "{metrics}"
+    );
 
     // One task restarts alone: the others keep their state, and the group hands
     // the partitions over without losing a record.

@@ -13,6 +13,6 @@ pub use filter::{Comparison, Constant, RowFilter, Term};
 pub use options::{OptionKind, OptionSpec, Options, is_secret, parse_bool};
 pub use sink::{Sink, SinkContext, SinkReport};
 pub use source::{
-    BatchPolicy, OffsetCommitter, Offsets, PartitionProbe, Progress, RawRecord, RejectedRecord, RowOrigins,
-    SharedOffsets, Source, SourceBatch, SourceContext, Stage, TaskSlot,
+    BatchPolicy, LagProbe, OffsetCommitter, Offsets, PartitionLag, PartitionProbe, Progress, RawRecord, RejectedRecord,
+    RowOrigins, SharedOffsets, Source, SourceBatch, SourceContext, Stage, TaskSlot,
 };

@@ -336,10 +336,30 @@ pub trait Source: Send {
     fn partitions(&self) -> Option<PartitionProbe> {
         None
     }
+
+    /// A handle that tells, when called, how many records each partition this task
+    /// reads has beyond its position (Kafka consumer lag), for metrics; `None` when
+    /// the source has no such notion.
+    fn lag(&self) -> Option<LagProbe> {
+        None
+    }
 }
 
 /// Lists the source partitions a task reads now (see [`Source::partitions`]).
 pub type PartitionProbe = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// Tells the lag of each partition a task reads now (see [`Source::lag`]).
+pub type LagProbe = Arc<dyn Fn() -> Vec<PartitionLag> + Send + Sync>;
+
+/// Records a partition holds beyond the task's position: the partition's high
+/// watermark (its last stable offset under `read_committed`) less the offset of the
+/// next record the task hands on, as Kafka's consumer reports `records-lag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub records: i64,
+}
 
 /// Records committed offsets in the upstream system. Called from the engine's
 /// sink loop, never concurrently with itself.

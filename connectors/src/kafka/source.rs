@@ -12,6 +12,12 @@
 //! topic assigns its partitions itself and stops each partition at its end as of
 //! the start: the high watermark its first fetch reported (librdkafka statistics),
 //! or earlier if librdkafka reports the partition's EOF first.
+//!
+//! Consumer lag (`records-lag` in `/metrics`) is each owned partition's latest
+//! high watermark (last stable offset under `read_committed`), from librdkafka's
+//! statistics every second, less the position the pipeline has read to: fetch
+//! responses carry the watermark for free, where asking the broker at scrape time
+//! would cost a round trip per partition.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,8 +42,8 @@ use super::client::{client_config, is_fatal, kafka_error};
 use super::config::{KafkaSourceConfig, Startup, Topics};
 use super::metadata::{self, Meta, MetaBuilder};
 use crate::api::{
-    BatchPolicy, ConnectorError, OffsetCommitter, Offsets, PartitionProbe, Progress, RawRecord, RejectedRecord, Result,
-    RowOrigins, SharedOffsets, Source, SourceBatch, SourceContext, Stage,
+    BatchPolicy, ConnectorError, LagProbe, OffsetCommitter, Offsets, PartitionLag, PartitionProbe, Progress, RawRecord,
+    RejectedRecord, Result, RowOrigins, SharedOffsets, Source, SourceBatch, SourceContext, Stage,
 };
 use crate::formats::avro::SchemaRegistry;
 use crate::formats::record::RecordDecoder;
@@ -81,6 +87,10 @@ struct Shared {
     /// Bounded mode: records waiting at start, over the partitions whose end is known.
     backlog: AtomicU64,
     backlog_known: AtomicBool,
+    /// Each partition's latest high watermark (or last stable offset), from statistics.
+    highs: Mutex<HashMap<Partition, i64>>,
+    /// Whether the consumers read committed records only (lag counts to the last stable offset).
+    read_committed: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -105,15 +115,24 @@ struct TaskContext {
 }
 
 impl ClientContext for TaskContext {
-    /// Bounded mode only (statistics are enabled there): records each partition's
-    /// high watermark from its first fetch response as the end to read to.
+    /// Records each partition's latest watermark (for lag) and, bounded, its high
+    /// watermark from its first fetch response as the end to read to.
     fn stats(&self, statistics: rdkafka::Statistics) {
         let mut ends = lock(&self.shared.ends);
+        let mut highs = lock(&self.shared.highs);
         for (topic, t) in &statistics.topics {
             for (p, part) in &t.partitions {
                 let fetched = part.rxmsgs > 0 || part.eof_offset >= 0;
                 if *p >= 0 && fetched && part.hi_offset >= 0 {
                     ends.entry((topic.clone(), *p)).or_insert(part.hi_offset);
+                }
+                let high = if self.shared.read_committed {
+                    part.ls_offset
+                } else {
+                    part.hi_offset
+                };
+                if *p >= 0 && part.desired && high >= 0 {
+                    highs.insert((topic.clone(), *p), high);
                 }
             }
         }
@@ -409,6 +428,11 @@ impl KafkaSource {
             ends: Mutex::new(HashMap::new()),
             backlog: AtomicU64::new(0),
             backlog_known: AtomicBool::new(false),
+            highs: Mutex::new(HashMap::new()),
+            read_committed: config
+                .properties
+                .iter()
+                .any(|(k, v)| k == "isolation.level" && v == "read_committed"),
         });
         // Bounded: one task per topic, each assigning its topic's partitions itself, so a
         // partition-EOF event (which names only the partition number) is unambiguous.
@@ -459,7 +483,7 @@ impl KafkaSource {
                 .set("enable.auto.commit", "false")
                 .set("enable.auto.offset.store", "false")
                 .set("enable.partition.eof", if ctx.bounded { "true" } else { "false" })
-                .set("statistics.interval.ms", if ctx.bounded { "100" } else { "0" })
+                .set("statistics.interval.ms", if ctx.bounded { "100" } else { "1000" })
                 .set(
                     "auto.offset.reset",
                     match config.startup {
@@ -652,6 +676,31 @@ impl Source for KafkaSource {
             let mut owned: Vec<String> = lock(&shared.owners).keys().map(|(t, p)| partition_key(t, *p)).collect();
             owned.sort();
             owned
+        }))
+    }
+
+    fn lag(&self) -> Option<LagProbe> {
+        let shared = Arc::clone(&self.shared);
+        Some(Arc::new(move || {
+            let owned: Vec<Partition> = lock(&shared.owners).keys().cloned().collect();
+            let highs = lock(&shared.highs).clone();
+            let emitted = lock(&shared.emitted).clone();
+            let durable = shared.durable.get();
+            let mut lags: Vec<PartitionLag> = owned
+                .into_iter()
+                .filter_map(|(topic, partition)| {
+                    let high = *highs.get(&(topic.clone(), partition))?;
+                    let position =
+                        offset_of(&emitted, &topic, partition).or_else(|| offset_of(&durable, &topic, partition))?;
+                    Some(PartitionLag {
+                        records: (high - position).max(0),
+                        topic,
+                        partition,
+                    })
+                })
+                .collect();
+            lags.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+            lags
         }))
     }
 }

@@ -142,4 +142,15 @@ impl Connector for MysqlConnector {
     async fn build_sink(&self, config: &MysqlSinkConfig, ctx: SinkContext) -> Result<Box<dyn Sink>> {
         Ok(Box::new(sink::start(config.clone(), ctx).await?))
     }
+    async fn reset_sink_offsets(
+        &self,
+        config: &MysqlSinkConfig,
+        pipeline: &str,
+        to: Option<&crate::api::Offsets>,
+    ) -> Result<()> {
+        if !config.table.exactly_once {
+            return Ok(());
+        }
+        sink::overwrite_offsets(config, pipeline, to).await
+    }
 }

@@ -90,6 +90,33 @@ pub(crate) struct Mysql {
     load_data: bool,
 }
 
+/// Replaces a pipeline's rows in `quiver_offsets` with `to` (or deletes them) in
+/// one transaction. A database without the table has nothing to reset.
+pub(crate) async fn overwrite_offsets(cfg: &MysqlSinkConfig, pipeline: &str, to: Option<&Offsets>) -> Result<()> {
+    let context = format!("resetting the offsets in quiver_offsets in {}", cfg.conn.target);
+    let mut conn = cfg.conn.connect().await?;
+    let mut delete = String::from("DELETE FROM quiver_offsets WHERE pipeline = ");
+    push_str_literal(&mut delete, pipeline);
+    let statements = std::iter::once(delete).chain(to.and_then(|o| offsets_statement(pipeline, o)));
+    let outcome: std::result::Result<(), mysql_async::Error> = async {
+        conn.query_drop("START TRANSACTION").await?;
+        for sql in statements {
+            conn.query_drop(sql).await?;
+        }
+        conn.query_drop("COMMIT").await
+    }
+    .await;
+    match outcome {
+        Ok(()) => Ok(()),
+        // ER_NO_SUCH_TABLE: the sink never ran exactly-once here.
+        Err(mysql_async::Error::Server(e)) if e.code == 1146 => Ok(()),
+        Err(e) => {
+            let _ = conn.query_drop("ROLLBACK").await;
+            Err(error(&context, &e))
+        }
+    }
+}
+
 /// Connects, prepares `quiver_offsets` and a fixed table, and returns the sink.
 pub(crate) async fn start(cfg: MysqlSinkConfig, ctx: SinkContext) -> Result<TableSink<Mysql>> {
     let (table_cfg, location) = (cfg.table.clone(), cfg.conn.target.clone());

@@ -73,6 +73,9 @@ pub struct TaskStatus {
     pub sink: SinkReport,
     /// The source partitions the task reads now (Kafka partitions, files).
     pub partitions: Vec<String>,
+    /// Consumer lag of each partition the task reads (Kafka sources), for metrics.
+    #[serde(skip)]
+    pub lag: Vec<quiver_connectors::api::PartitionLag>,
 }
 
 impl TaskStatus {
@@ -521,6 +524,7 @@ impl Engine {
             commit_failures: st.commit_failures.load(Ordering::Relaxed),
             sink: st.report(),
             partitions: st.partitions(),
+            lag: st.lag(),
         }
     }
 

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use quiver_connectors::api::{
-    ConnectorError, OffsetCommitter, Offsets, PartitionProbe, Progress, RejectedRecord, RowFilter, Sink, SinkContext,
-    SinkReport, SourceBatch, SourceContext, Stage, TaskSlot,
+    ConnectorError, LagProbe, OffsetCommitter, Offsets, PartitionLag, PartitionProbe, Progress, RejectedRecord,
+    RowFilter, Sink, SinkContext, SinkReport, SourceBatch, SourceContext, Stage, TaskSlot,
 };
 use quiver_connectors::kafka::dlq::DeadLetterTopic;
 use quiver_sql::PipelineSpec;
@@ -83,6 +83,8 @@ pub struct Stats {
     reread: AtomicU64,
     /// Lists the source partitions the task reads now (Kafka partitions, files).
     partitions: Mutex<Option<PartitionProbe>>,
+    /// Tells each partition's consumer lag (Kafka).
+    lag: Mutex<Option<LagProbe>>,
     started: Instant,
     ended: Mutex<Option<Instant>>,
 }
@@ -104,6 +106,7 @@ impl Stats {
             resumed_from: Mutex::new(None),
             reread: AtomicU64::new(0),
             partitions: Mutex::new(None),
+            lag: Mutex::new(None),
             started: Instant::now(),
             ended: Mutex::new(None),
         }
@@ -151,6 +154,11 @@ impl Stats {
     /// The source partitions the task reads now.
     pub fn partitions(&self) -> Vec<String> {
         let probe = lock(&self.partitions).clone();
+        probe.map(|p| p()).unwrap_or_default()
+    }
+    /// Each partition's consumer lag now (Kafka sources).
+    pub fn lag(&self) -> Vec<PartitionLag> {
+        let probe = lock(&self.lag).clone();
         probe.map(|p| p()).unwrap_or_default()
     }
     pub fn elapsed(&self) -> Duration {
@@ -327,6 +335,7 @@ impl Runner {
             })?;
         self.committer = source.committer();
         *lock(&self.stats.partitions) = source.partitions();
+        *lock(&self.stats.lag) = source.lag();
         if let Some(c) = &self.committer {
             let sink_commits = sink.attach_source(c).map_err(|e| {
                 TaskFailure::connector(
