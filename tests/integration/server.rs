@@ -1586,3 +1586,60 @@ fn stock_connector_json_finds_its_columns_where_kafka_connect_does() {
     );
     server.sigterm();
 }
+
+/// A stock FileStreamSource connector follows its file as Kafka Connect's does:
+/// lines appended while it runs reach the topic, a line still being written waits
+/// for its newline, and the offsets show how far the file was read.
+#[test]
+fn file_stream_source_follows_a_growing_file() {
+    use crate::kafka_support::{broker, consume, create_topic, unique};
+    use std::io::Write;
+    let bootstrap = broker();
+    let topic = unique("server-follow");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(create_topic(&bootstrap, &topic, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("app.log");
+    std::fs::write(&input, "one\ntwo\n").unwrap();
+    let server = Server::start(&dir.path().join("state"), &["--bootstrap-servers", &bootstrap]);
+    let body = json!({"name": "follow", "config": {
+        "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+        "file": input.display().to_string(),
+        "topic": topic,
+        "value.converter": "org.apache.kafka.connect.storage.StringConverter"
+    }});
+    let (status, created) = server.json("POST", "/connectors", &body);
+    assert_eq!(status, 201, "{created}");
+    let values = |n: usize, wait: Duration| -> Vec<String> {
+        consume(&bootstrap, &topic, n, wait)
+            .into_iter()
+            .map(|g| String::from_utf8(g.value.unwrap_or_default()).unwrap())
+            .collect()
+    };
+    assert_eq!(values(2, Duration::from_secs(30)), ["one", "two"]);
+
+    // Appended while running: a whole line, and half of the next.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&input).unwrap();
+    f.write_all(b"three\nfou").unwrap();
+    f.flush().unwrap();
+    assert_eq!(values(3, Duration::from_secs(30)), ["one", "two", "three"]);
+    assert_eq!(
+        values(4, Duration::from_secs(3)),
+        ["one", "two", "three"],
+        "a line without its newline is not read yet"
+    );
+    f.write_all(b"r\n").unwrap();
+    f.flush().unwrap();
+    assert_eq!(values(4, Duration::from_secs(30)), ["one", "two", "three", "four"]);
+
+    // The committed position is the byte after "four\n".
+    let end = std::fs::metadata(&input).unwrap().len();
+    let offsets = server.wait_for("/connectors/follow/offsets", "the file's end committed", |o| {
+        o["offsets"][0]["offset"]["byte"].as_u64() == Some(end)
+    });
+    assert_eq!(offsets["offsets"][0]["offset"]["line"], 4, "{offsets}");
+    server.sigterm();
+}
