@@ -6,7 +6,9 @@ partitioner). For each tasks.max and run, a fresh `quiver server` gets the conne
 over the REST API (the foundation benchmark's filter + project, Parquet zstd); the
 script polls /metrics every 20 ms and measures from the first record read to the last:
 records/s, and CPU-seconds of the server process per million records (from
-/proc/<pid>/stat). The consumer group's first join is left out of the timing. Nothing
+/proc/<pid>/stat). The connector is created PAUSED (`initial_state`) and resumed once
+every task's consumer has its partitions, so the consumer group's joins and
+rebalances are left out of the timing: this is steady-state throughput. Nothing
 is pinned: the tasks, the broker and this script share the machine's cores, as they
 would in production. Prints a Markdown table; BENCHMARKS.md records it.
 
@@ -56,6 +58,25 @@ def post(base, body):
         assert r.status == 201, r.status
 
 
+def wait_assigned(base, name, tasks):
+    """Waits until each of the connector's tasks reads at least one partition."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{base}/connectors/{name}/status") as r:
+            status = json.loads(r.read())
+        got = status.get("tasks", [])
+        if len(got) == tasks and all(t.get("partitions") for t in got):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"tasks.max={tasks}: the tasks never all had partitions: {status}")
+
+
+def resume(base, name):
+    req = urllib.request.Request(f"{base}/connectors/{name}/resume", method="PUT")
+    with urllib.request.urlopen(req) as r:
+        assert r.status == 202, r.status
+
+
 def one_run(args, bootstrap, topic, tasks, run):
     state = tempfile.mkdtemp(prefix="quiver-bench-tasks-")
     proc = subprocess.Popen([args.quiver, "server", "--listen", "127.0.0.1:0", "--state-dir", state + "/state",
@@ -79,8 +100,10 @@ def one_run(args, bootstrap, topic, tasks, run):
             "'rollover.rows' = '250000') AS "
             "SELECT id, customer, country, amount, ts, status FROM events WHERE amount > 0;"
         )
-        post(base, {"name": "k2p", "config": {"connector.class": "quiver", "tasks.max": str(tasks),
-                                               "quiver.sql": sql}})
+        post(base, {"name": "k2p", "initial_state": "PAUSED",
+                    "config": {"connector.class": "quiver", "tasks.max": str(tasks), "quiver.sql": sql}})
+        wait_assigned(base, "k2p", tasks)
+        resume(base, "k2p")
         deadline = time.monotonic() + 300
         first = None
         while True:
