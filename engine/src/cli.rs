@@ -130,6 +130,7 @@ impl ConnectArgs {
         quiver_sql::connect::TranslateOptions {
             columns: self.columns.clone(),
             bootstrap_servers: self.bootstrap_servers.clone(),
+            evolve: false,
         }
     }
 }

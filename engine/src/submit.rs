@@ -268,9 +268,12 @@ pub fn connector_with(
     } else {
         let mut effective = defaults.connector_defaults.clone();
         effective.extend(config.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // Columns the worker found in the records' Connect schemas may grow: the
+        // source watches for new fields and the worker adds them (worker/connectors.rs).
         let options = TranslateOptions {
             columns: columns.map(str::to_string),
             bootstrap_servers: defaults.bootstrap_servers.clone(),
+            evolve: columns.is_some(),
         };
         translate_connect(&ConnectorConfig::from_map(name, effective), &options)?.sql
     };
@@ -330,6 +333,7 @@ pub fn discovery_source(
     let options = TranslateOptions {
         columns: None,
         bootstrap_servers: defaults.bootstrap_servers.clone(),
+        evolve: false,
     };
     match quiver_sql::connect::translate(&cfg, &options) {
         Err(e) if e.key == "quiver.columns" => {}

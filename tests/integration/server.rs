@@ -1502,6 +1502,7 @@ fn stock_connector_json_finds_its_columns_where_kafka_connect_does() {
             "connection.url": "jdbc:postgresql://127.0.0.1:5432/test?user=postgres",
             "table.name.format": table,
             "auto.create": "true",
+            "auto.evolve": "true",
             "value.converter": "org.apache.kafka.connect.json.JsonConverter",
             "value.converter.schemas.enable": schemas.to_string()
         })
@@ -1538,6 +1539,64 @@ fn stock_connector_json_finds_its_columns_where_kafka_connect_does() {
             ("name".to_string(), "text".to_string()),
             ("score".to_string(), "double precision".to_string())
         ]
+    );
+
+    // The records' schema gains a field: the worker adds the column, the sink's
+    // auto.evolve alters the table, and no record is lost on the way.
+    let grown = |id: i64, city: &str| {
+        Rec::value(
+            json!({
+                "schema": {"type": "struct", "fields": [
+                    {"type": "int32", "optional": false, "field": "id"},
+                    {"type": "string", "optional": true, "field": "name"},
+                    {"type": "float64", "optional": true, "field": "score"},
+                    {"type": "string", "optional": true, "field": "city"}
+                ]},
+                "payload": {"id": id, "name": "z", "score": 1.0, "city": city}
+            })
+            .to_string(),
+        )
+    };
+    produce(
+        &bootstrap,
+        &enveloped,
+        &[record(3, "w"), grown(4, "Oslo"), record(5, "v"), grown(6, "Lima")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while count(&sink_table) < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "the grown records reached the table: {}",
+            server.get("/connectors/env-sink/status")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let rows: Vec<(i32, Option<String>)> = rt
+        .block_on(pg.query(&format!("SELECT id, city FROM \"{sink_table}\" ORDER BY id"), &[]))
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (1, None),
+            (2, None),
+            (3, None),
+            (4, Some("Oslo".to_string())),
+            (5, None),
+            (6, Some("Lima".to_string()))
+        ],
+        "each record once, the new field in its new column"
+    );
+    let status = server.get("/connectors/env-sink/status");
+    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+    assert!(
+        server
+            .get("/connectors/env-sink/config")
+            .get("quiver.columns")
+            .is_none(),
+        "the grown columns stay out of the config"
     );
 
     // Schemaless JSON on an empty topic: the connector waits, then starts.

@@ -77,6 +77,22 @@ pub enum ConnectorError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// Records carry fields (in their own schema: a Kafka Connect JSON envelope)
+    /// that are not declared columns; a caller that found the columns itself may
+    /// add `added` and start again from the last committed position.
+    #[error("{context}: the record's schema has {} not declared as columns ({})", plural(added.len()), names(added))]
+    SchemaGrew {
+        context: String,
+        added: Vec<arrow::datatypes::Field>,
+    },
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "a field" } else { "fields" }
+}
+
+fn names(fields: &[arrow::datatypes::Field]) -> String {
+    fields.iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
 }
 
 impl ConnectorError {
@@ -116,7 +132,7 @@ impl ConnectorError {
             Self::Io { .. } | Self::ObjectStore { .. } | Self::Kafka { .. } | Self::Unavailable(_) => {
                 ErrorKind::External
             }
-            Self::Arrow { .. } | Self::Parquet { .. } => ErrorKind::Data,
+            Self::Arrow { .. } | Self::Parquet { .. } | Self::SchemaGrew { .. } => ErrorKind::Data,
             Self::Internal(_) => ErrorKind::Internal,
         }
     }

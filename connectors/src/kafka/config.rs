@@ -6,9 +6,9 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 
 use super::client::check_properties;
 use super::{
-    BOOTSTRAP, COMPRESSION, CSV_DELIMITER, CSV_QUOTE, DELIVERY, FORMAT, GROUP_ID, JSON_SCHEMAS, KEY_FIELDS, KEY_FORMAT,
-    REGISTRY_AUTH, REGISTRY_URL, STARTUP_FALLBACK, STARTUP_MODE, STARTUP_TIMESTAMP, TASKS_MAX, TOPIC, TOPIC_PATTERN,
-    TRANSACTIONAL_ID, VALUE_SUBJECT,
+    BOOTSTRAP, COMPRESSION, CSV_DELIMITER, CSV_QUOTE, DELIVERY, FORMAT, GROUP_ID, JSON_SCHEMAS, JSON_SCHEMAS_EVOLVE,
+    KEY_FIELDS, KEY_FORMAT, REGISTRY_AUTH, REGISTRY_URL, STARTUP_FALLBACK, STARTUP_MODE, STARTUP_TIMESTAMP, TASKS_MAX,
+    TOPIC, TOPIC_PATTERN, TRANSACTIONAL_ID, VALUE_SUBJECT,
 };
 use crate::api::{ConnectorError, Options, Result};
 use crate::file::config::one_byte;
@@ -53,6 +53,8 @@ pub struct KafkaSourceConfig {
     pub value_schema: SchemaRef,
     pub registry: Option<Registry>,
     pub properties: Vec<(String, String)>,
+    /// `json.schemas.evolve`: a Connect schema field that is no column stops the task.
+    pub evolve: bool,
 }
 
 /// Where Avro schemas live.
@@ -206,9 +208,17 @@ pub(crate) fn parse_source(opts: &mut Options, schema: &SchemaRef) -> Result<Kaf
     }
     let (format, key_format) = format_and_key(opts)?;
     format.check_schema(schema, FORMAT.key)?;
+    let evolve = opts.pull_bool(&JSON_SCHEMAS_EVOLVE)?.unwrap_or(false);
+    if evolve && format != (RecordFormat::Json { schemas: true }) {
+        return Err(ConnectorError::option(
+            JSON_SCHEMAS_EVOLVE.key,
+            "applies to format = 'json' with json.schemas.enable = 'true' (records that carry their Connect schema)",
+        ));
+    }
     let registry = registry(opts, format)?;
     let properties = properties(opts)?;
     Ok(KafkaSourceConfig {
+        evolve,
         registry,
         bootstrap,
         topics,

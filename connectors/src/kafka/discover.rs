@@ -148,7 +148,7 @@ pub(crate) fn connect_columns(values: &[Vec<u8>]) -> Result<Schema> {
 }
 
 /// The Arrow type of one Connect schema.
-fn connect_type(s: &Value) -> DataType {
+pub(super) fn connect_type(s: &Value) -> DataType {
     let logical = s["name"].as_str().unwrap_or("");
     match (s["type"].as_str().unwrap_or(""), logical) {
         ("int32", "org.apache.kafka.connect.data.Date") => DataType::Date32,

@@ -31,6 +31,7 @@ mod config;
 pub mod dev;
 mod discover;
 pub mod dlq;
+mod evolve;
 mod metadata;
 pub mod sample;
 mod sink;
@@ -118,6 +119,12 @@ pub(crate) const JSON_SCHEMAS: OptionSpec = OptionSpec::new(
     "JSON values use Kafka Connect's {\"schema\": …, \"payload\": …} envelope.",
 )
 .default("false");
+pub(crate) const JSON_SCHEMAS_EVOLVE: OptionSpec = OptionSpec::new(
+    "json.schemas.evolve",
+    OptionKind::Bool,
+    "Source, with json.schemas.enable: a record whose Connect schema has a field that is no declared column stops the task, naming the field, rather than dropping it. The server sets it for connector JSON whose columns it found, and then adds the column and restarts from the last commit.",
+)
+.default("false");
 pub(crate) const KEY_FORMAT: OptionSpec = OptionSpec::new(
     "key.format",
     OptionKind::Enum(&["bytes", "string", "json"]),
@@ -171,6 +178,7 @@ const SOURCE_OPTIONS: &[OptionSpec] = &[
     TASKS_MAX,
     FORMAT,
     JSON_SCHEMAS,
+    JSON_SCHEMAS_EVOLVE,
     KEY_FORMAT,
     CSV_DELIMITER,
     CSV_QUOTE,

@@ -530,6 +530,9 @@ impl KafkaSource {
                 source: ctx.name.clone(),
                 read: Arc::clone(&read),
                 shared: Arc::clone(&shared),
+                watch: config
+                    .evolve
+                    .then(|| super::evolve::SchemaWatch::new(&config.value_schema)),
             };
             let worker = Task {
                 task,
@@ -886,6 +889,8 @@ struct Emitter {
     wanted: [bool; metadata::COUNT],
     /// Keep each row's original bytes (for a dead-letter topic).
     keep_raw: bool,
+    /// `json.schemas.evolve`: watches the records' Connect schemas for new fields.
+    watch: Option<super::evolve::SchemaWatch>,
 }
 
 /// Where a task's polling thread spent its time (logged at debug when it ends).
@@ -1142,6 +1147,19 @@ impl Emitter {
             .iter()
             .map(|m| m.value.as_ref().map(|r| &values[r.clone()]))
             .collect();
+        if let Some(watch) = &mut self.watch {
+            // Before anything of the buffer is emitted, so the record is read again
+            // after its columns are added.
+            for (m, payload) in messages.iter().zip(&payloads) {
+                let added = payload.map(|p| watch.added(p)).unwrap_or_default();
+                if !added.is_empty() {
+                    return Err(ConnectorError::SchemaGrew {
+                        context: format!("{}, offset {}", names[m.partition].1, m.offset),
+                        added,
+                    });
+                }
+            }
+        }
         let decoded = self.decoder.decode_joined(&payloads, &values)?;
         // The position after the last record of each partition in the batch.
         let mut next: Vec<Option<i64>> = vec![None; names.len()];

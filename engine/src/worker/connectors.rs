@@ -21,6 +21,15 @@
 //! own state, plus (Quiver's own) the source partitions it reads. A STOPPED
 //! connector has no tasks (KIP-875). A task whose bounded source ended reports
 //! STOPPED.
+//!
+//! Columns that grow: when the worker found a connector's columns in its records'
+//! Connect schemas (JsonConverter with `schemas.enable`), its Kafka source watches
+//! those schemas (`json.schemas.evolve`) and stops, before emitting the record,
+//! on a field that is no column. The supervisor then adds the field as a nullable
+//! column to the columns it stored, plans the connector again and starts it from
+//! its last commit, so that record and everything after it are read with the new
+//! column (a JDBC sink with `auto.evolve` alters its table on start). A plan that
+//! fails with the new column leaves the task FAILED with the reason.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -662,8 +671,53 @@ impl Engine {
         })
     }
 
+    /// Adds the fields that tasks found in their records' Connect schemas to the
+    /// columns of connectors whose columns the worker found, and starts them again
+    /// (see the module notes).
+    async fn grow_columns(&self) {
+        let names: Vec<String> = lock(&self.connectors)
+            .values()
+            .filter(|d| d.record.columns.is_some() && d.plan.is_ok() && d.record.target != TargetState::Stopped)
+            .map(|d| d.record.name.clone())
+            .collect();
+        for name in names {
+            let grown = self.status(&name).ok().and_then(|s| {
+                s.tasks
+                    .into_iter()
+                    .find_map(|t| t.failure.and_then(|f| f.grown).filter(|_| t.state == State::Failed))
+            });
+            let Some(added) = grown else { continue };
+            let _guard = self.mutations.lock().await;
+            let Ok(mut d) = self.deployed(&name) else { continue };
+            let Some(known) = d.record.columns.clone() else {
+                continue;
+            };
+            let more = quiver_sql::connect::columns_ddl(&arrow::datatypes::Schema::new(added));
+            let found = FoundColumns {
+                ddl: format!("{}, {more}", known.ddl),
+                ..known
+            };
+            let plan = match self.plan_connector(&name, &d.record.config, Some(&found)) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    warn!(connector = %name, columns = %more, error = %e, "the records' schema grew, but the connector does not plan with the new columns");
+                    continue;
+                }
+            };
+            d.record.columns = Some(found);
+            if let Err(e) = self.state.put_connector(&d.record).await {
+                warn!(connector = %name, error = %e, "could not store the grown columns");
+                continue;
+            }
+            info!(connector = %name, added = %more, "the records' Connect schema grew: columns added, restarting from the last commit");
+            self.stop_task(&name).await;
+            self.deploy(d.record, Ok(Arc::new(plan)), None);
+        }
+    }
+
     async fn supervise_once(&self) {
         self.look_again().await;
+        self.grow_columns().await;
         let now = std::time::Instant::now();
         let candidates: Vec<(String, Arc<Submission>, TargetState)> = lock(&self.connectors)
             .values()

@@ -51,6 +51,9 @@ pub struct TaskFailure {
     /// Whether trying again (a restart) can help.
     pub retriable: bool,
     pub message: String,
+    /// The source's records carry fields that are no columns (a Connect schema
+    /// that grew): the worker adds them when it found the columns itself.
+    pub grown: Option<Vec<arrow::datatypes::Field>>,
 }
 
 impl TaskFailure {
@@ -63,6 +66,10 @@ impl TaskFailure {
             // the config, the data or a bug may go away.
             retriable: e.is_retriable() || e.kind() == ErrorKind::External,
             message: format!("{context}: {e}"),
+            grown: match e {
+                ConnectorError::SchemaGrew { added, .. } => Some(added.clone()),
+                _ => None,
+            },
         }
     }
 
@@ -73,6 +80,7 @@ impl TaskFailure {
             kind: ErrorKind::External,
             retriable: true,
             message: format!("state store: {e}"),
+            grown: None,
         }
     }
 
@@ -83,6 +91,7 @@ impl TaskFailure {
             kind: ErrorKind::Data,
             retriable: false,
             message,
+            grown: None,
         }
     }
 
@@ -94,6 +103,7 @@ impl TaskFailure {
             kind: ErrorKind::External,
             retriable: true,
             message,
+            grown: None,
         }
     }
 
@@ -104,6 +114,7 @@ impl TaskFailure {
             kind: ErrorKind::Internal,
             retriable: false,
             message,
+            grown: None,
         }
     }
 

@@ -282,6 +282,9 @@ fn kafka_source(cfg: &ConnectorConfig, options: &TranslateOptions, plan: &mut Pl
         }
     }
     opts.extend(value_opts);
+    if options.evolve && value == (Converter::Json { schemas: true }) && unwrap.is_none() {
+        opts.push(o("json.schemas.evolve", "true"));
+    }
     opts.push(o("key.format", key.key_format(notes)));
     client_overrides(cfg, "consumer.override.", &mut opts);
     let (text, schema) = columns(cfg, options, value.fixed_columns())?;

@@ -241,6 +241,9 @@ pub struct TranslateOptions {
     /// The Kafka cluster (a Kafka Connect worker setting, absent from connector
     /// JSON); else `${KAFKA_BOOTSTRAP}`, resolved when the SQL runs.
     pub bootstrap_servers: Option<String>,
+    /// The columns were found from the records' own Connect schemas: the Kafka
+    /// source watches those schemas for new fields (`json.schemas.evolve`).
+    pub evolve: bool,
 }
 
 /// The translated pipeline.

@@ -234,6 +234,7 @@ fn translated_sink(case: &Value) -> Arc<PipelineSpec> {
     let options = TranslateOptions {
         columns: (!columns.is_empty()).then(|| columns.to_string()),
         bootstrap_servers: None,
+        evolve: false,
     };
     let t = translate_inner(&cfg, &options, true).unwrap_or_else(|e| panic!("{}: {e}", case["name"]));
     assert!(t.untranslated.is_empty(), "{}: {:?}", case["name"], t.untranslated);
@@ -413,6 +414,7 @@ fn a_chain_of_seven_transforms_with_predicates_matches_hand_written_sql_on_10000
         &TranslateOptions {
             columns: Some(columns.into()),
             bootstrap_servers: None,
+            evolve: false,
         },
         true,
     )
@@ -460,6 +462,7 @@ fn error_of(extra: Value, columns: &str) -> String {
         &TranslateOptions {
             columns: Some(columns.into()),
             bootstrap_servers: None,
+            evolve: false,
         },
     )
     .map(|t| t.sql)
@@ -577,6 +580,7 @@ fn custom_transforms_are_reported_never_ignored() {
         &TranslateOptions {
             columns: Some("id BIGINT".into()),
             bootstrap_servers: None,
+            evolve: false,
         },
     )
     .unwrap();
@@ -655,6 +659,7 @@ fn errors_converters_overrides_and_debezium_unwrap_carry_over() {
         &TranslateOptions {
             columns: None,
             bootstrap_servers: Some("k1:9092".into()),
+            evolve: false,
         },
     )
     .unwrap();
@@ -687,6 +692,7 @@ fn errors_converters_overrides_and_debezium_unwrap_carry_over() {
         &TranslateOptions {
             columns: Some("id BIGINT, name TEXT".into()),
             bootstrap_servers: None,
+            evolve: false,
         },
     )
     .unwrap();
