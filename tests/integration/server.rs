@@ -1477,6 +1477,26 @@ fn stock_connector_json_finds_its_columns_where_kafka_connect_does() {
     assert_eq!(values[1]["amount"], Value::Null);
     assert_eq!(values[2]["id"], 3);
 
+    // The table gains a column: the source notices at its next poll, the worker
+    // reads the catalog again, and the new row arrives with it; nothing is read twice.
+    rt.block_on(pg.batch_execute(&format!(
+        "ALTER TABLE \"{source_table}\" ADD COLUMN region TEXT;
+         INSERT INTO \"{source_table}\" (name, amount, region) VALUES ('d', 4.00, 'north');"
+    )))
+    .unwrap();
+    let got = consume(&bootstrap, &topic, 4, Duration::from_secs(60));
+    let values: Vec<Value> = got.iter().map(|g| g.json()).collect();
+    assert_eq!(values.len(), 4, "{values:?}");
+    assert_eq!(values[3]["id"], 4, "{values:?}");
+    assert_eq!(values[3]["region"], "north", "{values:?}");
+    assert_eq!(
+        consume(&bootstrap, &topic, 5, Duration::from_secs(3)).len(),
+        4,
+        "no row read twice"
+    );
+    let status = server.get("/connectors/pg-src/status");
+    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+
     // A JDBC sink reading JsonConverter records with their Connect schemas.
     let enveloped = unique("disc-env");
     rt.block_on(create_topic(&bootstrap, &enveloped, 1));

@@ -17,6 +17,13 @@
 //! batch that ends inside a run of equal timestamps keeps the previous complete
 //! timestamp, so a restart re-reads that run (at-least-once) and never skips it.
 //! Timestamps are compared in UTC (every session runs in UTC).
+//!
+//! With `schema.evolve` (the server sets it for JDBC source connector JSON, whose
+//! columns it read from the catalog), each poll of a table first reads the table's
+//! columns (one catalog query per poll) and stops, before reading a row, when the
+//! table has a column that is not declared: the worker then reads the catalog
+//! again and restarts the task from its last position, as Kafka Connect's JDBC
+//! source follows a table whose columns change.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,6 +100,13 @@ pub(crate) const BACKOFF: OptionSpec = OptionSpec::new(
 )
 .default("3000");
 
+pub(crate) const SCHEMA_EVOLVE: OptionSpec = OptionSpec::new(
+    "schema.evolve",
+    OptionKind::Bool,
+    "Tables only: each poll first checks the table's columns and stops the task, naming them, when the table has columns that are not declared (rather than leaving them unread). The server sets it for JDBC source connector JSON, and then reads the catalog again and restarts from the last position.",
+)
+.default("false");
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Bulk,
@@ -129,6 +143,8 @@ pub struct PollConfig {
     pub delay_ms: u64,
     pub attempts: u32,
     pub backoff: Duration,
+    /// `schema.evolve`: check each table's columns before each poll.
+    pub evolve: bool,
 }
 
 pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef, supported: fn(&DataType) -> bool) -> Result<PollConfig> {
@@ -156,6 +172,13 @@ pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef, supported: fn(&DataT
             ));
         }
     };
+    let evolve = opts.pull_bool(&SCHEMA_EVOLVE)?.unwrap_or(false);
+    if evolve && targets.iter().any(|t| matches!(t, Target::Query(_))) {
+        return Err(ConnectorError::option(
+            SCHEMA_EVOLVE.key,
+            "applies to table.whitelist, not to a query",
+        ));
+    }
     let incrementing = opts.pull_str(&INCREMENTING)?.filter(|c| !c.trim().is_empty());
     let timestamp = opts.pull_list(&TIMESTAMP)?.unwrap_or_default();
     match mode {
@@ -207,6 +230,7 @@ pub(crate) fn parse(opts: &mut Options, schema: &SchemaRef, supported: fn(&DataT
         delay_ms: opts.pull_u64(&TIMESTAMP_DELAY)?.unwrap_or(0),
         attempts: opts.pull_u64(&ATTEMPTS)?.unwrap_or(10).max(1) as u32,
         backoff: Duration::from_millis(opts.pull_u64(&BACKOFF)?.unwrap_or(3000)),
+        evolve,
     })
 }
 
@@ -312,6 +336,8 @@ pub(crate) trait Reader: Send {
     /// and `out.emit` when it says so), then `out.finish`. A lost connection is
     /// an `Unavailable` error; the poll is then re-run from the emitted position.
     async fn run(&mut self, sql: &str, out: &mut Emitter) -> Result<()>;
+    /// A table's columns as the catalog has them now (`schema.evolve`).
+    async fn columns(&mut self, table: &str) -> Result<Vec<arrow::datatypes::Field>>;
     /// Drops the connection so the next `run` reconnects.
     fn reset(&mut self);
 }
@@ -591,8 +617,36 @@ impl PollingSource {
                     );
                     let mut attempt = 0;
                     loop {
-                        let sql = poll_query(&cfg, dialect, target, &columns, &out.emitted);
-                        match reader.run(&sql, &mut out).await {
+                        let outcome = match (cfg.evolve, target) {
+                            (true, Target::Table(table)) => match reader.columns(table).await {
+                                Ok(now) => {
+                                    let added: Vec<_> = now
+                                        .into_iter()
+                                        .filter(|f| schema.field_with_name(f.name()).is_err())
+                                        .collect();
+                                    if !added.is_empty() {
+                                        let _ = tx
+                                            .send(Err(ConnectorError::SchemaGrew {
+                                                context: format!("table {table}"),
+                                                added,
+                                            }))
+                                            .await;
+                                        return;
+                                    }
+                                    Ok(())
+                                }
+                                Err(e) => Err(e),
+                            },
+                            _ => Ok(()),
+                        };
+                        let outcome = match outcome {
+                            Ok(()) => {
+                                let sql = poll_query(&cfg, dialect, target, &columns, &out.emitted);
+                                reader.run(&sql, &mut out).await
+                            }
+                            Err(e) => Err(e),
+                        };
+                        match outcome {
                             Ok(()) => break,
                             Err(e) if e.is_retriable() && attempt + 1 < cfg.attempts => {
                                 attempt += 1;
@@ -664,6 +718,7 @@ mod tests {
             delay_ms: 500,
             attempts: 1,
             backoff: Duration::ZERO,
+            evolve: false,
         }
     }
 

@@ -23,30 +23,10 @@ pub(crate) async fn columns(conn: &MysqlConnection, targets: &[Target]) -> Resul
     let mut db = conn.connect().await?;
     let at = &conn.target;
     let (fields, from) = match target {
-        Target::Table(table) => {
-            let (schema, name) = match table.split_once('.') {
-                Some((s, n)) => (Some(s.to_string()), n.to_string()),
-                None => (None, table.clone()),
-            };
-            let rows: Vec<(String, String, String)> = db
-                .exec(
-                    "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS \
-                     WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-                    (schema, name),
-                )
-                .await
-                .map_err(|e| error(&format!("reading the columns of table {table} in {at}"), &e))?;
-            if rows.is_empty() {
-                return Err(crate::api::ConnectorError::Config(format!(
-                    "table {table} does not exist in {at}, so its columns cannot be read"
-                )));
-            }
-            let fields = rows
-                .into_iter()
-                .map(|(name, ty, nullable)| Field::new(name, column_type(&ty), nullable == "YES"))
-                .collect::<Vec<_>>();
-            (fields, format!("the catalog of table {table} in {at}"))
-        }
+        Target::Table(table) => (
+            table_fields(&mut db, table, at).await?,
+            format!("the catalog of table {table} in {at}"),
+        ),
         Target::Query(q) => {
             let result = db
                 .query_iter(format!("SELECT * FROM ({q}) AS quiver_query LIMIT 0"))
@@ -69,6 +49,31 @@ pub(crate) async fn columns(conn: &MysqlConnection, targets: &[Target]) -> Resul
         schema: Schema::new(fields),
         from,
     })
+}
+
+/// A table's columns from `information_schema.COLUMNS`, in table order.
+pub(crate) async fn table_fields(db: &mut mysql_async::Conn, table: &str, at: &str) -> Result<Vec<Field>> {
+    let (schema, name) = match table.split_once('.') {
+        Some((s, n)) => (Some(s.to_string()), n.to_string()),
+        None => (None, table.to_string()),
+    };
+    let rows: Vec<(String, String, String)> = db
+        .exec(
+            "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (schema, name),
+        )
+        .await
+        .map_err(|e| error(&format!("reading the columns of table {table} in {at}"), &e))?;
+    if rows.is_empty() {
+        return Err(crate::api::ConnectorError::Config(format!(
+            "table {table} does not exist in {at}, so its columns cannot be read"
+        )));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(name, ty, nullable)| Field::new(name, column_type(&ty), nullable == "YES"))
+        .collect())
 }
 
 /// The Arrow type a MySQL `COLUMN_TYPE` (`int(11) unsigned`, `decimal(10,2)`) is read

@@ -27,8 +27,8 @@ use crate::jdbc::sink::{
     PK_FIELDS, PK_MODE, RETRY_BACKOFF, TABLE, TableSinkConfig,
 };
 use crate::jdbc::source::{
-    ATTEMPTS, BACKOFF, BATCH_MAX_ROWS, INCREMENTING, MODE, POLL_INTERVAL, PollConfig, PollingSource, QUERY, TABLES,
-    TIMESTAMP, TIMESTAMP_DELAY,
+    ATTEMPTS, BACKOFF, BATCH_MAX_ROWS, INCREMENTING, MODE, POLL_INTERVAL, PollConfig, PollingSource, QUERY,
+    SCHEMA_EVOLVE, TABLES, TIMESTAMP, TIMESTAMP_DELAY,
 };
 use crate::jdbc::{PASSWORD, SSL_MODE, SSL_ROOT_CERT, USER};
 
@@ -77,6 +77,7 @@ const SOURCE_OPTIONS: &[OptionSpec] = &[
     TIMESTAMP_DELAY,
     ATTEMPTS,
     BACKOFF,
+    SCHEMA_EVOLVE,
 ];
 
 /// A parsed polling source: where to connect and what to read.

@@ -177,6 +177,16 @@ impl Reader for MysqlReader {
         outcome
     }
 
+    async fn columns(&mut self, table: &str) -> Result<Vec<arrow::datatypes::Field>> {
+        if self.db.is_none() {
+            self.db = Some(self.conn.connect().await?);
+        }
+        let Some(db) = self.db.as_mut() else {
+            return Err(ConnectorError::Internal("no MySQL connection".into()));
+        };
+        super::discover::table_fields(db, table, &self.conn.target).await
+    }
+
     fn reset(&mut self) {
         self.db = None;
     }

@@ -20,24 +20,7 @@ pub(crate) async fn columns(conn: &PgConnection, targets: &[Target]) -> Result<D
     let client = conn.connect().await?;
     let at = &conn.target;
     let fields: Vec<Field> = match target {
-        Target::Table(table) => {
-            let quoted = table.split('.').map(super::sink::quote).collect::<Vec<_>>().join(".");
-            let rows = client
-                .query(
-                    "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull \
-                     FROM pg_attribute a WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 \
-                     AND NOT a.attisdropped ORDER BY a.attnum",
-                    &[&quoted],
-                )
-                .await
-                .map_err(|e| error(&format!("reading the columns of table {table} in {at}"), &e))?;
-            rows.iter()
-                .map(|r| {
-                    let (name, ty, not_null): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
-                    Field::new(name, column_type(&ty), !not_null)
-                })
-                .collect()
-        }
+        Target::Table(table) => table_fields(&client, table, at).await?,
         Target::Query(q) => {
             let stmt = client
                 .prepare(&format!("SELECT * FROM ({q}) AS quiver_query"))
@@ -57,6 +40,27 @@ pub(crate) async fn columns(conn: &PgConnection, targets: &[Target]) -> Result<D
         schema: Schema::new(fields),
         from: what,
     })
+}
+
+/// A table's columns from `pg_attribute`, in table order.
+pub(crate) async fn table_fields(client: &tokio_postgres::Client, table: &str, at: &str) -> Result<Vec<Field>> {
+    let quoted = table.split('.').map(super::sink::quote).collect::<Vec<_>>().join(".");
+    let rows = client
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull \
+             FROM pg_attribute a WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 \
+             AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&quoted],
+        )
+        .await
+        .map_err(|e| error(&format!("reading the columns of table {table} in {at}"), &e))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let (name, ty, not_null): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
+            Field::new(name, column_type(&ty), !not_null)
+        })
+        .collect())
 }
 
 /// The Arrow type a PostgreSQL type (as `format_type` or the type's name spells it)

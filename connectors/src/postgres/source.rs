@@ -240,6 +240,16 @@ impl Reader for PgReader {
         out.emit(finish(&mut builders), None).await
     }
 
+    async fn columns(&mut self, table: &str) -> Result<Vec<arrow::datatypes::Field>> {
+        if self.client.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
+            self.client = Some(self.conn.connect().await?);
+        }
+        let Some(client) = &self.client else {
+            return Err(ConnectorError::Internal("no PostgreSQL connection".into()));
+        };
+        super::discover::table_fields(client, table, &self.conn.target).await
+    }
+
     fn reset(&mut self) {
         self.client = None;
     }

@@ -28,8 +28,11 @@
 //! on a field that is no column. The supervisor then adds the field as a nullable
 //! column to the columns it stored, plans the connector again and starts it from
 //! its last commit, so that record and everything after it are read with the new
-//! column (a JDBC sink with `auto.evolve` alters its table on start). A plan that
-//! fails with the new column leaves the task FAILED with the reason.
+//! column (a JDBC sink with `auto.evolve` alters its table on start). A JDBC
+//! source whose columns came from the catalog checks its table before each poll
+//! (`schema.evolve`); the supervisor then reads the catalog again rather than
+//! adding the one field. A plan that fails with the new columns leaves the task
+//! FAILED with the reason.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -693,14 +696,28 @@ impl Engine {
                 continue;
             };
             let more = quiver_sql::connect::columns_ddl(&arrow::datatypes::Schema::new(added));
-            let found = FoundColumns {
-                ddl: format!("{}, {more}", known.ddl),
-                ..known
+            let (plan, found) = if known.refresh {
+                // A catalog: read it again, which also sees types and dropped columns.
+                match self
+                    .plan_finding_columns(&name, &d.record.config, Some(&known), true)
+                    .await
+                {
+                    Ok(Planned::Ready(plan, Some(found))) if found != known => (Ok(plan), found),
+                    Ok(_) => (Err("the catalog reads as before".to_string()), known),
+                    Err(e) => (Err(e.to_string()), known),
+                }
+            } else {
+                let found = FoundColumns {
+                    ddl: format!("{}, {more}", known.ddl),
+                    ..known
+                };
+                let plan = self.plan_connector(&name, &d.record.config, Some(&found)).map(Arc::new);
+                (plan.map_err(|e| e.to_string()), found)
             };
-            let plan = match self.plan_connector(&name, &d.record.config, Some(&found)) {
+            let plan = match plan {
                 Ok(plan) => plan,
                 Err(e) => {
-                    warn!(connector = %name, columns = %more, error = %e, "the records' schema grew, but the connector does not plan with the new columns");
+                    warn!(connector = %name, columns = %more, error = %e, "the source's schema grew, but the connector does not plan with the new columns");
                     continue;
                 }
             };
@@ -711,7 +728,7 @@ impl Engine {
             }
             info!(connector = %name, added = %more, "the records' Connect schema grew: columns added, restarting from the last commit");
             self.stop_task(&name).await;
-            self.deploy(d.record, Ok(Arc::new(plan)), None);
+            self.deploy(d.record, Ok(plan), None);
         }
     }
 

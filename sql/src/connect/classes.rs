@@ -616,6 +616,10 @@ fn jdbc_source(cfg: &ConnectorConfig, options: &TranslateOptions, plan: &mut Pla
         "connection.backoff.ms",
     ]);
     pass_through(cfg, keys, &mut opts);
+    // Columns read from the catalog follow the table, as Kafka Connect's do.
+    if options.evolve && query.is_none() {
+        opts.push(o("schema.evolve", "true"));
+    }
     let prefix = cfg.get("topic.prefix").unwrap_or("");
     let topic = match (tables.first(), query) {
         (Some(t), None) => format!("{prefix}{t}"),
