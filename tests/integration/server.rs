@@ -29,8 +29,13 @@ impl Server {
     }
 
     fn start_logging(state: &Path, extra: &[&str], level: &str) -> Self {
+        Self::start_with_env(state, extra, level, &[])
+    }
+
+    fn start_with_env(state: &Path, extra: &[&str], level: &str, env: &[(&str, &str)]) -> Self {
         let mut child = quiver()
             .env("QUIVER_LOG", level)
+            .envs(env.iter().copied())
             .args([
                 "server",
                 "--listen",
@@ -84,9 +89,23 @@ impl Server {
     }
 
     fn raw(&self, method: &str, path: &str, body: Option<(&str, &str)>) -> (u16, Option<String>, String) {
+        self.raw_as(method, path, body, None).0
+    }
+
+    /// A request with an `Authorization` header; also returns `WWW-Authenticate`.
+    fn raw_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &str)>,
+        authorization: Option<&str>,
+    ) -> ((u16, Option<String>, String), Option<String>) {
         let mut req = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
+        if let Some(a) = authorization {
+            req = req.header("Authorization", a);
+        }
         if let Some((ct, _)) = body {
             req = req.header("Content-Type", ct);
         }
@@ -94,9 +113,10 @@ impl Server {
             .body(body.map(|(_, b)| b.as_bytes().to_vec()).unwrap_or_default())
             .unwrap();
         let mut resp = self.agent.run(req).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let location = resp.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+        let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+        let (location, challenge) = (header("location"), header("www-authenticate"));
         let text = resp.body_mut().read_to_string().unwrap_or_default();
-        (resp.status().as_u16(), location, text)
+        ((resp.status().as_u16(), location, text), challenge)
     }
 
     fn json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
@@ -1721,4 +1741,125 @@ fn file_stream_source_follows_a_growing_file() {
     });
     assert_eq!(offsets["offsets"][0]["offset"]["line"], 4, "{offsets}");
     server.sigterm();
+}
+
+/// REST authentication configured exactly as Kafka Connect's BasicAuthSecurityRestExtension
+/// (worker property + JAAS file named in KAFKA_OPTS + users file), plus bearer tokens:
+/// without valid credentials every path but /health is 401 with Kafka Connect's error
+/// body and a WWW-Authenticate challenge; a refused password never reaches the log.
+#[test]
+fn basic_auth_from_kafka_connects_jaas_files_and_bearer_tokens_guard_every_path_but_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.properties");
+    std::fs::write(&users, "admin: hunter2-admin\nci: ci-pass\n").unwrap();
+    let jaas = dir.path().join("jaas.conf");
+    std::fs::write(
+        &jaas,
+        format!(
+            "KafkaConnect {{\n  org.apache.kafka.connect.rest.basic.auth.extension.PropertyFileLoginModule required\n  file=\"{}\";\n}};\n",
+            users.display()
+        ),
+    )
+    .unwrap();
+    let tokens = dir.path().join("tokens.txt");
+    std::fs::write(&tokens, "# CI token\nci-token-0f3a\n").unwrap();
+    let worker = dir.path().join("worker.properties");
+    std::fs::write(
+        &worker,
+        format!(
+            "rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension\nquiver.rest.auth.tokens.file={}\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let opts = format!("-Xms256M -Djava.security.auth.login.config={}", jaas.display());
+    let server = Server::start_with_env(
+        &dir.path().join("state"),
+        &["--worker-config", worker.to_str().unwrap()],
+        "warn",
+        &[("KAFKA_OPTS", &opts)],
+    );
+    assert!(
+        !server.startup.iter().any(|l| l.contains("rest.extension.classes")),
+        "the extension key is used, not ignored: {:?}",
+        server.startup
+    );
+    let basic = |user: &str, password: &str| {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    };
+    let refused = |method: &str, path: &str, auth: Option<&str>| {
+        let ((status, _, body), challenge) = server.raw_as(method, path, None, auth);
+        assert_eq!(status, 401, "{method} {path} with {auth:?}: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({"error_code": 401, "message": "User cannot access the resource."})
+        );
+        let challenge = challenge.unwrap_or_default();
+        assert!(
+            challenge.contains("Basic realm=") && challenge.contains("Bearer"),
+            "{challenge}"
+        );
+    };
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/connectors"),
+        ("POST", "/connectors"),
+        ("GET", "/connectors/x/status"),
+        ("DELETE", "/connectors/x"),
+        ("GET", "/connector-plugins"),
+        ("PUT", "/connector-plugins/datagen/config/validate"),
+        ("POST", "/sql"),
+        ("GET", "/metrics"),
+    ] {
+        refused(method, path, None);
+    }
+    refused("GET", "/connectors", Some(&basic("admin", "wrong")));
+    refused("GET", "/connectors", Some(&basic("nobody", "hunter2-admin")));
+    refused("GET", "/connectors", Some("Bearer ci-token-0f3b"));
+    refused("GET", "/connectors", Some("Digest abc"));
+
+    // The health check answers without credentials, in KIP-1017's shape.
+    let ((status, _, body), _) = server.raw_as("GET", "/health", None, None);
+    assert_eq!(status, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "healthy", "{health}");
+
+    // Valid credentials of either kind go through.
+    let ((status, _, body), _) = server.raw_as("GET", "/connectors", None, Some(&basic("admin", "hunter2-admin")));
+    assert_eq!((status, body.as_str()), (200, "[]"));
+    let ((status, _, _), _) = server.raw_as("GET", "/connector-plugins", None, Some(&basic("ci", "ci-pass")));
+    assert_eq!(status, 200);
+    let ((status, _, _), _) = server.raw_as("GET", "/metrics", None, Some("Bearer ci-token-0f3a"));
+    assert_eq!(status, 200);
+
+    // The refusals were logged with the user, never the password or token.
+    std::thread::sleep(Duration::from_millis(300));
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(log.contains("authentication failed"), "{log}");
+    assert!(log.contains("user 'admin'"), "{log}");
+    assert!(
+        !log.contains("wrong") && !log.contains("hunter2") && !log.contains("ci-token"),
+        "{log}"
+    );
+    server.sigterm();
+
+    // A worker that names the extension without the JAAS file says what is missing.
+    let out = quiver()
+        .args(["server", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(dir.path().join("state2"))
+        .args(["--worker-config", worker.to_str().unwrap()])
+        .env_remove("KAFKA_OPTS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("KAFKA_OPTS") && err.contains("java.security.auth.login.config"),
+        "{err}"
+    );
 }

@@ -14,6 +14,7 @@
 //! - A request without a `Content-Type` is read as JSON (curl's `-d` sends a form
 //!   type, which is refused with 415 and a hint, as Jersey does).
 
+pub mod auth;
 mod connectors;
 mod offsets;
 mod plugins;
@@ -137,11 +138,12 @@ pub(crate) fn read_body(
     })
 }
 
-/// The REST API's routes.
-pub fn router(engine: Arc<Engine>) -> Router {
+/// The REST API's routes; with `credentials`, every one but `/health` needs them.
+pub fn router(engine: Arc<Engine>, credentials: Option<Arc<auth::Credentials>>) -> Router {
     let state = AppState { engine };
-    Router::new()
+    let routes = Router::new()
         .route("/", get(root))
+        .route("/health", get(health))
         .route("/connectors", get(connectors::list).post(connectors::create))
         .route("/connectors/{name}", get(connectors::info).delete(connectors::delete))
         .route(
@@ -175,8 +177,38 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(refuse_announced_oversize))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(refuse_announced_oversize));
+    let routes = match credentials {
+        Some(c) => routes.layer(axum::middleware::from_fn_with_state(c, auth::require)),
+        None => routes,
+    };
+    routes.with_state(state)
+}
+
+/// How long `/health` waits for the store before calling the worker unhealthy.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /health` (KIP-1017): 200 once the worker serves and its store answers,
+/// else 503 with the reason. Needs no credentials (a readiness probe). While the
+/// worker starts it does not listen yet, and while it drains it accepts no more
+/// connections, so a probe sees both as down.
+async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let store = Arc::clone(state.engine.store());
+    let (status, body) = match tokio::time::timeout(HEALTH_TIMEOUT, store.connectors()).await {
+        Ok(Ok(_)) => (
+            StatusCode::OK,
+            json!({"status": "healthy", "message": "Worker has completed startup and is ready to handle requests."}),
+        ),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unhealthy", "message": format!("The worker's state store does not answer: {e}")}),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unhealthy", "message": format!("The worker's state store did not answer within {}s", HEALTH_TIMEOUT.as_secs())}),
+        ),
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 /// Answers 413 as soon as a request announces a body over [`BODY_LIMIT`], before
@@ -238,10 +270,11 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
     engine: Arc<Engine>,
+    credentials: Option<Arc<auth::Credentials>>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(engine))
+    axum::serve(listener, router(engine, credentials))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -6,7 +6,9 @@
 //! Keys Quiver uses: `listeners` (or the older `rest.host.name` / `rest.port`),
 //! `auto.restart.enabled` and `auto.restart.max.restarts` (the default for every
 //! connector), `config.providers*`,
-//! `rest.advertised.host.name`, `rest.advertised.port`, `bootstrap.servers`, and the
+//! `rest.advertised.host.name`, `rest.advertised.port`, `bootstrap.servers`,
+//! `rest.extension.classes` and `quiver.rest.auth.*` (REST authentication, see
+//! [`super::auth`]), and the
 //! converters (`key.converter`, `value.converter` and their sub-keys such as
 //! `value.converter.schemas.enable`), which every connector inherits unless it sets
 //! them. Every other key is named in a warning at start and never fatal: real files
@@ -26,6 +28,8 @@ pub struct WorkerConfig {
     pub advertised_host: Option<String>,
     pub advertised_port: Option<u16>,
     pub defaults: WorkerDefaults,
+    /// Who may call the REST API (`None`: anyone), see [`super::auth`].
+    pub credentials: Option<super::auth::Credentials>,
     /// One line per key Quiver does not use, naming it.
     pub warnings: Vec<String>,
 }
@@ -146,6 +150,7 @@ pub fn worker_config(props: &BTreeMap<String, String>) -> Result<WorkerConfig, S
                 }
             }
             "bootstrap.servers" => config.defaults.bootstrap_servers = Some(value.to_string()),
+            "rest.extension.classes" | super::auth::USERS_FILE_KEY | super::auth::TOKENS_FILE_KEY => {}
             crate::submit::RESTART_ENABLED | crate::submit::RESTART_MAX => {}
             k if k.starts_with("key.converter") || k.starts_with("value.converter") => {
                 config
@@ -163,6 +168,7 @@ pub fn worker_config(props: &BTreeMap<String, String>) -> Result<WorkerConfig, S
             }
         }
     }
+    config.credentials = super::auth::Credentials::from_worker(props, std::env::var("KAFKA_OPTS").ok().as_deref())?;
     config.defaults.restart = crate::submit::RestartPolicy::read(props, crate::submit::RestartPolicy::default())
         .map_err(|e| e.to_string())?;
     if config.listen.is_none() && (props.contains_key("rest.host.name") || props.contains_key("rest.port")) {

@@ -108,7 +108,16 @@ async fn run(args: ServerArgs) -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
         engine.store().location()
     );
-    let served = super::serve(Arc::clone(&engine), listener, async {
+    let credentials = config.credentials.clone().map(Arc::new);
+    match &credentials {
+        Some(c) if c.lets_everyone_in() => {
+            warn!(from = ?c.sources, "the REST API's users file is empty: every request is let in, as Kafka Connect does");
+            eprintln!("warning: the REST API's users file is empty: every request is let in");
+        }
+        Some(c) => info!(from = ?c.sources, "the REST API requires credentials"),
+        None => {}
+    }
+    let served = super::serve(Arc::clone(&engine), credentials, listener, async {
         shutdown_signal().await;
         eprintln!("stopping: tasks flush and commit (press Ctrl-C again to abort)");
     })
