@@ -1748,7 +1748,7 @@ fn file_stream_source_follows_a_growing_file() {
 /// without valid credentials every path but /health is 401 with Kafka Connect's error
 /// body and a WWW-Authenticate challenge; a refused password never reaches the log.
 #[test]
-fn basic_auth_from_kafka_connects_jaas_files_and_bearer_tokens_guard_every_path_but_health() {
+fn basic_auth_from_kafka_connects_jaas_files_and_bearer_tokens_guard_every_path_but_health_and_cors() {
     let dir = tempfile::tempdir().unwrap();
     let users = dir.path().join("users.properties");
     std::fs::write(&users, "admin: hunter2-admin\nci: ci-pass\n").unwrap();
@@ -1767,7 +1767,7 @@ fn basic_auth_from_kafka_connects_jaas_files_and_bearer_tokens_guard_every_path_
     std::fs::write(
         &worker,
         format!(
-            "rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension\nquiver.rest.auth.tokens.file={}\n",
+            "rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension\nquiver.rest.auth.tokens.file={}\naccess.control.allow.origin=https://*.example.com\naccess.control.allow.methods=GET,POST,PUT,DELETE\n",
             tokens.display()
         ),
     )
@@ -1836,6 +1836,41 @@ fn basic_auth_from_kafka_connects_jaas_files_and_bearer_tokens_guard_every_path_
     assert_eq!(status, 200);
     let ((status, _, _), _) = server.raw_as("GET", "/metrics", None, Some("Bearer ci-token-0f3a"));
     assert_eq!(status, 200);
+
+    // CORS as Kafka Connect's access.control.allow.*: a browser's preflight carries
+    // no credentials and is answered; an origin not listed gets no CORS header.
+    let cors = |method: &str, origin: &str| {
+        let req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}/connectors", server.base))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "PUT")
+            .header("Authorization", basic("admin", "hunter2-admin"))
+            .body(Vec::new())
+            .unwrap();
+        let req = if method == "OPTIONS" {
+            let (mut parts, body) = req.into_parts();
+            parts.headers.remove("Authorization");
+            ureq::http::Request::from_parts(parts, body)
+        } else {
+            req
+        };
+        let resp = server.agent.run(req).unwrap();
+        let h = |n: &str| resp.headers().get(n).map(|v| v.to_str().unwrap().to_string());
+        (
+            resp.status().as_u16(),
+            h("access-control-allow-origin"),
+            h("access-control-allow-methods"),
+        )
+    };
+    let (status, origin, methods) = cors("OPTIONS", "https://ui.example.com");
+    assert_eq!(status, 200);
+    assert_eq!(origin.as_deref(), Some("https://ui.example.com"));
+    assert!(methods.unwrap_or_default().contains("PUT"));
+    let (status, origin, _) = cors("GET", "https://ui.example.com");
+    assert_eq!((status, origin.as_deref()), (200, Some("https://ui.example.com")));
+    let (_, origin, _) = cors("GET", "https://evil.test");
+    assert_eq!(origin, None, "an origin not listed is not let in");
 
     // The refusals were logged with the user, never the password or token.
     std::thread::sleep(Duration::from_millis(300));

@@ -16,6 +16,7 @@
 
 pub mod auth;
 mod connectors;
+pub mod cors;
 mod offsets;
 mod plugins;
 pub mod properties;
@@ -138,8 +139,17 @@ pub(crate) fn read_body(
     })
 }
 
-/// The REST API's routes; with `credentials`, every one but `/health` needs them.
-pub fn router(engine: Arc<Engine>, credentials: Option<Arc<auth::Credentials>>) -> Router {
+/// What a worker's properties say about who may call the API and from where.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// With credentials, every route but `/health` needs them.
+    pub credentials: Option<Arc<auth::Credentials>>,
+    /// Cross-origin requests allowed (outside authentication, so preflights pass).
+    pub cors: Option<cors::Cors>,
+}
+
+/// The REST API's routes.
+pub fn router(engine: Arc<Engine>, access: &Access) -> Router {
     let state = AppState { engine };
     let routes = Router::new()
         .route("/", get(root))
@@ -178,8 +188,12 @@ pub fn router(engine: Arc<Engine>, credentials: Option<Arc<auth::Credentials>>) 
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(refuse_announced_oversize));
-    let routes = match credentials {
-        Some(c) => routes.layer(axum::middleware::from_fn_with_state(c, auth::require)),
+    let routes = match &access.credentials {
+        Some(c) => routes.layer(axum::middleware::from_fn_with_state(Arc::clone(c), auth::require)),
+        None => routes,
+    };
+    let routes = match &access.cors {
+        Some(c) => routes.layer(c.layer()),
         None => routes,
     };
     routes.with_state(state)
@@ -270,11 +284,11 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
     engine: Arc<Engine>,
-    credentials: Option<Arc<auth::Credentials>>,
+    access: &Access,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(engine, credentials))
+    axum::serve(listener, router(engine, access))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -8,7 +8,7 @@
 //! connector), `config.providers*`,
 //! `rest.advertised.host.name`, `rest.advertised.port`, `bootstrap.servers`,
 //! `rest.extension.classes` and `quiver.rest.auth.*` (REST authentication, see
-//! [`super::auth`]), and the
+//! [`super::auth`]), `access.control.allow.*` (CORS, [`super::cors`]), and the
 //! converters (`key.converter`, `value.converter` and their sub-keys such as
 //! `value.converter.schemas.enable`), which every connector inherits unless it sets
 //! them. Every other key is named in a warning at start and never fatal: real files
@@ -30,6 +30,8 @@ pub struct WorkerConfig {
     pub defaults: WorkerDefaults,
     /// Who may call the REST API (`None`: anyone), see [`super::auth`].
     pub credentials: Option<super::auth::Credentials>,
+    /// `access.control.allow.*`, see [`super::cors`].
+    pub cors: Option<super::cors::Cors>,
     /// One line per key Quiver does not use, naming it.
     pub warnings: Vec<String>,
 }
@@ -151,6 +153,7 @@ pub fn worker_config(props: &BTreeMap<String, String>) -> Result<WorkerConfig, S
             }
             "bootstrap.servers" => config.defaults.bootstrap_servers = Some(value.to_string()),
             "rest.extension.classes" | super::auth::USERS_FILE_KEY | super::auth::TOKENS_FILE_KEY => {}
+            "access.control.allow.origin" | "access.control.allow.methods" => {}
             crate::submit::RESTART_ENABLED | crate::submit::RESTART_MAX => {}
             k if k.starts_with("key.converter") || k.starts_with("value.converter") => {
                 config
@@ -168,6 +171,7 @@ pub fn worker_config(props: &BTreeMap<String, String>) -> Result<WorkerConfig, S
             }
         }
     }
+    config.cors = super::cors::Cors::from_worker(props)?;
     config.credentials = super::auth::Credentials::from_worker(props, std::env::var("KAFKA_OPTS").ok().as_deref())?;
     config.defaults.restart = crate::submit::RestartPolicy::read(props, crate::submit::RestartPolicy::default())
         .map_err(|e| e.to_string())?;

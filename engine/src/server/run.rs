@@ -117,7 +117,11 @@ async fn run(args: ServerArgs) -> Result<(), String> {
         Some(c) => info!(from = ?c.sources, "the REST API requires credentials"),
         None => {}
     }
-    let served = super::serve(Arc::clone(&engine), credentials, listener, async {
+    let access = super::Access {
+        credentials,
+        cors: config.cors.clone(),
+    };
+    let served = super::serve(Arc::clone(&engine), &access, listener, async {
         shutdown_signal().await;
         eprintln!("stopping: tasks flush and commit (press Ctrl-C again to abort)");
     })
