@@ -22,6 +22,10 @@ use crate::{console, render};
     about = "Move data between Kafka and the systems around it, with pipelines declared in SQL."
 )]
 struct Cli {
+    /// How log lines are written to standard error: text, or one JSON object per
+    /// event for log shippers. Levels come from QUIVER_LOG (default warn).
+    #[arg(long, global = true, value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -159,19 +163,9 @@ pub(crate) fn default_state_dir() -> PathBuf {
     dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("quiver")
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("QUIVER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
-}
-
 pub fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    crate::logging::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -19,6 +19,7 @@ pub mod console;
 pub mod discover;
 pub mod dlq;
 pub mod error;
+pub mod logging;
 pub mod preview;
 pub mod providers;
 pub mod render;

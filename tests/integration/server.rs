@@ -1898,3 +1898,75 @@ fn basic_auth_from_kafka_connects_jaas_files_and_bearer_tokens_guard_every_path_
         "{err}"
     );
 }
+
+/// `/admin/loggers` (KIP-495) changes what a running worker logs, in Kafka Connect's
+/// shapes; `--log-format json` writes one JSON object per event.
+#[test]
+fn loggers_change_log_levels_at_run_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        &dir.path().join("state"),
+        &["--log-format", "json"],
+        "warn,quiver_connectors=error",
+        &[],
+    );
+    let all = server.get("/admin/loggers");
+    assert_eq!(all["root"], json!({"level": "WARN", "last_modified": null}), "{all}");
+    assert_eq!(all["quiver_connectors"]["level"], "ERROR", "{all}");
+    // A logger without its own level has its parent's (here root's).
+    assert_eq!(server.get("/admin/loggers/quiver_engine::worker")["level"], "WARN");
+
+    let connector = |name: &str| {
+        json!({"name": name, "config": {"connector.class": "quiver", "quiver.sql":
+            "CREATE SOURCE g (id BIGINT NOT NULL) WITH (connector = 'datagen', 'rows.per.second' = '10');
+             CREATE SINK s WITH (connector = 'blackhole') AS SELECT id FROM g;"}})
+    };
+    let logged = |what: &str| server.log.lock().unwrap().iter().any(|l| l.contains(what));
+    assert_eq!(server.json("POST", "/connectors", &connector("quiet")).0, 201);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!logged("connector configured"), "INFO is below WARN");
+
+    let (status, affected) = server.json("PUT", "/admin/loggers/quiver_engine", &json!({"level": "info"}));
+    assert_eq!(status, 200, "{affected}");
+    assert_eq!(affected, json!(["quiver_engine"]));
+    let set = server.get("/admin/loggers/quiver_engine::worker::connectors");
+    assert_eq!(set["level"], "INFO", "{set}");
+    assert!(set["last_modified"].as_i64().is_some_and(|t| t > 0), "{set}");
+    assert_eq!(server.json("POST", "/connectors", &connector("loud")).0, 201);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !logged("connector configured") {
+        assert!(
+            Instant::now() < deadline,
+            "INFO lines appear once the level allows them"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // JSON lines, with the event's fields.
+    let line = server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|l| l.contains("connector configured"))
+        .cloned()
+        .unwrap();
+    let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    assert_eq!(event["level"], "INFO", "{event}");
+    assert_eq!(event["fields"]["connector"], "loud", "{event}");
+
+    // Kafka Connect's refusals: no level, an unknown one.
+    let (status, body) = server.json("PUT", "/admin/loggers/root", &json!({}));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        "Desired 'level' parameter was not specified in request."
+    );
+    let (status, body) = server.json("PUT", "/admin/loggers/root", &json!({"level": "LOUD"}));
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["message"], "invalid log level 'LOUD'.");
+    // scope=cluster: one worker is the cluster; 204 as Kafka Connect answers.
+    let (status, _) = server.json("PUT", "/admin/loggers/root?scope=cluster", &json!({"level": "ERROR"}));
+    assert_eq!(status, 204);
+    assert_eq!(server.get("/admin/loggers")["root"]["level"], "ERROR");
+    server.sigterm();
+}

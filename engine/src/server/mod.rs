@@ -17,6 +17,7 @@
 pub mod auth;
 mod connectors;
 pub mod cors;
+mod loggers;
 mod offsets;
 mod plugins;
 pub mod properties;
@@ -154,6 +155,8 @@ pub fn router(engine: Arc<Engine>, access: &Access) -> Router {
     let routes = Router::new()
         .route("/", get(root))
         .route("/health", get(health))
+        .route("/admin/loggers", get(loggers::list))
+        .route("/admin/loggers/{logger}", get(loggers::get).put(loggers::set))
         .route("/connectors", get(connectors::list).post(connectors::create))
         .route("/connectors/{name}", get(connectors::info).delete(connectors::delete))
         .route(
