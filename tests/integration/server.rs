@@ -19,6 +19,8 @@ struct Server {
     agent: ureq::Agent,
     /// What the server printed before it listened (warnings).
     startup: Vec<String>,
+    /// The line saying where it listens.
+    banner: String,
     /// Everything it printed since.
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -49,13 +51,13 @@ impl Server {
             .expect("quiver server starts");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut seen = Vec::new();
-        let base = loop {
+        let (base, banner) = loop {
             let line = lines
                 .next()
                 .unwrap_or_else(|| panic!("quiver server exited before listening: {seen:?}"))
                 .unwrap();
             if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
+                break (rest.split_whitespace().next().unwrap().to_string(), line.clone());
             }
             seen.push(line);
         };
@@ -73,6 +75,7 @@ impl Server {
             base,
             agent,
             startup: seen,
+            banner,
             log,
         }
     }
@@ -1969,4 +1972,150 @@ fn loggers_change_log_levels_at_run_time() {
     assert_eq!(status, 204);
     assert_eq!(server.get("/admin/loggers")["root"]["level"], "ERROR");
     server.sigterm();
+}
+
+/// HTTPS beside HTTP from `listeners`, with Kafka Connect's PEM keystore keys
+/// (`listeners.https.ssl.*` before `ssl.*`) and required client certificates:
+/// a client without a certificate is refused at the handshake, one with a
+/// certificate the truststore signs gets the API; the HTTP listener still serves.
+#[test]
+fn https_listener_with_pem_keystore_and_required_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=quiver-test-ca",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(d.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    std::fs::write(d.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for who in ["server", "client"] {
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    &format!("{who}.key"),
+                    "-out",
+                    &format!("{who}.csr"),
+                    "-subj",
+                    &format!("/CN={who}"),
+                ],
+            ]
+            .concat(),
+        );
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{who}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &format!("{who}.crt"),
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{who}.ext"),
+        ]);
+    }
+    // One PEM file with the private key and its chain, as KIP-651's keystore.
+    let keystore = [
+        std::fs::read_to_string(d.join("server.key")).unwrap(),
+        std::fs::read_to_string(d.join("server.crt")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(d.join("keystore.pem"), keystore).unwrap();
+    let worker = d.join("worker.properties");
+    std::fs::write(
+        &worker,
+        format!(
+            "listeners=https://127.0.0.1:0\nssl.keystore.type=PEM\nssl.keystore.location={}\nssl.truststore.type=PEM\nssl.truststore.location={}\nlisteners.https.ssl.client.authentication=required\nssl.client.authentication=none\n",
+            d.join("keystore.pem").display(),
+            d.join("ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&d.join("state"), &["--worker-config", worker.to_str().unwrap()]);
+    let https = server
+        .banner
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no https listener in: {}", server.banner))
+        .to_string();
+    assert!(
+        !server.startup.iter().any(|l| l.contains("ssl.")),
+        "the ssl keys are used, not ignored: {:?}",
+        server.startup
+    );
+    let curl = |extra: &[&str]| {
+        std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(d.join("ca.pem"))
+            .args(extra)
+            .arg(format!("{https}/connectors"))
+            .output()
+            .expect("curl runs")
+    };
+    let refused = curl(&[]);
+    assert!(
+        !refused.status.success(),
+        "no client certificate: refused at the handshake"
+    );
+    let ok = curl(&[
+        "--cert",
+        d.join("client.crt").to_str().unwrap(),
+        "--key",
+        d.join("client.key").to_str().unwrap(),
+    ]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), "[]");
+    // The HTTP listener serves beside it.
+    assert_eq!(server.get("/connectors"), json!([]));
+    server.sigterm();
+
+    // A JKS keystore is refused with the key and what to do.
+    std::fs::write(
+        &worker,
+        "listeners=https://127.0.0.1:0\nssl.keystore.type=JKS\nssl.keystore.location=/x.jks\n",
+    )
+    .unwrap();
+    let out = quiver()
+        .args(["server", "--state-dir"])
+        .arg(d.join("state2"))
+        .args(["--worker-config", worker.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ssl.keystore.type") && err.contains("PEM"), "{err}");
 }

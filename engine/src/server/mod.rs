@@ -23,6 +23,7 @@ mod plugins;
 pub mod properties;
 pub mod run;
 mod sql;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -282,16 +283,4 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
         StatusCode::METHOD_NOT_ALLOWED,
         format!("HTTP 405 Method Not Allowed: {method} is not served at {}", uri.path()),
     )
-}
-
-/// Serves the API on `listener` until `shutdown` resolves.
-pub async fn serve(
-    engine: Arc<Engine>,
-    access: &Access,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(engine, access))
-        .with_graceful_shutdown(shutdown)
-        .await
 }

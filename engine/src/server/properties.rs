@@ -25,6 +25,8 @@ use crate::submit::{SQL_CLASS, SQL_KEY, WorkerDefaults};
 pub struct WorkerConfig {
     /// `host:port` to listen on, from `listeners` or `rest.host.name`/`rest.port`.
     pub listen: Option<String>,
+    /// `host:port` of the `https://` entry of `listeners`, with its TLS settings.
+    pub https: Option<(String, super::tls::TlsSettings)>,
     pub advertised_host: Option<String>,
     pub advertised_port: Option<u16>,
     pub defaults: WorkerDefaults,
@@ -142,13 +144,20 @@ pub fn worker_config(props: &BTreeMap<String, String>) -> Result<WorkerConfig, S
     for (key, value) in props {
         let value = value.trim();
         match key.as_str() {
-            "listeners" => config.listen = Some(listen_address(value)?),
+            "listeners" => {
+                let (http, https) = listen_addresses(value)?;
+                config.listen = http;
+                if let Some(addr) = https {
+                    config.https = Some((addr, super::tls::TlsSettings::from_worker(props)?));
+                }
+            }
+            k if super::tls::is_tls_key(k) => {}
             "rest.host.name" | "rest.port" => {}
             "rest.advertised.host.name" => config.advertised_host = Some(value.to_string()),
             "rest.advertised.port" => config.advertised_port = Some(port(key, value)?),
             "rest.advertised.listener" => {
-                if !value.eq_ignore_ascii_case("http") {
-                    return Err(format!("{key}: '{value}': this worker serves http only"));
+                if !(value.eq_ignore_ascii_case("http") || value.eq_ignore_ascii_case("https")) {
+                    return Err(format!("{key}: '{value}' is not http or https"));
                 }
             }
             "bootstrap.servers" => config.defaults.bootstrap_servers = Some(value.to_string()),
@@ -186,21 +195,21 @@ pub fn worker_config(props: &BTreeMap<String, String>) -> Result<WorkerConfig, S
     Ok(config)
 }
 
-/// The first `http://host:port` of a `listeners` list (an empty host means every
-/// interface, as in Kafka Connect).
-fn listen_address(listeners: &str) -> Result<String, String> {
-    let mut https = false;
+/// The first `http://host:port` and the first `https://host:port` of a
+/// `listeners` list (an empty host means every interface, as in Kafka Connect).
+fn listen_addresses(listeners: &str) -> Result<(Option<String>, Option<String>), String> {
+    let (mut http, mut https) = (None, None);
     for l in listeners.split(',').map(str::trim).filter(|l| !l.is_empty()) {
         let (scheme, rest) = l
             .split_once("://")
             .ok_or_else(|| format!("listeners: '{l}' is not of the form http://host:port"))?;
-        if scheme.eq_ignore_ascii_case("https") {
-            https = true;
-            continue;
-        }
-        if !scheme.eq_ignore_ascii_case("http") {
-            return Err(format!("listeners: '{l}': the scheme must be http"));
-        }
+        let slot = if scheme.eq_ignore_ascii_case("https") {
+            &mut https
+        } else if scheme.eq_ignore_ascii_case("http") {
+            &mut http
+        } else {
+            return Err(format!("listeners: '{l}': the scheme must be http or https"));
+        };
         let (host, port) = rest
             .rsplit_once(':')
             .ok_or_else(|| format!("listeners: '{l}' has no port"))?;
@@ -209,13 +218,14 @@ fn listen_address(listeners: &str) -> Result<String, String> {
             .parse()
             .map_err(|_| format!("listeners: '{l}': '{port}' is not a port number"))?;
         let host = if host.is_empty() { "0.0.0.0" } else { host };
-        return Ok(format!("{host}:{port}"));
+        if slot.is_none() {
+            *slot = Some(format!("{host}:{port}"));
+        }
     }
-    Err(if https {
-        "listeners: only https:// listeners are given, and this worker serves http only".into()
-    } else {
-        "listeners: no listener given".into()
-    })
+    if http.is_none() && https.is_none() {
+        return Err("listeners: no listener given".into());
+    }
+    Ok((http, https))
 }
 
 /// A file's text with its display name and stem (a connector's default name).
@@ -278,7 +288,7 @@ mod tests {
     #[test]
     fn the_worker_reads_what_it_uses_and_names_the_rest() {
         let p = parse_properties(
-            "listeners=https://:8443,http://:8084\nrest.advertised.host.name=w1\nrest.advertised.port=9000\nbootstrap.servers=k:9092\nvalue.converter.schemas.enable=false\nplugin.path=/x\ncolour=red\n",
+            "listeners=http://:8084\nrest.advertised.host.name=w1\nrest.advertised.port=9000\nbootstrap.servers=k:9092\nvalue.converter.schemas.enable=false\nplugin.path=/x\ncolour=red\n",
         );
         let c = worker_config(&p).unwrap();
         assert_eq!(c.listen.as_deref(), Some("0.0.0.0:8084"));

@@ -51,15 +51,44 @@ async fn run(args: ServerArgs) -> Result<(), String> {
     if let Some(b) = &args.bootstrap_servers {
         config.defaults.bootstrap_servers = Some(b.clone());
     }
+    // `--listen` replaces the worker's http listener; an https one is kept. A
+    // worker that lists only https serves no plain http.
     let listen = args
         .listen
         .clone()
         .or_else(|| config.listen.clone())
-        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        .or_else(|| config.https.is_none().then(|| DEFAULT_LISTEN.to_string()));
+    let listener = match &listen {
+        Some(listen) => Some(
+            tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?,
+        ),
+        None => None,
+    };
+    let https = match &config.https {
+        Some((addr, tls)) => {
+            let tcp = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (https): {e}"))?;
+            info!(tls = %tls.summary, "https listener configured");
+            Some(tls.listen(tcp).map_err(|e| format!("https listener on {addr}: {e}"))?)
+        }
+        None => None,
+    };
+    let https_bound = https
+        .as_ref()
+        .map(axum::serve::Listener::local_addr)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let http_bound = listener
+        .as_ref()
+        .map(tokio::net::TcpListener::local_addr)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let Some(bound) = http_bound.or(https_bound) else {
+        return Err("no listener: give --listen or listeners".into());
+    };
 
     let engine = Engine::open(
         &args.state_dir,
@@ -103,9 +132,15 @@ async fn run(args: ServerArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    let urls: Vec<String> = http_bound
+        .map(|a| format!("http://{a}"))
+        .into_iter()
+        .chain(https_bound.map(|a| format!("https://{a}")))
+        .collect();
     eprintln!(
-        "quiver server {} listening on http://{bound} (worker {worker_id}, state in {}, {restored} connector(s) restored)",
+        "quiver server {} listening on {} (worker {worker_id}, state in {}, {restored} connector(s) restored)",
         env!("CARGO_PKG_VERSION"),
+        urls.join(" and "),
         engine.store().location()
     );
     let credentials = config.credentials.clone().map(Arc::new);
@@ -121,11 +156,33 @@ async fn run(args: ServerArgs) -> Result<(), String> {
         credentials,
         cors: config.cors.clone(),
     };
-    let served = super::serve(Arc::clone(&engine), &access, listener, async {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
         shutdown_signal().await;
         eprintln!("stopping: tasks flush and commit (press Ctrl-C again to abort)");
-    })
-    .await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let router = super::router(Arc::clone(&engine), &access);
+    let plain = async {
+        match listener {
+            Some(l) => axum::serve(l, router.clone()).with_graceful_shutdown(stopped()).await,
+            None => Ok(()),
+        }
+    };
+    let secure = async {
+        match https {
+            Some(l) => axum::serve(l, router.clone()).with_graceful_shutdown(stopped()).await,
+            None => Ok(()),
+        }
+    };
+    let (plain, secure) = tokio::join!(plain, secure);
+    let served = plain.and(secure);
     // A second signal while draining aborts.
     tokio::spawn(async {
         shutdown_signal().await;
