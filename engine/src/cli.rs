@@ -49,6 +49,10 @@ enum Command {
         #[arg(long)]
         from_beginning: bool,
     },
+    /// A client for a running `quiver server` (or any Kafka Connect worker), as kcctl:
+    /// get, describe, apply -f, pause, resume, stop, restart, delete, offsets,
+    /// plugins, validate. Tables on a terminal, JSON with -o json.
+    Ctl(crate::ctl::CtlArgs),
     /// A long-running worker serving Kafka Connect's REST API (standalone mode).
     ///
     /// Connectors submitted over HTTP (Kafka Connect JSON, or Quiver SQL under
@@ -192,6 +196,7 @@ pub fn main() -> ExitCode {
                 .await
             }
             Command::Translate { file, connect, explain } => translate(&file, &connect, explain),
+            Command::Ctl(args) => tokio::task::block_in_place(|| crate::ctl::main(args)),
             Command::Server {
                 listen,
                 state_dir,

@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod console;
+pub mod ctl;
 pub mod discover;
 pub mod dlq;
 pub mod error;

@@ -21,6 +21,8 @@ struct Server {
     startup: Vec<String>,
     /// The line saying where it listens.
     banner: String,
+    /// The `Authorization` header the helpers send (a server that needs credentials).
+    auth: Option<String>,
     /// Everything it printed since.
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -76,6 +78,7 @@ impl Server {
             agent,
             startup: seen,
             banner,
+            auth: None,
             log,
         }
     }
@@ -92,7 +95,7 @@ impl Server {
     }
 
     fn raw(&self, method: &str, path: &str, body: Option<(&str, &str)>) -> (u16, Option<String>, String) {
-        self.raw_as(method, path, body, None).0
+        self.raw_as(method, path, body, self.auth.as_deref()).0
     }
 
     /// A request with an `Authorization` header; also returns `WWW-Authenticate`.
@@ -2103,6 +2106,37 @@ fn https_listener_with_pem_keystore_and_required_client_certificates() {
     assert_eq!(server.get("/connectors"), json!([]));
     server.sigterm();
 
+    // `quiver ctl` over HTTPS trusts the CA it is given, and only that.
+    std::fs::write(
+        &worker,
+        format!(
+            "listeners=https://127.0.0.1:0\nssl.keystore.type=PEM\nssl.keystore.location={}\n",
+            d.join("keystore.pem").display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&d.join("state"), &["--worker-config", worker.to_str().unwrap()]);
+    let https = server
+        .banner
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap()
+        .to_string();
+    let ctl = |extra: &[&str]| {
+        quiver()
+            .args(["ctl", "--server", &https])
+            .args(extra)
+            .args(["get", "connectors"])
+            .output()
+            .unwrap()
+    };
+    let trusted = ctl(&["--ca-file", d.join("ca.pem").to_str().unwrap()]);
+    assert!(trusted.status.success(), "{}", String::from_utf8_lossy(&trusted.stderr));
+    assert!(String::from_utf8_lossy(&trusted.stdout).starts_with("NAME"));
+    let untrusted = ctl(&[]);
+    assert_eq!(untrusted.status.code(), Some(2), "an unknown CA is refused");
+    server.sigterm();
+
     // A JKS keystore is refused with the key and what to do.
     std::fs::write(
         &worker,
@@ -2118,4 +2152,112 @@ fn https_listener_with_pem_keystore_and_required_client_certificates() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ssl.keystore.type") && err.contains("PEM"), "{err}");
+}
+
+/// `quiver ctl` against a live server with a bearer token: every verb, its output
+/// and its exit code (0 done, 1 the server refused, with its message as it is).
+#[test]
+fn quiver_ctl_drives_a_live_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("tokens"), "ctl-token\n").unwrap();
+    std::fs::write(
+        d.join("worker.properties"),
+        format!("quiver.rest.auth.tokens.file={}\n", d.join("tokens").display()),
+    )
+    .unwrap();
+    let mut server = Server::start(
+        &d.join("state"),
+        &["--worker-config", d.join("worker.properties").to_str().unwrap()],
+    );
+    server.auth = Some("Bearer ctl-token".into());
+    std::fs::write(
+        d.join("gen.sql"),
+        "CREATE SOURCE g (id BIGINT NOT NULL) WITH (connector = 'datagen', 'rows.per.second' = '20', 'fields.id.kind' = 'sequence');
+         CREATE SINK s WITH (connector = 'blackhole') AS SELECT id FROM g;",
+    )
+    .unwrap();
+    let ctl = |args: &[&str]| {
+        let out = quiver()
+            .args(["ctl", "--server", &server.base, "--token-file"])
+            .arg(d.join("tokens"))
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let ok = |args: &[&str]| {
+        let (code, out, err) = ctl(args);
+        assert_eq!(code, 0, "ctl {args:?}: {out}{err}");
+        out
+    };
+    assert_eq!(ok(&["apply", "-f", "gen.sql"]).trim(), "connector gen created");
+    assert_eq!(ok(&["apply", "-f", "gen.sql"]).trim(), "connector gen updated");
+    server.wait_for("/connectors/gen/status", "gen running", |s| {
+        s["tasks"][0]["state"] == "RUNNING"
+    });
+    let table = ok(&["get", "connectors"]);
+    let mut lines = table.lines();
+    assert!(lines.next().unwrap().starts_with("NAME"), "{table}");
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(row, ["gen", "unknown", "RUNNING", "1/1", "quiver"], "{table}");
+    let json: Value = serde_json::from_str(&ok(&["get", "connectors", "-o", "json"])).unwrap();
+    assert_eq!(json["gen"]["status"]["connector"]["state"], "RUNNING");
+    let described = ok(&["describe", "connector", "gen"]);
+    assert!(
+        described.contains("State:   RUNNING") && described.contains("connector.class: quiver"),
+        "{described}"
+    );
+    assert!(
+        described.contains("Tasks:") && described.contains("Offsets:"),
+        "{described}"
+    );
+
+    assert!(ok(&["pause", "gen"]).contains("pausing"));
+    server.wait_for("/connectors/gen/status", "gen paused", |s| {
+        s["connector"]["state"] == "PAUSED"
+    });
+    ok(&["resume", "gen"]);
+    server.wait_for("/connectors/gen/status", "gen running again", |s| {
+        s["connector"]["state"] == "RUNNING"
+    });
+    ok(&["restart", "gen", "--include-tasks"]);
+    ok(&["stop", "gen"]);
+    let offsets = ok(&["offsets", "get", "gen"]);
+    assert!(offsets.starts_with("PARTITION"), "{offsets}");
+    assert!(offsets.contains("\"position\""), "{offsets}");
+    ok(&["offsets", "reset", "gen"]);
+    let offsets: Value = serde_json::from_str(&ok(&["offsets", "get", "gen", "-o", "json"])).unwrap();
+    assert_eq!(offsets["offsets"], json!([]), "{offsets}");
+    assert!(ok(&["plugins"]).lines().next().unwrap().starts_with("CLASS"));
+
+    // The server's refusals come through as they are, with exit code 1.
+    std::fs::write(
+        d.join("bad.json"),
+        r#"{"name": "bad", "config": {"connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector", "topics": "t"}}"#,
+    )
+    .unwrap();
+    let (code, _, err) = ctl(&["validate", "-f", "bad.json"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("file"), "the missing key is named: {err}");
+    ok(&["delete", "gen"]);
+    let (code, _, err) = ctl(&["describe", "connector", "gen"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("gen") && err.contains("HTTP 404"), "{err}");
+    // Without credentials: 401, Kafka Connect's message.
+    let out = quiver()
+        .args(["ctl", "--server", &server.base, "get", "connectors"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("User cannot access the resource. (HTTP 401)"));
+    // A local problem is exit code 2.
+    let (code, _, err) = ctl(&["apply", "-f", "missing.sql"]);
+    assert_eq!(code, 2, "{err}");
+    server.sigterm();
 }
