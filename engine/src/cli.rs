@@ -48,6 +48,10 @@ enum Command {
         /// Forget the committed offsets of this file's sinks and read from the start.
         #[arg(long)]
         from_beginning: bool,
+        /// Submit the file to a running `quiver server` at this address (as a
+        /// connector named after it) and return, instead of running it here.
+        #[command(flatten)]
+        remote: crate::ctl::Remote,
     },
     /// A client for a running `quiver server` (or any Kafka Connect worker), as kcctl:
     /// get, describe, apply -f, pause, resume, stop, restart, delete, offsets,
@@ -81,6 +85,10 @@ enum Command {
     Sql {
         #[arg(long, env = "QUIVER_STATE_DIR")]
         state_dir: Option<PathBuf>,
+        /// With --server URL: the console of a running `quiver server`, its
+        /// statements run there through POST /sql (same auth flags as `quiver ctl`).
+        #[command(flatten)]
+        remote: crate::ctl::Remote,
     },
     /// Check pipeline files without touching any external system.
     Validate {
@@ -179,12 +187,16 @@ pub fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
+            Command::Run { file, remote, .. } if remote.server.is_some() => {
+                tokio::task::block_in_place(|| crate::ctl::submit(&remote, &file))
+            }
             Command::Run {
                 file,
                 connect,
                 until_caught_up,
                 state_dir,
                 from_beginning,
+                ..
             } => {
                 run(
                     &file,
@@ -213,7 +225,8 @@ pub fn main() -> ExitCode {
                 })
                 .await
             }
-            Command::Sql { state_dir } => sql(&state_dir.unwrap_or_else(default_state_dir)).await,
+            Command::Sql { remote, .. } if remote.server.is_some() => crate::ctl::console(&remote).await,
+            Command::Sql { state_dir, .. } => sql(&state_dir.unwrap_or_else(default_state_dir)).await,
             Command::Validate { files } => validate(&files),
             Command::Dev {
                 what:

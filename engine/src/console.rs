@@ -19,6 +19,28 @@ Console commands: help, quit (or exit, \\q). Pipelines keep running until droppe
 
 /// Runs the console until EOF or `quit`.
 pub async fn run(engine: &Engine) -> anyhow::Result<()> {
+    run_with(|text: String| async move {
+        let (stmts, errors) = quiver_sql::parse(&text);
+        let mut out: Vec<String> = errors.iter().map(|e| format!("error: {e}")).collect();
+        for stmt in stmts {
+            match engine.execute(&stmt).await {
+                Ok(o) => out.push(render::output(&o)),
+                Err(e) => out.push(format!("error: {e}")),
+            }
+        }
+        out
+    })
+    .await
+}
+
+/// The console's read loop; `execute` runs one complete input (one or more
+/// statements) and gives what to print: the local engine, or a worker over HTTP
+/// (`quiver sql --server`).
+pub async fn run_with<F, Fut>(mut execute: F) -> anyhow::Result<()>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
     let mut editor = DefaultEditor::new()?;
     crate::render::say!(
         "Quiver {} console. Type 'help' for help; statements end with ';'.",
@@ -55,15 +77,8 @@ pub async fn run(engine: &Engine) -> anyhow::Result<()> {
         }
         let _ = editor.add_history_entry(buffer.trim());
         let text = std::mem::take(&mut buffer);
-        let (stmts, errors) = quiver_sql::parse(&text);
-        for e in errors {
-            crate::render::say!("error: {e}");
-        }
-        for stmt in stmts {
-            match engine.execute(&stmt).await {
-                Ok(out) => crate::render::say!("{}", render::output(&out)),
-                Err(e) => crate::render::say!("error: {e}"),
-            }
+        for line in execute(text).await {
+            crate::render::say!("{line}");
         }
     }
     Ok(())

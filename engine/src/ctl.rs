@@ -17,12 +17,13 @@ use serde_json::{Value, json};
 use crate::server::properties::parse_properties;
 use crate::submit::{SQL_CLASS, SQL_KEY};
 
-/// `quiver ctl`'s connection flags and verb.
-#[derive(Debug, Args)]
-pub struct CtlArgs {
-    /// The worker's REST address.
-    #[arg(long, env = "QUIVER_SERVER", default_value = "http://127.0.0.1:8083", global = true)]
-    server: String,
+/// Where a running worker is and how to log in: `quiver ctl`'s flags, and
+/// `quiver run --server` / `quiver sql --server`'s.
+#[derive(Debug, Default, Args)]
+pub struct Remote {
+    /// The worker's REST address (ctl: default QUIVER_SERVER, else http://127.0.0.1:8083).
+    #[arg(long, global = true)]
+    pub server: Option<String>,
     /// User for HTTP basic authentication (with --password-file).
     #[arg(long, global = true)]
     user: Option<String>,
@@ -38,6 +39,13 @@ pub struct CtlArgs {
     /// Do not verify the server's certificate (testing only).
     #[arg(long, global = true)]
     insecure: bool,
+}
+
+/// `quiver ctl`'s connection flags and verb.
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    #[command(flatten)]
+    remote: Remote,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Table, global = true)]
     output: Output,
@@ -128,28 +136,17 @@ fn local(message: impl Into<String>) -> Failure {
 }
 
 pub fn main(args: CtlArgs) -> ExitCode {
-    match run(&args) {
-        Ok(out) => {
-            if !out.is_empty() {
-                println!("{out}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(Failure(code, message)) => {
-            eprintln!("error: {message}");
-            ExitCode::from(code)
-        }
-    }
+    report(run(&args))
 }
 
-struct Client {
+pub(crate) struct Client {
     agent: ureq::Agent,
     base: String,
     authorization: Option<String>,
 }
 
 impl Client {
-    fn new(args: &CtlArgs) -> Result<Self, Failure> {
+    fn new(args: &Remote) -> Result<Self, Failure> {
         let mut tls = ureq::tls::TlsConfig::builder()
             .provider(ureq::tls::TlsProvider::NativeTls)
             .disable_verification(args.insecure);
@@ -195,24 +192,35 @@ impl Client {
         };
         Ok(Self {
             agent,
-            base: args.server.trim_end_matches('/').to_string(),
+            base: args
+                .server
+                .clone()
+                .or_else(|| std::env::var("QUIVER_SERVER").ok())
+                .unwrap_or_else(|| "http://127.0.0.1:8083".to_string())
+                .trim_end_matches('/')
+                .to_string(),
             authorization,
         })
     }
 
     /// One request; the JSON answer (Null when empty), or the server's message.
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
+        let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
+        self.send(method, path, body)
+    }
+
+    fn send(&self, method: &str, path: &str, body: Option<(&str, Vec<u8>)>) -> Result<Value, Failure> {
         let mut req = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
         if let Some(a) = &self.authorization {
             req = req.header("Authorization", a);
         }
-        if body.is_some() {
-            req = req.header("Content-Type", "application/json");
+        if let Some((ct, _)) = &body {
+            req = req.header("Content-Type", *ct);
         }
         let req = req
-            .body(body.map(|b| b.to_string().into_bytes()).unwrap_or_default())
+            .body(body.map(|(_, b)| b).unwrap_or_default())
             .map_err(|e| local(format!("{method} {path}: {e}")))?;
         let mut resp = self
             .agent
@@ -235,8 +243,98 @@ impl Client {
     }
 }
 
+/// `quiver run FILE --server URL`: creates or updates the file's connector on a
+/// running worker and returns.
+pub fn submit(remote: &Remote, file: &Path) -> ExitCode {
+    let outcome = (|| {
+        let client = Client::new(remote)?;
+        let (name, config) = connector_file(file)?;
+        let path = format!("/connectors/{}", encode(&name));
+        let existed = client.call("GET", &path, None).is_ok();
+        client.call("PUT", &format!("{path}/config"), Some(&Value::Object(config)))?;
+        let verb = if existed { "updated" } else { "created" };
+        Ok::<_, Failure>(format!("connector {name} {verb} on {}", client.base))
+    })();
+    report(outcome)
+}
+
+fn report(outcome: Result<String, Failure>) -> ExitCode {
+    match outcome {
+        Ok(out) => {
+            if !out.is_empty() {
+                println!("{out}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(Failure(code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// `quiver sql --server URL`: the console, its statements run by the worker
+/// through `POST /sql`.
+pub async fn console(remote: &Remote) -> ExitCode {
+    let client = match Client::new(remote) {
+        Ok(c) => Arc::new(c),
+        Err(f) => return report(Err(f)),
+    };
+    crate::render::say!("connected to {}", client.base);
+    let outcome = crate::console::run_with(|text: String| {
+        let client = Arc::clone(&client);
+        async move {
+            let answer = tokio::task::spawn_blocking(move || {
+                client.send("POST", "/sql", Some(("text/plain", text.into_bytes())))
+            })
+            .await;
+            match answer {
+                Ok(Ok(results)) => render_results(&results),
+                Ok(Err(Failure(_, message))) => vec![format!("error: {message}")],
+                Err(e) => vec![format!("error: {e}")],
+            }
+        }
+    })
+    .await;
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(Err(local(e.to_string()))),
+    }
+}
+
+/// `POST /sql`'s results as the console shows them: messages, and tables.
+fn render_results(results: &Value) -> Vec<String> {
+    results
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            if let Some(m) = r["message"].as_str() {
+                return m.to_string();
+            }
+            let columns: Vec<String> = r["columns"].as_array().into_iter().flatten().map(text).collect();
+            let rows = r["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|row| match row {
+                    Value::Object(o) => columns.iter().map(|c| text(o.get(c).unwrap_or(&Value::Null))).collect(),
+                    Value::Array(a) => a.iter().map(text).collect(),
+                    other => vec![text(other)],
+                })
+                .collect();
+            let header: Vec<&str> = columns.iter().map(String::as_str).collect();
+            let mut out = table(&header, rows);
+            for n in r["notes"].as_array().into_iter().flatten() {
+                out.push_str(&format!("\n{}", text(n)));
+            }
+            out
+        })
+        .collect()
+}
+
 fn run(args: &CtlArgs) -> Result<String, Failure> {
-    let client = Client::new(args)?;
+    let client = Client::new(&args.remote)?;
     let json_out = args.output == Output::Json;
     let show = |v: &Value, table: &dyn Fn(&Value) -> String| {
         if json_out {

@@ -2261,3 +2261,74 @@ fn quiver_ctl_drives_a_live_server() {
     assert_eq!(code, 2, "{err}");
     server.sigterm();
 }
+
+/// `quiver run FILE.sql --server URL` submits the file as a connector and returns;
+/// `quiver sql --server URL` is the console of the running worker (POST /sql);
+/// both take `quiver ctl`'s auth flags.
+#[test]
+fn run_and_sql_reach_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("tokens"), "remote-token\n").unwrap();
+    std::fs::write(
+        d.join("worker.properties"),
+        format!("quiver.rest.auth.tokens.file={}\n", d.join("tokens").display()),
+    )
+    .unwrap();
+    let mut server = Server::start(
+        &d.join("state"),
+        &["--worker-config", d.join("worker.properties").to_str().unwrap()],
+    );
+    server.auth = Some("Bearer remote-token".into());
+    let file = d.join("counter.sql");
+    std::fs::write(
+        &file,
+        "CREATE SOURCE g (id BIGINT NOT NULL) WITH (connector = 'datagen', 'rows.per.second' = '20');
+         CREATE SINK s WITH (connector = 'blackhole') AS SELECT id FROM g;",
+    )
+    .unwrap();
+    let out = quiver()
+        .args(["run"])
+        .arg(&file)
+        .args(["--server", &server.base, "--token-file"])
+        .arg(d.join("tokens"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("connector counter created"));
+    server.wait_for("/connectors/counter/status", "the submitted file running", |s| {
+        s["tasks"][0]["state"] == "RUNNING"
+    });
+
+    // The console over the server: statements typed on stdin run there.
+    use std::io::Write;
+    let mut console = quiver()
+        .args(["sql", "--server", &server.base, "--token-file"])
+        .arg(d.join("tokens"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    console
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SHOW SINKS;\nCREATE SOURCE nums (n BIGINT NOT NULL) WITH (connector = 'datagen', 'rows.total' = '3', 'fields.n.kind' = 'sequence');\nSELECT n FROM nums LIMIT 3;\nDROP BANANA;\n")
+        .unwrap();
+    let out = console.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("connected to"), "{text}");
+    assert!(text.contains("counter"), "SHOW SINKS lists the worker's sinks: {text}");
+    assert!(text.contains("nums"), "{text}");
+    assert!(
+        text.contains("error:") && text.contains("HTTP 400"),
+        "a bad statement shows the server's message: {text}"
+    );
+    server.sigterm();
+}
