@@ -32,6 +32,21 @@ impl Server {
         Self::start_logging(state, extra, "warn")
     }
 
+    /// A server whose API needs `Authorization: Bearer <token>` (the token in
+    /// `dir/tokens`); the helpers send it.
+    fn start_with_token(dir: &Path, token: &str) -> Self {
+        std::fs::write(dir.join("tokens"), format!("{token}\n")).unwrap();
+        let worker = dir.join("worker.properties");
+        std::fs::write(
+            &worker,
+            format!("quiver.rest.auth.tokens.file={}\n", dir.join("tokens").display()),
+        )
+        .unwrap();
+        let mut server = Self::start(&dir.join("state"), &["--worker-config", worker.to_str().unwrap()]);
+        server.auth = Some(format!("Bearer {token}"));
+        server
+    }
+
     fn start_logging(state: &Path, extra: &[&str], level: &str) -> Self {
         Self::start_with_env(state, extra, level, &[])
     }
@@ -2160,17 +2175,7 @@ fn https_listener_with_pem_keystore_and_required_client_certificates() {
 fn quiver_ctl_drives_a_live_server() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("tokens"), "ctl-token\n").unwrap();
-    std::fs::write(
-        d.join("worker.properties"),
-        format!("quiver.rest.auth.tokens.file={}\n", d.join("tokens").display()),
-    )
-    .unwrap();
-    let mut server = Server::start(
-        &d.join("state"),
-        &["--worker-config", d.join("worker.properties").to_str().unwrap()],
-    );
-    server.auth = Some("Bearer ctl-token".into());
+    let server = Server::start_with_token(d, "ctl-token");
     std::fs::write(
         d.join("gen.sql"),
         "CREATE SOURCE g (id BIGINT NOT NULL) WITH (connector = 'datagen', 'rows.per.second' = '20', 'fields.id.kind' = 'sequence');
@@ -2269,17 +2274,7 @@ fn quiver_ctl_drives_a_live_server() {
 fn run_and_sql_reach_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("tokens"), "remote-token\n").unwrap();
-    std::fs::write(
-        d.join("worker.properties"),
-        format!("quiver.rest.auth.tokens.file={}\n", d.join("tokens").display()),
-    )
-    .unwrap();
-    let mut server = Server::start(
-        &d.join("state"),
-        &["--worker-config", d.join("worker.properties").to_str().unwrap()],
-    );
-    server.auth = Some("Bearer remote-token".into());
+    let server = Server::start_with_token(d, "remote-token");
     let file = d.join("counter.sql");
     std::fs::write(
         &file,
