@@ -5,7 +5,6 @@
 //! Exit codes a script can test: 0 done, 1 the server refused (its message shown
 //! as it is), 2 a usage or local problem (unreadable file, unreachable server).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,9 +12,6 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
-
-use crate::server::properties::parse_properties;
-use crate::submit::{SQL_CLASS, SQL_KEY};
 
 /// Where a running worker is and how to log in: `quiver ctl`'s flags, and
 /// `quiver run --server` / `quiver sql --server`'s.
@@ -435,47 +431,11 @@ fn run(args: &CtlArgs) -> Result<String, Failure> {
     }
 }
 
-/// A connector file as (name, config): Kafka Connect JSON, .properties, or .sql.
+/// A connector file as (name, config), read as `quiver server` reads the files
+/// named on its command line: Kafka Connect JSON, `.properties`, or Quiver `.sql`.
 fn connector_file(file: &Path) -> Result<(String, serde_json::Map<String, Value>), Failure> {
-    let text = std::fs::read_to_string(file).map_err(|e| local(format!("{}: {e}", file.display())))?;
-    let stem = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().replace(['_', ' '], "-"))
-        .unwrap_or_default();
-    match file.extension().and_then(|e| e.to_str()) {
-        Some("sql") => {
-            let mut config = serde_json::Map::new();
-            config.insert("connector.class".into(), json!(SQL_CLASS));
-            config.insert(SQL_KEY.into(), json!(text));
-            Ok((stem, config))
-        }
-        Some("properties") => {
-            let mut props: BTreeMap<String, String> = parse_properties(&text);
-            let name = props
-                .remove("name")
-                .ok_or_else(|| local(format!("{}: no 'name' key", file.display())))?;
-            Ok((name, props.into_iter().map(|(k, v)| (k, json!(v))).collect()))
-        }
-        _ => {
-            let v: Value =
-                serde_json::from_str(&text).map_err(|e| local(format!("{}: not JSON: {e}", file.display())))?;
-            let (name, config) = match (&v["name"], v.get("config")) {
-                (Value::String(n), Some(Value::Object(c))) => (n.clone(), c.clone()),
-                (Value::String(n), None) => {
-                    let mut c = v.as_object().cloned().unwrap_or_default();
-                    c.remove("name");
-                    (n.clone(), c)
-                }
-                _ => {
-                    return Err(local(format!(
-                        "{}: expected {{\"name\": …, \"config\": {{…}}}}",
-                        file.display()
-                    )));
-                }
-            };
-            Ok((name, config))
-        }
-    }
+    let (name, config) = crate::server::properties::connector_file(file).map_err(local)?;
+    Ok((name, config.into_iter().map(|(k, v)| (k, Value::String(v))).collect()))
 }
 
 /// Percent-encodes a path segment.

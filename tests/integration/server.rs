@@ -32,6 +32,15 @@ impl Server {
         Self::start_logging(state, extra, "warn")
     }
 
+    /// The `https://host:port` the server said it listens on.
+    fn https_base(&self) -> String {
+        self.banner
+            .split_whitespace()
+            .find(|w| w.starts_with("https://"))
+            .unwrap_or_else(|| panic!("no https listener in: {}", self.banner))
+            .to_string()
+    }
+
     /// A server whose API needs `Authorization: Bearer <token>` (the token in
     /// `dir/tokens`); the helpers send it.
     fn start_with_token(dir: &Path, token: &str) -> Self {
@@ -2084,12 +2093,7 @@ fn https_listener_with_pem_keystore_and_required_client_certificates() {
     )
     .unwrap();
     let server = Server::start(&d.join("state"), &["--worker-config", worker.to_str().unwrap()]);
-    let https = server
-        .banner
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .unwrap_or_else(|| panic!("no https listener in: {}", server.banner))
-        .to_string();
+    let https = server.https_base();
     assert!(
         !server.startup.iter().any(|l| l.contains("ssl.")),
         "the ssl keys are used, not ignored: {:?}",
@@ -2131,12 +2135,7 @@ fn https_listener_with_pem_keystore_and_required_client_certificates() {
     )
     .unwrap();
     let server = Server::start(&d.join("state"), &["--worker-config", worker.to_str().unwrap()]);
-    let https = server
-        .banner
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .unwrap()
-        .to_string();
+    let https = server.https_base();
     let ctl = |extra: &[&str]| {
         quiver()
             .args(["ctl", "--server", &https])
@@ -2239,7 +2238,14 @@ fn quiver_ctl_drives_a_live_server() {
     ok(&["offsets", "reset", "gen"]);
     let offsets: Value = serde_json::from_str(&ok(&["offsets", "get", "gen", "-o", "json"])).unwrap();
     assert_eq!(offsets["offsets"], json!([]), "{offsets}");
-    assert!(ok(&["plugins"]).lines().next().unwrap().starts_with("CLASS"));
+    let plugins = ok(&["plugins"]);
+    assert!(plugins.starts_with("CLASS"), "{plugins}");
+    assert!(
+        plugins
+            .lines()
+            .any(|l| l.starts_with("org.apache.kafka.connect.file.FileStreamSinkConnector") && l.contains("sink")),
+        "{plugins}"
+    );
 
     // The server's refusals come through as they are, with exit code 1.
     std::fs::write(

@@ -77,18 +77,22 @@ pub enum ConnectorError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
-    /// Records carry fields (in their own schema: a Kafka Connect JSON envelope)
-    /// that are not declared columns; a caller that found the columns itself may
-    /// add `added` and start again from the last committed position.
-    #[error("{context}: the record's schema has {} not declared as columns ({})", plural(added.len()), names(added))]
+    /// The source has fields that are not declared columns (a record's Kafka
+    /// Connect schema, a polled table's catalog); a caller that found the columns
+    /// itself may add `added` and start again from the last committed position.
+    #[error("{context} has {}, which {}", names(added), not_declared(added.len()))]
     SchemaGrew {
         context: String,
         added: Vec<arrow::datatypes::Field>,
     },
 }
 
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "a field" } else { "fields" }
+fn not_declared(n: usize) -> &'static str {
+    if n == 1 {
+        "is not a declared column"
+    } else {
+        "are not declared columns"
+    }
 }
 
 fn names(fields: &[arrow::datatypes::Field]) -> String {
@@ -182,4 +186,34 @@ pub fn with_causes(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::{DataType, Field};
+
+    use super::*;
+
+    #[test]
+    fn a_grown_schema_names_where_and_what() {
+        let one = ConnectorError::SchemaGrew {
+            context: "table public.orders".into(),
+            added: vec![Field::new("region", DataType::Utf8, true)],
+        };
+        assert_eq!(
+            one.to_string(),
+            "table public.orders has region, which is not a declared column"
+        );
+        let two = ConnectorError::SchemaGrew {
+            context: "the Connect schema of the record at t/0, offset 7".into(),
+            added: vec![
+                Field::new("a", DataType::Utf8, true),
+                Field::new("b", DataType::Int64, true),
+            ],
+        };
+        assert_eq!(
+            two.to_string(),
+            "the Connect schema of the record at t/0, offset 7 has a, b, which are not declared columns"
+        );
+    }
 }

@@ -1154,7 +1154,10 @@ impl Emitter {
                 let added = payload.map(|p| watch.added(p)).unwrap_or_default();
                 if !added.is_empty() {
                     return Err(ConnectorError::SchemaGrew {
-                        context: format!("{}, offset {}", names[m.partition].1, m.offset),
+                        context: format!(
+                            "the Connect schema of the record at {}, offset {}",
+                            names[m.partition].1, m.offset
+                        ),
                         added,
                     });
                 }
