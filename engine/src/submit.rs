@@ -224,10 +224,7 @@ pub fn connector_with(
 ) -> Result<Submission, Invalid> {
     check_name(name)?;
     let restart = RestartPolicy::read(config, defaults.restart)?;
-    let mut resolved = resolve(config, defaults)?;
-    // The worker reads these itself; the translation never sees them.
-    resolved.remove(RESTART_ENABLED);
-    resolved.remove(RESTART_MAX);
+    let resolved = resolved_for_translation(config, defaults)?;
     let config = &resolved;
     let Some(class) = config.get("connector.class").map(|c| c.trim().to_string()) else {
         return Err(Invalid::one(
@@ -266,8 +263,7 @@ pub fn connector_with(
             }
         }
     } else {
-        let mut effective = defaults.connector_defaults.clone();
-        effective.extend(config.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let cfg = connect_config(name, config.clone(), defaults);
         // Columns the worker found in the records' Connect schemas may grow: the
         // source watches for new fields and the worker adds them (worker/connectors.rs).
         let options = TranslateOptions {
@@ -275,7 +271,7 @@ pub fn connector_with(
             bootstrap_servers: defaults.bootstrap_servers.clone(),
             evolve: columns.is_some(),
         };
-        translate_connect(&ConnectorConfig::from_map(name, effective), &options)?.sql
+        translate_connect(&cfg, &options)?.sql
     };
     let origin = if class == SQL_CLASS {
         Origin::Sql
@@ -320,16 +316,12 @@ pub fn discovery_source(
     defaults: &WorkerDefaults,
 ) -> Result<Option<Arc<quiver_sql::SourceDef>>, Invalid> {
     check_name(name)?;
-    let mut resolved = resolve(config, defaults)?;
-    resolved.remove(RESTART_ENABLED);
-    resolved.remove(RESTART_MAX);
+    let resolved = resolved_for_translation(config, defaults)?;
     if resolved.get("connector.class").is_none_or(|c| c.trim() == SQL_CLASS) || resolved.contains_key("quiver.columns")
     {
         return Ok(None);
     }
-    let mut effective = defaults.connector_defaults.clone();
-    effective.extend(resolved);
-    let cfg = ConnectorConfig::from_map(name, effective);
+    let cfg = connect_config(name, resolved, defaults);
     let options = TranslateOptions {
         columns: None,
         bootstrap_servers: defaults.bootstrap_servers.clone(),
@@ -357,6 +349,26 @@ pub fn discovery_source(
         Ok(_) => Ok(None),
         Err(e) => Err(Invalid::one("", e.message)),
     }
+}
+
+/// The config as the translation sees it: placeholders resolved, the keys the
+/// worker reads itself (automatic restarts) left out.
+fn resolved_for_translation(
+    config: &BTreeMap<String, String>,
+    defaults: &WorkerDefaults,
+) -> Result<BTreeMap<String, String>, Invalid> {
+    let mut resolved = resolve(config, defaults)?;
+    resolved.remove(RESTART_ENABLED);
+    resolved.remove(RESTART_MAX);
+    Ok(resolved)
+}
+
+/// A Kafka Connect config over the worker's connector defaults (converters), as
+/// Kafka Connect merges worker and connector settings.
+fn connect_config(name: &str, config: BTreeMap<String, String>, defaults: &WorkerDefaults) -> ConnectorConfig {
+    let mut effective = defaults.connector_defaults.clone();
+    effective.extend(config);
+    ConnectorConfig::from_map(name, effective)
 }
 
 /// The config with the worker's config providers' placeholders resolved. The
