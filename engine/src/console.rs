@@ -6,9 +6,15 @@
 
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
+use tokio::sync::mpsc;
 
-use crate::render;
-use crate::worker::Engine;
+use crate::preview::Live;
+use crate::render::{self, LiveTable};
+use crate::worker::{Engine, Output};
+
+/// Where a statement's output lines go as they are ready; the console prints
+/// them at once, so a preview's rows show while it still waits for more.
+pub type Printer = mpsc::UnboundedSender<String>;
 
 const HELP: &str = "Statements end with ';'. Try:
   CREATE SOURCE s (id BIGINT, name TEXT) WITH (connector = 'datagen', rows.per.second = '5');
@@ -19,27 +25,66 @@ Console commands: help, quit (or exit, \\q). Pipelines keep running until droppe
 
 /// Runs the console until EOF or `quit`.
 pub async fn run(engine: &Engine) -> anyhow::Result<()> {
-    run_with(|text: String| async move {
+    run_with(|text: String, out: Printer| async move {
         let (stmts, errors) = quiver_sql::parse(&text);
-        let mut out: Vec<String> = errors.iter().map(|e| format!("error: {e}")).collect();
-        for stmt in stmts {
-            match engine.execute(&stmt).await {
-                Ok(o) => out.push(render::output(&o)),
-                Err(e) => out.push(format!("error: {e}")),
-            }
+        for e in errors {
+            let _ = out.send(format!("error: {e}"));
         }
-        out
+        for stmt in stmts {
+            statement(engine, &stmt, &out).await;
+        }
     })
     .await
 }
 
+/// Runs one statement, printing a preview's rows as they arrive.
+async fn statement(engine: &Engine, stmt: &quiver_sql::ParsedStatement, out: &Printer) {
+    let (live, mut arriving) = mpsc::unbounded_channel();
+    let run = async move {
+        let result = engine.execute_live(stmt, Some(&live)).await;
+        drop(live);
+        result
+    };
+    let show = async {
+        let mut table: Option<LiveTable> = None;
+        while let Some(next) = arriving.recv().await {
+            match next {
+                Live::Columns(schema) => {
+                    table = Some(LiveTable::new(
+                        schema.fields().iter().map(|f| f.name().clone()).collect(),
+                    ));
+                }
+                Live::Rows(batch) => {
+                    for line in table
+                        .as_mut()
+                        .map(|t| t.push(&render::rows_text(&batch)))
+                        .unwrap_or_default()
+                    {
+                        let _ = out.send(line);
+                    }
+                }
+            }
+        }
+        table
+    };
+    let (result, table) = tokio::join!(run, show);
+    let lines = match (result, table) {
+        (Ok(Output::Rows { notes, .. }), Some(table)) => table.finish(&notes),
+        (Ok(o), _) => vec![render::output(&o)],
+        (Err(e), _) => vec![format!("error: {e}")],
+    };
+    for line in lines {
+        let _ = out.send(line);
+    }
+}
+
 /// The console's read loop; `execute` runs one complete input (one or more
-/// statements) and gives what to print: the local engine, or a worker over HTTP
-/// (`quiver sql --server`).
+/// statements) and sends what to print to its [`Printer`] as it goes: the local
+/// engine, or a worker over HTTP (`quiver sql --server`).
 pub async fn run_with<F, Fut>(mut execute: F) -> anyhow::Result<()>
 where
-    F: FnMut(String) -> Fut,
-    Fut: std::future::Future<Output = Vec<String>>,
+    F: FnMut(String, Printer) -> Fut,
+    Fut: std::future::Future<Output = ()>,
 {
     let mut editor = DefaultEditor::new()?;
     crate::render::say!(
@@ -77,9 +122,14 @@ where
         }
         let _ = editor.add_history_entry(buffer.trim());
         let text = std::mem::take(&mut buffer);
-        for line in execute(text).await {
-            crate::render::say!("{line}");
-        }
+        let (out, mut lines) = mpsc::unbounded_channel();
+        let print = async {
+            while let Some(line) = lines.recv().await {
+                crate::render::say!("{line}");
+            }
+        };
+        // The printer ends when `execute` is done and has dropped its sender.
+        tokio::join!(execute(text, out), print);
     }
     Ok(())
 }

@@ -206,6 +206,45 @@ impl Client {
     }
 
     fn send(&self, method: &str, path: &str, body: Option<(&str, Vec<u8>)>) -> Result<Value, Failure> {
+        let mut resp = self.request(method, path, body, None)?;
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        Ok(if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        })
+    }
+
+    /// Sends a request asking for a streamed (NDJSON) answer and hands each line
+    /// to `line` as it arrives.
+    fn stream(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        mut line: impl FnMut(Value),
+    ) -> Result<(), Failure> {
+        use std::io::BufRead as _;
+        let mut resp = self.request(method, path, body, Some("application/x-ndjson"))?;
+        let reader = std::io::BufReader::new(resp.body_mut().as_reader());
+        for text in reader.lines() {
+            let text = text.map_err(|e| local(format!("{method} {path}: the answer broke off: {e}")))?;
+            if !text.trim().is_empty() {
+                line(serde_json::from_str(&text).unwrap_or(Value::String(text)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a request; an error status becomes a [`Failure`] carrying the
+    /// server's message as is.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        accept: Option<&str>,
+    ) -> Result<ureq::http::Response<ureq::Body>, Failure> {
         let mut req = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
@@ -215,6 +254,9 @@ impl Client {
         if let Some((ct, _)) = &body {
             req = req.header("Content-Type", *ct);
         }
+        if let Some(accept) = accept {
+            req = req.header("Accept", accept);
+        }
         let req = req
             .body(body.map(|(_, b)| b).unwrap_or_default())
             .map_err(|e| local(format!("{method} {path}: {e}")))?;
@@ -223,19 +265,15 @@ impl Client {
             .run(req)
             .map_err(|e| local(format!("cannot reach {}: {e}", self.base)))?;
         let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
-        let json: Value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
         if status >= 400 {
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            let json: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
             let message = json["message"]
                 .as_str()
                 .map_or_else(|| json.to_string(), str::to_string);
             return Err(Failure(1, format!("{message} (HTTP {status})")));
         }
-        Ok(json)
+        Ok(resp)
     }
 }
 
@@ -277,18 +315,25 @@ pub async fn console(remote: &Remote) -> ExitCode {
         Err(f) => return report(Err(f)),
     };
     crate::render::say!("connected to {}", client.base);
-    let outcome = crate::console::run_with(|text: String| {
+    let outcome = crate::console::run_with(|text: String, out: crate::console::Printer| {
         let client = Arc::clone(&client);
         async move {
+            let shown = out.clone();
             let answer = tokio::task::spawn_blocking(move || {
-                client.send("POST", "/sql", Some(("text/plain", text.into_bytes())))
+                let mut table = None;
+                client.stream("POST", "/sql", Some(("text/plain", text.into_bytes())), |line| {
+                    for l in render_streamed(&line, &mut table) {
+                        let _ = shown.send(l);
+                    }
+                })
             })
             .await;
-            match answer {
-                Ok(Ok(results)) => render_results(&results),
-                Ok(Err(Failure(_, message))) => vec![format!("error: {message}")],
-                Err(e) => vec![format!("error: {e}")],
-            }
+            let failed = match answer {
+                Ok(Ok(())) => return,
+                Ok(Err(Failure(_, message))) => message,
+                Err(e) => e.to_string(),
+            };
+            let _ = out.send(format!("error: {failed}"));
         }
     })
     .await;
@@ -296,6 +341,37 @@ pub async fn console(remote: &Remote) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(Err(local(e.to_string()))),
     }
+}
+
+/// One line of a streamed `POST /sql` answer as the console shows it; `table`
+/// is the preview being printed.
+fn render_streamed(line: &Value, table: &mut Option<crate::render::LiveTable>) -> Vec<String> {
+    if line.is_array() {
+        // A worker that does not stream answers with the whole array at once.
+        return render_results(line);
+    }
+    if let Some(e) = line["error"].as_str() {
+        return vec![format!("error: {e}")];
+    }
+    if let Some(preview) = line.get("preview") {
+        let columns = preview["columns"].as_array().into_iter().flatten().map(text).collect();
+        *table = Some(crate::render::LiveTable::new(columns));
+        return Vec::new();
+    }
+    if let Some(end) = line.get("end") {
+        let notes: Vec<String> = end["notes"].as_array().into_iter().flatten().map(text).collect();
+        return table.take().map(|t| t.finish(&notes)).unwrap_or_default();
+    }
+    if line.get("columns").is_none()
+        && let (Some(rows), Some(t)) = (line["rows"].as_array(), table.as_mut())
+    {
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| t.columns().iter().map(|c| text(&row[c.as_str()])).collect())
+            .collect();
+        return t.push(&cells);
+    }
+    render_results(&Value::Array(vec![line.clone()]))
 }
 
 /// `POST /sql`'s results as the console shows them: messages, and tables.

@@ -15,6 +15,7 @@
 //! - [`cli`] and [`console`] are the user-facing entry points.
 
 pub mod cli;
+pub mod cluster;
 pub mod console;
 pub mod ctl;
 pub mod discover;

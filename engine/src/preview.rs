@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{RecordBatch, RecordBatchOptions};
+use arrow::datatypes::SchemaRef;
 use quiver_connectors::api::{BatchPolicy, SourceContext};
 use quiver_sql::Preview;
 use quiver_sql::transform::error_text;
@@ -13,9 +14,24 @@ use crate::error::Result;
 /// Rows shown when a preview has no LIMIT.
 pub const DEFAULT_PREVIEW_ROWS: u64 = 20;
 
+/// A preview's rows as they arrive, for a caller that shows them live (the
+/// console, `POST /sql` streamed): first the columns, then each batch.
+#[derive(Debug)]
+pub enum Live {
+    Columns(SchemaRef),
+    Rows(RecordBatch),
+}
+
+/// Where [`run`] sends [`Live`] rows; a preview holds at most its LIMIT.
+pub type LiveRows = tokio::sync::mpsc::UnboundedSender<Live>;
+
 /// Runs a preview until it has `limit` rows, the source ends, or `timeout` passes.
-pub async fn run(p: &Preview, timeout: Duration) -> Result<(Vec<RecordBatch>, Vec<String>)> {
+/// With `live`, rows go there as they arrive instead of into the returned batches.
+pub async fn run(p: &Preview, timeout: Duration, live: Option<&LiveRows>) -> Result<(Vec<RecordBatch>, Vec<String>)> {
     let mut notes = Vec::new();
+    if let Some(live) = live {
+        let _ = live.send(Live::Columns(Arc::clone(p.transform.output_schema())));
+    }
     let Some(source) = &p.source else {
         // SELECT without FROM: one row of nothing.
         let empty = RecordBatch::try_new_with_options(
@@ -28,7 +44,7 @@ pub async fn run(p: &Preview, timeout: Duration) -> Result<(Vec<RecordBatch>, Ve
             .transform
             .evaluate(&empty)
             .map_err(|e| quiver_sql::SqlError::invalid(error_text(&e), None))?;
-        return Ok((vec![out], notes));
+        return Ok((deliver(out, live).into_iter().collect(), notes));
     };
     let limit = p.limit.unwrap_or(DEFAULT_PREVIEW_ROWS);
     let ctx = SourceContext {
@@ -75,7 +91,7 @@ pub async fn run(p: &Preview, timeout: Duration) -> Result<(Vec<RecordBatch>, Ve
         }
         let take = (limit - rows).min(out.batch.num_rows() as u64) as usize;
         if take > 0 {
-            batches.push(out.batch.slice(0, take));
+            batches.extend(deliver(out.batch.slice(0, take), live));
             rows += take as u64;
         }
     }
@@ -83,4 +99,15 @@ pub async fn run(p: &Preview, timeout: Duration) -> Result<(Vec<RecordBatch>, Ve
         notes.push(format!("{failed} row(s) failed in the transform and are not shown"));
     }
     Ok((batches, notes))
+}
+
+/// Sends rows to a live caller, or hands them back to be collected.
+fn deliver(batch: RecordBatch, live: Option<&LiveRows>) -> Option<RecordBatch> {
+    match live {
+        Some(live) => {
+            let _ = live.send(Live::Rows(batch));
+            None
+        }
+        None => Some(batch),
+    }
 }

@@ -270,3 +270,119 @@ pub fn connectors(markdown: bool, only: Option<&str>) -> String {
     }
     out
 }
+
+/// A preview's table printed as its rows arrive: the header and column widths
+/// come from the first rows; a later, wider value widens only its own row, so
+/// nothing printed has to be redrawn.
+#[derive(Debug)]
+pub struct LiveTable {
+    columns: Vec<String>,
+    widths: Vec<usize>,
+    rows: usize,
+}
+
+impl LiveTable {
+    pub fn new(columns: Vec<String>) -> Self {
+        Self {
+            columns,
+            widths: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    fn border(&self) -> String {
+        let mut s = String::from("+");
+        for w in &self.widths {
+            s.push_str(&"-".repeat(w + 2));
+            s.push('+');
+        }
+        s
+    }
+
+    fn line(&self, cells: &[String]) -> String {
+        let mut s = String::from("|");
+        for (i, c) in cells.iter().enumerate() {
+            let _ = write!(s, " {c:<w$} |", w = self.widths.get(i).copied().unwrap_or(0));
+        }
+        s
+    }
+
+    /// The lines to print for the next rows (the header with the first ones).
+    pub fn push(&mut self, rows: &[Vec<String>]) -> Vec<String> {
+        if rows.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if self.widths.is_empty() {
+            self.widths = self.columns.iter().map(|c| c.chars().count()).collect();
+            for r in rows {
+                for (w, c) in self.widths.iter_mut().zip(r) {
+                    *w = (*w).max(c.chars().count());
+                }
+            }
+            out.push(self.border());
+            out.push(self.line(&self.columns));
+            out.push(self.border());
+        }
+        out.extend(rows.iter().map(|r| self.line(r)));
+        self.rows += rows.len();
+        out
+    }
+
+    /// The closing lines: the bottom border, the row count and the notes.
+    pub fn finish(&self, notes: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.rows == 0 {
+            out.push("(no rows)".to_string());
+        } else {
+            out.push(self.border());
+        }
+        out.push(format!("{} row(s)", self.rows));
+        out.extend(notes.iter().map(|n| format!("note: {n}")));
+        out
+    }
+}
+
+/// A batch's rows as text, as the console's tables show values (NULL is empty).
+pub fn rows_text(batch: &RecordBatch) -> Vec<Vec<String>> {
+    let options = arrow::util::display::FormatOptions::default();
+    let formatters: Vec<_> = batch
+        .columns()
+        .iter()
+        .map(|c| arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options))
+        .collect();
+    (0..batch.num_rows())
+        .map(|row| {
+            formatters
+                .iter()
+                .map(|f| match f {
+                    Ok(f) => f.value(row).to_string(),
+                    Err(e) => format!("(cannot render: {e})"),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LiveTable;
+
+    #[test]
+    fn a_live_table_keeps_the_first_rows_widths() {
+        let mut t = LiveTable::new(vec!["id".into(), "name".into()]);
+        let first = t.push(&[vec!["1".into(), "ab".into()]]);
+        assert_eq!(
+            first,
+            ["+----+------+", "| id | name |", "+----+------+", "| 1  | ab   |"]
+        );
+        assert_eq!(t.push(&[vec!["22".into(), "longer".into()]]), ["| 22 | longer |"]);
+        assert!(t.push(&[]).is_empty());
+        assert_eq!(t.finish(&["late".into()]), ["+----+------+", "2 row(s)", "note: late"]);
+        assert_eq!(LiveTable::new(vec!["x".into()]).finish(&[]), ["(no rows)", "0 row(s)"]);
+    }
+}

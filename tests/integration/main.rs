@@ -11,6 +11,7 @@ mod connect;
 mod console;
 mod crash;
 mod datagen;
+mod distributed;
 mod file_source;
 mod jdbc_kafka;
 mod jdbc_source;

@@ -13,27 +13,27 @@ use serde_json::{Value, json};
 use crate::support::{count_by_id, quiver, read_jsonl};
 
 /// A `quiver server` process on a free port; killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    agent: ureq::Agent,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    pub(crate) agent: ureq::Agent,
     /// What the server printed before it listened (warnings).
-    startup: Vec<String>,
+    pub(crate) startup: Vec<String>,
     /// The line saying where it listens.
-    banner: String,
+    pub(crate) banner: String,
     /// The `Authorization` header the helpers send (a server that needs credentials).
-    auth: Option<String>,
+    pub(crate) auth: Option<String>,
     /// Everything it printed since.
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub(crate) log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
-    fn start(state: &Path, extra: &[&str]) -> Self {
+    pub(crate) fn start(state: &Path, extra: &[&str]) -> Self {
         Self::start_logging(state, extra, "warn")
     }
 
     /// The `https://host:port` the server said it listens on.
-    fn https_base(&self) -> String {
+    pub(crate) fn https_base(&self) -> String {
         self.banner
             .split_whitespace()
             .find(|w| w.starts_with("https://"))
@@ -43,7 +43,7 @@ impl Server {
 
     /// A server whose API needs `Authorization: Bearer <token>` (the token in
     /// `dir/tokens`); the helpers send it.
-    fn start_with_token(dir: &Path, token: &str) -> Self {
+    pub(crate) fn start_with_token(dir: &Path, token: &str) -> Self {
         std::fs::write(dir.join("tokens"), format!("{token}\n")).unwrap();
         let worker = dir.join("worker.properties");
         std::fs::write(
@@ -56,11 +56,11 @@ impl Server {
         server
     }
 
-    fn start_logging(state: &Path, extra: &[&str], level: &str) -> Self {
+    pub(crate) fn start_logging(state: &Path, extra: &[&str], level: &str) -> Self {
         Self::start_with_env(state, extra, level, &[])
     }
 
-    fn start_with_env(state: &Path, extra: &[&str], level: &str, env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start_with_env(state: &Path, extra: &[&str], level: &str, env: &[(&str, &str)]) -> Self {
         let mut child = quiver()
             .env("QUIVER_LOG", level)
             .envs(env.iter().copied())
@@ -108,7 +108,7 @@ impl Server {
     }
 
     /// One request; returns the status and the body as JSON (Null when empty).
-    fn call(&self, method: &str, path: &str, body: Option<(&str, &str)>) -> (u16, Value) {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<(&str, &str)>) -> (u16, Value) {
         let (status, _, text) = self.raw(method, path, body);
         let json = if text.trim().is_empty() {
             Value::Null
@@ -118,12 +118,12 @@ impl Server {
         (status, json)
     }
 
-    fn raw(&self, method: &str, path: &str, body: Option<(&str, &str)>) -> (u16, Option<String>, String) {
+    pub(crate) fn raw(&self, method: &str, path: &str, body: Option<(&str, &str)>) -> (u16, Option<String>, String) {
         self.raw_as(method, path, body, self.auth.as_deref()).0
     }
 
     /// A request with an `Authorization` header; also returns `WWW-Authenticate`.
-    fn raw_as(
+    pub(crate) fn raw_as(
         &self,
         method: &str,
         path: &str,
@@ -149,24 +149,24 @@ impl Server {
         ((resp.status().as_u16(), location, text), challenge)
     }
 
-    fn json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    pub(crate) fn json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
         self.call(method, path, Some(("application/json", &body.to_string())))
     }
 
-    fn get(&self, path: &str) -> Value {
+    pub(crate) fn get(&self, path: &str) -> Value {
         let (status, body) = self.call("GET", path, None);
         assert_eq!(status, 200, "GET {path}: {body}");
         body
     }
 
     /// Waits until `GET path` satisfies `ok`.
-    fn wait_for(&self, path: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_for(&self, path: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
         self.wait_within(path, what, Duration::from_secs(20), ok)
     }
 
     /// Waits up to `limit` (a Kafka consumer group's first join on Tansu can take
     /// tens of seconds).
-    fn wait_within(&self, path: &str, what: &str, limit: Duration, ok: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_within(&self, path: &str, what: &str, limit: Duration, ok: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + limit;
         loop {
             let v = self.get(path);
@@ -178,12 +178,12 @@ impl Server {
         }
     }
 
-    fn task_state(&self, name: &str) -> String {
+    pub(crate) fn task_state(&self, name: &str) -> String {
         let s = self.get(&format!("/connectors/{name}/status"));
         s["tasks"][0]["state"].as_str().unwrap_or("none").to_string()
     }
 
-    fn sigterm(mut self) {
+    pub(crate) fn sigterm(mut self) {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -200,7 +200,7 @@ impl Drop for Server {
 }
 
 /// A Quiver SQL connector: a sequence of ids at `rate` rows/s into JSON files.
-fn sql_connector(name: &str, out: &Path, rate: u32) -> Value {
+pub(crate) fn sql_connector(name: &str, out: &Path, rate: u32) -> Value {
     json!({
         "name": name,
         "config": {
@@ -215,7 +215,7 @@ fn sql_connector(name: &str, out: &Path, rate: u32) -> Value {
     })
 }
 
-fn ids(out: &Path) -> std::collections::BTreeMap<i64, usize> {
+pub(crate) fn ids(out: &Path) -> std::collections::BTreeMap<i64, usize> {
     count_by_id(&read_jsonl(out, ".jsonl"), "id")
 }
 
@@ -690,6 +690,63 @@ fn plugins_validation_and_sql_share_the_submission_rules() {
     let (status, e) = server.call("POST", "/sql", Some(("text/plain", "DROP SOURCE nope;")));
     assert_eq!(status, 400);
     assert!(e["message"].as_str().unwrap().starts_with("line 1:"), "{e}");
+
+    // Streamed (NDJSON): a slow preview's first rows arrive before its last.
+    let lines = streamed_sql(
+        &server,
+        "CREATE SOURCE slow (n BIGINT NOT NULL) WITH (connector = 'datagen', 'rows.per.second' = '4', 'fields.n.kind' = 'sequence');
+         SELECT n * 10 AS tens FROM slow LIMIT 6; DROP SOURCE nope; SHOW SOURCES;",
+    );
+    let kinds: Vec<String> = lines
+        .iter()
+        .map(|(_, v)| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>().join(","))
+        .collect();
+    assert!(
+        lines[0].1["message"]
+            .as_str()
+            .unwrap()
+            .contains("source 'slow' created"),
+        "{kinds:?}"
+    );
+    assert_eq!(lines[1].1["preview"]["columns"], json!(["tens"]), "{kinds:?}");
+    let rows: Vec<&(std::time::Instant, Value)> = lines.iter().filter(|(_, v)| v.get("rows").is_some()).collect();
+    let got: Vec<Value> = rows
+        .iter()
+        .flat_map(|(_, v)| v["rows"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(got, (0..6).map(|n| json!({"tens": n * 10})).collect::<Vec<_>>());
+    let end = lines.iter().find(|(_, v)| v.get("end").is_some()).expect("an end line");
+    assert_eq!(end.1["end"]["rows"], 6);
+    assert!(
+        end.0.duration_since(rows[0].0) >= std::time::Duration::from_millis(500),
+        "at 4 rows/s the first rows show a good while before the sixth: {kinds:?}"
+    );
+    // A failing statement ends the stream with its error; what follows does not run.
+    let last = &lines.last().unwrap().1;
+    assert!(last["error"].as_str().unwrap().starts_with("line 2:"), "{last}");
+    assert_eq!(last["statement"], "DROP SOURCE nope");
+}
+
+/// `POST /sql` with `Accept: application/x-ndjson`: each line with when it arrived.
+fn streamed_sql(server: &Server, sql: &str) -> Vec<(std::time::Instant, Value)> {
+    use std::io::BufRead;
+    let req = ureq::http::Request::builder()
+        .method("POST")
+        .uri(format!("{}/sql", server.base))
+        .header("Content-Type", "text/plain")
+        .header("Accept", "application/x-ndjson")
+        .body(sql.to_string())
+        .unwrap();
+    let mut resp = ureq::agent().run(req).unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    std::io::BufReader::new(resp.body_mut().as_reader())
+        .lines()
+        .map(|l| {
+            let l = l.unwrap();
+            (std::time::Instant::now(), serde_json::from_str(&l).unwrap())
+        })
+        .collect()
 }
 
 /// Configs and target states survive SIGKILL; the running connector resumes from
@@ -2327,6 +2384,10 @@ fn run_and_sql_reach_a_running_server() {
     assert!(text.contains("connected to"), "{text}");
     assert!(text.contains("counter"), "SHOW SINKS lists the worker's sinks: {text}");
     assert!(text.contains("nums"), "{text}");
+    assert!(
+        text.contains("| n |\n+---+\n| 0 |\n| 1 |\n| 2 |\n+---+\n3 row(s)"),
+        "the preview's rows, streamed into one table: {text}"
+    );
     assert!(
         text.contains("error:") && text.contains("HTTP 400"),
         "a bad statement shows the server's message: {text}"

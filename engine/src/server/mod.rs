@@ -17,6 +17,7 @@
 pub mod auth;
 mod connectors;
 pub mod cors;
+mod forward;
 mod loggers;
 mod offsets;
 mod plugins;
@@ -47,6 +48,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     pub(crate) engine: Arc<Engine>,
+    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// An error in Kafka Connect's shape.
@@ -148,11 +150,16 @@ pub struct Access {
     pub credentials: Option<Arc<auth::Credentials>>,
     /// Cross-origin requests allowed (outside authentication, so preflights pass).
     pub cors: Option<cors::Cors>,
+    /// A distributed worker's cluster: a standby forwards connector requests.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// The REST API's routes.
 pub fn router(engine: Arc<Engine>, access: &Access) -> Router {
-    let state = AppState { engine };
+    let state = AppState {
+        engine,
+        cluster: access.cluster.clone(),
+    };
     let routes = Router::new()
         .route("/", get(root))
         .route("/health", get(health))
@@ -192,6 +199,12 @@ pub fn router(engine: Arc<Engine>, access: &Access) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(refuse_announced_oversize));
+    // Forwarding runs after authentication: a standby never relays a request it
+    // would have refused.
+    let routes = match &access.cluster {
+        Some(c) => routes.layer(axum::middleware::from_fn_with_state(Arc::clone(c), forward::to_active)),
+        None => routes,
+    };
     let routes = match &access.credentials {
         Some(c) => routes.layer(axum::middleware::from_fn_with_state(Arc::clone(c), auth::require)),
         None => routes,
@@ -211,9 +224,12 @@ const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// worker starts it does not listen yet, and while it drains it accepts no more
 /// connections, so a probe sees both as down.
 async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    if let Some(why) = state.cluster.as_ref().and_then(|c| c.unhealthy()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(why)).into_response();
+    }
     let store = Arc::clone(state.engine.store());
-    let (status, body) = match tokio::time::timeout(HEALTH_TIMEOUT, store.connectors()).await {
-        Ok(Ok(_)) => (
+    let (status, body) = match tokio::time::timeout(HEALTH_TIMEOUT, store.check()).await {
+        Ok(Ok(())) => (
             StatusCode::OK,
             json!({"status": "healthy", "message": "Worker has completed startup and is ready to handle requests."}),
         ),

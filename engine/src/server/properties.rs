@@ -29,17 +29,144 @@ pub struct WorkerConfig {
     pub https: Option<(String, super::tls::TlsSettings)>,
     pub advertised_host: Option<String>,
     pub advertised_port: Option<u16>,
+    /// `rest.advertised.listener`: `http` or `https`, how other workers reach this one.
+    pub advertised_listener: Option<String>,
     pub defaults: WorkerDefaults,
     /// Who may call the REST API (`None`: anyone), see [`super::auth`].
     pub credentials: Option<super::auth::Credentials>,
     /// `access.control.allow.*`, see [`super::cors`].
     pub cors: Option<super::cors::Cors>,
+    /// With `group.id`: a distributed worker, its state in Kafka (see [`crate::cluster`]).
+    pub distributed: Option<Distributed>,
     /// One line per key Quiver does not use, naming it.
     pub warnings: Vec<String>,
 }
 
+/// A distributed worker's settings: Kafka Connect's `connect-distributed.properties` keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Distributed {
+    pub group_id: String,
+    pub topics: crate::store::kafka::KafkaTopics,
+    /// `session.timeout.ms`: how long a silent worker keeps its work.
+    pub session_timeout_ms: u32,
+    /// `heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: u32,
+    /// `rebalance.timeout.ms`: how long a worker may take to hand its work over.
+    pub rebalance_timeout_ms: u32,
+}
+
+/// Defaults a user would call fast (Kafka Connect's are 10 s session, 3 s heartbeat
+/// and a 5 minute `scheduled.rebalance.max.delay.ms`): a killed worker's work moves
+/// within the session timeout plus a rebalance, a few seconds.
+pub const SESSION_TIMEOUT_MS: u32 = 3_000;
+pub const HEARTBEAT_INTERVAL_MS: u32 = 500;
+pub const REBALANCE_TIMEOUT_MS: u32 = 60_000;
+
+/// Keys of a distributed worker (read by [`distributed`]).
+const DISTRIBUTED_KEYS: [&str; 13] = [
+    "group.id",
+    "config.storage.topic",
+    "config.storage.replication.factor",
+    "offset.storage.topic",
+    "offset.storage.partitions",
+    "offset.storage.replication.factor",
+    "status.storage.topic",
+    "status.storage.partitions",
+    "status.storage.replication.factor",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "rebalance.timeout.ms",
+    "security.protocol",
+];
+
+/// The distributed settings, if `group.id` is set: the three topic names are
+/// required, as in Kafka Connect; partitions and replication default as there.
+fn distributed(props: &BTreeMap<String, String>) -> Result<Option<Distributed>, String> {
+    let Some(group_id) = props.get("group.id").map(|g| g.trim().to_string()) else {
+        return Ok(None);
+    };
+    if group_id.is_empty() {
+        return Err("group.id: must not be empty".into());
+    }
+    let get = |k: &str| props.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let topic = |k: &str| {
+        get(k)
+            .map(str::to_string)
+            .ok_or_else(|| format!("{k}: required for a distributed worker (group.id is set)"))
+    };
+    let number = |k: &str, default: i64, min: i64| -> Result<i64, String> {
+        match get(k) {
+            None => Ok(default),
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if n >= min || (min == 1 && n == -1 && k.ends_with("replication.factor")) => Ok(n),
+                _ => Err(format!("{k}: '{v}' is not a number of at least {min}")),
+            },
+        }
+    };
+    let bootstrap = get("bootstrap.servers")
+        .ok_or("bootstrap.servers: required for a distributed worker (group.id is set)")?
+        .to_string();
+    let mut client = BTreeMap::new();
+    for (k, v) in props {
+        if k == "sasl.jaas.config" {
+            let (user, password) = jaas_credentials(v)?;
+            client.insert("sasl.username".to_string(), user);
+            client.insert("sasl.password".to_string(), password);
+        } else if k == "security.protocol" || k.starts_with("sasl.") {
+            client.insert(k.clone(), v.trim().to_string());
+        }
+    }
+    let ms = |k: &str, default: u32| number(k, i64::from(default), 1).map(|n| n.min(i64::from(u32::MAX)) as u32);
+    let d = Distributed {
+        group_id,
+        topics: crate::store::kafka::KafkaTopics {
+            bootstrap_servers: bootstrap,
+            config_topic: topic("config.storage.topic")?,
+            config_replication: number("config.storage.replication.factor", 3, 1)? as i32,
+            offsets_topic: topic("offset.storage.topic")?,
+            offsets_partitions: number("offset.storage.partitions", 25, 1)? as i32,
+            offsets_replication: number("offset.storage.replication.factor", 3, 1)? as i32,
+            status_topic: topic("status.storage.topic")?,
+            status_partitions: number("status.storage.partitions", 5, 1)? as i32,
+            status_replication: number("status.storage.replication.factor", 3, 1)? as i32,
+            client,
+        },
+        session_timeout_ms: ms("session.timeout.ms", SESSION_TIMEOUT_MS)?,
+        heartbeat_interval_ms: ms("heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS)?,
+        rebalance_timeout_ms: ms("rebalance.timeout.ms", REBALANCE_TIMEOUT_MS)?,
+    };
+    let names = [&d.topics.config_topic, &d.topics.offsets_topic, &d.topics.status_topic];
+    if names[0] == names[1] || names[0] == names[2] || names[1] == names[2] {
+        return Err(format!(
+            "config.storage.topic, offset.storage.topic and status.storage.topic must be three different topics (got {}, {}, {})",
+            names[0], names[1], names[2]
+        ));
+    }
+    Ok(Some(d))
+}
+
+/// The user and password of a Java client's `sasl.jaas.config` (PLAIN or SCRAM
+/// login module), as librdkafka takes them (`sasl.username`, `sasl.password`).
+fn jaas_credentials(jaas: &str) -> Result<(String, String), String> {
+    let field = |name: &str| {
+        let re = regex::Regex::new(&format!(r#"\b{name}\s*=\s*"([^"]*)""#)).ok()?;
+        re.captures(jaas).map(|c| c[1].to_string())
+    };
+    match (field("username"), field("password")) {
+        (Some(u), Some(p)) => Ok((u, p)),
+        _ => Err(
+            "sasl.jaas.config: only a login module with username=\"…\" password=\"…\" (PLAIN, SCRAM) is understood; or give sasl.username and sasl.password"
+                .into(),
+        ),
+    }
+}
+
 /// Why some keys are ignored, for the warning.
-const IGNORED_BECAUSE: [(&str, &str); 6] = [
+const IGNORED_BECAUSE: [(&str, &str); 7] = [
+    (
+        "scheduled.rebalance.max.delay.ms",
+        "a departed worker's work moves once session.timeout.ms has passed",
+    ),
     ("plugin.path", "connectors are built into the quiver binary"),
     (
         "offset.storage.file.filename",
@@ -159,9 +286,11 @@ pub fn worker_config(props: &BTreeMap<String, String>) -> Result<WorkerConfig, S
                 if !(value.eq_ignore_ascii_case("http") || value.eq_ignore_ascii_case("https")) {
                     return Err(format!("{key}: '{value}' is not http or https"));
                 }
+                config.advertised_listener = Some(value.to_ascii_lowercase());
             }
             "bootstrap.servers" => config.defaults.bootstrap_servers = Some(value.to_string()),
             "rest.extension.classes" | super::auth::USERS_FILE_KEY | super::auth::TOKENS_FILE_KEY => {}
+            k if DISTRIBUTED_KEYS.contains(&k) || k.starts_with("sasl.") => {}
             "access.control.allow.origin" | "access.control.allow.methods" => {}
             crate::submit::RESTART_ENABLED | crate::submit::RESTART_MAX => {}
             k if k.starts_with("key.converter") || k.starts_with("value.converter") => {
@@ -181,6 +310,7 @@ pub fn worker_config(props: &BTreeMap<String, String>) -> Result<WorkerConfig, S
         }
     }
     config.cors = super::cors::Cors::from_worker(props)?;
+    config.distributed = distributed(props)?;
     config.credentials = super::auth::Credentials::from_worker(props, std::env::var("KAFKA_OPTS").ok().as_deref())?;
     config.defaults.restart = crate::submit::RestartPolicy::read(props, crate::submit::RestartPolicy::default())
         .map_err(|e| e.to_string())?;
@@ -283,6 +413,70 @@ mod tests {
         assert_eq!(p["plugin.path"], "/usr/share/java");
         assert_eq!(p["long"], "a,b");
         assert_eq!(p["esc"], "tab\thereA");
+    }
+
+    #[test]
+    fn a_distributed_worker_reads_kafka_connects_keys() {
+        let text = "bootstrap.servers=k:9092\ngroup.id=quiver-cluster\nconfig.storage.topic=cfg\n\
+                    offset.storage.topic=off\nstatus.storage.topic=st\noffset.storage.partitions=7\n\
+                    config.storage.replication.factor=1\nsession.timeout.ms=6000\n\
+                    security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nscheduled.rebalance.max.delay.ms=300000\n\
+                    sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"quiver\" password=\"s3cret\";\n";
+        let c = worker_config(&parse_properties(text)).unwrap();
+        let d = c.distributed.unwrap();
+        assert_eq!(d.group_id, "quiver-cluster");
+        assert_eq!(
+            (
+                d.topics.config_topic.as_str(),
+                d.topics.offsets_topic.as_str(),
+                d.topics.status_topic.as_str()
+            ),
+            ("cfg", "off", "st")
+        );
+        assert_eq!((d.topics.offsets_partitions, d.topics.status_partitions), (7, 5));
+        assert_eq!((d.topics.config_replication, d.topics.offsets_replication), (1, 3));
+        assert_eq!(
+            (d.session_timeout_ms, d.heartbeat_interval_ms),
+            (6000, HEARTBEAT_INTERVAL_MS)
+        );
+        assert_eq!(d.topics.client["sasl.mechanism"], "PLAIN");
+        assert_eq!(
+            (
+                d.topics.client["sasl.username"].as_str(),
+                d.topics.client["sasl.password"].as_str()
+            ),
+            ("quiver", "s3cret"),
+            "a Java client's JAAS line becomes librdkafka's keys"
+        );
+        assert!(!d.topics.client.contains_key("sasl.jaas.config"));
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("scheduled.rebalance.max.delay.ms"));
+
+        let missing = worker_config(&parse_properties("bootstrap.servers=k:9092\ngroup.id=g\n")).unwrap_err();
+        assert!(missing.contains("config.storage.topic: required"), "{missing}");
+        let same = text.replace("status.storage.topic=st", "status.storage.topic=cfg");
+        assert!(
+            worker_config(&parse_properties(&same))
+                .unwrap_err()
+                .contains("three different topics")
+        );
+        let bad = text.replace("offset.storage.partitions=7", "offset.storage.partitions=0");
+        assert!(
+            worker_config(&parse_properties(&bad))
+                .unwrap_err()
+                .contains("offset.storage.partitions")
+        );
+        assert!(
+            worker_config(&parse_properties("group.id=g\n"))
+                .unwrap_err()
+                .contains("bootstrap.servers")
+        );
+        assert!(
+            worker_config(&parse_properties("plugin.path=/x\n"))
+                .unwrap()
+                .distributed
+                .is_none()
+        );
     }
 
     #[test]

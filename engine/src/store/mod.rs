@@ -6,14 +6,15 @@
 //!
 //! [`local::LocalStore`] keeps them in one crash-safe redb file per state folder
 //! (standalone mode, the console and `quiver run` share it); [`memory::MemoryStore`]
-//! keeps them in memory (tests, throwaway workers). A Kafka-topic store for
-//! distributed mode implements the same trait.
+//! keeps them in memory (tests, throwaway workers); [`kafka::KafkaStore`] keeps
+//! them in three compacted Kafka topics (distributed mode).
 //!
 //! Design note: the trait is async and the redb store runs every call on tokio's
 //! blocking pool, so an fsync never stalls the async workers that move data.
 //! Offsets are committed by *merging* partitions into what is stored, never by
 //! replacing the connector's whole map.
 
+pub mod kafka;
 pub mod local;
 pub mod memory;
 
@@ -94,6 +95,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Where the state lives, for messages (`/var/lib/quiver/quiver.redb`, `memory`).
     fn location(&self) -> String;
 
+    /// Whether the store answers now (the worker's `/health`): an error says why not.
+    async fn check(&self) -> Result<()> {
+        self.connectors().await.map(drop)
+    }
+
     /// The committed offsets of a connector (all its partitions), if any.
     async fn offsets(&self, connector: &str) -> Result<Option<Offsets>>;
     /// Durably records the given partitions' offsets; other partitions keep theirs.
@@ -139,6 +145,68 @@ pub(crate) fn apply_changes(stored: Option<Offsets>, changes: &OffsetChanges) ->
     (!offsets.is_empty()).then_some(offsets)
 }
 
+/// What every store must honour: run against each implementation (the Kafka
+/// store's run is an integration test against a broker, so this is public).
+#[doc(hidden)]
+pub async fn check_contract(store: &dyn Store) {
+    use serde_json::json;
+    let offsets = |pairs: &[(&str, i64)]| Offsets(pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect());
+    assert_eq!(store.offsets("c").await.unwrap(), None);
+    // Two tasks commit different partitions: neither overwrites the other.
+    store.commit_offsets("c", &offsets(&[("t/0", 5)])).await.unwrap();
+    store.commit_offsets("c", &offsets(&[("t/1", 7)])).await.unwrap();
+    store.commit_offsets("c", &offsets(&[("t/0", 9)])).await.unwrap();
+    assert_eq!(
+        store.offsets("c").await.unwrap(),
+        Some(offsets(&[("t/0", 9), ("t/1", 7)]))
+    );
+    // Another connector's offsets are its own.
+    assert_eq!(store.offsets("other").await.unwrap(), None);
+    let mut changes = OffsetChanges::new();
+    changes.insert("t/0".into(), None);
+    changes.insert("t/2".into(), Some(json!(3)));
+    store.alter_offsets("c", &changes).await.unwrap();
+    assert_eq!(
+        store.offsets("c").await.unwrap(),
+        Some(offsets(&[("t/1", 7), ("t/2", 3)]))
+    );
+    store.reset_offsets("c").await.unwrap();
+    assert_eq!(store.offsets("c").await.unwrap(), None);
+
+    for (i, name) in ["b", "a"].iter().enumerate() {
+        let record = ConnectorRecord {
+            name: name.to_string(),
+            config: BTreeMap::from([("connector.class".to_string(), "quiver".to_string())]),
+            target: TargetState::Paused,
+            order: i as u64,
+            columns: (i == 1).then(|| FoundColumns {
+                ddl: "id BIGINT".into(),
+                from: "a sample".into(),
+                refresh: false,
+            }),
+        };
+        store.put_connector(&record).await.unwrap();
+    }
+    let names: Vec<String> = store.connectors().await.unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["b", "a"], "creation order");
+    store.remove_connector("b").await.unwrap();
+    let left = store.connectors().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].target, TargetState::Paused);
+    assert_eq!(left[0].columns.as_ref().map(|c| c.ddl.as_str()), Some("id BIGINT"));
+
+    let def = Definition {
+        name: "s".into(),
+        kind: "source".into(),
+        sql: "CREATE SOURCE s …".into(),
+        order: 0,
+    };
+    store.save_definition(&def).await.unwrap();
+    assert_eq!(store.definitions().await.unwrap(), vec![def]);
+    store.remove_definition("s").await.unwrap();
+    assert!(store.definitions().await.unwrap().is_empty());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,62 +216,8 @@ mod tests {
         Offsets(pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect())
     }
 
-    /// What every store must honour, run against each implementation.
     async fn compliance(store: &dyn Store) {
-        assert_eq!(store.offsets("c").await.unwrap(), None);
-        // Two tasks commit different partitions: neither overwrites the other.
-        store.commit_offsets("c", &offsets(&[("t/0", 5)])).await.unwrap();
-        store.commit_offsets("c", &offsets(&[("t/1", 7)])).await.unwrap();
-        store.commit_offsets("c", &offsets(&[("t/0", 9)])).await.unwrap();
-        assert_eq!(
-            store.offsets("c").await.unwrap(),
-            Some(offsets(&[("t/0", 9), ("t/1", 7)]))
-        );
-        // Another connector's offsets are its own.
-        assert_eq!(store.offsets("other").await.unwrap(), None);
-        let mut changes = OffsetChanges::new();
-        changes.insert("t/0".into(), None);
-        changes.insert("t/2".into(), Some(json!(3)));
-        store.alter_offsets("c", &changes).await.unwrap();
-        assert_eq!(
-            store.offsets("c").await.unwrap(),
-            Some(offsets(&[("t/1", 7), ("t/2", 3)]))
-        );
-        store.reset_offsets("c").await.unwrap();
-        assert_eq!(store.offsets("c").await.unwrap(), None);
-
-        for (i, name) in ["b", "a"].iter().enumerate() {
-            let record = ConnectorRecord {
-                name: name.to_string(),
-                config: BTreeMap::from([("connector.class".to_string(), "quiver".to_string())]),
-                target: TargetState::Paused,
-                order: i as u64,
-                columns: (i == 1).then(|| FoundColumns {
-                    ddl: "id BIGINT".into(),
-                    from: "a sample".into(),
-                    refresh: false,
-                }),
-            };
-            store.put_connector(&record).await.unwrap();
-        }
-        let names: Vec<String> = store.connectors().await.unwrap().into_iter().map(|c| c.name).collect();
-        assert_eq!(names, ["b", "a"], "creation order");
-        store.remove_connector("b").await.unwrap();
-        let left = store.connectors().await.unwrap();
-        assert_eq!(left.len(), 1);
-        assert_eq!(left[0].target, TargetState::Paused);
-        assert_eq!(left[0].columns.as_ref().map(|c| c.ddl.as_str()), Some("id BIGINT"));
-
-        let def = Definition {
-            name: "s".into(),
-            kind: "source".into(),
-            sql: "CREATE SOURCE s …".into(),
-            order: 0,
-        };
-        store.save_definition(&def).await.unwrap();
-        assert_eq!(store.definitions().await.unwrap(), vec![def]);
-        store.remove_definition("s").await.unwrap();
-        assert!(store.definitions().await.unwrap().is_empty());
+        check_contract(store).await;
     }
 
     #[tokio::test]

@@ -664,7 +664,7 @@ impl Engine {
     /// [`RestartPolicy`](crate::submit::RestartPolicy); runs until the engine is dropped.
     pub fn supervise(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
+        self.spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
             loop {
                 tick.tick().await;

@@ -159,6 +159,10 @@ pub struct Engine {
     worker: Mutex<(crate::submit::WorkerDefaults, String)>,
     options: EngineOptions,
     order: AtomicU64,
+    /// The runtime pipeline tasks run on: the one the engine was opened in. The
+    /// server answers its API from a runtime of its own (see `server::run`), and a
+    /// task started by a REST call must not land there.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -208,6 +212,54 @@ impl Engine {
         Ok(Self::new(store, options, order.max(connectors)))
     }
 
+    /// An engine over a store that is not read yet (a distributed worker's Kafka
+    /// topics): nothing is restored until [`Engine::take_over`].
+    pub fn over_store(store: Arc<dyn Store>, options: EngineOptions) -> Self {
+        Self::new(store, options, 0)
+    }
+
+    /// Starts everything the store holds (a distributed worker given the work):
+    /// console definitions, then connectors in their target states. Returns how
+    /// many connectors there are.
+    pub async fn take_over(&self) -> Result<usize> {
+        let definitions = self.state.definitions().await?;
+        let connectors = self.state.connectors().await?;
+        let next = definitions
+            .iter()
+            .map(|d| d.order + 1)
+            .chain(connectors.iter().map(|c| c.order.saturating_add(1)))
+            .max()
+            .unwrap_or(0);
+        self.order.fetch_max(next, Ordering::Relaxed);
+        let (_, errors) = self.restore().await?;
+        for e in errors {
+            tracing::warn!(error = %e, "a console definition could not be restored");
+        }
+        self.restore_connectors().await
+    }
+
+    /// Gives up every pipeline and connector (a distributed worker whose work moves
+    /// on): `graceful`, tasks flush and commit first; otherwise (the worker lost its
+    /// membership, another may run them already) they are aborted without a commit.
+    pub async fn stand_down(&self, graceful: bool) {
+        let _guard = self.mutations.lock().await;
+        if graceful {
+            self.shutdown().await;
+        } else {
+            for r in lock(&self.pipelines).values_mut() {
+                for t in &mut r.tasks {
+                    t.control.send_replace(Control::Stop);
+                    if let Some(task) = t.task.take() {
+                        task.abort();
+                    }
+                }
+            }
+        }
+        lock(&self.pipelines).clear();
+        lock(&self.connectors).clear();
+        *lock(&self.catalog) = Catalog::new();
+    }
+
     fn new(state: Arc<dyn Store>, options: EngineOptions, order: u64) -> Self {
         Self {
             mutations: tokio::sync::Mutex::new(()),
@@ -218,7 +270,32 @@ impl Engine {
             worker: Mutex::new(Default::default()),
             options,
             order: AtomicU64::new(order),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
+    }
+
+    /// Spawns work on the engine's runtime (see [`Engine::runtime`]).
+    pub(crate) fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.runtime {
+            Some(handle) => handle.spawn(future),
+            None => tokio::spawn(future),
+        }
+    }
+
+    /// Runs `work` on the engine's runtime and waits for it: CPU-heavy calls from
+    /// the API (previews) then leave the API's own threads free.
+    pub async fn on_engine_runtime<F, T>(self: &Arc<Self>, work: impl FnOnce(Arc<Self>) -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn(work(Arc::clone(self)))
+            .await
+            .map_err(|e| EngineError::Io(std::io::Error::other(format!("engine call ended abnormally: {e}"))))?
     }
 
     /// The worker's store.
@@ -254,6 +331,12 @@ impl Engine {
 
     /// Plans and carries out one statement.
     pub async fn execute(&self, stmt: &ParsedStatement) -> Result<Output> {
+        self.execute_live(stmt, None).await
+    }
+
+    /// [`Engine::execute`], with a preview's rows sent to `live` as they arrive
+    /// (its [`Output::Rows`] then holds only the notes).
+    pub async fn execute_live(&self, stmt: &ParsedStatement, live: Option<&preview::LiveRows>) -> Result<Output> {
         let guard = self.mutations.lock().await;
         let plan = lock(&self.catalog).plan(stmt)?;
         if matches!(
@@ -306,7 +389,7 @@ impl Engine {
             Plan::Show(kind) => Ok(Output::Table(self.show(*kind))),
             Plan::Describe(t) | Plan::Explain(t) => Ok(Output::Table(t.clone())),
             Plan::Preview(p) => {
-                let (batches, notes) = preview::run(p, Duration::from_secs(10)).await?;
+                let (batches, notes) = preview::run(p, Duration::from_secs(10), live).await?;
                 Ok(Output::Rows { batches, notes })
             }
         }
@@ -383,7 +466,7 @@ impl Engine {
             slot,
         );
         let supervised = Arc::clone(&stats);
-        let task = tokio::spawn(async move {
+        let task = self.spawn(async move {
             // A bug must not leave a pipeline RUNNING forever: report it as FAILED.
             if let Err(panic) = std::panic::AssertUnwindSafe(run).catch_unwind().await {
                 let msg = panic

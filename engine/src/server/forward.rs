@@ -1,0 +1,98 @@
+//! A standby worker in distributed mode answers connector requests by forwarding
+//! them to the worker that holds the cluster's work, as Kafka Connect's followers
+//! forward writes to their leader: the client sees one API whichever worker it
+//! asks. The request goes out as it came (method, path, query, body, the
+//! `Authorization`, `Content-Type` and `Accept` headers) and the answer comes back
+//! as it is; while no worker holds the work the answer is Kafka Connect's 409.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::debug;
+
+use super::{ApiError, BODY_LIMIT};
+use crate::cluster::{Cluster, Role};
+
+/// How long a forwarded request may take (Kafka Connect's request timeout is 90 s).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Kafka Connect's answer while the group rebalances.
+const REBALANCING: &str = "Cannot complete request because of a conflicting operation (e.g. worker rebalance)";
+
+/// Whether a path is answered by the worker holding the work.
+fn forwarded(path: &str) -> bool {
+    path == "/connectors" || path.starts_with("/connectors/") || path == "/sql"
+}
+
+/// The middleware: forwards connector requests while this worker stands by.
+pub(crate) async fn to_active(State(cluster): State<Arc<Cluster>>, request: Request, next: Next) -> Response {
+    if !forwarded(request.uri().path()) || cluster.role() == Role::Active {
+        return next.run(request).await;
+    }
+    let Some(base) = cluster.active_url() else {
+        return ApiError::new(StatusCode::CONFLICT, REBALANCING).into_response();
+    };
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response(),
+    };
+    let target = format!(
+        "{base}{}",
+        parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str())
+    );
+    debug!(method = %parts.method, %target, "forwarding to the active worker");
+    let mut out = ureq::http::Request::builder()
+        .method(parts.method.as_str())
+        .uri(&target);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT] {
+        if let Some(v) = parts.headers.get(&name) {
+            out = out.header(name.as_str(), v.as_bytes());
+        }
+    }
+    let Ok(out) = out.body(body.to_vec()) else {
+        return ApiError::new(StatusCode::BAD_REQUEST, "the request cannot be forwarded").into_response();
+    };
+    let answer = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(FORWARD_TIMEOUT))
+            .build()
+            .into();
+        let mut resp = agent.run(out)?;
+        let status = resp.status().as_u16();
+        let content_type = resp.headers().get("content-type").cloned();
+        let body = resp.body_mut().with_config().limit(64 * 1024 * 1024).read_to_vec()?;
+        Ok::<_, ureq::Error>((status, content_type, body))
+    })
+    .await;
+    match answer {
+        Ok(Ok((status, content_type, body))) => {
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            if let Some(ct) = content_type.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+                response.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            response
+        }
+        // The active worker is gone or unreachable: the group is about to move the work.
+        Ok(Err(e)) => {
+            debug!(%target, error = %e, "forwarding failed");
+            ApiError::new(
+                StatusCode::CONFLICT,
+                format!("{REBALANCING}: the active worker at {base} does not answer ({e})"),
+            )
+            .into_response()
+        }
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("forwarding ended abnormally: {e}"),
+        )
+        .into_response(),
+    }
+}

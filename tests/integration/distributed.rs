@@ -1,0 +1,348 @@
+//! Distributed mode against the Tansu broker: the Kafka-topic store in Kafka
+//! Connect's record shapes, workers sharing a `group.id` that hand the work over
+//! on SIGKILL and SIGTERM, and a worker that waits for Kafka and says so in
+//! `/health`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use quiver_connectors::api::Offsets;
+use quiver_engine::store::kafka::{KafkaStore, KafkaTopics};
+use quiver_engine::store::{ConnectorRecord, Store, TargetState, check_contract};
+use serde_json::json;
+
+use crate::kafka_support::{broker, consume, unique};
+use crate::server::{Server, ids, sql_connector};
+
+fn topics(bootstrap: &str, prefix: &str) -> KafkaTopics {
+    KafkaTopics {
+        bootstrap_servers: bootstrap.to_string(),
+        config_topic: format!("{prefix}-configs"),
+        config_replication: 1,
+        offsets_topic: format!("{prefix}-offsets"),
+        offsets_partitions: 5,
+        offsets_replication: 1,
+        status_topic: format!("{prefix}-status"),
+        status_partitions: 2,
+        status_replication: 1,
+        client: Default::default(),
+    }
+}
+
+/// A distributed worker's properties in Kafka Connect's keys.
+fn worker_properties(dir: &Path, bootstrap: &str, group: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("{group}-worker.properties"));
+    std::fs::write(
+        &path,
+        format!(
+            "bootstrap.servers={bootstrap}\ngroup.id={group}\n\
+             config.storage.topic={group}-configs\noffset.storage.topic={group}-offsets\nstatus.storage.topic={group}-status\n\
+             config.storage.replication.factor=1\noffset.storage.replication.factor=1\nstatus.storage.replication.factor=1\n\
+             offset.storage.partitions=5\nstatus.storage.partitions=2\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn start_worker(dir: &Path, name: &str, properties: &Path) -> Server {
+    Server::start_logging(
+        &dir.join(name),
+        &["--worker-config", properties.to_str().unwrap()],
+        "info",
+    )
+}
+
+/// Polls `path` until `ok` holds for its status and body (any status counts).
+fn wait_answer(
+    server: &Server,
+    path: &str,
+    what: &str,
+    limit: Duration,
+    ok: impl Fn(u16, &serde_json::Value) -> bool,
+) -> (u16, serde_json::Value) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (code, body) = server.call("GET", path, None);
+        if ok(code, &body) {
+            return (code, body);
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {code} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The worker id (`host:port`) a server advertises: its address.
+fn worker_id(server: &Server) -> String {
+    server.base.trim_start_matches("http://").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kafka_store_keeps_state_in_kafka_connects_shapes_and_every_worker_reads_it() {
+    let bootstrap = broker();
+    let t = topics(&bootstrap, &unique("dstore"));
+    let store = KafkaStore::open(t.clone()).await.unwrap();
+    check_contract(&store).await;
+    store
+        .commit_offsets("kept", &Offsets([("rows".to_string(), json!(12))].into()))
+        .await
+        .unwrap();
+
+    // A second worker reads everything to the end before it answers.
+    let other = KafkaStore::open(t.clone()).await.unwrap();
+    assert_eq!(
+        other.offsets("kept").await.unwrap(),
+        Some(Offsets([("rows".to_string(), json!(12))].into()))
+    );
+    let names: Vec<String> = other.connectors().await.unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["a"], "the contract left connector a, paused");
+    assert_eq!(other.connectors().await.unwrap()[0].target, TargetState::Paused);
+
+    // What one writes, the other reads within a poll.
+    let late = ConnectorRecord {
+        name: "late".into(),
+        config: [("connector.class".to_string(), "quiver".to_string())].into(),
+        target: TargetState::Stopped,
+        order: 9,
+        columns: None,
+    };
+    store.put_connector(&late).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = other.connectors().await.unwrap();
+        if seen
+            .iter()
+            .any(|c| c.name == "late" && c.target == TargetState::Stopped)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the other store never saw 'late': {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    other.check().await.unwrap();
+
+    // The records themselves, as Kafka Connect writes them.
+    // Everything in the topics (the reads stop at the timeout).
+    let config = consume(&bootstrap, &t.config_topic, usize::MAX, Duration::from_secs(5));
+    let latest = |key: &str| {
+        config
+            .iter()
+            .rev()
+            .find(|g| g.key_text() == key)
+            .map(|g| g.json())
+            .unwrap_or_else(|| panic!("no record {key}"))
+    };
+    assert_eq!(
+        latest("connector-late"),
+        json!({"properties": {"connector.class": "quiver"}})
+    );
+    assert_eq!(
+        latest("target-state-late"),
+        json!({"state": "PAUSED", "state.v2": "STOPPED"})
+    );
+    assert_eq!(
+        latest("target-state-a"),
+        json!({"state": "PAUSED", "state.v2": "PAUSED"})
+    );
+    let offsets = consume(&bootstrap, &t.offsets_topic, usize::MAX, Duration::from_secs(5));
+    let kept = offsets
+        .iter()
+        .find(|g| g.key_text() == r#"["kept",{"partition":"rows"}]"#)
+        .expect("the offset record keyed as Kafka Connect keys it");
+    assert_eq!(kept.json(), json!(12));
+
+    // The topics were created compacted.
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    for topic in [&t.config_topic, &t.offsets_topic, &t.status_topic] {
+        let described = admin
+            .describe_configs(
+                &[rdkafka::admin::ResourceSpecifier::Topic(topic)],
+                &rdkafka::admin::AdminOptions::new(),
+            )
+            .await
+            .unwrap();
+        let resource = described[0].as_ref().unwrap();
+        let policy = resource.get("cleanup.policy").and_then(|e| e.value.clone());
+        assert_eq!(policy.as_deref(), Some("compact"), "{topic}");
+    }
+}
+
+/// Two workers with one `group.id`: either serves the whole API (the standby
+/// forwards), SIGKILL of the one running the connector moves it to the other
+/// within 10 s with no id lost, and SIGTERM hands it over without waiting for the
+/// session timeout.
+#[test]
+fn workers_sharing_a_group_id_take_over_from_a_killed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let group = unique("qcluster");
+    let props = worker_properties(dir.path(), &broker(), &group);
+    let out = dir.path().join("out");
+    let a = start_worker(dir.path(), "a", &props);
+    let b = start_worker(dir.path(), "b", &props);
+    assert!(a.banner.contains(&format!("in group {group}")), "{}", a.banner);
+    // Both answer connector requests once one of them holds the work.
+    for w in [&a, &b] {
+        wait_answer(w, "/health", "healthy", Duration::from_secs(60), |c, _| c == 200);
+        wait_answer(
+            w,
+            "/connectors",
+            "a worker holding the work",
+            Duration::from_secs(60),
+            |c, _| c == 200,
+        );
+    }
+    let (status, created) = b.json("POST", "/connectors", &sql_connector("live", &out, 1000));
+    assert_eq!(status, 201, "{created}");
+    let (_, running) = wait_answer(
+        &a,
+        "/connectors/live/status",
+        "live RUNNING",
+        Duration::from_secs(30),
+        |code, s| code == 200 && s["tasks"][0]["state"] == "RUNNING",
+    );
+    let holder = running["tasks"][0]["worker_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        b.get("/connectors/live/status")["tasks"][0]["worker_id"],
+        holder.as_str()
+    );
+    let (active, survivor) = if holder == worker_id(&a) { (a, b) } else { (b, a) };
+    assert_eq!(worker_id(&active), holder, "the holder is one of the two workers");
+    survivor.wait_for("/connectors/live/offsets", "a commit", |o| {
+        !o["offsets"].as_array().unwrap().is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+
+    drop(active); // SIGKILL: no flush, no commit, no LeaveGroup
+    let killed = Instant::now();
+    let me = worker_id(&survivor);
+    let deadline = killed + Duration::from_secs(30);
+    loop {
+        let (code, s) = survivor.call("GET", "/connectors/live/status", None);
+        if code == 200 && s["tasks"][0]["state"] == "RUNNING" && s["tasks"][0]["worker_id"] == me.as_str() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the survivor never took over: {code} {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(10), "took over in {took:?}");
+    let before = ids(&out).len() as i64;
+    survivor.wait_for("/connectors/live/offsets", "progress after the take-over", |o| {
+        o["offsets"][0]["offset"]["position"].as_i64().unwrap_or(0) > before + 500
+    });
+
+    // A third worker joins: the work stays where it is (no restart) …
+    let c = start_worker(dir.path(), "c", &props);
+    // Healthy once it is a member of the group.
+    wait_answer(&c, "/health", "c joined", Duration::from_secs(60), |code, _| {
+        code == 200
+    });
+    wait_answer(
+        &c,
+        "/connectors/live/status",
+        "c serves the API",
+        Duration::from_secs(60),
+        |code, s| code == 200 && s["tasks"][0]["worker_id"] == me.as_str(),
+    );
+    // … until SIGTERM: the survivor commits, leaves, and c takes over at once.
+    let leaving = Instant::now();
+    let survivor_log = std::sync::Arc::clone(&survivor.log);
+    survivor.sigterm();
+    let cid = worker_id(&c);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, s) = c.call("GET", "/connectors/live/status", None);
+        if code == 200 && s["tasks"][0]["state"] == "RUNNING" && s["tasks"][0]["worker_id"] == cid.as_str() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "c never took over: {code} {s}\nc's log:\n{}\nthe survivor's log:\n{}",
+            c.log.lock().unwrap().join("\n"),
+            survivor_log.lock().unwrap().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let handed = leaving.elapsed();
+    assert!(
+        handed < Duration::from_secs(8),
+        "a graceful leave hands over without the session timeout: {handed:?}"
+    );
+    c.wait_for("/connectors/live/offsets", "progress on c", |o| {
+        o["offsets"][0]["offset"]["position"].as_i64().unwrap_or(0) > before + 1500
+    });
+    c.sigterm();
+    // Every id up to the last one written arrived: nothing lost to the kill or the moves.
+    let counts = ids(&out);
+    let max = *counts.keys().last().unwrap();
+    assert_eq!(
+        counts.keys().copied().collect::<Vec<_>>(),
+        (0..=max).collect::<Vec<_>>()
+    );
+    eprintln!("took over after SIGKILL in {took:?}, after SIGTERM in {handed:?}");
+}
+
+/// A worker whose Kafka is not there yet serves `/health` as 503 naming the
+/// broker, retries, and is healthy without a restart once the broker is up; a
+/// broker that goes away turns `/health` to 503 again.
+#[test]
+fn a_worker_waits_for_kafka_and_health_says_why() {
+    let Ok(tansu) = std::env::var("QUIVER_TEST_TANSU") else {
+        panic!("QUIVER_TEST_TANSU is not set: run the suite with tests/run");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let props = worker_properties(dir.path(), &bootstrap, &unique("qwait"));
+    let w = start_worker(dir.path(), "w", &props);
+    wait_answer(
+        &w,
+        "/health",
+        "503 while Kafka is away",
+        Duration::from_secs(20),
+        |c, h| c == 503 && h["status"] == "starting" && h["message"].as_str().unwrap_or("").contains(&bootstrap),
+    );
+
+    let mut broker = std::process::Command::new(&tansu)
+        .args([
+            "broker",
+            "--listener-url",
+            &format!("tcp://{bootstrap}"),
+            "--advertised-listener-url",
+            &format!("tcp://{bootstrap}"),
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_answer(
+        &w,
+        "/health",
+        "healthy once Kafka is up",
+        Duration::from_secs(60),
+        |c, h| c == 200 && h["status"] == "healthy",
+    );
+
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let (_, gone) = wait_answer(
+        &w,
+        "/health",
+        "503 once Kafka is gone",
+        Duration::from_secs(20),
+        |c, h| c == 503 && h["status"] == "unhealthy",
+    );
+    assert!(
+        gone["message"].as_str().unwrap().contains("Kafka does not answer"),
+        "{gone}"
+    );
+}
