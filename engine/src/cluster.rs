@@ -26,13 +26,18 @@
 //!   loses its membership after `session.timeout.ms` (3 s by default, where Kafka
 //!   Connect waits up to `scheduled.rebalance.max.delay.ms`, 5 minutes) and the
 //!   group gives the work to another worker, which resumes from the last commits.
-//! - **Fencing a zombie**: when librdkafka reports the assignment *lost* (a worker
-//!   that was paused past its session comes back), the worker fences its store
-//!   before anything else runs (every later state write fails, queued writes are
-//!   purged) and aborts its tasks without committing, so it cannot move offsets
-//!   back under the new holder. The sinks' own exactly-once mechanisms
-//!   (deterministic Parquet names, offsets in the database transaction) keep the
-//!   data itself free of duplicates.
+//! - **Fencing a zombie**: the holder of the work writes the state topics in
+//!   Kafka transactions under one transactional id per cluster
+//!   (`{group.id}-state`). A new holder's `InitProducerId` for that id bumps its
+//!   epoch, so the broker refuses every later write of the old holder: a worker
+//!   that was paused (SIGSTOP) or cut off past its session and comes back cannot
+//!   commit an offset, however soon after resuming it tries; the store then stays
+//!   fenced. When librdkafka reports the assignment *lost*, the worker also fences
+//!   its store locally and aborts its tasks without committing. What a resumed
+//!   zombie's task had already handed to a sink that is not exactly-once may still
+//!   land once more (at-least-once); the exactly-once sinks' own mechanisms
+//!   (deterministic Parquet names, offsets in the database transaction) decide
+//!   there.
 //! - **Every worker serves the whole REST API**: a standby forwards connector
 //!   requests (`/connectors…`, `/sql`) to the active worker named in the status
 //!   topic, as Kafka Connect forwards writes to its leader; while no worker holds
@@ -167,6 +172,11 @@ impl Cluster {
         self.role.borrow().clone()
     }
 
+    /// Changes of [`Cluster::role`].
+    pub fn watch_role(&self) -> watch::Receiver<Role> {
+        self.role.subscribe()
+    }
+
     pub fn worker_id(&self) -> &str {
         &self.worker_id
     }
@@ -272,6 +282,9 @@ impl Cluster {
                 }
                 Event::Gained => {
                     info!(worker = %self.worker_id, "this worker holds the cluster's work now");
+                    if !self.claim().await {
+                        continue;
+                    }
                     self.role.send_replace(Role::Active);
                     match engine.take_over().await {
                         Ok(n) => info!(connectors = n, "took over the cluster's connectors"),
@@ -288,6 +301,7 @@ impl Cluster {
                         info!("handing the cluster's work over: tasks flush and commit");
                     }
                     engine.stand_down(!lost).await;
+                    self.store.release().await;
                     if self.role() != Role::Leaving {
                         self.role.send_replace(Role::Standby);
                     }
@@ -295,6 +309,23 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Takes the cluster's transactional id, fencing a previous holder; retried
+    /// for a while (Kafka may be slow to answer right after a rebalance).
+    async fn claim(&self) -> bool {
+        let id = format!("{}-state", self.settings.group_id);
+        for attempt in 1..=10 {
+            match self.store.claim(&id).await {
+                Ok(()) => return true,
+                Err(e) => {
+                    warn!(error = %e, attempt, "cannot claim the cluster's state writes yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+        warn!("giving up claiming the cluster's state writes: standing by until the next rebalance");
+        false
     }
 
     /// Names this worker in the status topic as the one holding the work.
@@ -320,6 +351,7 @@ impl Cluster {
         if was_active {
             self.announce("UNASSIGNED").await;
         }
+        self.store.release().await;
         self.stop.store(true, Ordering::Relaxed);
         let member = self.member.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(thread) = member {

@@ -67,7 +67,11 @@ fn wait_answer(
         if ok(code, &body) {
             return (code, body);
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {code} {body}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {code} {body}\nits log:\n{}",
+            server.log.lock().unwrap().join("\n")
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -344,5 +348,96 @@ fn a_worker_waits_for_kafka_and_health_says_why() {
     assert!(
         gone["message"].as_str().unwrap().contains("Kafka does not answer"),
         "{gone}"
+    );
+}
+
+/// A worker paused past its session (SIGSTOP) loses the work to another; when it
+/// resumes (SIGCONT) it is fenced: it commits nothing, the offsets never move
+/// back, and it stands by, forwarding to the new holder.
+#[test]
+fn a_paused_worker_that_comes_back_is_fenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let group = unique("qzombie");
+    let props = worker_properties(dir.path(), &broker(), &group);
+    let out = dir.path().join("out");
+    let a = start_worker(dir.path(), "a", &props);
+    wait_answer(
+        &a,
+        "/connectors",
+        "a holds the work",
+        Duration::from_secs(60),
+        |c, _| c == 200,
+    );
+    let b = start_worker(dir.path(), "b", &props);
+    wait_answer(&b, "/health", "b joined", Duration::from_secs(60), |c, _| c == 200);
+    assert_eq!(b.json("POST", "/connectors", &sql_connector("live", &out, 1000)).0, 201);
+    let (_, s) = wait_answer(
+        &b,
+        "/connectors/live/status",
+        "live RUNNING on a",
+        Duration::from_secs(30),
+        |c, s| c == 200 && s["tasks"][0]["state"] == "RUNNING",
+    );
+    assert_eq!(s["tasks"][0]["worker_id"], worker_id(&a).as_str());
+    a.wait_for("/connectors/live/offsets", "a commit", |o| {
+        !o["offsets"].as_array().unwrap().is_empty()
+    });
+
+    let signal = |sig: &str, s: &Server| {
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &s.child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP", &a);
+    let bid = worker_id(&b);
+    wait_answer(
+        &b,
+        "/connectors/live/status",
+        "b takes over",
+        Duration::from_secs(30),
+        |c, s| c == 200 && s["tasks"][0]["state"] == "RUNNING" && s["tasks"][0]["worker_id"] == bid.as_str(),
+    );
+    let position = |s: &Server| -> i64 {
+        let (code, o) = s.call("GET", "/connectors/live/offsets", None);
+        assert_eq!(code, 200, "{o}");
+        o["offsets"][0]["offset"]["position"].as_i64().unwrap_or(0)
+    };
+    let mut last = position(&b);
+    signal("-CONT", &a);
+    // For a few seconds after the zombie wakes, the committed position only grows.
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        let now = position(&b);
+        assert!(now >= last, "the committed position moved back from {last} to {now}");
+        last = now;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The zombie knows it: it stands by and forwards to b.
+    wait_answer(
+        &a,
+        "/connectors/live/status",
+        "a forwards to b",
+        Duration::from_secs(20),
+        |c, s| c == 200 && s["tasks"][0]["worker_id"] == bid.as_str(),
+    );
+    let log = a.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("lost its place in the group") || log.contains("fenced"),
+        "the zombie says why it stopped:\n{log}"
+    );
+    b.wait_for("/connectors/live/offsets", "b keeps going", |o| {
+        o["offsets"][0]["offset"]["position"].as_i64().unwrap_or(0) > last + 500
+    });
+    drop(a);
+    b.sigterm();
+    let counts = ids(&out);
+    let max = *counts.keys().last().unwrap();
+    assert_eq!(
+        counts.keys().copied().collect::<Vec<_>>(),
+        (0..=max).collect::<Vec<_>>()
     );
 }

@@ -58,7 +58,7 @@ pub(crate) async fn to_active(State(cluster): State<Arc<Cluster>>, request: Requ
     let Ok(out) = out.body(body.to_vec()) else {
         return ApiError::new(StatusCode::BAD_REQUEST, "the request cannot be forwarded").into_response();
     };
-    let answer = tokio::task::spawn_blocking(move || {
+    let forwarding = tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(FORWARD_TIMEOUT))
@@ -69,8 +69,28 @@ pub(crate) async fn to_active(State(cluster): State<Arc<Cluster>>, request: Requ
         let content_type = resp.headers().get("content-type").cloned();
         let body = resp.body_mut().with_config().limit(64 * 1024 * 1024).read_to_vec()?;
         Ok::<_, ureq::Error>((status, content_type, body))
-    })
-    .await;
+    });
+    // A worker that holds the work but hangs (paused, cut off) would keep the
+    // request for the whole timeout: give up as soon as the work moves.
+    let moved = async {
+        let mut role = cluster.watch_role();
+        loop {
+            tokio::select! {
+                changed = role.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+            if cluster.role() == Role::Active || cluster.active_url().as_deref() != Some(base.as_str()) {
+                return;
+            }
+        }
+    };
+    let answer = tokio::select! {
+        answer = forwarding => answer,
+        () = moved => {
+            return ApiError::new(StatusCode::CONFLICT, format!("{REBALANCING}: the work moved away from {base} while the request waited"))
+                .into_response();
+        }
+    };
     match answer {
         Ok(Ok((status, content_type, body))) => {
             let mut response = Response::new(Body::from(body));

@@ -42,7 +42,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use tracing::{debug, info, warn};
@@ -111,6 +111,9 @@ struct Copy {
 pub struct KafkaStore {
     topics: KafkaTopics,
     producer: FutureProducer,
+    /// While this worker holds the work: a transactional producer whose id the
+    /// next holder takes over, which fences this one (see [`KafkaStore::claim`]).
+    claimed: tokio::sync::Mutex<Option<FutureProducer>>,
     copy: Arc<Mutex<Copy>>,
     /// Woken whenever the reader has applied records.
     progressed: Arc<tokio::sync::Notify>,
@@ -165,6 +168,7 @@ impl KafkaStore {
         Ok(Self {
             topics,
             producer,
+            claimed: tokio::sync::Mutex::new(None),
             copy: Arc::new(Mutex::new(Copy::default())),
             progressed: Arc::new(tokio::sync::Notify::new()),
             stop: Arc::new(AtomicBool::new(false)),
@@ -310,6 +314,15 @@ impl KafkaStore {
 
     /// Writes one record and waits until the reader has read past it.
     async fn write(&self, topic: &str, key: &[u8], value: Option<&Value>) -> Result<()> {
+        self.write_all(topic, vec![(key.to_vec(), value.cloned())]).await
+    }
+
+    /// Writes records (in one transaction while the work is claimed) and waits
+    /// until the reader has read past every one of them.
+    async fn write_all(&self, topic: &str, records: Vec<(Vec<u8>, Option<Value>)>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
         if self.fenced.load(Ordering::Acquire) {
             return Err(self.topics.failed(
                 &format!("refused to write to topic {topic}"),
@@ -317,20 +330,16 @@ impl KafkaStore {
             ));
         }
         self.ready()?;
-        let payload = value.map(|v| v.to_string());
-        let mut record = FutureRecord::to(topic).key(key);
-        if let Some(p) = &payload {
-            record = record.payload(p.as_bytes());
-        }
-        let delivery = self
-            .producer
-            .send(record, WRITE_TIMEOUT)
-            .await
-            .map_err(|(e, _)| self.topics.failed(&format!("cannot write to topic {topic}"), e))?;
-        let tp = (topic.to_string(), delivery.partition);
-        let written = delivery.offset;
+        let claimed = self.claimed.lock().await;
+        let written = match claimed.as_ref() {
+            Some(producer) => self.send_in_transaction(producer, topic, &records).await?,
+            None => self.send(&self.producer, topic, &records).await?,
+        };
+        drop(claimed);
         self.wait_until(WRITE_TIMEOUT, |copy| {
-            copy.positions.get(&tp).copied().unwrap_or(0) > written
+            written
+                .iter()
+                .all(|(tp, offset)| copy.positions.get(tp).copied().unwrap_or(0) > *offset)
         })
         .await
         .map_err(|()| {
@@ -341,11 +350,101 @@ impl KafkaStore {
         })
     }
 
-    async fn write_all(&self, topic: &str, records: Vec<(Vec<u8>, Option<Value>)>) -> Result<()> {
+    /// Sends records in order; returns the last offset written per partition.
+    async fn send(
+        &self,
+        producer: &FutureProducer,
+        topic: &str,
+        records: &[(Vec<u8>, Option<Value>)],
+    ) -> Result<HashMap<(String, i32), i64>> {
+        let mut written = HashMap::new();
         for (key, value) in records {
-            self.write(topic, &key, value.as_ref()).await?;
+            let payload = value.as_ref().map(Value::to_string);
+            let mut record = FutureRecord::to(topic).key(key);
+            if let Some(p) = &payload {
+                record = record.payload(p.as_bytes());
+            }
+            let delivery = producer
+                .send(record, WRITE_TIMEOUT)
+                .await
+                .map_err(|(e, _)| self.topics.failed(&format!("cannot write to topic {topic}"), e))?;
+            written.insert((topic.to_string(), delivery.partition), delivery.offset);
         }
+        Ok(written)
+    }
+
+    /// [`KafkaStore::send`] inside a transaction of the claimed producer; a
+    /// producer fenced by a newer holder fences the store for good.
+    async fn send_in_transaction(
+        &self,
+        producer: &FutureProducer,
+        topic: &str,
+        records: &[(Vec<u8>, Option<Value>)],
+    ) -> Result<HashMap<(String, i32), i64>> {
+        let outcome = async {
+            transaction_call(producer, |p| p.begin_transaction()).await?;
+            let written = match self.send(producer, topic, records).await {
+                Ok(w) => w,
+                Err(e) => {
+                    let _ = transaction_call(producer, |p| p.abort_transaction(WRITE_TIMEOUT)).await;
+                    return Ok(Err(e));
+                }
+            };
+            transaction_call(producer, |p| p.commit_transaction(WRITE_TIMEOUT)).await?;
+            Ok::<_, rdkafka::error::KafkaError>(Ok(written))
+        }
+        .await;
+        match outcome {
+            Ok(result) => result,
+            Err(e) => {
+                let fenced = matches!(&e, rdkafka::error::KafkaError::Transaction(t) if t.is_fatal());
+                if fenced {
+                    self.fenced.store(true, Ordering::Release);
+                    warn!(error = %e, "this worker's state writes were fenced: another worker holds the work");
+                    return Err(self.topics.failed(
+                        &format!("refused to write to topic {topic}"),
+                        format!("this worker was fenced by the worker that holds the work now ({e})"),
+                    ));
+                }
+                let _ = transaction_call(producer, |p| p.abort_transaction(WRITE_TIMEOUT)).await;
+                Err(self
+                    .topics
+                    .failed(&format!("cannot write to topic {topic} in a transaction"), e))
+            }
+        }
+    }
+
+    /// Makes this worker the one writer of the cluster's state: later writes go
+    /// in transactions of `transactional_id`, and taking that id fences whichever
+    /// worker used it before (a zombie that still thinks it holds the work: its
+    /// next write fails, at the broker).
+    pub async fn claim(&self, transactional_id: &str) -> Result<()> {
+        let producer: FutureProducer = self
+            .topics
+            .client_config()
+            .set("transactional.id", transactional_id)
+            .set("transaction.timeout.ms", "60000")
+            .set("message.timeout.ms", WRITE_TIMEOUT.as_millis().to_string())
+            .set("partitioner", "murmur2_random")
+            .create()
+            .map_err(|e| self.topics.failed("cannot create the transactional state producer", e))?;
+        let init = producer.clone();
+        tokio::task::spawn_blocking(move || rdkafka::producer::Producer::init_transactions(&init, WRITE_TIMEOUT))
+            .await
+            .map_err(|e| self.topics.failed("claiming the work ended abnormally", e))?
+            .map_err(|e| {
+                self.topics
+                    .failed(&format!("cannot claim transactional id {transactional_id}"), e)
+            })?;
+        *self.claimed.lock().await = Some(producer);
+        self.fenced.store(false, Ordering::Release);
+        info!(%transactional_id, "this worker writes the cluster's state in transactions now");
         Ok(())
+    }
+
+    /// Stops writing as the holder of the work (after handing it over).
+    pub async fn release(&self) {
+        self.claimed.lock().await.take();
     }
 
     /// Fails until the topics have been read to their end.
@@ -389,6 +488,17 @@ impl Drop for KafkaStore {
             let _ = reader.join();
         }
     }
+}
+
+/// A (blocking) transaction call of librdkafka, off the async workers.
+async fn transaction_call(
+    producer: &FutureProducer,
+    call: impl FnOnce(&FutureProducer) -> rdkafka::error::KafkaResult<()> + Send + 'static,
+) -> rdkafka::error::KafkaResult<()> {
+    let producer = producer.clone();
+    tokio::task::spawn_blocking(move || call(&producer))
+        .await
+        .unwrap_or(Err(rdkafka::error::KafkaError::Canceled))
 }
 
 /// Creates the state topics that do not exist, compacted, with the configured
@@ -436,11 +546,8 @@ fn follow(
 ) {
     let mut last_error: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
-        let Some(first) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
+        let mut next = consumer.poll(Duration::from_millis(100));
         let mut copy = lock(copy);
-        let mut next = Some(first);
         while let Some(result) = next.take() {
             match result {
                 Ok(m) => {
@@ -457,6 +564,19 @@ fn follow(
                 }
             }
             next = consumer.poll(Duration::ZERO);
+        }
+        // The consumer's own positions also move past transaction markers, which
+        // carry no record: the end of a topic written in transactions is reached.
+        if let Ok(positions) = consumer.position() {
+            for e in positions.elements() {
+                if let Offset::Offset(n) = e.offset() {
+                    let at = copy
+                        .positions
+                        .entry((e.topic().to_string(), e.partition()))
+                        .or_insert(0);
+                    *at = (*at).max(n);
+                }
+            }
         }
         drop(copy);
         progressed.notify_waiters();
