@@ -38,6 +38,9 @@
 //!   land once more (at-least-once); the exactly-once sinks' own mechanisms
 //!   (deterministic Parquet names, offsets in the database transaction) decide
 //!   there.
+//! - **Statuses**: the holder writes every connector's and task's status to the
+//!   status topic as Kafka Connect does (keys, shape, tombstones), so tools that
+//!   read the topic see them; the REST API answers from the holder itself.
 //! - **Every worker serves the whole REST API**: a standby forwards connector
 //!   requests (`/connectors…`, `/sql`) to the active worker named in the status
 //!   topic, as Kafka Connect forwards writes to its leader; while no worker holds
@@ -55,8 +58,10 @@ use std::time::Duration;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use serde_json::json;
+use std::collections::BTreeMap;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+
+use tracing::{debug, info, warn};
 
 use crate::server::properties::Distributed;
 use crate::store::kafka::{KafkaStore, StatusRecord};
@@ -252,6 +257,7 @@ impl Cluster {
             return;
         }
         info!(group = %self.settings.group_id, worker = %self.worker_id, "joining the cluster's group");
+        tokio::spawn(Arc::clone(&self).publish_statuses(Arc::clone(&engine)));
         let stop = Arc::clone(&self.stop);
         let member = std::thread::Builder::new()
             .name("quiver-group-member".into())
@@ -326,6 +332,63 @@ impl Cluster {
         }
         warn!("giving up claiming the cluster's state writes: standing by until the next rebalance");
         false
+    }
+
+    /// While this worker holds the work, writes every connector's and task's
+    /// status to the status topic when it changes, in Kafka Connect's keys and
+    /// shape (`status-connector-{name}`, `status-task-{name}-{id}` →
+    /// `{"state", "trace", "worker_id", "generation"}`), and tombstones for
+    /// connectors that are gone; checked once a second.
+    async fn publish_statuses(self: Arc<Self>, engine: Arc<Engine>) {
+        let mut written: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        while !self.stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            if self.role() != Role::Active {
+                written.clear();
+                continue;
+            }
+            let mut now = BTreeMap::new();
+            for name in engine.connector_names() {
+                let Ok(status) = engine.connector_status(&name) else {
+                    continue;
+                };
+                now.insert(
+                    format!("status-connector-{name}"),
+                    (status.connector.state.to_string(), status.connector.trace.clone()),
+                );
+                for (id, task) in &status.tasks {
+                    now.insert(
+                        format!("status-task-{name}-{id}"),
+                        (task.state.to_string(), task.trace.clone()),
+                    );
+                }
+            }
+            for (key, (state, trace)) in &now {
+                if written.get(key) == Some(&(state.clone(), trace.clone())) {
+                    continue;
+                }
+                let record = StatusRecord {
+                    state: state.clone(),
+                    trace: trace.clone(),
+                    worker_id: self.worker_id.clone(),
+                    generation: 0,
+                    url: None,
+                };
+                match self.store.put_status(key, &record).await {
+                    Ok(()) => {
+                        written.insert(key.clone(), (state.clone(), trace.clone()));
+                    }
+                    Err(e) => debug!(%key, error = %e, "status not written; tried again next second"),
+                }
+            }
+            let gone: Vec<String> = written.keys().filter(|k| !now.contains_key(*k)).cloned().collect();
+            for key in gone {
+                if self.store.remove_status(&key).await.is_ok() {
+                    written.remove(&key);
+                }
+            }
+        }
     }
 
     /// Names this worker in the status topic as the one holding the work.

@@ -212,6 +212,32 @@ fn workers_sharing_a_group_id_take_over_from_a_killed_one() {
         b.get("/connectors/live/status")["tasks"][0]["worker_id"],
         holder.as_str()
     );
+    // The status topic says the same, in Kafka Connect's keys and shape.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let statuses = consume(
+            &broker(),
+            &format!("{group}-status"),
+            usize::MAX,
+            Duration::from_secs(2),
+        );
+        let task = statuses
+            .iter()
+            .rev()
+            .find(|g| g.key_text() == "status-task-live-0")
+            .map(|g| g.json());
+        if let Some(t) = &task
+            && t["state"] == "RUNNING"
+        {
+            assert_eq!(t["worker_id"], holder.as_str(), "{t}");
+            assert!(statuses.iter().any(|g| g.key_text() == "status-connector-live"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no RUNNING status-task-live-0 in the status topic: {task:?}"
+        );
+    }
     let (active, survivor) = if holder == worker_id(&a) { (a, b) } else { (b, a) };
     assert_eq!(worker_id(&active), holder, "the holder is one of the two workers");
     survivor.wait_for("/connectors/live/offsets", "a commit", |o| {

@@ -1,7 +1,16 @@
 //! Starting and stopping `quiver server`: read the worker properties, open the
 //! store, bring every connector back in its target state, create the connector
 //! files named on the command line, serve until SIGTERM or Ctrl-C, then drain:
-//! every task flushes and commits before the process exits.
+//! every task flushes and commits before the process exits. A distributed worker
+//! (`group.id` set) serves at once and leaves the rest to [`crate::cluster`].
+//!
+//! Design note: the REST API runs on a tokio runtime of its own (one thread),
+//! apart from the runtime the pipeline tasks run on. Pipelines are CPU-bound and
+//! yield only between batches, so on a shared runtime a status request waited
+//! behind batches for tens of milliseconds (p99 56–69 ms under load, BENCHMARKS.md);
+//! on its own thread the OS schedules it beside the pipelines. The engine keeps a
+//! handle to its runtime and spawns every task there, so a task started by a REST
+//! call never lands on the API's thread; previews (`POST /sql`) run there too.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

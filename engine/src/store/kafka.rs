@@ -476,6 +476,11 @@ impl KafkaStore {
             .await
     }
 
+    /// Forgets a status (a deleted connector's): a tombstone, as Kafka Connect writes.
+    pub async fn remove_status(&self, key: &str) -> Result<()> {
+        self.write(&self.topics.status_topic, key.as_bytes(), None).await
+    }
+
     fn offset_key(connector: &str, partition: &str) -> Vec<u8> {
         json!([connector, {"partition": partition}]).to_string().into_bytes()
     }
