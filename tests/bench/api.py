@@ -8,7 +8,11 @@ without API load, then again while ApacheBench (`ab`, Debian's apache2-utils) se
 clients, and reads ab's latency percentiles. HTTPS uses a certificate made with
 openssl for the run. Prints a Markdown table; BENCHMARKS.md records it.
 
-    tests/bench/run api [--rounds 3] [--window 5] [--concurrency 64] [--requests 20000]
+    tests/bench/run api [--rounds 3] [--window 5] [--concurrency 64] [--requests 20000] [--rate 640]
+
+With --rate, 64 keep-alive clients on one asyncio loop send that many requests/s
+in all, evenly paced (64 dashboards or scripts polling), instead of ab's flood; the
+API thread's own CPU is read from /proc for both.
 """
 
 import argparse
@@ -58,6 +62,78 @@ def ab(url, concurrency, requests):
     return pct, rps, failed + (int(non2xx.group(1)) if non2xx else 0)
 
 
+def paced(url, concurrency, rate, seconds, ca):
+    """`concurrency` keep-alive clients sending `rate` requests/s in all, evenly
+    paced, on one asyncio loop (the load generator must cost the pipelines as
+    little CPU as it can); returns the latency percentiles (ms), the rate reached
+    and failures."""
+    import asyncio
+    import urllib.parse
+    u = urllib.parse.urlparse(url)
+    ctx = ssl.create_default_context(cafile=ca) if u.scheme == "https" else None
+    target = u.path + (("?" + u.query) if u.query else "")
+    request = f"GET {target} HTTP/1.1\r\nHost: {u.hostname}\r\n\r\n".encode()
+    interval = concurrency / rate
+
+    async def one(reader, writer):
+        writer.write(request)
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        await reader.readexactly(length)
+        return status == 200
+
+    async def client(i, start, latencies, bad):
+        reader, writer = await asyncio.open_connection(u.hostname, u.port, ssl=ctx)
+        await one(reader, writer)  # untimed: the connection (and TLS) set up first
+        n = 0
+        loop = asyncio.get_running_loop()
+        while True:
+            due = start + (i / concurrency) * interval + n * interval
+            if due > start + seconds:
+                break
+            await asyncio.sleep(max(0, due - loop.time()))
+            t0 = time.perf_counter()
+            try:
+                ok = await one(reader, writer)
+            except (OSError, asyncio.IncompleteReadError):
+                ok = False
+            latencies.append((time.perf_counter() - t0) * 1000)
+            bad[0] += 0 if ok else 1
+            n += 1
+        writer.close()
+
+    async def run():
+        latencies, bad = [], [0]
+        start = asyncio.get_running_loop().time() + 0.5
+        await asyncio.gather(*(client(i, start, latencies, bad) for i in range(concurrency)))
+        return latencies, bad[0]
+
+    latencies, bad = asyncio.run(run())
+    latencies.sort()
+    pct = {q: latencies[min(len(latencies) - 1, int(len(latencies) * q / 100))] for q in (50, 99)}
+    return pct, len(latencies) / seconds, bad
+
+
+def api_cpu_seconds(pid):
+    """CPU seconds the server's API thread (named quiver-api) has used."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            if open(f"/proc/{pid}/task/{tid}/comm").read().strip() != "quiver-api":
+                continue
+            fields = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            pass
+    return total
+
+
 def make_cert(d):
     run = lambda *a: subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True)
     run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
@@ -74,8 +150,10 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--window", type=float, default=5)
     p.add_argument("--concurrency", type=int, default=64)
-    p.add_argument("--requests", type=int, default=20000)
+    p.add_argument("--requests", type=int, default=100000)
     p.add_argument("--connectors", type=int, default=10)
+    p.add_argument("--rate", type=float, default=0,
+                   help="pace the clients at this many requests/s in all (Python clients) instead of ab's flood")
     args = p.parse_args()
 
     d = tempfile.mkdtemp(prefix="quiver-bench-api-")
@@ -107,23 +185,34 @@ def main():
                 for what, path in (("status", "/connectors/c0/status"), ("expand", "/connectors?expand=status")):
                     quiet = rate(plain, http, args.window)
                     result = {}
-                    t = threading.Thread(target=lambda: result.update(zip(("pct", "rps", "bad"),
-                                                                              ab(base + path, args.concurrency, args.requests))))
+                    load = ((lambda: paced(base + path, args.concurrency, args.rate, 4.0, cert)) if args.rate
+                            else (lambda: ab(base + path, args.concurrency, args.requests)))
+                    t = threading.Thread(target=lambda: result.update(zip(("pct", "rps", "bad"), load())))
                     t.start()
                     time.sleep(0.5)
+                    import resource
+                    own = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+                    cpu0, gen0, w0 = api_cpu_seconds(proc.pid), own(), time.monotonic()
                     loaded = rate(plain, http, 1.0)
+                    took = time.monotonic() - w0
+                    result["api_cpu"] = (api_cpu_seconds(proc.pid) - cpu0) / took
+                    # The paced clients run in this process (ab's CPU is not read).
+                    result["gen_cpu"] = (own() - gen0) / took if args.rate else None
                     t.join()
                     rows[(scheme, what)].append((quiet, loaded, result))
-        print(f"\n{args.connectors} unthrottled datagen -> blackhole connectors; ab -c {args.concurrency} -n {args.requests} -k; "
-              f"{args.rounds} rounds, medians\n")
-        print("| listener | request | p50 ms | p99 ms | requests/s | failed | pipelines quiet (rec/s) | under load (rec/s) | ratio |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        how = (f"{args.concurrency} keep-alive clients (asyncio) paced at {args.rate:.0f} requests/s in all" if args.rate
+               else f"ab -c {args.concurrency} -n {args.requests} -k")
+        print(f"\n{args.connectors} unthrottled datagen -> blackhole connectors; {how}; {args.rounds} rounds, medians\n")
+        print("| listener | request | p50 ms | p99 ms | requests/s | failed | API thread (cores) | load generator (cores) | pipelines quiet (rec/s) | under load (rec/s) | ratio |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for (scheme, what), rs in rows.items():
             med = lambda f: statistics.median(f(r) for r in rs)
             quiet, loaded = med(lambda r: r[0]), med(lambda r: r[1])
             path = "GET /connectors/c0/status" if what == "status" else "GET /connectors?expand=status"
             print(f"| {scheme} | `{path}` | {med(lambda r: r[2]['pct'][50]):.0f} | {med(lambda r: r[2]['pct'][99]):.0f} | "
-                  f"{med(lambda r: r[2]['rps']):,.0f} | {sum(r[2]['bad'] for r in rs)} | {quiet:,.0f} | {loaded:,.0f} | "
+                  f"{med(lambda r: r[2]['rps']):,.0f} | {sum(r[2]['bad'] for r in rs)} | {med(lambda r: r[2]['api_cpu']):.2f} | "
+                  f"{'–' if not args.rate else format(med(lambda r: r[2]['gen_cpu']), '.2f')} | "
+                  f"{quiet:,.0f} | {loaded:,.0f} | "
                   f"{loaded / quiet:.2f} |")
     finally:
         proc.terminate()
