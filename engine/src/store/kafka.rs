@@ -228,48 +228,42 @@ impl KafkaStore {
             .set("fetch.wait.max.ms", "100")
             .create()
             .map_err(|e| topics.failed("cannot create the state reader", e))?;
-        let names = [&topics.config_topic, &topics.offsets_topic, &topics.status_topic];
-        // Every partition of the three topics from its start, and where each ends now.
-        let mut assignment = TopicPartitionList::new();
-        let mut ends = HashMap::new();
-        for topic in names {
-            let md = consumer
-                .fetch_metadata(Some(topic), Duration::from_secs(10))
-                .map_err(|e| topics.failed(&format!("cannot read topic {topic}'s metadata"), e))?;
-            let partitions: Vec<i32> = md
-                .topics()
-                .iter()
-                .flat_map(|mt| mt.partitions().iter().map(|p| p.id()))
-                .collect();
-            if partitions.is_empty() {
-                return Err(topics.failed(&format!("topic {topic}"), "has no partitions"));
-            }
-            for p in partitions {
-                assignment
-                    .add_partition_offset(topic, p, Offset::Beginning)
-                    .map_err(|e| topics.failed("cannot assign the state topics", e))?;
-                let (_, high) = consumer
-                    .fetch_watermarks(topic, p, Duration::from_secs(10))
-                    .map_err(|e| topics.failed(&format!("cannot read {topic}[{p}]'s end"), e))?;
-                ends.insert((topic.clone(), p), high);
-            }
-        }
-        consumer
-            .assign(&assignment)
-            .map_err(|e| topics.failed("cannot assign the state topics", e))?;
-        let reader = {
-            let (copy, progressed, stop, followed) = (
-                Arc::clone(&self.copy),
-                Arc::clone(&self.progressed),
-                Arc::clone(&self.stop),
-                topics.clone(),
-            );
-            std::thread::Builder::new()
-                .name("quiver-state-reader".into())
-                .spawn(move || follow(&consumer, &followed, &copy, &progressed, &stop))
-                .map_err(|e| topics.failed("cannot start the state reader", e))?
+        // Every partition of the three topics from its start, and where each ends
+        // now (blocking metadata calls, off the async workers).
+        let (consumer, assignment, ends) = {
+            let topics = topics.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut assignment = TopicPartitionList::new();
+                let mut ends = HashMap::new();
+                for topic in [&topics.config_topic, &topics.offsets_topic, &topics.status_topic] {
+                    let md = consumer
+                        .fetch_metadata(Some(topic), Duration::from_secs(10))
+                        .map_err(|e| topics.failed(&format!("cannot read topic {topic}'s metadata"), e))?;
+                    let partitions: Vec<i32> = md
+                        .topics()
+                        .iter()
+                        .flat_map(|mt| mt.partitions().iter().map(|p| p.id()))
+                        .collect();
+                    if partitions.is_empty() {
+                        return Err(topics.failed(&format!("topic {topic}"), "has no partitions"));
+                    }
+                    for p in partitions {
+                        assignment
+                            .add_partition_offset(topic, p, Offset::Beginning)
+                            .map_err(|e| topics.failed("cannot assign the state topics", e))?;
+                        let (_, high) = consumer
+                            .fetch_watermarks(topic, p, Duration::from_secs(10))
+                            .map_err(|e| topics.failed(&format!("cannot read {topic}[{p}]'s end"), e))?;
+                        ends.insert((topic.clone(), p), high);
+                    }
+                }
+                Ok((consumer, assignment, ends))
+            })
+            .await
+            .map_err(|e| self.topics.failed("reading the topics' ends ended abnormally", e))??
         };
-        *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = Some(reader);
+        // A retry after a slow first read keeps the reader that already follows.
+        self.follow_with(consumer, &assignment)?;
         let started = Instant::now();
         self.wait_until(READ_TO_END_TIMEOUT, |copy| {
             ends.iter()
@@ -290,6 +284,31 @@ impl KafkaStore {
             connectors = lock(&self.copy).connectors.len(),
             took_ms = started.elapsed().as_millis() as u64,
             "read the state topics to their end"
+        );
+        Ok(())
+    }
+
+    /// Starts the reader thread on `consumer`, unless one already follows.
+    fn follow_with(&self, consumer: BaseConsumer, assignment: &TopicPartitionList) -> Result<()> {
+        let topics = &self.topics;
+        let mut reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        if reader.is_some() {
+            return Ok(());
+        }
+        consumer
+            .assign(assignment)
+            .map_err(|e| topics.failed("cannot assign the state topics", e))?;
+        let (copy, progressed, stop, followed) = (
+            Arc::clone(&self.copy),
+            Arc::clone(&self.progressed),
+            Arc::clone(&self.stop),
+            topics.clone(),
+        );
+        *reader = Some(
+            std::thread::Builder::new()
+                .name("quiver-state-reader".into())
+                .spawn(move || follow(&consumer, &followed, &copy, &progressed, &stop))
+                .map_err(|e| topics.failed("cannot start the state reader", e))?,
         );
         Ok(())
     }
