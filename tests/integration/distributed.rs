@@ -467,3 +467,100 @@ fn a_paused_worker_that_comes_back_is_fenced() {
         (0..=max).collect::<Vec<_>>()
     );
 }
+
+/// Kafka goes away mid-run and comes back (a broker whose log lives on the S3
+/// server, so it survives its restart): the worker says so in `/health`, keeps
+/// what it committed, and carries on by itself once the broker is back.
+#[test]
+fn a_worker_rides_out_a_kafka_outage_and_resumes_by_itself() {
+    let (Ok(tansu), Ok(s3)) = (std::env::var("QUIVER_TEST_TANSU"), std::env::var("QUIVER_TEST_S3")) else {
+        panic!("QUIVER_TEST_TANSU and QUIVER_TEST_S3 are not set: run the suite with tests/run");
+    };
+    let bucket = unique("tansu").to_lowercase();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let made = agent.put(format!("{s3}/{bucket}")).send_empty().unwrap();
+    assert!(made.status().is_success(), "bucket: {}", made.status());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let start_broker = || {
+        std::process::Command::new(&tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://{bootstrap}"),
+                "--advertised-listener-url",
+                &format!("tcp://{bootstrap}"),
+                "--storage-engine",
+                &format!("s3://{bucket}/"),
+            ])
+            .envs([
+                ("AWS_ENDPOINT", s3.as_str()),
+                ("AWS_ALLOW_HTTP", "true"),
+                ("AWS_ACCESS_KEY_ID", "test"),
+                ("AWS_SECRET_ACCESS_KEY", "test"),
+                ("AWS_DEFAULT_REGION", "us-east-1"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut broker = start_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let props = worker_properties(dir.path(), &bootstrap, &unique("qoutage"));
+    let w = start_worker(dir.path(), "w", &props);
+    wait_answer(
+        &w,
+        "/connectors",
+        "w holds the work",
+        Duration::from_secs(60),
+        |c, _| c == 200,
+    );
+    assert_eq!(w.json("POST", "/connectors", &sql_connector("live", &out, 500)).0, 201);
+    w.wait_for("/connectors/live/offsets", "a commit", |o| {
+        o["offsets"][0]["offset"]["position"].as_i64().unwrap_or(0) > 0
+    });
+
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let (_, down) = wait_answer(
+        &w,
+        "/health",
+        "503 while Kafka is down",
+        Duration::from_secs(20),
+        |c, _| c == 503,
+    );
+    assert!(down["message"].as_str().unwrap().contains(&bootstrap), "{down}");
+    std::thread::sleep(Duration::from_secs(2));
+    let before = ids(&out).len() as i64;
+
+    let mut broker = start_broker();
+    wait_answer(
+        &w,
+        "/health",
+        "healthy once Kafka is back",
+        Duration::from_secs(60),
+        |c, _| c == 200,
+    );
+    wait_answer(
+        &w,
+        "/connectors/live/offsets",
+        "commits again",
+        Duration::from_secs(90),
+        |c, o| c == 200 && o["offsets"][0]["offset"]["position"].as_i64().unwrap_or(0) > before + 500,
+    );
+    w.sigterm();
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let counts = ids(&out);
+    let max = *counts.keys().last().unwrap();
+    assert_eq!(
+        counts.keys().copied().collect::<Vec<_>>(),
+        (0..=max).collect::<Vec<_>>()
+    );
+}
