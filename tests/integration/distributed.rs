@@ -265,11 +265,23 @@ fn workers_sharing_a_group_id_take_over_from_a_killed_one() {
     });
 
     // A third worker joins: the work stays where it is (no restart) …
+    let starts = |s: &Server| {
+        s.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("resuming after committed offsets"))
+            .count()
+    };
+    let started_before = starts(&survivor);
+    assert!(started_before >= 1, "the take-over started the task from its commit");
     let c = start_worker(dir.path(), "c", &props);
     // Healthy once it is a member of the group.
     wait_answer(&c, "/health", "c joined", Duration::from_secs(60), |code, _| {
         code == 200
     });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(starts(&survivor), started_before, "a worker joining restarts no task");
     wait_answer(
         &c,
         "/connectors/live/status",
