@@ -76,6 +76,54 @@ fn wait_answer(
     }
 }
 
+/// A Tansu broker of the test's own on `bootstrap` (to stop and start at will);
+/// `storage` is `memory://…/` or `s3://bucket/` on the test's S3 server.
+fn tansu(bootstrap: &str, storage: &str) -> std::process::Child {
+    let tansu = std::env::var("QUIVER_TEST_TANSU").expect("QUIVER_TEST_TANSU is not set: run the suite with tests/run");
+    let s3 = std::env::var("QUIVER_TEST_S3").unwrap_or_default();
+    std::process::Command::new(tansu)
+        .args([
+            "broker",
+            "--listener-url",
+            &format!("tcp://{bootstrap}"),
+            "--advertised-listener-url",
+            &format!("tcp://{bootstrap}"),
+            "--storage-engine",
+            storage,
+        ])
+        .envs([
+            ("AWS_ENDPOINT", s3.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the tansu broker starts")
+}
+
+/// A loopback `host:port` nothing listens on yet.
+fn free_address() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// Every id from 0 to the highest written reached the files: none was lost.
+fn assert_no_id_lost(out: &Path) {
+    let counts = ids(out);
+    let max = *counts.keys().last().unwrap();
+    assert_eq!(
+        counts.keys().copied().collect::<Vec<_>>(),
+        (0..=max).collect::<Vec<_>>()
+    );
+}
+
 /// The worker id (`host:port`) a server advertises: its address.
 fn worker_id(server: &Server) -> String {
     server.base.trim_start_matches("http://").to_string()
@@ -318,12 +366,7 @@ fn workers_sharing_a_group_id_take_over_from_a_killed_one() {
     });
     c.sigterm();
     // Every id up to the last one written arrived: nothing lost to the kill or the moves.
-    let counts = ids(&out);
-    let max = *counts.keys().last().unwrap();
-    assert_eq!(
-        counts.keys().copied().collect::<Vec<_>>(),
-        (0..=max).collect::<Vec<_>>()
-    );
+    assert_no_id_lost(&out);
     eprintln!("took over after SIGKILL in {took:?}, after SIGTERM in {handed:?}");
 }
 
@@ -332,16 +375,8 @@ fn workers_sharing_a_group_id_take_over_from_a_killed_one() {
 /// broker that goes away turns `/health` to 503 again.
 #[test]
 fn a_worker_waits_for_kafka_and_health_says_why() {
-    let Ok(tansu) = std::env::var("QUIVER_TEST_TANSU") else {
-        panic!("QUIVER_TEST_TANSU is not set: run the suite with tests/run");
-    };
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bootstrap = format!("127.0.0.1:{port}");
+    let bootstrap = free_address();
     let props = worker_properties(dir.path(), &bootstrap, &unique("qwait"));
     let w = start_worker(dir.path(), "w", &props);
     wait_answer(
@@ -352,20 +387,7 @@ fn a_worker_waits_for_kafka_and_health_says_why() {
         |c, h| c == 503 && h["status"] == "starting" && h["message"].as_str().unwrap_or("").contains(&bootstrap),
     );
 
-    let mut broker = std::process::Command::new(&tansu)
-        .args([
-            "broker",
-            "--listener-url",
-            &format!("tcp://{bootstrap}"),
-            "--advertised-listener-url",
-            &format!("tcp://{bootstrap}"),
-            "--storage-engine",
-            "memory://tansu/",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut broker = tansu(&bootstrap, "memory://tansu/");
     wait_answer(
         &w,
         "/health",
@@ -472,12 +494,7 @@ fn a_paused_worker_that_comes_back_is_fenced() {
     });
     drop(a);
     b.sigterm();
-    let counts = ids(&out);
-    let max = *counts.keys().last().unwrap();
-    assert_eq!(
-        counts.keys().copied().collect::<Vec<_>>(),
-        (0..=max).collect::<Vec<_>>()
-    );
+    assert_no_id_lost(&out);
 }
 
 /// Kafka goes away mid-run and comes back (a broker whose log lives on the S3
@@ -485,42 +502,13 @@ fn a_paused_worker_that_comes_back_is_fenced() {
 /// what it committed, and carries on by itself once the broker is back.
 #[test]
 fn a_worker_rides_out_a_kafka_outage_and_resumes_by_itself() {
-    let (Ok(tansu), Ok(s3)) = (std::env::var("QUIVER_TEST_TANSU"), std::env::var("QUIVER_TEST_S3")) else {
-        panic!("QUIVER_TEST_TANSU and QUIVER_TEST_S3 are not set: run the suite with tests/run");
-    };
+    let s3 = std::env::var("QUIVER_TEST_S3").expect("QUIVER_TEST_S3 is not set: run the suite with tests/run");
     let bucket = unique("tansu").to_lowercase();
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let made = agent.put(format!("{s3}/{bucket}")).send_empty().unwrap();
     assert!(made.status().is_success(), "bucket: {}", made.status());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bootstrap = format!("127.0.0.1:{port}");
-    let start_broker = || {
-        std::process::Command::new(&tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://{bootstrap}"),
-                "--advertised-listener-url",
-                &format!("tcp://{bootstrap}"),
-                "--storage-engine",
-                &format!("s3://{bucket}/"),
-            ])
-            .envs([
-                ("AWS_ENDPOINT", s3.as_str()),
-                ("AWS_ALLOW_HTTP", "true"),
-                ("AWS_ACCESS_KEY_ID", "test"),
-                ("AWS_SECRET_ACCESS_KEY", "test"),
-                ("AWS_DEFAULT_REGION", "us-east-1"),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let bootstrap = free_address();
+    let start_broker = || tansu(&bootstrap, &format!("s3://{bucket}/"));
     let mut broker = start_broker();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
@@ -569,10 +557,5 @@ fn a_worker_rides_out_a_kafka_outage_and_resumes_by_itself() {
     w.sigterm();
     let _ = broker.kill();
     let _ = broker.wait();
-    let counts = ids(&out);
-    let max = *counts.keys().last().unwrap();
-    assert_eq!(
-        counts.keys().copied().collect::<Vec<_>>(),
-        (0..=max).collect::<Vec<_>>()
-    );
+    assert_no_id_lost(&out);
 }
