@@ -24,6 +24,19 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(90);
 /// Kafka Connect's answer while the group rebalances.
 const REBALANCING: &str = "Cannot complete request because of a conflicting operation (e.g. worker rebalance)";
 
+/// One client for every forwarded request, so connections to the active worker
+/// are kept alive between requests.
+fn agent() -> &'static ureq::Agent {
+    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(FORWARD_TIMEOUT))
+            .build()
+            .into()
+    })
+}
+
 /// Whether a path is answered by the worker holding the work.
 fn forwarded(path: &str) -> bool {
     path == "/connectors" || path.starts_with("/connectors/") || path == "/sql"
@@ -59,12 +72,7 @@ pub(crate) async fn to_active(State(cluster): State<Arc<Cluster>>, request: Requ
         return ApiError::new(StatusCode::BAD_REQUEST, "the request cannot be forwarded").into_response();
     };
     let forwarding = tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(FORWARD_TIMEOUT))
-            .build()
-            .into();
-        let mut resp = agent.run(out)?;
+        let mut resp = agent().run(out)?;
         let status = resp.status().as_u16();
         let content_type = resp.headers().get("content-type").cloned();
         let body = resp.body_mut().with_config().limit(64 * 1024 * 1024).read_to_vec()?;

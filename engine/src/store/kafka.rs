@@ -369,25 +369,33 @@ impl KafkaStore {
         })
     }
 
-    /// Sends records in order; returns the last offset written per partition.
+    /// Sends records, all queued before any delivery is awaited (one round trip
+    /// for a commit of many partitions, not one per partition; the producer keeps
+    /// their order); returns the last offset written per partition.
     async fn send(
         &self,
         producer: &FutureProducer,
         topic: &str,
         records: &[(Vec<u8>, Option<Value>)],
     ) -> Result<HashMap<(String, i32), i64>> {
-        let mut written = HashMap::new();
-        for (key, value) in records {
-            let payload = value.as_ref().map(Value::to_string);
+        let payloads: Vec<Option<String>> = records.iter().map(|(_, v)| v.as_ref().map(Value::to_string)).collect();
+        // join_all polls in order, and a send is queued on its first poll.
+        let deliveries = futures::future::join_all(records.iter().zip(&payloads).map(|((key, _), payload)| {
             let mut record = FutureRecord::to(topic).key(key);
-            if let Some(p) = &payload {
+            if let Some(p) = payload {
                 record = record.payload(p.as_bytes());
             }
-            let delivery = producer
-                .send(record, WRITE_TIMEOUT)
-                .await
-                .map_err(|(e, _)| self.topics.failed(&format!("cannot write to topic {topic}"), e))?;
-            written.insert((topic.to_string(), delivery.partition), delivery.offset);
+            producer.send(record, WRITE_TIMEOUT)
+        }))
+        .await;
+        let mut written = HashMap::new();
+        for delivery in deliveries {
+            let delivery =
+                delivery.map_err(|(e, _)| self.topics.failed(&format!("cannot write to topic {topic}"), e))?;
+            let last = written
+                .entry((topic.to_string(), delivery.partition))
+                .or_insert(delivery.offset);
+            *last = (*last).max(delivery.offset);
         }
         Ok(written)
     }
