@@ -312,36 +312,41 @@ fn workers_sharing_a_group_id_take_over_from_a_killed_one() {
         o["offsets"][0]["offset"]["position"].as_i64().unwrap_or(0) > before + 500
     });
 
-    // A third worker joins: the work stays where it is (no restart) …
-    let starts = |s: &Server| {
-        s.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains("resuming after committed offsets"))
-            .count()
-    };
-    let started_before = starts(&survivor);
-    assert!(started_before >= 1, "the take-over started the task from its commit");
+    // A third worker joins: the group may move the task or the lead to it; a task
+    // that stays is not restarted.
+    let started_before = task_starts(&survivor, "live", 0);
+    assert!(started_before >= 1, "the take-over started the task");
     let c = start_worker(dir.path(), "c", &props);
     // Healthy once it is a member of the group.
     wait_answer(&c, "/health", "c joined", Duration::from_secs(60), |code, _| {
         code == 200
     });
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(starts(&survivor), started_before, "a worker joining restarts no task");
-    wait_answer(
+    let cid = worker_id(&c);
+    let (_, s) = wait_answer(
         &c,
         "/connectors/live/status",
         "c serves the API",
         Duration::from_secs(60),
-        |code, s| code == 200 && s["tasks"][0]["worker_id"] == me.as_str(),
+        |code, s| {
+            code == 200
+                && s["tasks"][0]["state"] == "RUNNING"
+                && (s["tasks"][0]["worker_id"] == me.as_str() || s["tasks"][0]["worker_id"] == cid.as_str())
+        },
     );
-    // … until SIGTERM: the survivor commits, leaves, and c takes over at once.
+    std::thread::sleep(Duration::from_secs(2));
+    if s["tasks"][0]["worker_id"] == me.as_str()
+        && c.get("/connectors/live/status")["tasks"][0]["worker_id"] == me.as_str()
+    {
+        assert_eq!(
+            task_starts(&survivor, "live", 0),
+            started_before,
+            "a task that stays is not restarted"
+        );
+    }
+    // SIGTERM: the survivor commits, leaves, and c runs everything at once.
     let leaving = Instant::now();
     let survivor_log = std::sync::Arc::clone(&survivor.log);
     survivor.sigterm();
-    let cid = worker_id(&c);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (code, s) = c.call("GET", "/connectors/live/status", None);
@@ -411,9 +416,9 @@ fn a_worker_waits_for_kafka_and_health_says_why() {
     );
 }
 
-/// A worker paused past its session (SIGSTOP) loses the work to another; when it
+/// A worker paused past its session (SIGSTOP) loses its task to another; when it
 /// resumes (SIGCONT) it is fenced: it commits nothing, the offsets never move
-/// back, and it stands by, forwarding to the new holder.
+/// back, and its API shows the task on the new holder.
 #[test]
 fn a_paused_worker_that_comes_back_is_fenced() {
     let dir = tempfile::tempdir().unwrap();
@@ -434,12 +439,17 @@ fn a_paused_worker_that_comes_back_is_fenced() {
     let (_, s) = wait_answer(
         &b,
         "/connectors/live/status",
-        "live RUNNING on a",
+        "live RUNNING",
         Duration::from_secs(30),
         |c, s| c == 200 && s["tasks"][0]["state"] == "RUNNING",
     );
-    assert_eq!(s["tasks"][0]["worker_id"], worker_id(&a).as_str());
-    a.wait_for("/connectors/live/offsets", "a commit", |o| {
+    // The zombie-to-be is the worker running the task.
+    let (a, b) = if s["tasks"][0]["worker_id"] == worker_id(&a).as_str() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    b.wait_for("/connectors/live/offsets", "a commit", |o| {
         !o["offsets"].as_array().unwrap().is_empty()
     });
 
@@ -461,9 +471,15 @@ fn a_paused_worker_that_comes_back_is_fenced() {
         Duration::from_secs(30),
         |c, s| c == 200 && s["tasks"][0]["state"] == "RUNNING" && s["tasks"][0]["worker_id"] == bid.as_str(),
     );
+    // (409 while the group moves the lead: asked again.)
     let position = |s: &Server| -> i64 {
-        let (code, o) = s.call("GET", "/connectors/live/offsets", None);
-        assert_eq!(code, 200, "{o}");
+        let (_, o) = wait_answer(
+            s,
+            "/connectors/live/offsets",
+            "offsets",
+            Duration::from_secs(20),
+            |c, _| c == 200,
+        );
         o["offsets"][0]["offset"]["position"].as_i64().unwrap_or(0)
     };
     let mut last = position(&b);
@@ -476,7 +492,7 @@ fn a_paused_worker_that_comes_back_is_fenced() {
         last = now;
         std::thread::sleep(Duration::from_millis(50));
     }
-    // The zombie knows it: it stands by and forwards to b.
+    // The zombie knows it: its API shows the task on b.
     wait_answer(
         &a,
         "/connectors/live/status",
@@ -558,4 +574,280 @@ fn a_worker_rides_out_a_kafka_outage_and_resumes_by_itself() {
     let _ = broker.kill();
     let _ = broker.wait();
     assert_no_id_lost(&out);
+}
+
+/// A datagen connector with `tasks` tasks making `total` rows at `rate` rows/s
+/// into `sink` (a CREATE SINK … WITH (…) clause, without AS SELECT).
+fn generator(name: &str, tasks: u32, rate: u32, total: u32, sink: &str) -> serde_json::Value {
+    json!({
+        "name": name,
+        "config": {
+            "connector.class": "quiver",
+            "tasks.max": tasks.to_string(),
+            "quiver.sql": format!(
+                "CREATE SOURCE gen (id BIGINT NOT NULL) WITH (connector = 'datagen', rows.per.second = '{rate}', rows.total = '{total}', batch.linger = '100ms', 'fields.id.kind' = 'sequence');
+                 {sink} AS SELECT id FROM gen;"
+            ),
+        }
+    })
+}
+
+/// (task id, state, worker id) of every task in a connector's status.
+fn placed(status: &serde_json::Value) -> Vec<(u64, String, String)> {
+    status["tasks"]
+        .as_array()
+        .map(|tasks| {
+            tasks
+                .iter()
+                .map(|t| {
+                    (
+                        t["id"].as_u64().unwrap_or(u64::MAX),
+                        t["state"].as_str().unwrap_or_default().to_string(),
+                        t["worker_id"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until every task of every connector runs on one of `workers`; returns
+/// each connector's placement.
+fn all_running_on(
+    via: &Server,
+    connectors: &[&str],
+    tasks: usize,
+    workers: &[String],
+    limit: Duration,
+) -> Vec<Vec<(u64, String, String)>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let now: Vec<_> = connectors
+            .iter()
+            .map(|c| {
+                let (code, s) = via.call("GET", &format!("/connectors/{c}/status"), None);
+                if code == 200 { placed(&s) } else { Vec::new() }
+            })
+            .collect();
+        let done = now
+            .iter()
+            .all(|p| p.len() == tasks && p.iter().all(|(_, state, w)| state == "RUNNING" && workers.contains(w)));
+        if done {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every task RUNNING on {workers:?} after {limit:?}: {now:?}\nlog:\n{}",
+            via.log.lock().unwrap().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What the workers say, for a failed assertion: statuses and warnings.
+fn diagnose(workers: &[Server], connectors: &[&str]) -> String {
+    let mut out = String::new();
+    for w in workers {
+        out.push_str(&format!("--- worker {}\n", worker_id(w)));
+        for c in connectors {
+            out.push_str(&format!(
+                "{c}: {}\n",
+                w.call("GET", &format!("/connectors/{c}/status"), None).1
+            ));
+        }
+        for line in w
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// How often a worker started task `task` of `connector` (from its log).
+fn task_starts(server: &Server, connector: &str, task: u64) -> usize {
+    let (p, t) = (format!("pipeline={connector} "), format!("task={task} "));
+    server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("pipeline task starting") && l.contains(&p) && l.contains(&t))
+        .count()
+}
+
+/// Three workers split two connectors of four tasks each (datagen → Parquet and
+/// datagen → PostgreSQL with exactly-once offsets); one is killed mid-stream and
+/// its tasks run on the others within 10 s; a fourth joins and some tasks move to
+/// it while the others keep running without a restart; every row arrives, and
+/// PostgreSQL holds each exactly once.
+#[test]
+fn three_workers_split_tasks_survive_a_kill_and_share_with_a_newcomer() {
+    const TOTAL: u32 = 120_000;
+    let dir = tempfile::tempdir().unwrap();
+    let group = unique("qsplit");
+    let props = worker_properties(dir.path(), &broker(), &group);
+    let out = dir.path().join("parquet");
+    let table = unique("split").replace('-', "_");
+    let mut workers: Vec<Server> = ["a", "b", "c"]
+        .iter()
+        .map(|n| start_worker(dir.path(), n, &props))
+        .collect();
+    for w in &workers {
+        wait_answer(w, "/connectors", "a leader", Duration::from_secs(60), |c, _| c == 200);
+    }
+    let files = format!(
+        "CREATE SINK out WITH (connector = 'filesystem', path = '{}', format = 'parquet', 'rollover.rows' = '1000')",
+        out.display()
+    );
+    let pg = format!(
+        "CREATE SINK out WITH (connector = 'postgres', 'connection.url' = 'jdbc:postgresql://127.0.0.1:5432/test?user=postgres', \
+         'table.name.format' = '{table}', 'auto.create' = 'true', 'sink.delivery.guarantee' = 'exactly-once')"
+    );
+    // quiver_offsets is keyed by connector name: one of this test's own.
+    let to_pg = unique("to-pg");
+    let connectors = ["to-files", to_pg.as_str()];
+    for (name, sink) in connectors.iter().zip([&files, &pg]) {
+        let (code, body) = workers[1].json("POST", "/connectors", &generator(name, 4, 1500, TOTAL, sink));
+        assert_eq!(code, 201, "{body}");
+    }
+    let ids: Vec<String> = workers.iter().map(worker_id).collect();
+    let first = all_running_on(&workers[2], &connectors, 4, &ids, Duration::from_secs(60));
+    let busy: std::collections::BTreeSet<&String> = first.iter().flatten().map(|(_, _, w)| w).collect();
+    assert!(busy.len() >= 2, "eight tasks run on more than one worker: {first:?}");
+    // Offsets of split tasks are kept per task, as Kafka Connect keys them.
+    workers[0].wait_for(&format!("/connectors/{to_pg}/offsets"), "commits of every task", |o| {
+        o["offsets"].as_array().is_some_and(|a| a.len() == 4)
+    });
+
+    // SIGKILL the worker running the PostgreSQL connector's task 0: its tasks move within 10 s.
+    let victim = first[1].iter().find(|(id, _, _)| *id == 0).unwrap().2.clone();
+    let at = ids.iter().position(|w| *w == victim).unwrap();
+    drop(workers.remove(at));
+    let killed = Instant::now();
+    let survivors: Vec<String> = workers.iter().map(worker_id).collect();
+    all_running_on(&workers[0], &connectors, 4, &survivors, Duration::from_secs(30));
+    let failover = killed.elapsed();
+    assert!(
+        failover < Duration::from_secs(10),
+        "tasks running elsewhere after {failover:?}"
+    );
+
+    // A fourth worker joins: some tasks move to it; the others are not restarted.
+    std::thread::sleep(Duration::from_secs(2));
+    let before = all_running_on(&workers[0], &connectors, 4, &survivors, Duration::from_secs(10));
+    let starts_before: Vec<Vec<usize>> = before
+        .iter()
+        .zip(connectors)
+        .map(|(p, c)| {
+            p.iter()
+                .map(|(id, _, w)| task_starts(&workers[survivors.iter().position(|s| s == w).unwrap()], c, *id))
+                .collect()
+        })
+        .collect();
+    workers.push(start_worker(dir.path(), "d", &props));
+    let d = worker_id(&workers[2]);
+    let joined = Instant::now();
+    let mut everyone = survivors.clone();
+    everyone.push(d.clone());
+    let after = loop {
+        let now = all_running_on(&workers[0], &connectors, 4, &everyone, Duration::from_secs(60));
+        if now.iter().flatten().any(|(_, _, w)| *w == d) {
+            break now;
+        }
+        assert!(
+            joined.elapsed() < Duration::from_secs(60),
+            "no task moved to the new worker: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let rebalance = joined.elapsed();
+    for (c, ((was, now), starts)) in connectors.iter().zip(before.iter().zip(&after).zip(&starts_before)) {
+        for (((id, _, w0), (_, _, w1)), n) in was.iter().zip(now).zip(starts) {
+            if w0 == w1 {
+                let holder = &workers[survivors.iter().position(|s| s == w0).unwrap()];
+                assert_eq!(
+                    task_starts(holder, c, *id),
+                    *n,
+                    "{c} task {id} stayed on {w0} but restarted"
+                );
+            }
+        }
+    }
+
+    // Every row arrives: the files hold each id, PostgreSQL each exactly once.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = runtime.block_on(async {
+        let (client, conn) = tokio_postgres::connect(crate::postgres::URL, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    });
+    let count = |sql: &str| {
+        runtime.block_on(async {
+            client
+                .query_one(sql, &[])
+                .await
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (rows, distinct) = loop {
+        let counted = count(&format!("SELECT count(*), count(DISTINCT id) FROM {table}"));
+        if let Ok((rows, distinct)) = counted
+            && rows >= i64::from(TOTAL)
+        {
+            break (rows, distinct);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "PostgreSQL has {counted:?} of {TOTAL} rows\n{}",
+            diagnose(&workers, &connectors)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        (rows, distinct),
+        (i64::from(TOTAL), i64::from(TOTAL)),
+        "every row exactly once"
+    );
+    let range = count(&format!("SELECT min(id), max(id) FROM {table}")).unwrap();
+    assert_eq!(range, (0, i64::from(TOTAL) - 1));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut seen = std::collections::BTreeSet::new();
+        for (_, batches) in crate::support::read_parquet(&out) {
+            for b in batches {
+                let col = b.column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap();
+                seen.extend(col.values().iter().copied());
+            }
+        }
+        if seen.len() == TOTAL as usize {
+            assert_eq!(
+                seen.into_iter().collect::<Vec<_>>(),
+                (0..i64::from(TOTAL)).collect::<Vec<_>>()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Parquet files hold {} of {TOTAL} ids\n{}",
+            seen.len(),
+            diagnose(&workers, &connectors)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("failover after SIGKILL {failover:?}; a joining worker took tasks after {rebalance:?}");
+    for w in workers {
+        w.sigterm();
+    }
 }

@@ -4,6 +4,12 @@
 //! every row uses a fixed number of words from it, so row `n` of a column is the
 //! same whatever batch size or restart point produced it. A restarted pipeline
 //! seeks straight to its committed row instead of regenerating what came before.
+//!
+//! With `tasks.max` = n the rows are dealt out in stripes of 4096: task i makes
+//! stripes i, i + n, … and keeps its position under the source partition
+//! `rows-{i}-of-{n}` (one task keeps `rows`), so the tasks together make exactly
+//! the rows one task would, each row once. Changing `tasks.max` starts the split
+//! positions afresh.
 
 mod config;
 mod source;
@@ -108,6 +114,11 @@ impl Connector for DatagenConnector {
     }
     fn parse_source(&self, opts: &mut Options, schema: &SchemaRef) -> Result<DatagenConfig> {
         config::parse(opts, schema)
+    }
+    /// A generator splits over every task asked for: task `i` of `n` makes the
+    /// stripes `i, i + n, …` of 4096 rows, each at `rows.per.second / n`.
+    fn source_tasks(&self, _config: &DatagenConfig, requested: u32) -> u32 {
+        requested.max(1)
     }
     async fn build_source(&self, config: &DatagenConfig, ctx: SourceContext) -> Result<Box<dyn Source>> {
         Ok(Box::new(source::DatagenSource::new(config.clone(), ctx)?))

@@ -26,9 +26,17 @@ pub(crate) struct DatagenSource {
     end_row: Option<u64>,
     batch_rows: usize,
     started: Instant,
-    first_row: u64,
+    /// Rows this task generated since it started (paces `rows.per.second`).
+    emitted: u64,
     partition: Arc<str>,
+    /// This task's index and the pipeline's task count: the task generates the
+    /// stripes `index, index + count, …` of [`STRIPE`] rows.
+    index: u64,
+    count: u64,
 }
+
+/// Rows per stripe when a generator is split over tasks.
+pub(crate) const STRIPE: u64 = 4096;
 
 impl DatagenSource {
     pub(crate) fn new(config: DatagenConfig, ctx: SourceContext) -> Result<Self> {
@@ -39,14 +47,26 @@ impl DatagenSource {
                 ctx.name
             )));
         }
+        let (index, count) = (u64::from(ctx.task.index), u64::from(ctx.task.count.max(1)));
+        // One task keeps the partition name of a generator that was never split.
+        let partition: Arc<str> = if count == 1 {
+            Arc::from("rows")
+        } else {
+            Arc::from(format!("rows-{index}-of-{count}"))
+        };
         let next_row = ctx
             .start
             .as_ref()
-            .and_then(|o| o.get("rows"))
+            .and_then(|o| o.get(&partition))
             .and_then(|v| v.as_u64())
-            .unwrap_or(0);
+            .unwrap_or(index * STRIPE)
+            .max(index * STRIPE);
         let mut batch_rows = ctx.batch.max_rows.max(1);
-        if let Some(rate) = config.rows_per_second {
+        let mut config = config;
+        if let Some(rate) = config.rows_per_second.as_mut() {
+            // The rate is the generator's: each task makes its share.
+            *rate /= count as f64;
+            let rate = *rate;
             // A rate-limited source sends what accumulates during `batch.linger`.
             batch_rows = batch_rows.min(((rate * ctx.batch.linger.as_secs_f64()).ceil() as usize).max(1));
         }
@@ -57,9 +77,18 @@ impl DatagenSource {
             end_row,
             batch_rows,
             started: Instant::now(),
-            first_row: next_row,
-            partition: Arc::from("rows"),
+            emitted: 0,
+            partition,
+            index,
+            count,
         })
+    }
+
+    /// Rows of the first `end` that belong to this task.
+    fn share(&self, end: u64) -> u64 {
+        let (full, rest) = (end / STRIPE, end % STRIPE);
+        let stripes = (full + self.count - 1 - self.index) / self.count;
+        stripes * STRIPE + if full % self.count == self.index { rest } else { 0 }
     }
 }
 
@@ -253,7 +282,11 @@ fn child_rng(parent: &ChaCha8Rng, index: usize) -> ChaCha8Rng {
 #[async_trait]
 impl Source for DatagenSource {
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
+        // A batch stays within one of this task's stripes.
         let mut rows = self.batch_rows as u64;
+        if self.count > 1 {
+            rows = rows.min(STRIPE - self.next_row % STRIPE);
+        }
         if let Some(end) = self.end_row {
             if self.next_row >= end {
                 return Ok(None);
@@ -261,7 +294,7 @@ impl Source for DatagenSource {
             rows = rows.min(end - self.next_row);
         }
         if let Some(rate) = self.config.rows_per_second {
-            let due = self.started + Duration::from_secs_f64((self.next_row - self.first_row) as f64 / rate);
+            let due = self.started + Duration::from_secs_f64(self.emitted as f64 / rate);
             tokio::time::sleep_until(due.into()).await;
         }
         let first = self.next_row;
@@ -275,10 +308,15 @@ impl Source for DatagenSource {
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
             .map_err(|e| ConnectorError::arrow("assembling generated batch", e))?;
         self.next_row += rows;
+        self.emitted += rows;
+        if self.count > 1 && self.next_row.is_multiple_of(STRIPE) {
+            // Skip the stripes of the other tasks.
+            self.next_row += (self.count - 1) * STRIPE;
+        }
         let mut origins = RowOrigins::with_capacity(rows as usize);
         origins.push_range(&self.partition, first as i64, rows as usize);
         let mut offsets = Offsets::default();
-        offsets.0.insert("rows".into(), self.next_row.into());
+        offsets.0.insert(self.partition.to_string(), self.next_row.into());
         Ok(Some(SourceBatch {
             batch,
             origins,
@@ -290,9 +328,84 @@ impl Source for DatagenSource {
     }
 
     fn progress(&self) -> Progress {
+        let done = self.share(self.next_row);
         Progress {
-            done: self.next_row,
-            total: self.end_row,
+            done: self.end_row.map_or(done, |end| done.min(self.share(end))),
+            total: self.end_row.map(|end| self.share(end)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{Field, Schema};
+
+    use super::*;
+    use crate::api::{BatchPolicy, TaskSlot};
+
+    fn task(index: u32, count: u32, total: u64, start: Option<Offsets>) -> DatagenSource {
+        let field = Arc::new(Field::new("id", DataType::Int64, false));
+        let config = DatagenConfig {
+            rows_total: Some(total),
+            rows_per_second: None,
+            seed: 0,
+            columns: vec![ColumnSpec {
+                path: "id".into(),
+                field: Arc::clone(&field),
+                generator: ColumnGen::Sequence { start: 0.0, end: None },
+                null_rate: 0.0,
+            }],
+        };
+        let ctx = SourceContext {
+            name: "gen".into(),
+            pipeline: "p".into(),
+            schema: Arc::new(Schema::new(vec![field])),
+            start,
+            bounded: false,
+            batch: BatchPolicy {
+                max_rows: 1000,
+                ..Default::default()
+            },
+            used: Vec::new(),
+            keep_raw: false,
+            filter: None,
+            task: TaskSlot {
+                index,
+                count,
+                ..Default::default()
+            },
+        };
+        DatagenSource::new(config, ctx).unwrap()
+    }
+
+    async fn drain(s: &mut DatagenSource, limit: usize) -> (Vec<i64>, Offsets) {
+        let (mut ids, mut last) = (Vec::new(), Offsets::default());
+        while ids.len() < limit {
+            let Some(b) = s.next_batch().await.unwrap() else { break };
+            let col = b.batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            ids.extend(col.values().iter().copied());
+            last = b.offsets;
+        }
+        (ids, last)
+    }
+
+    #[tokio::test]
+    async fn tasks_split_the_rows_in_stripes_each_row_once_and_resume_in_their_own_partition() {
+        let total = 3 * STRIPE * 2 + 1234;
+        let mut all = Vec::new();
+        for index in 0..3 {
+            let mut s = task(index, 3, total, None);
+            // Stop part-way, then resume from the offsets the task reported.
+            let (first, offsets) = drain(&mut s, 5000).await;
+            assert!(offsets.get(&format!("rows-{index}-of-3")).is_some(), "{offsets:?}");
+            let mut rest = task(index, 3, total, Some(offsets));
+            let (second, _) = drain(&mut rest, usize::MAX).await;
+            assert_eq!(rest.progress().done, rest.progress().total.unwrap());
+            all.extend(first);
+            all.extend(second);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..total as i64).collect::<Vec<_>>());
     }
 }

@@ -94,6 +94,18 @@ pub(crate) async fn overwrite_offsets(cfg: &PostgresSinkConfig, pipeline: &str, 
     tx.commit().await.map_err(|e| error(&context, &e))
 }
 
+/// Runs a `CREATE TABLE IF NOT EXISTS`. Two sessions creating the same table at
+/// once (sibling tasks starting together) make PostgreSQL fail the slower one on
+/// its catalog's unique index although the table then exists: that counts as done.
+async fn create_if_missing(client: &Client, sql: &str) -> std::result::Result<(), tokio_postgres::Error> {
+    match client.batch_execute(sql).await {
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) || e.code() == Some(&SqlState::DUPLICATE_TABLE) => {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 /// Connects, prepares `quiver_offsets` and a fixed table, and returns the sink.
 pub(crate) async fn start(cfg: PostgresSinkConfig, ctx: SinkContext) -> Result<TableSink<Postgres>> {
     let (table_cfg, location) = (cfg.table.clone(), cfg.conn.target.clone());
@@ -113,14 +125,13 @@ impl Postgres {
         sink.connect().await?;
         if sink.cfg.table.exactly_once {
             let target = sink.cfg.conn.target.clone();
-            sink.connect()
-                .await?
-                .batch_execute(
-                    "CREATE TABLE IF NOT EXISTS quiver_offsets (pipeline TEXT NOT NULL, source_partition TEXT NOT NULL, \
-                     position JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (pipeline, source_partition))",
-                )
-                .await
-                .map_err(|e| error(&format!("creating quiver_offsets in {target}"), &e))?;
+            create_if_missing(
+                sink.connect().await?,
+                "CREATE TABLE IF NOT EXISTS quiver_offsets (pipeline TEXT NOT NULL, source_partition TEXT NOT NULL, \
+                 position JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (pipeline, source_partition))",
+            )
+            .await
+            .map_err(|e| error(&format!("creating quiver_offsets in {target}"), &e))?;
         }
         if let Some(t) = sink.cfg.table.table.clone().filter(|t| !t.contains("${topic}")) {
             sink.table(&t).await?;
@@ -220,8 +231,7 @@ impl Postgres {
                 ));
             }
             let sql = format!("CREATE TABLE IF NOT EXISTS {quoted} ({})", cols.join(", "));
-            client
-                .batch_execute(&sql)
+            create_if_missing(client, &sql)
                 .await
                 .map_err(|e| error(&format!("creating table {name}"), &e))?;
             info!(sink = %sink, table = %name, "created table");

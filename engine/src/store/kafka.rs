@@ -47,7 +47,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
-use super::{ConnectorRecord, Definition, FoundColumns, OffsetChanges, Store, TargetState};
+use super::{ConnectorRecord, Definition, FoundColumns, OffsetChanges, Store, TargetState, TaskElsewhere};
 use crate::error::{EngineError, Result};
 
 /// How long a write may wait for Kafka before it fails.
@@ -103,6 +103,8 @@ struct Copy {
     definitions: BTreeMap<String, Definition>,
     offsets: BTreeMap<String, Offsets>,
     statuses: BTreeMap<String, StatusRecord>,
+    /// Config records applied so far.
+    config_changes: u64,
     /// The next offset to read, per topic and partition.
     positions: HashMap<(String, i32), i64>,
 }
@@ -339,22 +341,43 @@ impl KafkaStore {
     /// Writes records (in one transaction while the work is claimed) and waits
     /// until the reader has read past every one of them.
     async fn write_all(&self, topic: &str, records: Vec<(Vec<u8>, Option<Value>)>) -> Result<()> {
+        let claimed = self.claimed.lock().await;
+        let written = self.produce(claimed.as_ref(), None, topic, &records).await?;
+        drop(claimed);
+        self.read_back(topic, written).await
+    }
+
+    /// Sends records through `producer` (transactional) or the plain producer,
+    /// unless this worker (or `own_fence`, a task's) is fenced; returns the last
+    /// offset written per partition.
+    async fn produce(
+        &self,
+        producer: Option<&FutureProducer>,
+        own_fence: Option<&AtomicBool>,
+        topic: &str,
+        records: &[(Vec<u8>, Option<Value>)],
+    ) -> Result<HashMap<(String, i32), i64>> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(HashMap::new());
         }
-        if self.fenced.load(Ordering::Acquire) {
+        if self.fenced.load(Ordering::Acquire) || own_fence.is_some_and(|f| f.load(Ordering::Acquire)) {
             return Err(self.topics.failed(
                 &format!("refused to write to topic {topic}"),
                 "this worker lost its place in the group; another worker owns the work now",
             ));
         }
         self.ready()?;
-        let claimed = self.claimed.lock().await;
-        let written = match claimed.as_ref() {
-            Some(producer) => self.send_in_transaction(producer, topic, &records).await?,
-            None => self.send(&self.producer, topic, &records).await?,
-        };
-        drop(claimed);
+        match producer {
+            Some(p) => {
+                self.send_in_transaction(p, own_fence.unwrap_or(&self.fenced), topic, records)
+                    .await
+            }
+            None => self.send(&self.producer, topic, records).await,
+        }
+    }
+
+    /// Waits until the reader has read past what was written.
+    async fn read_back(&self, topic: &str, written: HashMap<(String, i32), i64>) -> Result<()> {
         self.wait_until(WRITE_TIMEOUT, |copy| {
             written
                 .iter()
@@ -405,6 +428,7 @@ impl KafkaStore {
     async fn send_in_transaction(
         &self,
         producer: &FutureProducer,
+        fence: &AtomicBool,
         topic: &str,
         records: &[(Vec<u8>, Option<Value>)],
     ) -> Result<HashMap<(String, i32), i64>> {
@@ -426,8 +450,8 @@ impl KafkaStore {
             Err(e) => {
                 let fenced = matches!(&e, rdkafka::error::KafkaError::Transaction(t) if t.is_fatal());
                 if fenced {
-                    self.fenced.store(true, Ordering::Release);
-                    warn!(error = %e, "this worker's state writes were fenced: another worker holds the work");
+                    fence.store(true, Ordering::Release);
+                    warn!(error = %e, "writes under this transactional id were fenced: another worker holds the work");
                     return Err(self.topics.failed(
                         &format!("refused to write to topic {topic}"),
                         format!("this worker was fenced by the worker that holds the work now ({e})"),
@@ -446,6 +470,16 @@ impl KafkaStore {
     /// worker used it before (a zombie that still thinks it holds the work: its
     /// next write fails, at the broker).
     pub async fn claim(&self, transactional_id: &str) -> Result<()> {
+        let producer = self.transactional(transactional_id).await?;
+        *self.claimed.lock().await = Some(producer);
+        self.fenced.store(false, Ordering::Release);
+        info!(%transactional_id, "this worker writes the cluster's state in transactions now");
+        Ok(())
+    }
+
+    /// A producer that owns `transactional_id` now: `InitProducerId` bumps the
+    /// id's epoch, so the broker refuses every later write of its previous owner.
+    async fn transactional(&self, transactional_id: &str) -> Result<FutureProducer> {
         let producer: FutureProducer = self
             .topics
             .client_config()
@@ -454,19 +488,36 @@ impl KafkaStore {
             .set("message.timeout.ms", WRITE_TIMEOUT.as_millis().to_string())
             .set("partitioner", "murmur2_random")
             .create()
-            .map_err(|e| self.topics.failed("cannot create the transactional state producer", e))?;
+            .map_err(|e| self.topics.failed("cannot create a transactional state producer", e))?;
         let init = producer.clone();
         tokio::task::spawn_blocking(move || rdkafka::producer::Producer::init_transactions(&init, WRITE_TIMEOUT))
             .await
-            .map_err(|e| self.topics.failed("claiming the work ended abnormally", e))?
+            .map_err(|e| self.topics.failed("claiming a transactional id ended abnormally", e))?
             .map_err(|e| {
                 self.topics
                     .failed(&format!("cannot claim transactional id {transactional_id}"), e)
             })?;
-        *self.claimed.lock().await = Some(producer);
-        self.fenced.store(false, Ordering::Release);
-        info!(%transactional_id, "this worker writes the cluster's state in transactions now");
-        Ok(())
+        Ok(producer)
+    }
+
+    /// A store for one task that this worker was given: it reads what the worker's
+    /// store reads, and commits the task's offsets in transactions under
+    /// `transactional_id` (one per connector task), so that the worker the task
+    /// ran on before cannot commit for it any more (see `crate::cluster`).
+    pub async fn task_writer(self: &Arc<Self>, transactional_id: &str) -> Result<TaskWriter> {
+        let producer = self.transactional(transactional_id).await?;
+        Ok(TaskWriter {
+            store: Arc::clone(self),
+            producer,
+            fenced: AtomicBool::new(false),
+            id: transactional_id.to_string(),
+        })
+    }
+
+    /// How many config records the reader has applied: it grows when any worker
+    /// changes a connector.
+    pub fn config_changes(&self) -> u64 {
+        lock(&self.copy).config_changes
     }
 
     /// Stops writing as the holder of the work (after handing it over).
@@ -631,6 +682,7 @@ fn apply(copy: &mut Copy, topics: &KafkaTopics, topic: &str, key: Option<&[u8]>,
     };
     if topic == topics.config_topic {
         apply_config(copy, key, value);
+        copy.config_changes += 1;
     } else if topic == topics.offsets_topic {
         let Ok(Value::Array(parts)) = serde_json::from_str::<Value>(key) else {
             debug!(%key, "offsets record with a key Quiver does not write; skipped");
@@ -762,6 +814,16 @@ impl Store for KafkaStore {
         Ok(lock(&self.copy).offsets.get(connector).cloned())
     }
 
+    fn task_status(&self, connector: &str, task: u32) -> Option<TaskElsewhere> {
+        let copy = lock(&self.copy);
+        let record = copy.statuses.get(&format!("status-task-{connector}-{task}"))?;
+        Some(TaskElsewhere {
+            state: record.state.clone(),
+            worker_id: record.worker_id.clone(),
+            trace: record.trace.clone(),
+        })
+    }
+
     async fn commit_offsets(&self, connector: &str, offsets: &Offsets) -> Result<()> {
         let records = offsets
             .0
@@ -864,5 +926,77 @@ impl Store for KafkaStore {
             None,
         )
         .await
+    }
+}
+
+/// One task's view of the store on the worker that runs it (see
+/// [`KafkaStore::task_writer`]): reads are the worker's; offset commits go in
+/// transactions of the task's own transactional id.
+pub struct TaskWriter {
+    store: Arc<KafkaStore>,
+    producer: FutureProducer,
+    /// Set when a newer owner of the id fenced this one: every later commit fails.
+    fenced: AtomicBool,
+    id: String,
+}
+
+impl std::fmt::Debug for TaskWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskWriter")
+            .field("transactional_id", &self.id)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Store for TaskWriter {
+    fn location(&self) -> String {
+        self.store.location()
+    }
+    async fn check(&self) -> Result<()> {
+        self.store.check().await
+    }
+    async fn offsets(&self, connector: &str) -> Result<Option<Offsets>> {
+        self.store.offsets(connector).await
+    }
+    async fn commit_offsets(&self, connector: &str, offsets: &Offsets) -> Result<()> {
+        let records: Vec<_> = offsets
+            .0
+            .iter()
+            .map(|(p, v)| (KafkaStore::offset_key(connector, p), Some(v.clone())))
+            .collect();
+        let topic = &self.store.topics.offsets_topic;
+        let written = self
+            .store
+            .produce(Some(&self.producer), Some(&self.fenced), topic, &records)
+            .await?;
+        self.store.read_back(topic, written).await
+    }
+    async fn alter_offsets(&self, connector: &str, changes: &OffsetChanges) -> Result<()> {
+        self.store.alter_offsets(connector, changes).await
+    }
+    async fn reset_offsets(&self, connector: &str) -> Result<()> {
+        self.store.reset_offsets(connector).await
+    }
+    async fn connectors(&self) -> Result<Vec<ConnectorRecord>> {
+        self.store.connectors().await
+    }
+    async fn put_connector(&self, record: &ConnectorRecord) -> Result<()> {
+        self.store.put_connector(record).await
+    }
+    async fn remove_connector(&self, name: &str) -> Result<()> {
+        self.store.remove_connector(name).await
+    }
+    async fn definitions(&self) -> Result<Vec<Definition>> {
+        self.store.definitions().await
+    }
+    async fn save_definition(&self, def: &Definition) -> Result<()> {
+        self.store.save_definition(def).await
+    }
+    async fn remove_definition(&self, name: &str) -> Result<()> {
+        self.store.remove_definition(name).await
+    }
+    fn task_status(&self, connector: &str, task: u32) -> Option<TaskElsewhere> {
+        self.store.task_status(connector, task)
     }
 }

@@ -127,6 +127,20 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn read_mark(&self, _connector: &str) -> Option<Offsets> {
         None
     }
+
+    /// What the store knows of a task another worker runs (a distributed
+    /// worker's status topic); `None` where every task runs here.
+    fn task_status(&self, _connector: &str, _task: u32) -> Option<TaskElsewhere> {
+        None
+    }
+}
+
+/// A task run by another worker of the cluster, as its status record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskElsewhere {
+    pub state: String,
+    pub worker_id: String,
+    pub trace: Option<String>,
 }
 
 /// Applies offset changes to a stored map (shared by the stores).

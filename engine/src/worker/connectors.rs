@@ -122,6 +122,11 @@ pub struct RestartRequest {
     pub only_failed: bool,
 }
 
+/// Kafka Connect's name of a task state.
+pub fn task_state_name(state: State) -> &'static str {
+    task_state(state)
+}
+
 fn task_state(state: State) -> &'static str {
     match state {
         State::Running => "RUNNING",
@@ -327,6 +332,82 @@ impl Engine {
         Ok(n)
     }
 
+    /// Makes this worker's connectors what the store says (a distributed worker
+    /// following the config topic, which any worker's REST calls change): new ones
+    /// are planned and deployed, changed configs replanned, target states applied
+    /// to the tasks here, deleted ones stopped. Returns the connectors deployed or
+    /// changed.
+    pub async fn sync_connectors(&self) -> Result<usize> {
+        let _guard = self.mutations.lock().await;
+        let records = self.state.connectors().await?;
+        let mut changed = 0;
+        let gone: Vec<String> = {
+            let connectors = lock(&self.connectors);
+            connectors
+                .keys()
+                .filter(|n| !records.iter().any(|r| &r.name == *n))
+                .cloned()
+                .collect()
+        };
+        for name in gone {
+            self.stop_task(&name).await;
+            lock(&self.connectors).remove(&name);
+            info!(connector = %name, "connector deleted on another worker");
+            changed += 1;
+        }
+        for record in records {
+            let known = lock(&self.connectors).get(&record.name).cloned();
+            match known {
+                Some(d) if d.record == record => continue,
+                Some(d) if d.record.config == record.config && d.record.columns == record.columns => {
+                    if d.record.target != record.target {
+                        info!(connector = %record.name, target = %record.target, "connector target state changed on another worker");
+                        self.reset_restarts(&record.name, None);
+                        let mut d = d;
+                        d.record = record.clone();
+                        self.apply_target(&d, record.target).await?;
+                    }
+                    if let Some(c) = lock(&self.connectors).get_mut(&record.name) {
+                        c.record = record;
+                    }
+                }
+                known => {
+                    if known.is_some() {
+                        self.stop_task(&record.name).await;
+                    }
+                    let planned = self
+                        .plan_finding_columns(&record.name, &record.config, record.columns.as_ref(), false)
+                        .await;
+                    let (plan, waiting) = match planned {
+                        Ok(Planned::Ready(plan, _)) => (Ok(plan), None),
+                        Ok(Planned::Waiting(why)) => (Err(why.clone()), Some(why)),
+                        Err(e) => {
+                            warn!(connector = %record.name, error = %e, "stored connector config does not plan");
+                            (Err(e.to_string()), None)
+                        }
+                    };
+                    info!(connector = %record.name, target = %record.target, "connector configured (from the cluster's config topic)");
+                    self.deploy(record, plan, waiting);
+                }
+            }
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
+    /// The connectors whose tasks run somewhere now, with their task counts: what
+    /// a distributed worker asks the cluster to place.
+    pub fn placed_connectors(&self) -> Vec<(String, u32)> {
+        lock(&self.connectors)
+            .values()
+            .filter(|d| d.record.target != TargetState::Stopped)
+            .filter_map(|d| {
+                let plan = d.plan.as_ref().ok()?;
+                Some((d.record.name.clone(), self.task_count(&plan.spec)))
+            })
+            .collect()
+    }
+
     /// Looks again for the columns of connectors waiting for them; one that finds
     /// them starts in its target state.
     async fn look_again(&self) {
@@ -400,9 +481,9 @@ impl Engine {
         let tasks = match &d.plan {
             _ if d.record.target == TargetState::Stopped => Vec::new(),
             Err(_) if d.waiting.is_some() => vec![0],
-            Ok(plan) => match self.status(name) {
-                Ok(s) => s.tasks.iter().map(|t| t.id).collect(),
-                Err(_) => (0..self.task_count(&plan.spec)).collect(),
+            Ok(plan) => match lock(&self.pipelines).get(name) {
+                Some(r) => (0..r.tasks.len() as u32).collect(),
+                None => (0..self.task_count(&plan.spec)).collect(),
             },
             Err(_) => Vec::new(),
         };
@@ -475,6 +556,11 @@ impl Engine {
                 .collect(),
             _ => Vec::new(),
         };
+        let tasks = if d.record.target == TargetState::Stopped {
+            tasks
+        } else {
+            self.with_tasks_elsewhere(name, tasks, &worker_id)
+        };
         Ok(ConnectorStatus {
             name: name.to_string(),
             connector: StateInfo {
@@ -488,6 +574,49 @@ impl Engine {
             tasks,
             kind: d.plan.as_ref().map_or(ConnectorType::Unknown, |p| p.kind),
         })
+    }
+
+    /// Adds the tasks other workers run (distributed mode) to this worker's, from
+    /// the statuses those workers publish; one no worker reports yet is UNASSIGNED.
+    fn with_tasks_elsewhere(
+        &self,
+        name: &str,
+        mut tasks: Vec<(u32, StateInfo)>,
+        worker_id: &str,
+    ) -> Vec<(u32, StateInfo)> {
+        let elsewhere: Vec<u32> = lock(&self.pipelines).get(name).map_or_else(Vec::new, |r| {
+            r.tasks
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.elsewhere)
+                .map(|(i, _)| i as u32)
+                .collect()
+        });
+        for id in elsewhere {
+            let known = self.state.task_status(name, id);
+            let state = match known.as_ref().map(|k| k.state.as_str()) {
+                Some("RUNNING") => "RUNNING",
+                Some("PAUSED") => "PAUSED",
+                Some("FAILED") => "FAILED",
+                Some("RESTARTING") => "RESTARTING",
+                _ => "UNASSIGNED",
+            };
+            tasks.push((
+                id,
+                StateInfo {
+                    state,
+                    worker_id: known
+                        .as_ref()
+                        .map_or_else(|| worker_id.to_string(), |k| k.worker_id.clone()),
+                    trace: known.and_then(|k| k.trace),
+                    restarts: 0,
+                    next_restart: None,
+                    partitions: Vec::new(),
+                },
+            ));
+        }
+        tasks.sort_by_key(|(id, _)| *id);
+        tasks
     }
 
     /// The status of one task.
@@ -549,6 +678,12 @@ impl Engine {
         let _guard = self.mutations.lock().await;
         let d = self.set_target(name, target).await?;
         info!(connector = %name, target = %target, "connector target state changed");
+        self.apply_target(&d, target).await
+    }
+
+    /// Brings a connector's tasks here into `target`.
+    async fn apply_target(&self, d: &Deployed, target: TargetState) -> Result<()> {
+        let name = d.record.name.as_str();
         let Ok(plan) = &d.plan else { return Ok(()) };
         let live = self
             .status(name)

@@ -26,7 +26,7 @@ mod connectors;
 pub mod failure;
 pub mod task;
 
-pub use connectors::{ConnectorInfo, ConnectorStatus, RestartRequest, StateInfo};
+pub use connectors::{ConnectorInfo, ConnectorStatus, RestartRequest, StateInfo, task_state_name};
 
 use self::task::{self as pipeline, Control, State, Stats};
 use crate::error::{EngineError, Result};
@@ -137,13 +137,30 @@ struct TaskRun {
     stats: Arc<Stats>,
     control: watch::Sender<Control>,
     task: Option<JoinHandle<()>>,
+    /// Run by another worker of the cluster (distributed mode): this slot only
+    /// keeps the task's place and the state it should be in.
+    elsewhere: bool,
 }
 
 impl TaskRun {
     fn live(&self) -> bool {
-        matches!(self.stats.state(), State::Running | State::Paused)
+        !self.elsewhere && matches!(self.stats.state(), State::Running | State::Paused)
+    }
+
+    /// The slot of a task another worker runs.
+    fn elsewhere(initial: Control) -> Self {
+        Self {
+            stats: Arc::new(Stats::new()),
+            control: watch::channel(initial).0,
+            task: None,
+            elsewhere: true,
+        }
     }
 }
+
+/// A connector task as the cluster hands it out: connector, task index, and the
+/// task count it was planned with (a new `tasks.max` makes new tasks).
+pub type TaskKey = (String, u32, u32);
 
 pub struct Engine {
     /// Held across plan, persist and start of every statement or connector call
@@ -163,6 +180,10 @@ pub struct Engine {
     /// server answers its API from a runtime of its own (see `server::run`), and a
     /// task started by a REST call must not land there.
     runtime: Option<tokio::runtime::Handle>,
+    /// Distributed mode: the connector tasks the cluster gave this worker, each
+    /// with the store it commits through (see `crate::cluster`). `None`: every
+    /// task runs here (standalone).
+    placement: Mutex<Option<BTreeMap<TaskKey, Arc<dyn Store>>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -218,9 +239,9 @@ impl Engine {
         Self::new(store, options, 0)
     }
 
-    /// Starts everything the store holds (a distributed worker given the work):
-    /// console definitions, then connectors in their target states. Returns how
-    /// many connectors there are.
+    /// Starts what the leader of a distributed cluster runs: the console's
+    /// definitions, and every connector as the store holds it (whose tasks run
+    /// where the cluster places them). Returns how many connectors there are.
     pub async fn take_over(&self) -> Result<usize> {
         let definitions = self.state.definitions().await?;
         let connectors = self.state.connectors().await?;
@@ -235,11 +256,112 @@ impl Engine {
         for e in errors {
             tracing::warn!(error = %e, "a console definition could not be restored");
         }
-        self.restore_connectors().await
+        self.sync_connectors().await?;
+        Ok(self.connector_names().len())
     }
 
-    /// Gives up every pipeline and connector (a distributed worker whose work moves
-    /// on): `graceful`, tasks flush and commit first; otherwise (the worker lost its
+    /// Runs connector tasks only where the cluster places them (see
+    /// [`Engine::hold_task`]): a distributed worker.
+    pub fn place_tasks(&self) {
+        lock(&self.placement).get_or_insert_with(BTreeMap::new);
+    }
+
+    /// Runs a connector task the cluster gave this worker, committing through
+    /// `store`: at once if the connector is deployed here with that task count,
+    /// else as soon as it is.
+    pub fn hold_task(&self, key: TaskKey, store: Arc<dyn Store>) {
+        let (name, index, count) = key.clone();
+        lock(&self.placement)
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key, Arc::clone(&store));
+        let initial = match lock(&self.connectors).get(&name).map(|d| d.record.target) {
+            Some(crate::store::TargetState::Paused) => Control::Pause,
+            Some(crate::store::TargetState::Running) => Control::Run,
+            _ => return,
+        };
+        let mut pipelines = lock(&self.pipelines);
+        let Some(r) = pipelines.get_mut(&name) else { return };
+        if r.tasks.len() as u32 != count {
+            return;
+        }
+        if let Some(t) = r.tasks.get_mut(index as usize).filter(|t| t.elsewhere) {
+            let slot = TaskSlot {
+                index,
+                count,
+                durable: r.durable.clone(),
+            };
+            *t = self.spawn_task(&r.spec, slot, initial, store);
+            info!(connector = %name, task = index, "task assigned to this worker started");
+        }
+    }
+
+    /// Gives up a connector task the cluster moved elsewhere: `graceful`, it flushes
+    /// and commits first; otherwise (the worker lost its membership, another may run
+    /// it already) it is aborted without a commit.
+    pub async fn release_task(&self, key: &TaskKey, graceful: bool) {
+        let (name, index, count) = key;
+        if let Some(p) = lock(&self.placement).as_mut() {
+            p.remove(key);
+        }
+        let join = {
+            let mut pipelines = lock(&self.pipelines);
+            let Some(r) = pipelines.get_mut(name) else { return };
+            if r.tasks.len() as u32 != *count {
+                return;
+            }
+            let Some(t) = r.tasks.get_mut(*index as usize).filter(|t| !t.elsewhere) else {
+                return;
+            };
+            let initial = *t.control.borrow();
+            let initial = if initial == Control::Stop {
+                Control::Run
+            } else {
+                initial
+            };
+            t.control.send_replace(Control::Stop);
+            let old = std::mem::replace(t, TaskRun::elsewhere(initial));
+            old.task
+        };
+        if let Some(j) = join {
+            if graceful {
+                let _ = j.await;
+            } else {
+                j.abort();
+            }
+        }
+        info!(connector = %name, task = index, graceful, "task given up: the cluster moved it to another worker");
+    }
+
+    /// Stops the console's pipelines (a distributed worker that no longer leads the
+    /// cluster; connectors' tasks are placed one by one), as
+    /// [`Engine::stand_down`] does.
+    pub async fn drop_definitions(&self, graceful: bool) {
+        let _guard = self.mutations.lock().await;
+        let names: Vec<String> = {
+            let connectors = lock(&self.connectors);
+            lock(&self.pipelines)
+                .keys()
+                .filter(|n| !connectors.contains_key(*n))
+                .cloned()
+                .collect()
+        };
+        for name in names {
+            if graceful {
+                let _ = self.stop(&name).await;
+            }
+            if let Some(r) = lock(&self.pipelines).remove(&name) {
+                for mut t in r.tasks {
+                    if let Some(task) = t.task.take() {
+                        task.abort();
+                    }
+                }
+            }
+        }
+        *lock(&self.catalog) = Catalog::new();
+    }
+
+    /// Gives up every pipeline and connector (a distributed worker that leaves):
+    /// `graceful`, tasks flush and commit first; otherwise (the worker lost its
     /// membership, another may run them already) they are aborted without a commit.
     pub async fn stand_down(&self, graceful: bool) {
         let _guard = self.mutations.lock().await;
@@ -257,6 +379,9 @@ impl Engine {
         }
         lock(&self.pipelines).clear();
         lock(&self.connectors).clear();
+        if let Some(p) = lock(&self.placement).as_mut() {
+            p.clear();
+        }
         *lock(&self.catalog) = Catalog::new();
     }
 
@@ -271,6 +396,7 @@ impl Engine {
             options,
             order: AtomicU64::new(order),
             runtime: tokio::runtime::Handle::try_current().ok(),
+            placement: Mutex::new(None),
         }
     }
 
@@ -418,15 +544,22 @@ impl Engine {
         Ok(())
     }
 
+    /// Starts a console pipeline: every task here, whatever the mode.
     fn start(&self, spec: Arc<PipelineSpec>) {
-        self.start_with(spec, Control::Run)
+        self.start_tasks(spec, Control::Run, false)
     }
 
-    /// Starts a pipeline's tasks, running or paused: as many as its source can keep
-    /// busy of the `tasks.max` it asks for (one in a bounded run).
+    /// Starts a connector's tasks, running or paused: as many as its source can keep
+    /// busy of the `tasks.max` it asks for (one in a bounded run); in distributed
+    /// mode only those the cluster placed here.
     fn start_with(&self, spec: Arc<PipelineSpec>, initial: Control) {
+        self.start_tasks(spec, initial, true)
+    }
+
+    fn start_tasks(&self, spec: Arc<PipelineSpec>, initial: Control, placed: bool) {
         let count = self.task_count(&spec);
         let durable = SharedOffsets::default();
+        let placement = lock(&self.placement).clone().filter(|_| placed);
         let tasks = (0..count)
             .map(|index| {
                 let slot = TaskSlot {
@@ -434,7 +567,14 @@ impl Engine {
                     count,
                     durable: durable.clone(),
                 };
-                self.spawn_task(&spec, slot, initial)
+                let store = match &placement {
+                    None => Arc::clone(&self.state),
+                    Some(p) => match p.get(&(spec.name.clone(), index, count)) {
+                        Some(store) => Arc::clone(store),
+                        None => return TaskRun::elsewhere(initial),
+                    },
+                };
+                self.spawn_task(&spec, slot, initial, store)
             })
             .collect();
         if count > 1 {
@@ -454,12 +594,12 @@ impl Engine {
     }
 
     /// Spawns one task of a pipeline.
-    fn spawn_task(&self, spec: &Arc<PipelineSpec>, slot: TaskSlot, initial: Control) -> TaskRun {
+    fn spawn_task(&self, spec: &Arc<PipelineSpec>, slot: TaskSlot, initial: Control, store: Arc<dyn Store>) -> TaskRun {
         let stats = Arc::new(Stats::new());
         let (control, rx) = watch::channel(initial);
         let run = pipeline::run(
             Arc::clone(spec),
-            Arc::clone(&self.state),
+            store,
             Arc::clone(&stats),
             rx,
             self.options.bounded,
@@ -483,6 +623,7 @@ impl Engine {
             stats,
             control,
             task: Some(task),
+            elsewhere: false,
         }
     }
 
@@ -500,14 +641,30 @@ impl Engine {
                     connector: name.to_string(),
                     task: index,
                 })?;
+            if t.elsewhere {
+                let on = self
+                    .state
+                    .task_status(name, index)
+                    .map(|t| t.worker_id)
+                    .unwrap_or_default();
+                return Err(EngineError::InvalidState {
+                    name: format!("{name} task {index}"),
+                    status: format!("run by worker {on}"),
+                    message: "restart it on that worker".into(),
+                });
+            }
             t.control.send_replace(Control::Stop);
             (Arc::clone(&r.spec), count, r.durable.clone(), t.task.take())
         };
         if let Some(j) = join {
             let _ = j.await;
         }
+        let store = lock(&self.placement)
+            .as_ref()
+            .and_then(|p| p.get(&(name.to_string(), index, count)).cloned())
+            .unwrap_or_else(|| Arc::clone(&self.state));
         let slot = TaskSlot { index, count, durable };
-        let fresh = self.spawn_task(&spec, slot, initial);
+        let fresh = self.spawn_task(&spec, slot, initial, store);
         if let Some(r) = lock(&self.pipelines).get_mut(name)
             && let Some(t) = r.tasks.get_mut(index as usize)
         {
@@ -618,12 +775,18 @@ impl Engine {
             .tasks
             .iter()
             .enumerate()
+            .filter(|(_, t)| !t.elsewhere)
             .map(|(i, t)| Self::task_snapshot(i, t))
             .collect();
         let state = [State::Failed, State::Running, State::Paused, State::Stopped]
             .into_iter()
             .find(|s| tasks.iter().any(|t| t.state == *s))
-            .unwrap_or(State::Finished);
+            .unwrap_or(match r.tasks.first() {
+                // Every task runs on other workers: the state they were told to be in.
+                Some(t) if tasks.is_empty() && *t.control.borrow() == Control::Pause => State::Paused,
+                Some(_) if tasks.is_empty() => State::Running,
+                _ => State::Finished,
+            });
         let failed = tasks.iter().find(|t| t.state == State::Failed);
         let error = failed.and_then(|t| t.error.as_ref()).map(|e| {
             if tasks.len() > 1 {
@@ -647,7 +810,7 @@ impl Engine {
         let mut resumed_from: Option<Offsets> = None;
         let mut reread = 0;
         let mut elapsed = std::time::Duration::ZERO;
-        for t in &r.tasks {
+        for t in r.tasks.iter().filter(|t| !t.elsewhere) {
             let p: Progress = t.stats.progress();
             progress.done += p.done;
             progress.total = match (progress.total, p.total) {
@@ -711,7 +874,10 @@ impl Engine {
             }
             return Ok(());
         }
-        if !r.tasks.iter().any(TaskRun::live) {
+        for t in r.tasks.iter().filter(|t| t.elsewhere) {
+            t.control.send_replace(c);
+        }
+        if !r.tasks.iter().any(|t| t.live() || t.elsewhere) {
             return Err(EngineError::InvalidState {
                 name: name.into(),
                 status: Self::snapshot(name, r).state.to_string(),

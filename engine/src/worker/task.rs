@@ -266,6 +266,7 @@ impl Runner {
 
     async fn run(&mut self, control: watch::Receiver<Control>, bounded: bool) -> Result<State, TaskFailure> {
         let spec = Arc::clone(&self.spec);
+        info!(pipeline = %spec.name, task = self.slot.index, tasks = self.slot.count, "pipeline task starting");
         let stored = self.store.offsets(&spec.name).await.map_err(TaskFailure::store)?;
         // The sink starts first: one that stores positions with its data (exactly-once
         // into a database) knows better than the state store where to resume.
