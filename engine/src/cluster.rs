@@ -257,6 +257,13 @@ impl Cluster {
         &self.settings.group_id
     }
 
+    /// The REST URL of a worker of the cluster, by its id (`host:port`), over the
+    /// scheme this worker advertises.
+    pub fn url_of(&self, worker_id: &str) -> String {
+        let scheme = self.url.split("://").next().unwrap_or("http");
+        format!("{scheme}://{worker_id}")
+    }
+
     /// The URL of the worker that leads the cluster, if it is another one.
     pub fn active_url(&self) -> Option<String> {
         let statuses = self.store.statuses();

@@ -514,8 +514,8 @@ fn connector_file(file: &Path) -> Result<(String, serde_json::Map<String, Value>
     Ok((name, config.into_iter().map(|(k, v)| (k, Value::String(v))).collect()))
 }
 
-/// Percent-encodes a path segment.
-fn encode(s: &str) -> String {
+/// Percent-encodes a path segment (also for the server's relayed requests).
+pub(crate) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),

@@ -463,3 +463,84 @@ fn a_database_restart_mid_run_pauses_the_pipeline_and_loses_nothing() {
         .unwrap();
     assert_eq!((n, distinct), (total, total), "every row arrived");
 }
+
+/// An engine of its own (state in memory) running `sql`.
+async fn start(sql: &str) -> std::sync::Arc<quiver_engine::Engine> {
+    let engine = std::sync::Arc::new(
+        quiver_engine::Engine::with_store(
+            std::sync::Arc::new(quiver_engine::store::MemoryStore::default()),
+            quiver_engine::EngineOptions::default(),
+        )
+        .await
+        .unwrap(),
+    );
+    for s in quiver_sql::parse(sql).0 {
+        engine.execute(&s).await.unwrap();
+    }
+    engine
+}
+
+/// (rows, distinct ids) in a table; zeros while it does not exist.
+async fn count(c: &Client, table: &str) -> (i64, i64) {
+    c.query_one(&format!("SELECT count(*), count(DISTINCT id) FROM \"{table}\""), &[])
+        .await
+        .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)))
+        .unwrap_or((0, 0))
+}
+
+/// Two instances of one exactly-once task (a worker paused past its session that
+/// comes back while the task runs elsewhere): once the newer one has started, the
+/// older one writes nothing more — no rows, no positions — and fails saying why;
+/// the newer one carries on, and every row is in the table exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_instance_of_an_exactly_once_task_is_fenced_by_a_newer_one() {
+    use std::time::{Duration, Instant};
+
+    let t = table("fenced");
+    let pipeline = unique("fenced").replace('-', "_");
+    let sql = format!(
+        "CREATE SOURCE gen (id BIGINT NOT NULL) WITH (connector = 'datagen', rows.per.second = '400', batch.linger = '50ms', 'fields.id.kind' = 'sequence');
+         CREATE SINK {pipeline} WITH (connector = 'postgres', 'connection.url' = '{URL}', 'table.name.format' = '{t}', 'auto.create' = 'true',
+           'sink.delivery.guarantee' = 'exactly-once') AS SELECT id FROM gen;"
+    );
+    let c = client().await;
+    let old = start(&sql).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(&c, &t).await.0 < 200 {
+        assert!(Instant::now() < deadline, "the first instance writes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The newer instance resumes from the positions in quiver_offsets …
+    let new = start(&sql).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let failed = loop {
+        let s = old.status(&pipeline).unwrap();
+        if s.state == State::Failed {
+            break s.error.unwrap_or_default();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the older instance was never fenced: {:?}",
+            s.state
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(failed.contains("was started again"), "{failed}");
+    old.shutdown().await;
+    // … and the older one, fenced at its next batch, added nothing after that.
+    let written = count(&c, &t).await.0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(&c, &t).await.0 < written + 400 {
+        assert!(Instant::now() < deadline, "the newer instance carries on");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    new.shutdown().await;
+    let (rows, distinct) = count(&c, &t).await;
+    assert_eq!(rows, distinct, "no row written twice");
+    let max: i64 = c
+        .query_one(&format!("SELECT max(id) FROM \"{t}\""), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(max + 1, rows, "no row missing");
+}

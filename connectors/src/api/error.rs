@@ -77,6 +77,11 @@ pub enum ConnectorError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A newer instance of the same task took over the target (the task was
+    /// started again on another worker): this one must not write. Writing again
+    /// cannot succeed; a restart starts a new instance from the latest commit.
+    #[error("{0}")]
+    Fenced(String),
     /// The source has fields that are not declared columns (a record's Kafka
     /// Connect schema, a polled table's catalog); a caller that found the columns
     /// itself may add `added` and start again from the last committed position.
@@ -133,9 +138,11 @@ impl ConnectorError {
             Self::Option { .. } | Self::Missing { .. } | Self::UnknownOption { .. } | Self::Config(_) => {
                 ErrorKind::Config
             }
-            Self::Io { .. } | Self::ObjectStore { .. } | Self::Kafka { .. } | Self::Unavailable(_) => {
-                ErrorKind::External
-            }
+            Self::Io { .. }
+            | Self::ObjectStore { .. }
+            | Self::Kafka { .. }
+            | Self::Unavailable(_)
+            | Self::Fenced(_) => ErrorKind::External,
             Self::Arrow { .. } | Self::Parquet { .. } | Self::SchemaGrew { .. } => ErrorKind::Data,
             Self::Internal(_) => ErrorKind::Internal,
         }

@@ -66,6 +66,9 @@ pub(crate) struct Postgres {
     schema: arrow::datatypes::SchemaRef,
     client: Option<Client>,
     tables: HashMap<String, Arc<Table>>,
+    /// Exactly-once: this task instance's epoch in `quiver_task_epochs` (see
+    /// [`Postgres::claim_epoch`]), and the task's index.
+    epoch: Option<(i32, i64)>,
 }
 
 /// Replaces a pipeline's rows in `quiver_offsets` with `to` (or deletes them) in
@@ -120,24 +123,59 @@ impl Postgres {
             schema: Arc::clone(&ctx.schema),
             client: None,
             tables: HashMap::new(),
+            epoch: None,
             cfg,
         };
         sink.connect().await?;
         if sink.cfg.table.exactly_once {
             let target = sink.cfg.conn.target.clone();
-            create_if_missing(
-                sink.connect().await?,
+            for ddl in [
                 "CREATE TABLE IF NOT EXISTS quiver_offsets (pipeline TEXT NOT NULL, source_partition TEXT NOT NULL, \
                  position JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (pipeline, source_partition))",
-            )
-            .await
-            .map_err(|e| error(&format!("creating quiver_offsets in {target}"), &e))?;
+                "CREATE TABLE IF NOT EXISTS quiver_task_epochs (pipeline TEXT NOT NULL, task INTEGER NOT NULL, \
+                 epoch BIGINT NOT NULL, started_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (pipeline, task))",
+            ] {
+                create_if_missing(sink.connect().await?, ddl)
+                    .await
+                    .map_err(|e| error(&format!("creating Quiver's bookkeeping tables in {target}"), &e))?;
+            }
+            sink.claim_epoch(ctx.task.index).await?;
         }
         if let Some(t) = sink.cfg.table.table.clone().filter(|t| !t.contains("${topic}")) {
             sink.table(&t).await?;
         }
         info!(sink = %sink.name, target = %sink.cfg.conn.target, "PostgreSQL sink started");
         Ok(sink)
+    }
+
+    /// Exactly-once: takes a new epoch for this task of the pipeline. Every batch's
+    /// transaction checks that the epoch is still this instance's, under a row lock,
+    /// so once a newer instance of the task started (on another worker, after a
+    /// rebalance) an older one that still runs — a paused worker that came back —
+    /// can commit no rows and no positions: its transaction is rolled back and the
+    /// task fails with [`ConnectorError::Fenced`]. Kafka's transactional ids fence
+    /// the same way.
+    async fn claim_epoch(&mut self, task: u32) -> Result<()> {
+        let (pipeline, target) = (self.name.clone(), self.cfg.conn.target.clone());
+        let task = i32::try_from(task).unwrap_or(i32::MAX);
+        let row = self
+            .connect()
+            .await?
+            .query_one(
+                "INSERT INTO quiver_task_epochs (pipeline, task, epoch) VALUES ($1, $2, 1) \
+                 ON CONFLICT (pipeline, task) DO UPDATE SET epoch = quiver_task_epochs.epoch + 1, started_at = now() \
+                 RETURNING epoch",
+                &[&pipeline, &task],
+            )
+            .await
+            .map_err(|e| {
+                error(
+                    &format!("claiming task {task}'s epoch in quiver_task_epochs in {target}"),
+                    &e,
+                )
+            })?;
+        self.epoch = Some((task, row.get(0)));
+        Ok(())
     }
 
     async fn connect(&mut self) -> Result<&Client> {
@@ -294,6 +332,7 @@ impl Postgres {
         let Some(client) = self.client.as_mut() else {
             return Err(ConnectorError::Internal("no PostgreSQL connection".into()));
         };
+        let fence = self.epoch;
         let outcome = async {
             let mut tx = client.transaction().await?;
             let mut bad = Vec::new();
@@ -314,6 +353,17 @@ impl Postgres {
                 }
             }
             if let Some((pipeline, positions)) = offsets {
+                if let Some((task, epoch)) = fence {
+                    let mine = tx
+                        .execute(
+                            "UPDATE quiver_task_epochs SET epoch = epoch WHERE pipeline = $1 AND task = $2 AND epoch = $3",
+                            &[&pipeline, &task, &epoch],
+                        )
+                        .await?;
+                    if mine == 0 {
+                        return Ok(Err(task));
+                    }
+                }
                 for (partition, position) in &positions.0 {
                     tx.execute(
                         "INSERT INTO quiver_offsets (pipeline, source_partition, position, updated_at) VALUES ($1, $2, $3, now()) \
@@ -324,11 +374,15 @@ impl Postgres {
                 }
             }
             tx.commit().await?;
-            Ok(bad)
+            Ok(Ok(bad))
         }
         .await;
         match outcome {
-            Ok(bad) => Ok(bad),
+            Ok(Ok(bad)) => Ok(bad),
+            Ok(Err(task)) => Err(ConnectorError::Fenced(format!(
+                "task {task} of '{}' was started again (on another worker): this instance writes nothing more to {target}",
+                self.name
+            ))),
             Err(e) if is_lost(&e) => {
                 self.client = None;
                 Err(error(&format!("writing to {target}"), &e))

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, ApiResult, AppState, json_body};
+use crate::ctl::encode;
 use crate::store::TargetState;
 use crate::worker::{ConnectorInfo, ConnectorStatus, RestartRequest, StateInfo};
 
@@ -272,13 +273,22 @@ pub(crate) async fn task_status(
     Ok(Json(Value::Object(m)))
 }
 
+/// `POST /connectors/{name}/tasks/{id}/restart`: a task another worker runs is
+/// restarted there (the leader relays the request, as Kafka Connect's does).
 pub(crate) async fn restart_task(
     State(app): State<AppState>,
     Path((name, task)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
     let id = task_id(&name, &task)?;
+    if let Some(cluster) = &app.cluster
+        && let Some(elsewhere) = app.engine.task_elsewhere(&name, id)
+    {
+        let path = format!("/connectors/{}/tasks/{id}/restart", encode(&name));
+        return Ok(super::forward::to_task_worker(cluster, &elsewhere.worker_id, "POST", &path, &headers).await);
+    }
     app.engine.restart_connector_task(&name, id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -296,8 +306,9 @@ pub(crate) async fn restart(
     State(app): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<RestartQuery>,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
-    let status = app
+    let mut status = app
         .engine
         .restart_connector(
             &name,
@@ -307,6 +318,22 @@ pub(crate) async fn restart(
             },
         )
         .await?;
+    // Tasks other workers run are restarted there, each through its worker.
+    if let Some(cluster) = app.cluster.as_ref().filter(|_| q.include_tasks) {
+        for (id, task) in &mut status.tasks {
+            let Some(elsewhere) = app.engine.task_elsewhere(&name, *id) else {
+                continue;
+            };
+            if q.only_failed && elsewhere.state != "FAILED" {
+                continue;
+            }
+            let path = format!("/connectors/{}/tasks/{id}/restart", encode(&name));
+            let answer = super::forward::to_task_worker(cluster, &elsewhere.worker_id, "POST", &path, &headers).await;
+            if answer.status().is_success() {
+                task.state = "RESTARTING";
+            }
+        }
+    }
     Ok(if q.include_tasks {
         (StatusCode::ACCEPTED, Json(status_json(&status))).into_response()
     } else {

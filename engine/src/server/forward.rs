@@ -42,9 +42,14 @@ fn forwarded(path: &str) -> bool {
     path == "/connectors" || path.starts_with("/connectors/") || path == "/sql"
 }
 
-/// The middleware: forwards connector requests while this worker stands by.
+/// Marks a request the leader relays to the worker running a task: that worker
+/// serves it itself instead of forwarding it back.
+pub(crate) const RELAYED: &str = "x-quiver-relayed-by-leader";
+
+/// The middleware: forwards connector requests while this worker does not lead.
 pub(crate) async fn to_active(State(cluster): State<Arc<Cluster>>, request: Request, next: Next) -> Response {
-    if !forwarded(request.uri().path()) || cluster.role() == Role::Active {
+    let relayed = request.headers().contains_key(RELAYED);
+    if !forwarded(request.uri().path()) || cluster.role() == Role::Active || relayed {
         return next.run(request).await;
     }
     let Some(base) = cluster.active_url() else {
@@ -60,24 +65,7 @@ pub(crate) async fn to_active(State(cluster): State<Arc<Cluster>>, request: Requ
         parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str())
     );
     debug!(method = %parts.method, %target, "forwarding to the active worker");
-    let mut out = ureq::http::Request::builder()
-        .method(parts.method.as_str())
-        .uri(&target);
-    for name in [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT] {
-        if let Some(v) = parts.headers.get(&name) {
-            out = out.header(name.as_str(), v.as_bytes());
-        }
-    }
-    let Ok(out) = out.body(body.to_vec()) else {
-        return ApiError::new(StatusCode::BAD_REQUEST, "the request cannot be forwarded").into_response();
-    };
-    let forwarding = tokio::task::spawn_blocking(move || {
-        let mut resp = agent().run(out)?;
-        let status = resp.status().as_u16();
-        let content_type = resp.headers().get("content-type").cloned();
-        let body = resp.body_mut().with_config().limit(64 * 1024 * 1024).read_to_vec()?;
-        Ok::<_, ureq::Error>((status, content_type, body))
-    });
+    let forwarding = relay(parts.method.as_str(), target, &parts.headers, body.to_vec(), &[]);
     // A worker that holds the work but hangs (paused, cut off) would keep the
     // request for the whole timeout: give up as soon as the work moves.
     let moved = async {
@@ -99,6 +87,43 @@ pub(crate) async fn to_active(State(cluster): State<Arc<Cluster>>, request: Requ
                 .into_response();
         }
     };
+    answer_of(answer, &base)
+}
+
+type Relayed = Result<(u16, Option<ureq::http::HeaderValue>, Vec<u8>), ureq::Error>;
+
+/// Sends a request on as it came (method, body, the `Authorization`,
+/// `Content-Type` and `Accept` headers, plus `extra`), off the async workers.
+fn relay(
+    method: &str,
+    target: String,
+    headers: &axum::http::HeaderMap,
+    body: Vec<u8>,
+    extra: &[(&str, &str)],
+) -> tokio::task::JoinHandle<Relayed> {
+    let mut out = ureq::http::Request::builder().method(method).uri(&target);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT] {
+        if let Some(v) = headers.get(&name) {
+            out = out.header(name.as_str(), v.as_bytes());
+        }
+    }
+    for (k, v) in extra {
+        out = out.header(*k, *v);
+    }
+    let out = out.body(body);
+    tokio::task::spawn_blocking(move || {
+        let out = out.map_err(|e| ureq::Error::BadUri(e.to_string()))?;
+        let mut resp = agent().run(out)?;
+        let status = resp.status().as_u16();
+        let content_type = resp.headers().get("content-type").cloned();
+        let body = resp.body_mut().with_config().limit(64 * 1024 * 1024).read_to_vec()?;
+        Ok((status, content_type, body))
+    })
+}
+
+/// The relayed answer as this worker's, or Kafka Connect's 409 when the other
+/// worker does not answer.
+fn answer_of(answer: Result<Relayed, tokio::task::JoinError>, base: &str) -> Response {
     match answer {
         Ok(Ok((status, content_type, body))) => {
             let mut response = Response::new(Body::from(body));
@@ -108,12 +133,12 @@ pub(crate) async fn to_active(State(cluster): State<Arc<Cluster>>, request: Requ
             }
             response
         }
-        // The active worker is gone or unreachable: the group is about to move the work.
+        // The other worker is gone or unreachable: the group is about to move its work.
         Ok(Err(e)) => {
-            debug!(%target, error = %e, "forwarding failed");
+            debug!(%base, error = %e, "forwarding failed");
             ApiError::new(
                 StatusCode::CONFLICT,
-                format!("{REBALANCING}: the active worker at {base} does not answer ({e})"),
+                format!("{REBALANCING}: the worker at {base} does not answer ({e})"),
             )
             .into_response()
         }
@@ -123,4 +148,21 @@ pub(crate) async fn to_active(State(cluster): State<Arc<Cluster>>, request: Requ
         )
         .into_response(),
     }
+}
+
+/// The leader relays a request about one task to the worker that runs it (a task
+/// restart), as Kafka Connect's leader does; that worker serves it itself.
+pub(crate) async fn to_task_worker(
+    cluster: &Cluster,
+    worker_id: &str,
+    method: &str,
+    path: &str,
+    headers: &axum::http::HeaderMap,
+) -> Response {
+    let base = cluster.url_of(worker_id);
+    debug!(%method, %base, %path, "relaying to the worker running the task");
+    answer_of(
+        relay(method, format!("{base}{path}"), headers, Vec::new(), &[(RELAYED, "1")]).await,
+        &base,
+    )
 }

@@ -599,6 +599,7 @@ impl Engine {
                 Some("PAUSED") => "PAUSED",
                 Some("FAILED") => "FAILED",
                 Some("RESTARTING") => "RESTARTING",
+                Some("STOPPED") => "STOPPED",
                 _ => "UNASSIGNED",
             };
             tasks.push((
@@ -617,6 +618,18 @@ impl Engine {
         }
         tasks.sort_by_key(|(id, _)| *id);
         tasks
+    }
+
+    /// The worker that runs a task, when another worker of the cluster runs it
+    /// (and its status names it), with the task's state there.
+    pub fn task_elsewhere(&self, name: &str, task: u32) -> Option<crate::store::TaskElsewhere> {
+        let elsewhere = lock(&self.pipelines)
+            .get(name)
+            .and_then(|r| r.tasks.get(task as usize).map(|t| t.elsewhere))?;
+        if !elsewhere {
+            return None;
+        }
+        self.state.task_status(name, task).filter(|t| !t.worker_id.is_empty())
     }
 
     /// The status of one task.
