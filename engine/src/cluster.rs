@@ -3,15 +3,20 @@
 //! split the work through Kafka's own group protocol.
 //!
 //! Design notes:
-//! - **Membership is a Kafka consumer group**, not a protocol of our own: every
-//!   worker joins `group.id` (JoinGroup / SyncGroup / Heartbeat / LeaveGroup, run
-//!   by librdkafka) and subscribes to the config topic plus one *task topic* per
-//!   connector whose tasks should run (`{config topic}-task-{connector}-{n}`, with
-//!   n = the connector's task count partitions; no record is ever written to it).
-//!   The partitions the group assigns a worker are the work it runs: partition i
-//!   of a connector's task topic is its task i, and the config topic's one
+//! - **Membership is Kafka consumer groups**, not a protocol of our own: every
+//!   worker joins two groups (JoinGroup / SyncGroup / Heartbeat / LeaveGroup, run
+//!   by librdkafka). In `group.id` it subscribes to the config topic, whose one
 //!   partition makes its holder the *leader*, which runs the console's pipelines,
-//!   answers connector writes and publishes connector statuses. Of the two shapes
+//!   answers connector writes and publishes connector statuses. In
+//!   `{group.id}-tasks` it subscribes to one *task topic* per connector whose
+//!   tasks should run (`{config topic}-task-{connector}-{n}`, with n = the
+//!   connector's task count partitions; no record is ever written to it): the
+//!   partitions that group assigns a worker are the tasks it runs, partition i of
+//!   a connector's task topic being its task i. Two groups, because creating a
+//!   connector changes the task subscription: in one group the assignor would be
+//!   free to move the config partition with it, and the lead (where REST writes
+//!   go) would move on every connector created, answering 409 meanwhile; the
+//!   leaders' group only changes when workers come and go. Of the two shapes
 //!   the design allows (Kafka Connect's `connect` protocol with a leader computing
 //!   a KIP-415 assignment, or a consumer-group subscription whose assigned
 //!   partitions decide ownership) this is the second, because librdkafka speaks it
@@ -107,10 +112,12 @@ pub struct Cluster {
     stop: Arc<AtomicBool>,
     /// The thread that serves the group membership (joined on leave).
     member: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// The group member, to change its subscription as connectors come and go.
+    /// The tasks' group member, to change its subscription as connectors come and go.
     consumer: std::sync::Mutex<Option<Arc<BaseConsumer<Membership>>>>,
     /// The task topics subscribed to: topic → (connector, task count).
     work: std::sync::Mutex<BTreeMap<String, (String, u32)>>,
+    /// Whether the tasks' group member has been given its subscription once.
+    subscribed: AtomicBool,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -237,7 +244,13 @@ impl Cluster {
             member: std::sync::Mutex::new(None),
             consumer: std::sync::Mutex::new(None),
             work: std::sync::Mutex::new(BTreeMap::new()),
+            subscribed: AtomicBool::new(false),
         })
+    }
+
+    /// The consumer group that places tasks: `{group.id}-tasks`.
+    pub fn tasks_group(&self) -> String {
+        format!("{}-tasks", self.settings.group_id)
     }
 
     pub fn role(&self) -> Role {
@@ -299,35 +312,44 @@ impl Cluster {
         self.role
             .send_replace(Role::Starting(format!("joining group {}", self.settings.group_id)));
         let (events, mut incoming) = mpsc::unbounded_channel();
-        let membership = Membership {
-            events,
-            store: Arc::clone(&self.store),
-            handover_limit: Duration::from_millis(u64::from(self.settings.rebalance_timeout_ms)),
+        let member = |group: &str| -> Result<BaseConsumer<Membership>, String> {
+            let membership = Membership {
+                events: events.clone(),
+                store: Arc::clone(&self.store),
+                handover_limit: Duration::from_millis(u64::from(self.settings.rebalance_timeout_ms)),
+            };
+            self.store
+                .topics()
+                .client_config()
+                .set("group.id", group)
+                .set("client.id", format!("quiver-{}", self.worker_id))
+                .set("partition.assignment.strategy", "cooperative-sticky")
+                .set("session.timeout.ms", self.settings.session_timeout_ms.to_string())
+                .set("heartbeat.interval.ms", self.settings.heartbeat_interval_ms.to_string())
+                .set(
+                    "max.poll.interval.ms",
+                    self.settings.rebalance_timeout_ms.max(10_000).to_string(),
+                )
+                .set("topic.metadata.refresh.interval.ms", "2000")
+                .set("enable.auto.commit", "false")
+                .create_with_context(membership)
+                .map_err(|e| format!("cannot create the member of group {group}: {e}"))
         };
-        let consumer: BaseConsumer<Membership> = match self
-            .store
-            .topics()
-            .client_config()
-            .set("group.id", &self.settings.group_id)
-            .set("client.id", format!("quiver-{}", self.worker_id))
-            .set("partition.assignment.strategy", "cooperative-sticky")
-            .set("session.timeout.ms", self.settings.session_timeout_ms.to_string())
-            .set("heartbeat.interval.ms", self.settings.heartbeat_interval_ms.to_string())
-            .set(
-                "max.poll.interval.ms",
-                self.settings.rebalance_timeout_ms.max(10_000).to_string(),
-            )
-            .set("topic.metadata.refresh.interval.ms", "2000")
-            .set("enable.auto.commit", "false")
-            .create_with_context(membership)
-        {
-            Ok(c) => c,
-            Err(e) => {
-                self.role
-                    .send_replace(Role::Starting(format!("cannot create the group member: {e}")));
+        let (leads, consumer) = match (member(&self.settings.group_id), member(&self.tasks_group())) {
+            (Ok(l), Ok(t)) => (l, t),
+            (Err(e), _) | (_, Err(e)) => {
+                self.role.send_replace(Role::Starting(e));
                 return;
             }
         };
+        drop(events);
+        if let Err(e) = leads.subscribe(&[&self.store.topics().config_topic]) {
+            self.role.send_replace(Role::Starting(format!(
+                "cannot join group {}: {e}",
+                self.settings.group_id
+            )));
+            return;
+        }
         let consumer = Arc::new(consumer);
         *self.consumer.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&consumer));
         if let Err(e) = self.subscribe(&engine).await {
@@ -346,11 +368,13 @@ impl Cluster {
                 while !stop.load(Ordering::Relaxed) {
                     // Serves heartbeats' results and rebalance callbacks; the
                     // assigned partitions are paused, so no records arrive.
-                    let _ = consumer.poll(Duration::from_millis(100));
+                    let _ = consumer.poll(Duration::from_millis(50));
+                    let _ = leads.poll(Duration::from_millis(50));
                 }
-                // The last reference: dropping it closes the consumer (LeaveGroup),
-                // so the work moves at once.
+                // The last references: dropping them closes the consumers
+                // (LeaveGroup), so the work moves at once.
                 drop(consumer);
+                drop(leads);
             });
         match member {
             Ok(thread) => *self.member.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread),
@@ -457,7 +481,7 @@ impl Cluster {
         let Some(consumer) = consumer else { return Ok(()) };
         {
             let work = self.work.lock().unwrap_or_else(|p| p.into_inner());
-            if *work == wanted && consumer.subscription().is_ok_and(|s| s.count() > 0) {
+            if *work == wanted && self.subscribed.load(Ordering::Relaxed) {
                 return Ok(());
             }
         }
@@ -481,12 +505,17 @@ impl Cluster {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend(wanted.clone());
-        let mut names: Vec<&str> = vec![topics.config_topic.as_str()];
-        names.extend(wanted.keys().map(String::as_str));
-        consumer
-            .subscribe(&names)
-            .map_err(|e| topics_error(&topics.bootstrap_servers, &format!("cannot subscribe to {names:?}"), e))?;
-        debug!(topics = ?names, "subscribed to the cluster's work");
+        let names: Vec<&str> = wanted.keys().map(String::as_str).collect();
+        if names.is_empty() {
+            // No task runs anywhere: this worker leaves the tasks' group.
+            consumer.unsubscribe();
+        } else {
+            consumer
+                .subscribe(&names)
+                .map_err(|e| topics_error(&topics.bootstrap_servers, &format!("cannot subscribe to {names:?}"), e))?;
+        }
+        self.subscribed.store(true, Ordering::Relaxed);
+        debug!(topics = ?names, "subscribed to the cluster's tasks");
         *self.work.lock().unwrap_or_else(|p| p.into_inner()) = wanted;
         Ok(())
     }
