@@ -527,10 +527,15 @@ impl Cluster {
             .client_config()
             .create()
             .map_err(|e| fail("cannot create the admin client", &e))?;
+        let existing = crate::store::kafka::existing_topics(topics).await?;
         let wanted: Vec<NewTopic> = new
             .iter()
+            .filter(|(t, _)| !existing.contains(t.as_str()))
             .map(|(t, n)| NewTopic::new(t, *n as i32, TopicReplication::Fixed(topics.config_replication)))
             .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
         let results = admin
             .create_topics(
                 &wanted,

@@ -886,3 +886,87 @@ fn three_workers_split_tasks_survive_a_kill_and_share_with_a_newcomer() {
         w.sigterm();
     }
 }
+
+/// Against librdkafka's mock cluster, whose faults can be injected: every broker
+/// down for 8 s while two workers run a 2-task connector (the workers lose their
+/// groups and the tasks their commits meanwhile; once the brokers are back the
+/// tasks run again by themselves), then a worker killed while the broker refuses
+/// the survivor's first claims of the task's transactional id (it retries); every
+/// row arrives. (The mock has no
+/// CreateTopics: the topics are created up front, as an operator does where
+/// workers may not create topics; the workers use them as they are.)
+#[test]
+fn broker_faults_from_the_mock_cluster_delay_the_tasks_but_lose_nothing() {
+    const TOTAL: i64 = 80_000;
+    let cluster = quiver_connectors::kafka::dev::DevCluster::start(3).unwrap();
+    let group = unique("qmock");
+    for (topic, partitions) in [
+        (format!("{group}-configs"), 1),
+        (format!("{group}-offsets"), 5),
+        (format!("{group}-status"), 2),
+        (format!("{group}-configs-task-live-2"), 2),
+    ] {
+        cluster.create_topic(&topic, partitions).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let props = worker_properties(dir.path(), &cluster.bootstrap(), &group);
+    let workers = [
+        start_worker(dir.path(), "a", &props),
+        start_worker(dir.path(), "b", &props),
+    ];
+    for w in &workers {
+        wait_answer(w, "/connectors", "a leader", Duration::from_secs(60), |c, _| c == 200);
+    }
+    let sink = format!(
+        "CREATE SINK out WITH (connector = 'filesystem', path = '{}', format = 'json', 'rollover.rows' = '500')",
+        out.display()
+    );
+    let (code, body) = workers[0].json("POST", "/connectors", &generator("live", 2, 2000, TOTAL as u32, &sink));
+    assert_eq!(code, 201, "{body}");
+    let ids_of: Vec<String> = workers.iter().map(worker_id).collect();
+    all_running_on(&workers[1], &["live"], 2, &ids_of, Duration::from_secs(60));
+    workers[0].wait_for("/connectors/live/offsets", "commits of both tasks", |o| {
+        o["offsets"].as_array().is_some_and(|a| a.len() == 2)
+    });
+
+    cluster.mock().broker_down(-1).unwrap();
+    let down = Instant::now();
+    // The workers notice: /health says Kafka does not answer.
+    let (_, health) = wait_answer(
+        &workers[0],
+        "/health",
+        "503 while the brokers are down",
+        Duration::from_secs(7),
+        |c, _| c == 503,
+    );
+    assert!(health["message"].as_str().unwrap_or("").contains("Kafka"), "{health}");
+    std::thread::sleep(Duration::from_secs(8).saturating_sub(down.elapsed()));
+    cluster.mock().broker_up(-1).unwrap();
+    wait_answer(
+        &workers[0],
+        "/health",
+        "healthy again",
+        Duration::from_secs(60),
+        |c, _| c == 200,
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let seen = ids(&out);
+        if seen.len() as i64 == TOTAL {
+            assert_eq!(seen.keys().copied().collect::<Vec<_>>(), (0..TOTAL).collect::<Vec<_>>());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {TOTAL} ids arrived after the outage\n{}",
+            seen.len(),
+            diagnose(&workers, &["live"])
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for w in workers {
+        w.sigterm();
+    }
+}

@@ -596,12 +596,19 @@ async fn create_topics(t: &KafkaTopics) -> Result<()> {
         (&t.offsets_topic, t.offsets_partitions, t.offsets_replication),
         (&t.status_topic, t.status_partitions, t.status_replication),
     ];
+    // Only the missing ones: a cluster where the worker may not create topics (or
+    // a broker without the admin API) works with topics an operator created.
+    let existing = existing_topics(t).await?;
     let new: Vec<NewTopic> = wanted
         .iter()
+        .filter(|(name, _, _)| !existing.contains(name.as_str()))
         .map(|(name, partitions, replication)| {
             NewTopic::new(name, *partitions, TopicReplication::Fixed(*replication)).set("cleanup.policy", "compact")
         })
         .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
     let options = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(10)))
         .request_timeout(Some(Duration::from_secs(10)));
@@ -617,6 +624,24 @@ async fn create_topics(t: &KafkaTopics) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The names of the topics the cluster has (a metadata request for every topic,
+/// which never creates one), asked off the async workers.
+pub(crate) async fn existing_topics(t: &KafkaTopics) -> Result<std::collections::HashSet<String>> {
+    let topics = t.clone();
+    tokio::task::spawn_blocking(move || {
+        let client: BaseConsumer = topics
+            .client_config()
+            .create()
+            .map_err(|e| topics.failed("cannot create a metadata client", e))?;
+        let md = client
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map_err(|e| topics.failed("cannot list the cluster's topics", e))?;
+        Ok(md.topics().iter().map(|m| m.name().to_string()).collect())
+    })
+    .await
+    .map_err(|e| t.failed("listing the topics ended abnormally", e))?
 }
 
 /// The reader thread: applies every record of the three topics to the copy.
