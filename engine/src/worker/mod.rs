@@ -659,18 +659,29 @@ impl Engine {
         if let Some(j) = join {
             let _ = j.await;
         }
-        let store = lock(&self.placement)
-            .as_ref()
-            .and_then(|p| p.get(&(name.to_string(), index, count)).cloned())
-            .unwrap_or_else(|| Arc::clone(&self.state));
-        let slot = TaskSlot { index, count, durable };
-        let fresh = self.spawn_task(&spec, slot, initial, store);
-        if let Some(r) = lock(&self.pipelines).get_mut(name)
-            && let Some(t) = r.tasks.get_mut(index as usize)
-        {
-            *t = fresh;
+        // In a cluster the task may have been given to another worker while it
+        // stopped: then it is not started here again (its slot keeps its place).
+        let store = match lock(&self.placement).as_ref() {
+            None => Some(Arc::clone(&self.state)),
+            Some(p) => p.get(&(name.to_string(), index, count)).cloned(),
+        };
+        let mut pipelines = lock(&self.pipelines);
+        let Some(r) = pipelines.get_mut(name) else {
+            // Deleted or stopped meanwhile: nothing to start.
+            return Ok(());
+        };
+        let slot = r.tasks.get_mut(index as usize).filter(|t| !t.elsewhere);
+        match (slot, store) {
+            (Some(t), Some(store)) => {
+                *t = self.spawn_task(&spec, TaskSlot { index, count, durable }, initial, store);
+                Ok(())
+            }
+            _ => Err(EngineError::InvalidState {
+                name: format!("{name} task {index}"),
+                status: "moved to another worker".into(),
+                message: "the cluster gave the task to another worker while it restarted".into(),
+            }),
         }
-        Ok(())
     }
 
     fn show(&self, kind: ShowKind) -> Table {
