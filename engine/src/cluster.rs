@@ -619,7 +619,7 @@ impl Cluster {
             for name in engine.connector_names() {
                 if let Ok(status) = engine.status(&name) {
                     for task in &status.tasks {
-                        let state = crate::worker::task_state_name(task.state);
+                        let state = crate::worker::task_state(task.state);
                         let trace = task.error.clone().filter(|_| state == "FAILED");
                         now.insert(format!("status-task-{name}-{}", task.id), (state.to_string(), trace));
                     }

@@ -331,6 +331,9 @@ pub(crate) async fn restart(
             let answer = super::forward::to_task_worker(cluster, &elsewhere.worker_id, "POST", &path, &headers).await;
             if answer.status().is_success() {
                 task.state = "RESTARTING";
+            } else {
+                tracing::warn!(connector = %name, task = id, worker = %elsewhere.worker_id, status = %answer.status(),
+                    "the worker running the task did not restart it; its status stays as it was");
             }
         }
     }

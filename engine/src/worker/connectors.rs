@@ -123,11 +123,7 @@ pub struct RestartRequest {
 }
 
 /// Kafka Connect's name of a task state.
-pub fn task_state_name(state: State) -> &'static str {
-    task_state(state)
-}
-
-fn task_state(state: State) -> &'static str {
+pub fn task_state(state: State) -> &'static str {
     match state {
         State::Running => "RUNNING",
         State::Paused => "PAUSED",

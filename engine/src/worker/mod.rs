@@ -26,7 +26,7 @@ mod connectors;
 pub mod failure;
 pub mod task;
 
-pub use connectors::{ConnectorInfo, ConnectorStatus, RestartRequest, StateInfo, task_state_name};
+pub use connectors::{ConnectorInfo, ConnectorStatus, RestartRequest, StateInfo, task_state};
 
 use self::task::{self as pipeline, Control, State, Stats};
 use crate::error::{EngineError, Result};
