@@ -19,6 +19,7 @@ pub mod jdbc;
 pub mod kafka;
 pub mod mysql;
 pub mod postgres;
+pub mod postgres_cdc;
 pub mod stdout;
 
 use api::ErasedConnector;
@@ -31,6 +32,7 @@ pub fn registry() -> &'static [&'static dyn ErasedConnector] {
         &filesystem::FilesystemConnector,
         &kafka::KafkaConnector,
         &postgres::PostgresConnector,
+        &postgres_cdc::PostgresCdcConnector,
         &mysql::MysqlConnector,
         &stdout::StdoutConnector,
         &blackhole::BlackholeConnector,

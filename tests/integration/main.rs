@@ -22,6 +22,7 @@ mod lakehouse;
 mod lifecycle;
 mod mysql;
 mod postgres;
+mod postgres_cdc;
 mod quickstart;
 mod rolling;
 mod s3_support;

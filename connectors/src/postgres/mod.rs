@@ -34,6 +34,8 @@ use crate::jdbc::source::{
 use crate::jdbc::{PASSWORD, SSL_MODE, SSL_ROOT_CERT, USER};
 
 pub use config::PgConnection;
+pub(crate) use config::error as pg_error;
+pub(crate) use sink::quote;
 
 pub(crate) const URL: OptionSpec = OptionSpec::new(
     "connection.url",

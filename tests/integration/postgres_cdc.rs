@@ -1,0 +1,495 @@
+//! Change data capture from the machine's PostgreSQL (`wal_level = logical`, set
+//! by tests/run): snapshot and stream into a copy that must equal the source
+//! table, through a SIGKILL; the changes' metadata under `--until-caught-up`; and
+//! the errors a misconfigured capture gives.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use quiver_engine::State;
+use tokio_postgres::{Client, NoTls};
+
+use crate::kafka_support::unique;
+use crate::postgres::URL;
+use crate::support::{quiver, run_bounded, text};
+
+async fn client() -> Client {
+    let (client, conn) = tokio_postgres::connect(URL, NoTls)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432 (see ../shared/SERVICES.md)");
+    tokio::spawn(conn);
+    client
+}
+
+fn name(prefix: &str) -> String {
+    unique(prefix).replace('-', "_").to_ascii_lowercase()
+}
+
+/// The options every test's CDC source shares: the local server, a slot and a
+/// filtered publication of its own for `table`.
+fn cdc_options(slot: &str, table: &str) -> String {
+    format!(
+        "connector = 'postgres-cdc', 'database.hostname' = '127.0.0.1', 'database.dbname' = 'test', 'database.sslmode' = 'disable',
+         'slot.name' = '{slot}', 'publication.name' = '{slot}', 'publication.autocreate.mode' = 'filtered',
+         'table.include.list' = 'public\\.{table}'"
+    )
+}
+
+/// Drops what a test made: its slot (once no session holds it), publication and tables.
+async fn cleanup(c: &Client, slot: &str, tables: &[&str]) {
+    for _ in 0..40 {
+        let r = c
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await;
+        if r.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let _ = c.batch_execute(&format!("DROP PUBLICATION IF EXISTS {slot}")).await;
+    for t in tables {
+        let _ = c.batch_execute(&format!("DROP TABLE IF EXISTS {t}")).await;
+    }
+}
+
+/// Every row of a table (id, name, amount, md5 of big), by id.
+async fn content(c: &Client, table: &str) -> BTreeMap<i64, (Option<String>, Option<String>, Option<String>)> {
+    // A copy not created yet is empty.
+    c.query(&format!("SELECT id, name, amount::text, md5(big) FROM {table}"), &[])
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| (r.get::<_, i64>(0), (r.get(1), r.get(2), r.get(3))))
+        .collect()
+}
+
+/// Waits until `copy` holds exactly what `source` holds.
+async fn wait_equal(c: &Client, source: &str, copy: &str, log: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let want = content(c, source).await;
+        let got = content(c, copy).await;
+        if want == got {
+            return;
+        }
+        if Instant::now() > deadline {
+            let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(k)).take(10).collect();
+            let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(k)).take(10).collect();
+            let differ: Vec<_> = want
+                .iter()
+                .filter(|(k, v)| got.get(k).is_some_and(|g| g != *v))
+                .take(5)
+                .collect();
+            panic!(
+                "the copy never caught up: {} rows vs {}; missing {missing:?}, extra {extra:?}, differ {differ:?}\n{}",
+                want.len(),
+                got.len(),
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn confirmed_flush(c: &Client, slot: &str) -> i64 {
+    c.query_one(
+        "SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint FROM pg_replication_slots WHERE slot_name = $1",
+        &[&slot],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_and_stream_keep_a_copy_equal_to_the_table_through_a_sigkill() {
+    let c = client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = name("cdc_src");
+    let copy = name("cdc_copy");
+    let slot = name("q_cdc_copy");
+    // REPLICA IDENTITY FULL: an update that leaves the TOASTed `big` alone still
+    // sends its value (in the old row), so the copy keeps it.
+    c.batch_execute(&format!(
+        "CREATE TABLE {t} (id BIGINT PRIMARY KEY, name TEXT, amount NUMERIC(10,2), big TEXT);
+         ALTER TABLE {t} REPLICA IDENTITY FULL;
+         INSERT INTO {t} SELECT i, 'n' || i, i / 100.0, NULL FROM generate_series(1, 3000) i;
+         UPDATE {t} SET big = (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 6000)) WHERE id = 1;"
+    ))
+    .await
+    .unwrap();
+    let sql = format!(
+        "CREATE SOURCE cdc (id BIGINT NOT NULL, name TEXT, amount DECIMAL(10,2), big TEXT) WITH ({}, 'batch.size' = '1000');
+         CREATE SINK {copy} WITH (connector = 'postgres', 'connection.url' = '{URL}', 'table.name.format' = '{copy}', 'insert.mode' = 'upsert',
+           'pk.mode' = 'record_value', 'pk.fields' = 'id', 'delete.enabled' = 'true', 'auto.create' = 'true')
+         AS SELECT id, name, amount, big, _op FROM cdc;",
+        cdc_options(&slot, &t)
+    );
+    let file = dir.path().join("p.sql");
+    std::fs::write(&file, sql).unwrap();
+    let state = dir.path().join("state");
+    let log = dir.path().join("quiver.log");
+    let start = || {
+        quiver()
+            .args(["run", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
+            .stdout(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap()
+    };
+    let mut child = start();
+    wait_equal(&c, &t, &copy, &log).await;
+    let after_snapshot = confirmed_flush(&c, &slot).await;
+
+    // Streamed: inserts in several transactions, updates, deletes, and an update
+    // that leaves the TOASTed value out of the WAL.
+    for k in 0..5 {
+        c.batch_execute(&format!(
+            "INSERT INTO {t} SELECT i, 'n' || i, i / 100.0, NULL FROM generate_series({}, {}) i",
+            3001 + k * 200,
+            3200 + k * 200
+        ))
+        .await
+        .unwrap();
+    }
+    c.batch_execute(&format!(
+        "UPDATE {t} SET name = name || '-u', amount = amount + 1 WHERE id % 7 = 0;
+         DELETE FROM {t} WHERE id % 11 = 0;
+         UPDATE {t} SET name = 'one' WHERE id = 1;"
+    ))
+    .await
+    .unwrap();
+    wait_equal(&c, &t, &copy, &log).await;
+    // The slot moves on once the copy has the changes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while confirmed_flush(&c, &slot).await <= after_snapshot {
+        assert!(
+            Instant::now() < deadline,
+            "the slot's confirmed flush LSN never advanced"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // SIGKILL, changes while the pipeline is down (one transaction larger than a
+    // batch), then a restart from the last durable position.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    c.batch_execute(&format!(
+        "INSERT INTO {t} SELECT i, 'late' || i, i, NULL FROM generate_series(5001, 9500) i;
+         UPDATE {t} SET name = 'again' WHERE id BETWEEN 100 AND 200;
+         DELETE FROM {t} WHERE id BETWEEN 300 AND 350;"
+    ))
+    .await
+    .unwrap();
+    let mut child = start();
+    // Killed again in the middle of the catch-up, then left to finish.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut child = start();
+    wait_equal(&c, &t, &copy, &log).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let big: (i32, i32) = c
+        .query_one(
+            &format!("SELECT length(big), (SELECT length(big) FROM {t} WHERE id = 1) FROM {copy} WHERE id = 1"),
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(big.0, big.1, "the TOASTed value survived the update that left it out");
+    assert!(big.0 > 100_000);
+    cleanup(&c, &slot, &[&t, &copy]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn until_caught_up_gives_snapshot_reads_then_each_change_with_its_metadata() {
+    let c = client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = name("cdc_meta");
+    let slot = name("q_cdc_meta");
+    c.batch_execute(&format!(
+        "CREATE TABLE {t} (id INT PRIMARY KEY, name TEXT, at TIMESTAMPTZ, data BYTEA);
+         INSERT INTO {t} VALUES (1, 'a', '2024-01-02 03:04:05.5+00', '\\x0102'), (2, 'b', NULL, NULL);"
+    ))
+    .await
+    .unwrap();
+    let out = dir.path().join("out.jsonl");
+    let sql = format!(
+        "CREATE SOURCE cdc (id INT, name TEXT, at TIMESTAMPTZ, data BYTEA) WITH ({}, 'skipped.operations' = 'none');
+         CREATE SINK out WITH (connector = 'file', path = '{}')
+         AS SELECT id, name, at, encode(data, 'hex') AS data, _op, _txid, _lsn, _schema, _table, _before, _commit_ts IS NOT NULL AS has_ts FROM cdc;",
+        cdc_options(&slot, &t),
+        out.display()
+    );
+    let state = dir.path().join("state");
+    let st = run_bounded(&state, &sql).await;
+    assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
+    let read = |from: usize| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .skip(from)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let snapshot = read(0);
+    assert_eq!(snapshot.len(), 2, "{snapshot:?}");
+    assert_eq!(snapshot[0]["_op"], "r");
+    assert_eq!(snapshot[0]["name"], "a");
+    assert_eq!(snapshot[0]["data"], "0102");
+    assert_eq!(snapshot[0]["_table"], t.as_str());
+    assert_eq!(snapshot[0]["_schema"], "public");
+    assert!(
+        snapshot[0]["at"].as_str().unwrap().starts_with("2024-01-02T03:04:05.5"),
+        "{}",
+        snapshot[0]
+    );
+
+    c.batch_execute(&format!(
+        "BEGIN; INSERT INTO {t} VALUES (3, 'c', NULL, NULL); UPDATE {t} SET name = 'b2' WHERE id = 2; COMMIT;
+         DELETE FROM {t} WHERE id = 1;
+         TRUNCATE {t};"
+    ))
+    .await
+    .unwrap();
+    let st = run_bounded(&state, &sql).await;
+    assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
+    let changes = read(2);
+    let ops: Vec<&str> = changes.iter().map(|r| r["_op"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["c", "u", "d", "t"], "{changes:?}");
+    assert_eq!(changes[0]["id"], 3);
+    assert_eq!(changes[1]["name"], "b2");
+    assert_eq!(changes[0]["_txid"], changes[1]["_txid"], "one transaction");
+    assert_ne!(changes[1]["_txid"], changes[2]["_txid"]);
+    assert_eq!(changes[2]["id"], 1, "a delete carries its key");
+    assert_eq!(changes[2]["_before"], r#"{"id":"1"}"#);
+    assert!(changes[2]["name"].is_null());
+    assert!(changes.iter().all(|r| r["has_ts"] == true));
+    let lsns: Vec<i64> = changes.iter().map(|r| r["_lsn"].as_i64().unwrap()).collect();
+    assert!(lsns.windows(2).all(|w| w[0] < w[1]), "{lsns:?}");
+
+    // Nothing new: a third run reads nothing and still ends.
+    let st = run_bounded(&state, &sql).await;
+    assert!(st.iter().all(|s| s.state == State::Finished), "{st:?}");
+    assert_eq!(read(6).len(), 0);
+    cleanup(&c, &slot, &[&t]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_that_cannot_work_says_why() {
+    let c = client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = name("cdc_err");
+    let slot = name("q_cdc_err");
+    let role = name("norepl");
+    c.batch_execute(&format!(
+        "CREATE TABLE {t} (id INT PRIMARY KEY); CREATE ROLE {role} LOGIN; GRANT SELECT ON {t} TO {role};"
+    ))
+    .await
+    .unwrap();
+    let run_on = |table: &str, extra: &str| {
+        // `extra` may name another publication mode than the shared options' one.
+        let mut options = cdc_options(&slot, table);
+        if extra.contains("publication.autocreate.mode") {
+            options = options.replace(", 'publication.autocreate.mode' = 'filtered'", "");
+        }
+        let sql = format!(
+            "CREATE SOURCE cdc (id INT) WITH ({options}{extra});
+             CREATE SINK out WITH (connector = 'blackhole') AS SELECT id FROM cdc;"
+        );
+        let file = dir.path().join("e.sql");
+        std::fs::write(&file, sql).unwrap();
+        let out = quiver()
+            .args(["run", file.to_str().unwrap(), "--until-caught-up"])
+            .arg("--state-dir")
+            .arg(dir.path().join(unique("state")))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        format!("{}{}", text(&out.stdout), text(&out.stderr))
+    };
+    let run = |extra: &str| run_on(&t, extra);
+    let e = run(&format!(", 'database.user' = '{role}'"));
+    assert!(e.contains(&format!("user {role} may not replicate")), "{e}");
+    assert!(e.contains("WITH REPLICATION"), "{e}");
+    let e = run(", 'publication.autocreate.mode' = 'disabled'");
+    assert!(
+        e.contains("does not exist") && e.contains("publication.autocreate.mode"),
+        "{e}"
+    );
+    let e = run_on("no_such_table", "");
+    assert!(e.contains("no table"), "{e}");
+    let e = run(", 'snapshot.mode' = 'sometimes'");
+    assert!(e.contains("snapshot.mode"), "{e}");
+    cleanup(&c, &slot, &[&t]).await;
+    let _ = c.batch_execute(&format!("DROP ROLE IF EXISTS {role}")).await;
+}
+
+/// Every change appended once to a log table through an exactly-once sink, with
+/// the process killed at random points while changes keep coming: the log holds
+/// each change exactly once (positions, including a batch cut inside a large
+/// transaction, commit with the rows).
+#[test]
+fn every_change_reaches_an_exactly_once_log_once_through_repeated_sigkills() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = rt.block_on(client());
+    let dir = tempfile::tempdir().unwrap();
+    let t = name("cdc_eos");
+    let log_table = name("cdc_log");
+    let slot = name("q_cdc_eos");
+    rt.block_on(c.batch_execute(&format!(
+        "CREATE TABLE {t} (id BIGINT PRIMARY KEY, name TEXT);
+         INSERT INTO {t} SELECT i, 'n' || i FROM generate_series(1, 5000) i;"
+    )))
+    .unwrap();
+    let sql = format!(
+        "CREATE SOURCE cdc (id BIGINT NOT NULL, name TEXT) WITH ({}, 'batch.size' = '2000');
+         CREATE SINK {log_table} WITH (connector = 'postgres', 'connection.url' = '{URL}', 'table.name.format' = '{log_table}',
+           'auto.create' = 'true', 'sink.delivery.guarantee' = 'exactly-once')
+         AS SELECT id, name, _op AS op, _lsn AS lsn FROM cdc;",
+        cdc_options(&slot, &t)
+    );
+    let file = dir.path().join("p.sql");
+    std::fs::write(&file, sql).unwrap();
+    let state = dir.path().join("state");
+    let log = dir.path().join("quiver.log");
+    let start = || {
+        quiver()
+            .args(["run", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
+            .stdout(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap()
+    };
+    // The snapshot first (the changes below must come after it to be changes).
+    let mut child = start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rt
+        .block_on(c.query_one(&format!("SELECT count(*) FROM {log_table}"), &[]))
+        .map(|r| r.get::<_, i64>(0))
+        .unwrap_or(0)
+        < 5000
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Changes keep coming while the pipeline is killed and started again: small
+    // transactions, updates, deletes, and transactions larger than a batch.
+    let writer = {
+        let t = t.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let c = rt.block_on(client());
+            let mut changes = 0i64;
+            for k in 0..12i64 {
+                let base = 10_000 + k * 10_000;
+                let big = if k % 4 == 1 { 6000 } else { 300 };
+                rt.block_on(c.batch_execute(&format!(
+                    "INSERT INTO {t} SELECT i, 'i' || i FROM generate_series({base}, {}) i;
+                     UPDATE {t} SET name = name || '-u' WHERE id BETWEEN {} AND {};
+                     DELETE FROM {t} WHERE id BETWEEN {} AND {};",
+                    base + big - 1,
+                    k * 100 + 1,
+                    k * 100 + 50,
+                    k * 100 + 51,
+                    k * 100 + 60
+                )))
+                .unwrap();
+                changes += big + 50 + 10;
+                std::thread::sleep(Duration::from_millis(350));
+            }
+            changes
+        })
+    };
+    for wait in [900u64, 1400, 700, 1800] {
+        let mut child = start();
+        std::thread::sleep(Duration::from_millis(wait));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let streamed = writer.join().unwrap();
+    let expected = 5000 + streamed;
+    let mut child = start();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let counts = loop {
+        let counts: (i64, i64) = rt
+            .block_on(c.query_one(
+                &format!("SELECT count(*), count(DISTINCT (id, op, lsn)) FROM {log_table}"),
+                &[],
+            ))
+            .map(|r| (r.get(0), r.get(1)))
+            .unwrap_or((0, 0));
+        if counts.0 >= expected || Instant::now() > deadline {
+            break counts;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    // A little longer: nothing more may arrive.
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let total: i64 = rt
+        .block_on(c.query_one(&format!("SELECT count(*) FROM {log_table}"), &[]))
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        (counts.0, counts.1, total),
+        (expected, expected, expected),
+        "every change exactly once\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let by_op: Vec<(String, i64)> = rt
+        .block_on(c.query(
+            &format!("SELECT op, count(*) FROM {log_table} GROUP BY op ORDER BY op"),
+            &[],
+        ))
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        by_op,
+        [
+            ("c".to_string(), streamed - 12 * 60),
+            ("d".to_string(), 12 * 10),
+            ("r".to_string(), 5000),
+            ("u".to_string(), 12 * 50)
+        ]
+    );
+    rt.block_on(cleanup(&c, &slot, &[&t, &log_table]));
+}
