@@ -82,7 +82,7 @@ fn connectors_lists_every_option_with_type_default_and_doc() {
     assert!(out.contains("errors.tolerance") && out.contains("none | all"));
     let one = run_cli(&["connectors", "nope"]);
     assert_eq!(one.status.code(), Some(1));
-    assert!(text(&one.stderr).contains("unknown connector 'nope'; known connectors: datagen, file, filesystem, kafka, postgres, mysql, stdout, blackhole"));
+    assert!(text(&one.stderr).contains("unknown connector 'nope'; known connectors: datagen, file, filesystem, kafka, postgres, postgres-cdc, mysql, stdout, blackhole"));
 }
 
 #[test]
