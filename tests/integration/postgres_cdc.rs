@@ -493,3 +493,97 @@ fn every_change_reaches_an_exactly_once_log_once_through_repeated_sigkills() {
     );
     rt.block_on(cleanup(&c, &slot, &[&t, &log_table]));
 }
+
+/// `examples/postgres_outbox.sql` against Tansu: each inserted outbox row becomes
+/// one record on `outbox.event.{aggregatetype}`, keyed by the aggregate, the
+/// payload as value and `id` / `type` as headers; the deletes that follow the
+/// inserts produce nothing.
+#[test]
+fn the_outbox_example_routes_inserted_events_to_kafka() {
+    let bootstrap = crate::kafka_support::broker();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = rt.block_on(client());
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = name("outbox");
+    let slot = name("q_outbox");
+    let prefix = unique("outbox.event");
+    rt.block_on(c.batch_execute(&format!(
+        "CREATE TABLE {outbox} (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), aggregatetype text NOT NULL,
+           aggregateid text NOT NULL, type text NOT NULL, payload jsonb)"
+    )))
+    .unwrap();
+    for topic in ["order", "customer"] {
+        rt.block_on(crate::kafka_support::create_topic(
+            &bootstrap,
+            &format!("{prefix}.{topic}"),
+            1,
+        ));
+    }
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/postgres_outbox.sql")).unwrap();
+    let sql = example
+        .replace("public\\.outbox", &format!("public\\.{outbox}"))
+        .replace("'quiver_outbox'", &format!("'{slot}'"))
+        .replace("127.0.0.1:9092", &bootstrap)
+        .replace("'outbox.event.'", &format!("'{prefix}.'"));
+    let file = dir.path().join("outbox.sql");
+    std::fs::write(&file, sql).unwrap();
+    let log = dir.path().join("quiver.log");
+    let mut child = quiver()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--state-dir",
+            dir.path().join("state").to_str().unwrap(),
+        ])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("err.log")).unwrap())
+        .spawn()
+        .unwrap();
+    // The slot exists once the pipeline started; events written before it are not events.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rt
+        .block_on(c.query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[&slot]))
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(dir.path().join("err.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..3 {
+        rt.block_on(c.batch_execute(&format!(
+            "BEGIN;
+             INSERT INTO {outbox} (aggregatetype, aggregateid, type, payload) VALUES
+               ('order', 'o-{i}', 'OrderCreated', '{{\"n\": {i}}}'),
+               ('customer', 'c-{i}', 'CustomerSeen', '{{\"n\": {i}}}');
+             DELETE FROM {outbox};
+             COMMIT;"
+        )))
+        .unwrap();
+    }
+    let orders = crate::kafka_support::consume(&bootstrap, &format!("{prefix}.order"), 3, Duration::from_secs(30));
+    let customers =
+        crate::kafka_support::consume(&bootstrap, &format!("{prefix}.customer"), 3, Duration::from_secs(10));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let err = std::fs::read_to_string(dir.path().join("err.log")).unwrap_or_default();
+    assert_eq!(orders.len(), 3, "{err}");
+    assert_eq!(customers.len(), 3, "{err}");
+    for (i, r) in orders.iter().enumerate() {
+        assert_eq!(r.key_text(), format!("o-{i}"));
+        assert_eq!(r.json(), serde_json::json!({ "n": i }));
+        assert_eq!(r.headers["type"], "OrderCreated");
+        assert_eq!(r.headers["id"].len(), 36, "the event's uuid: {:?}", r.headers);
+    }
+    assert_eq!(customers[2].key_text(), "c-2");
+    assert_eq!(customers[2].headers["type"], "CustomerSeen");
+    // Nothing else arrived (the deletes made no events).
+    let more = crate::kafka_support::consume(&bootstrap, &format!("{prefix}.order"), 4, Duration::from_secs(2));
+    assert_eq!(more.len(), 3);
+    rt.block_on(cleanup(&c, &slot, &[&outbox]));
+}
