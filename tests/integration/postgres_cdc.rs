@@ -167,8 +167,10 @@ async fn snapshot_and_stream_keep_a_copy_equal_to_the_table_through_a_sigkill() 
         .await
         .unwrap();
     }
+    // A column added mid-stream: the declared ones keep flowing, and the log names it.
     c.batch_execute(&format!(
-        "UPDATE {t} SET name = name || '-u', amount = amount + 1 WHERE id % 7 = 0;
+        "ALTER TABLE {t} ADD COLUMN added_later INT;
+         UPDATE {t} SET name = name || '-u', amount = amount + 1, added_later = 1 WHERE id % 7 = 0;
          DELETE FROM {t} WHERE id % 11 = 0;
          UPDATE {t} SET name = 'one' WHERE id = 1;"
     ))
@@ -205,6 +207,11 @@ async fn snapshot_and_stream_keep_a_copy_equal_to_the_table_through_a_sigkill() 
     wait_equal(&c, &t, &copy, &log).await;
     child.kill().unwrap();
     child.wait().unwrap();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("columns=added_later") && logged.contains("not declared are not read"),
+        "{logged}"
+    );
     let big: (i32, i32) = c
         .query_one(
             &format!("SELECT length(big), (SELECT length(big) FROM {t} WHERE id = 1) FROM {copy} WHERE id = 1"),

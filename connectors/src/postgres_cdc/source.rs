@@ -774,10 +774,21 @@ impl Run {
                             .config
                             .captures(&qualified)
                             .then(|| Target::new(rel, self.rows.declared()));
-                        if let Some(t) = &target
-                            && t.slots.iter().all(Option::is_none)
-                        {
-                            tracing::warn!(table = %qualified, "no declared column matches a column of this table: its rows carry only metadata");
+                        if let Some(t) = &target {
+                            let undeclared: Vec<&str> = t
+                                .rel
+                                .columns
+                                .iter()
+                                .zip(&t.slots)
+                                .filter(|(_, slot)| slot.is_none())
+                                .map(|(c, _)| c.name.as_str())
+                                .collect();
+                            if undeclared.len() == t.slots.len() {
+                                tracing::warn!(table = %qualified, "no declared column matches a column of this table: its rows carry only metadata");
+                            } else if !undeclared.is_empty() {
+                                // A table that grew (ALTER TABLE … ADD COLUMN), or columns left out on purpose.
+                                tracing::warn!(table = %qualified, columns = %undeclared.join(", "), "table columns that are not declared are not read; declare them to capture them");
+                            }
                         }
                         self.targets.insert(id, target);
                         continue;
