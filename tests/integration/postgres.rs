@@ -12,7 +12,7 @@ use crate::support::{read_jsonl, run_bounded};
 
 pub(crate) const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-async fn client() -> Client {
+pub(crate) async fn client() -> Client {
     let (client, conn) = tokio_postgres::connect(URL, NoTls)
         .await
         .expect("PostgreSQL on 127.0.0.1:5432 (see ../shared/SERVICES.md)");

@@ -7,19 +7,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use quiver_engine::State;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::kafka_support::unique;
-use crate::postgres::URL;
+use crate::postgres::{URL, client};
 use crate::support::{quiver, run_bounded, text};
-
-async fn client() -> Client {
-    let (client, conn) = tokio_postgres::connect(URL, NoTls)
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432 (see ../shared/SERVICES.md)");
-    tokio::spawn(conn);
-    client
-}
 
 fn name(prefix: &str) -> String {
     unique(prefix).replace('-', "_").to_ascii_lowercase()
@@ -33,6 +25,32 @@ fn cdc_options(slot: &str, table: &str) -> String {
          'slot.name' = '{slot}', 'publication.name' = '{slot}', 'publication.autocreate.mode' = 'filtered',
          'table.include.list' = 'public\\.{table}'"
     )
+}
+
+/// Writes `sql` under `dir` and returns the log file and a function that starts
+/// `quiver run` on it (state under `dir`), appending its output to the log.
+fn pipeline(dir: &std::path::Path, sql: &str) -> (std::path::PathBuf, impl Fn() -> std::process::Child) {
+    let file = dir.join("p.sql");
+    std::fs::write(&file, sql).unwrap();
+    let state = dir.join("state");
+    let log = dir.join("quiver.log");
+    let out = log.clone();
+    let start = move || {
+        let append = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&out)
+                .unwrap()
+        };
+        quiver()
+            .args(["run", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
+            .stdout(append())
+            .stderr(append())
+            .spawn()
+            .unwrap()
+    };
+    (log, start)
 }
 
 /// Drops what a test made: its slot (once no session holds it), publication and tables.
@@ -128,30 +146,7 @@ async fn snapshot_and_stream_keep_a_copy_equal_to_the_table_through_a_sigkill() 
          AS SELECT id, name, amount, big, _op FROM cdc;",
         cdc_options(&slot, &t)
     );
-    let file = dir.path().join("p.sql");
-    std::fs::write(&file, sql).unwrap();
-    let state = dir.path().join("state");
-    let log = dir.path().join("quiver.log");
-    let start = || {
-        quiver()
-            .args(["run", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
-            .stdout(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                    .unwrap(),
-            )
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                    .unwrap(),
-            )
-            .spawn()
-            .unwrap()
-    };
+    let (log, start) = pipeline(dir.path(), &sql);
     let mut child = start();
     wait_equal(&c, &t, &copy, &log).await;
     let after_snapshot = confirmed_flush(&c, &slot).await;
@@ -373,30 +368,7 @@ fn every_change_reaches_an_exactly_once_log_once_through_repeated_sigkills() {
          AS SELECT id, name, _op AS op, _lsn AS lsn FROM cdc;",
         cdc_options(&slot, &t)
     );
-    let file = dir.path().join("p.sql");
-    std::fs::write(&file, sql).unwrap();
-    let state = dir.path().join("state");
-    let log = dir.path().join("quiver.log");
-    let start = || {
-        quiver()
-            .args(["run", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
-            .stdout(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                    .unwrap(),
-            )
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                    .unwrap(),
-            )
-            .spawn()
-            .unwrap()
-    };
+    let (log, start) = pipeline(dir.path(), &sql);
     // The snapshot first (the changes below must come after it to be changes).
     let mut child = start();
     let deadline = Instant::now() + Duration::from_secs(60);
