@@ -1031,3 +1031,44 @@ fn wire_error(context: &str, e: PgWireError) -> ConnectorError {
         _ => ConnectorError::Config(message),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_round_trip_through_offsets_and_drive_the_committer() {
+        let whole = Position {
+            end: 0x1_0000_0020,
+            partial: None,
+        };
+        assert_eq!(whole.offsets().get(PARTITION), Some(&json!({"lsn": "1/20"})));
+        assert_eq!(Resume::from(Some(&whole.offsets())), Resume::Stream(whole));
+        let cut = Position {
+            end: 0x20,
+            partial: Some((0x40, 2000)),
+        };
+        assert_eq!(Resume::from(Some(&cut.offsets())), Resume::Stream(cut));
+        assert_eq!(Resume::from(None), Resume::Fresh);
+        let snapshot = Offsets(
+            [(
+                PARTITION.to_string(),
+                json!({"snapshot": {"table": "public.t", "rows": 5}}),
+            )]
+            .into(),
+        );
+        assert_eq!(Resume::from(Some(&snapshot)), Resume::Snapshot);
+
+        // Only a stream position moves the slot, and never backwards.
+        let (durable, rx) = watch::channel(0u64);
+        let committer = Committer { durable };
+        committer.commit(&snapshot, false);
+        assert_eq!(*rx.borrow(), 0);
+        committer.commit(&cut.offsets(), false);
+        assert_eq!(*rx.borrow(), 0x20);
+        committer.commit(&whole.offsets(), false);
+        assert_eq!(*rx.borrow(), 0x1_0000_0020);
+        committer.commit(&cut.offsets(), true);
+        assert_eq!(*rx.borrow(), 0x1_0000_0020);
+    }
+}
