@@ -27,9 +27,26 @@ fn cdc_options(slot: &str, table: &str) -> String {
     )
 }
 
+/// A `quiver run` process, killed (SIGKILL) when dropped: a failed assertion
+/// leaves no pipeline holding its slot behind.
+struct Running(std::process::Child);
+
+impl Running {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Writes `sql` under `dir` and returns the log file and a function that starts
 /// `quiver run` on it (state under `dir`), appending its output to the log.
-fn pipeline(dir: &std::path::Path, sql: &str) -> (std::path::PathBuf, impl Fn() -> std::process::Child) {
+fn pipeline(dir: &std::path::Path, sql: &str) -> (std::path::PathBuf, impl Fn() -> Running) {
     let file = dir.join("p.sql");
     std::fs::write(&file, sql).unwrap();
     let state = dir.join("state");
@@ -48,6 +65,7 @@ fn pipeline(dir: &std::path::Path, sql: &str) -> (std::path::PathBuf, impl Fn() 
             .stdout(append())
             .stderr(append())
             .spawn()
+            .map(Running)
             .unwrap()
     };
     (log, start)
@@ -184,8 +202,7 @@ async fn snapshot_and_stream_keep_a_copy_equal_to_the_table_through_a_sigkill() 
 
     // SIGKILL, changes while the pipeline is down (one transaction larger than a
     // batch), then a restart from the last durable position.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     c.batch_execute(&format!(
         "INSERT INTO {t} SELECT i, 'late' || i, i, NULL FROM generate_series(5001, 9500) i;
          UPDATE {t} SET name = 'again' WHERE id BETWEEN 100 AND 200;
@@ -196,12 +213,10 @@ async fn snapshot_and_stream_keep_a_copy_equal_to_the_table_through_a_sigkill() 
     let mut child = start();
     // Killed again in the middle of the catch-up, then left to finish.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     let mut child = start();
     wait_equal(&c, &t, &copy, &log).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
         logged.contains("columns=added_later") && logged.contains("not declared are not read"),
@@ -385,8 +400,7 @@ fn every_change_reaches_an_exactly_once_log_once_through_repeated_sigkills() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     // Changes keep coming while the pipeline is killed and started again: small
     // transactions, updates, deletes, and transactions larger than a batch.
     let writer = {
@@ -418,8 +432,7 @@ fn every_change_reaches_an_exactly_once_log_once_through_repeated_sigkills() {
     for wait in [900u64, 1400, 700, 1800] {
         let mut child = start();
         std::thread::sleep(Duration::from_millis(wait));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill();
     }
     let streamed = writer.join().unwrap();
     let expected = 5000 + streamed;
@@ -440,8 +453,7 @@ fn every_change_reaches_an_exactly_once_log_once_through_repeated_sigkills() {
     };
     // A little longer: nothing more may arrive.
     std::thread::sleep(Duration::from_millis(1500));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     let total: i64 = rt
         .block_on(c.query_one(&format!("SELECT count(*) FROM {log_table}"), &[]))
         .unwrap()
@@ -518,6 +530,7 @@ fn the_outbox_example_routes_inserted_events_to_kafka() {
         .stdout(std::fs::File::create(&log).unwrap())
         .stderr(std::fs::File::create(dir.path().join("err.log")).unwrap())
         .spawn()
+        .map(Running)
         .unwrap();
     // The slot exists once the pipeline started; events written before it are not events.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -548,8 +561,7 @@ fn the_outbox_example_routes_inserted_events_to_kafka() {
     let orders = crate::kafka_support::consume(&bootstrap, &format!("{prefix}.order"), 3, Duration::from_secs(30));
     let customers =
         crate::kafka_support::consume(&bootstrap, &format!("{prefix}.customer"), 3, Duration::from_secs(10));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     let err = std::fs::read_to_string(dir.path().join("err.log")).unwrap_or_default();
     assert_eq!(orders.len(), 3, "{err}");
     assert_eq!(customers.len(), 3, "{err}");
