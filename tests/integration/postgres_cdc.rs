@@ -578,3 +578,64 @@ fn the_outbox_example_routes_inserted_events_to_kafka() {
     assert_eq!(more.len(), 3);
     rt.block_on(cleanup(&c, &slot, &[&outbox]));
 }
+
+/// A slot whose tables are idle while the rest of the database is busy still
+/// moves on (keepalives and `heartbeat.interval.ms` messages, acknowledged when
+/// nothing is in flight), so it does not hold the WAL back.
+#[test]
+fn an_idle_slot_follows_a_busy_database() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = rt.block_on(client());
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = name("cdc_quiet");
+    let busy = name("cdc_busy");
+    let slot = name("q_cdc_quiet");
+    rt.block_on(c.batch_execute(&format!(
+        "CREATE TABLE {quiet} (id INT PRIMARY KEY); CREATE TABLE {busy} (id INT, pad TEXT);"
+    )))
+    .unwrap();
+    let sql = format!(
+        "CREATE SOURCE cdc (id INT) WITH ({}, 'heartbeat.interval.ms' = '500');
+         CREATE SINK out WITH (connector = 'blackhole') AS SELECT id FROM cdc;",
+        cdc_options(&slot, &quiet)
+    );
+    let (log, start) = pipeline(dir.path(), &sql);
+    let mut child = start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rt
+        .block_on(c.query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[&slot]))
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // 16 MB of WAL in a table the slot does not publish.
+    rt.block_on(c.batch_execute(&format!(
+        "INSERT INTO {busy} SELECT i, repeat('x', 100) FROM generate_series(1, 100000) i"
+    )))
+    .unwrap();
+    let after: i64 = rt
+        .block_on(c.query_one("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint", &[]))
+        .unwrap()
+        .get(0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while confirmed_flush_blocking(&rt, &c, &slot) < after {
+        assert!(
+            Instant::now() < deadline,
+            "the idle slot stayed behind the busy database\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.kill();
+    rt.block_on(cleanup(&c, &slot, &[&quiet, &busy]));
+}
+
+fn confirmed_flush_blocking(rt: &tokio::runtime::Runtime, c: &Client, slot: &str) -> i64 {
+    rt.block_on(confirmed_flush(c, slot))
+}
