@@ -639,3 +639,73 @@ fn an_idle_slot_follows_a_busy_database() {
 fn confirmed_flush_blocking(rt: &tokio::runtime::Runtime, c: &Client, slot: &str) -> i64 {
     rt.block_on(confirmed_flush(c, slot))
 }
+
+/// Restarts the machine's PostgreSQL while a capture streams: the stream is lost,
+/// retried with backoff, and resumes by itself; the copy ends equal to the table.
+/// Ignored by default (it restarts the shared server); tests/run runs it alone.
+#[test]
+#[ignore = "restarts the shared PostgreSQL server; tests/run runs it on its own"]
+fn a_database_restart_mid_stream_is_retried_and_loses_nothing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = rt.block_on(client());
+    let dir = tempfile::tempdir().unwrap();
+    let t = name("cdc_restart");
+    let copy = name("cdc_restart_copy");
+    let slot = name("q_cdc_restart");
+    rt.block_on(c.batch_execute(&format!(
+        "CREATE TABLE {t} (id BIGINT PRIMARY KEY, name TEXT, amount NUMERIC(10,2), big TEXT);
+         INSERT INTO {t} SELECT i, 'n' || i, i, NULL FROM generate_series(1, 1000) i;"
+    )))
+    .unwrap();
+    let sql = format!(
+        "CREATE SOURCE cdc (id BIGINT NOT NULL, name TEXT, amount DECIMAL(10,2), big TEXT) WITH ({});
+         CREATE SINK {copy} WITH (connector = 'postgres', 'connection.url' = '{URL}', 'table.name.format' = '{copy}', 'insert.mode' = 'upsert',
+           'pk.mode' = 'record_value', 'pk.fields' = 'id', 'delete.enabled' = 'true', 'auto.create' = 'true',
+           'retry.backoff.ms' = '500', 'max.retries' = '60')
+         AS SELECT id, name, amount, big, _op FROM cdc;",
+        cdc_options(&slot, &t)
+    );
+    let (log, start) = pipeline(dir.path(), &sql);
+    let mut child = start();
+    rt.block_on(wait_equal(&c, &t, &copy, &log));
+    drop(c);
+    let version = std::fs::read_dir("/etc/postgresql")
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .file_name();
+    for action in ["stop", "start"] {
+        let out = std::process::Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", version.to_str().unwrap(), "main", action])
+            .output()
+            .expect("pg_ctlcluster runs");
+        assert!(out.status.success(), "pg_ctlcluster {action}: {}", text(&out.stderr));
+        if action == "stop" {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    }
+    let c = rt.block_on(async {
+        for _ in 0..100 {
+            if let Ok((c, conn)) = tokio_postgres::connect(URL, tokio_postgres::NoTls).await {
+                tokio::spawn(conn);
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("PostgreSQL did not come back");
+    });
+    rt.block_on(c.batch_execute(&format!(
+        "INSERT INTO {t} SELECT i, 'after' || i, i, NULL FROM generate_series(1001, 3000) i;
+         UPDATE {t} SET name = 'changed' WHERE id <= 100; DELETE FROM {t} WHERE id BETWEEN 200 AND 300;"
+    )))
+    .unwrap();
+    rt.block_on(wait_equal(&c, &t, &copy, &log));
+    child.kill();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("reconnecting"),
+        "the lost stream was noticed and retried:\n{logged}"
+    );
+    rt.block_on(cleanup(&c, &slot, &[&t, &copy]));
+}

@@ -324,7 +324,7 @@ impl Run {
             }
         };
         self.emitted = position;
-        self.stream(&sql).await
+        self.stream(sql).await
     }
 
     /// `wal_level = logical` and a user allowed to replicate: a clear error now
@@ -621,7 +621,7 @@ impl Run {
     }
 
     /// Streams changes, opening the connection again (with backoff) when it breaks.
-    async fn stream(&mut self, sql: &tokio_postgres::Client) -> Result<()> {
+    async fn stream(&mut self, mut sql: tokio_postgres::Client) -> Result<()> {
         // `--until-caught-up`: a logical message marks the WAL's end as of now;
         // the stream stops once it arrives.
         let marker = format!("quiver.caught-up.{}", self.slot);
@@ -638,8 +638,18 @@ impl Run {
         loop {
             let durable = *self.durable.borrow();
             let cfg = self.replication_config(self.emitted.end.max(durable), durable);
+            // The SQL session (heartbeats, the retained-WAL check) died with a
+            // server restart too: open it again beside the stream.
+            if sql.is_closed() {
+                match self.config.conn.connect().await {
+                    Ok(fresh) => sql = fresh,
+                    Err(e) => {
+                        tracing::warn!(slot = %self.slot, error = %e, "cannot reopen the SQL session; heartbeats wait")
+                    }
+                }
+            }
             let outcome = match ReplicationClient::connect(cfg).await {
-                Ok(client) => self.follow(client, sql, stop_at, &marker).await,
+                Ok(client) => self.follow(client, &sql, stop_at, &marker).await,
                 Err(e) => Err(e),
             };
             match outcome {
