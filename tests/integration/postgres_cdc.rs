@@ -130,9 +130,11 @@ async fn wait_equal(c: &Client, source: &str, copy: &str, log: &std::path::Path)
     }
 }
 
+/// The slot's confirmed flush LSN as a number; 0 while the slot is still being
+/// created (the column is NULL until it reaches its consistent point).
 async fn confirmed_flush(c: &Client, slot: &str) -> i64 {
     c.query_one(
-        "SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint FROM pg_replication_slots WHERE slot_name = $1",
+        "SELECT COALESCE(pg_wal_lsn_diff(confirmed_flush_lsn, '0/0'), 0)::bigint FROM pg_replication_slots WHERE slot_name = $1",
         &[&slot],
     )
     .await
@@ -532,10 +534,14 @@ fn the_outbox_example_routes_inserted_events_to_kafka() {
         .spawn()
         .map(Running)
         .unwrap();
-    // The slot exists once the pipeline started; events written before it are not events.
+    // The slot is ready (at its consistent point) once the pipeline started; events
+    // written before it are not events.
     let deadline = Instant::now() + Duration::from_secs(30);
     while rt
-        .block_on(c.query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[&slot]))
+        .block_on(c.query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND confirmed_flush_lsn IS NOT NULL",
+            &[&slot],
+        ))
         .unwrap()
         .is_none()
     {
@@ -603,7 +609,10 @@ fn an_idle_slot_follows_a_busy_database() {
     let mut child = start();
     let deadline = Instant::now() + Duration::from_secs(30);
     while rt
-        .block_on(c.query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[&slot]))
+        .block_on(c.query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND confirmed_flush_lsn IS NOT NULL",
+            &[&slot],
+        ))
         .unwrap()
         .is_none()
     {
