@@ -71,8 +71,30 @@ fn pipeline(dir: &std::path::Path, sql: &str) -> (std::path::PathBuf, impl Fn() 
     (log, start)
 }
 
+/// Waits until the pipeline's slot reached its consistent point (changes after
+/// this are streamed); `log` is shown if it never does.
+fn wait_slot_ready(rt: &tokio::runtime::Runtime, c: &Client, slot: &str, log: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ready = "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND confirmed_flush_lsn IS NOT NULL";
+    while rt.block_on(c.query_opt(ready, &[&slot])).unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Drops what a test made: its slot (once no session holds it), publication and tables.
 async fn cleanup(c: &Client, slot: &str, tables: &[&str]) {
+    // A walsender whose client was killed may hold the slot until it notices.
+    let _ = c
+        .execute(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL",
+            &[&slot],
+        )
+        .await;
     for _ in 0..40 {
         let r = c
             .execute(
@@ -536,22 +558,7 @@ fn the_outbox_example_routes_inserted_events_to_kafka() {
         .unwrap();
     // The slot is ready (at its consistent point) once the pipeline started; events
     // written before it are not events.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rt
-        .block_on(c.query_opt(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND confirmed_flush_lsn IS NOT NULL",
-            &[&slot],
-        ))
-        .unwrap()
-        .is_none()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            std::fs::read_to_string(dir.path().join("err.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_slot_ready(&rt, &c, &slot, &dir.path().join("err.log"));
     std::thread::sleep(Duration::from_millis(500));
     for i in 0..3 {
         rt.block_on(c.batch_execute(&format!(
@@ -607,22 +614,7 @@ fn an_idle_slot_follows_a_busy_database() {
     );
     let (log, start) = pipeline(dir.path(), &sql);
     let mut child = start();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rt
-        .block_on(c.query_opt(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND confirmed_flush_lsn IS NOT NULL",
-            &[&slot],
-        ))
-        .unwrap()
-        .is_none()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_slot_ready(&rt, &c, &slot, &log);
     // 16 MB of WAL in a table the slot does not publish.
     rt.block_on(c.batch_execute(&format!(
         "INSERT INTO {busy} SELECT i, repeat('x', 100) FROM generate_series(1, 100000) i"
