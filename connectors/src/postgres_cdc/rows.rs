@@ -56,19 +56,26 @@ pub(crate) struct Target {
     pub(crate) qualified: Arc<str>,
     /// Per relation column, the declared column it fills.
     pub(crate) slots: Vec<Option<usize>>,
+    /// Per declared column, the relation column that fills it (the inverse of
+    /// `slots`), so a row is built without a scratch vector.
+    column_of: Vec<Option<usize>>,
 }
 
 impl Target {
     pub(crate) fn new(rel: Relation, declared: &[FieldRef]) -> Self {
-        let slots = rel
+        let slots: Vec<Option<usize>> = rel
             .columns
             .iter()
             .map(|c| declared.iter().position(|f| f.name() == &c.name))
+            .collect();
+        let column_of = (0..declared.len())
+            .map(|slot| slots.iter().position(|s| *s == Some(slot)))
             .collect();
         Self {
             qualified: format!("{}.{}", rel.schema, rel.table).into(),
             rel,
             slots,
+            column_of,
         }
     }
 }
@@ -158,39 +165,36 @@ impl Rows {
         at: Origin,
     ) {
         let row = self.len();
-        let mut chosen: Vec<Value<'_>> = vec![Value::Null; self.declared];
         let mut problem: Option<String> = None;
-        if let Some(values) = values.or(old) {
-            for (i, (v, slot)) in values.iter().zip(&target.slots).enumerate() {
-                let Some(slot) = *slot else { continue };
-                let mut v = *v;
-                if v == Value::Unchanged {
-                    // The old row (REPLICA IDENTITY FULL) still has it.
-                    v = match old.and_then(|o| o.get(i)) {
-                        Some(o @ Value::Text(_)) => *o,
-                        _ => match &self.columns[slot] {
-                            Column::Text(_) if self.schema.field(slot).data_type() == &DataType::Utf8 => {
-                                Value::Text(UNAVAILABLE.as_bytes())
-                            }
-                            Column::Bytes(_) => Value::Text(b"\\x"),
-                            Column::Text(_) => {
-                                problem.get_or_insert_with(|| {
-                                    format!(
-                                        "column {}: the update left its TOASTed value out of the WAL; set REPLICA IDENTITY FULL on {} to receive it",
-                                        self.schema.field(slot).name(),
-                                        target.qualified
-                                    )
-                                });
-                                Value::Null
-                            }
-                        },
-                    };
-                }
-                chosen[slot] = v;
-            }
-        }
-        for (slot, v) in chosen.iter().enumerate() {
+        let source = values.or(old);
+        for slot in 0..self.declared {
             let field = self.schema.field(slot);
+            let i = target.column_of.get(slot).copied().flatten();
+            let mut v = match (source, i) {
+                (Some(row), Some(i)) => row.get(i).copied().unwrap_or(Value::Null),
+                _ => Value::Null,
+            };
+            if v == Value::Unchanged {
+                // The old row (REPLICA IDENTITY FULL) still has it.
+                v = match old.zip(i).and_then(|(o, i)| o.get(i)) {
+                    Some(o @ Value::Text(_)) => *o,
+                    _ => match &self.columns[slot] {
+                        Column::Text(_) if field.data_type() == &DataType::Utf8 => Value::Text(UNAVAILABLE.as_bytes()),
+                        Column::Bytes(_) => Value::Text(b"\\x"),
+                        Column::Text(_) => {
+                            problem.get_or_insert_with(|| {
+                                format!(
+                                    "column {}: the update left its TOASTed value out of the WAL; set REPLICA IDENTITY FULL on {} to receive it",
+                                    field.name(),
+                                    target.qualified
+                                )
+                            });
+                            Value::Null
+                        }
+                    },
+                };
+            }
+            let v = &v;
             if !field.is_nullable() && *v == Value::Null && problem.is_none() {
                 problem = Some(if at.op == b't' {
                     format!(
