@@ -420,6 +420,12 @@ impl Catalog {
         valid.extend(COMMON_SOURCE_OPTIONS.iter().map(|s| s.key.to_string()));
         opts.finish(connector.name(), "source", &valid).map_err(locate)?;
         let declared = schema.fields().len();
+        if declared == 0 && !connector.declares_no_columns(&config) {
+            return Err(SqlError::invalid(
+                format!("source {name} declares no columns: CREATE SOURCE {name} (name TYPE, …) WITH (…)"),
+                Some(s.name.span.start.into()),
+            ));
+        }
         let mut fields: Vec<arrow::datatypes::FieldRef> = schema.fields().iter().cloned().collect();
         fields.extend(connector.metadata_columns(&config));
         let schema = Arc::new(arrow::datatypes::Schema::new(fields));

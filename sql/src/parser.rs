@@ -277,11 +277,21 @@ fn parse_statement(parser: &mut Parser<'_>) -> Result<Statement> {
 
 fn parse_create_source(parser: &mut Parser<'_>) -> Result<CreateSource> {
     let name = parser.parse_identifier().map_err(|e| wrap(parser, e))?;
+    // A source whose rows carry whole records (Debezium events) declares none;
+    // the catalog checks that its connector says so.
+    if parser.peek_keyword(Keyword::WITH) {
+        let options = parse_with_options(parser, true)?;
+        return Ok(CreateSource {
+            name,
+            columns: Vec::new(),
+            options,
+        });
+    }
     if parser.peek_token().token != Token::LParen {
         let t = parser.peek_token();
         return Err(SqlError::syntax(
             format!(
-                "expected the column list '(name TYPE, …)' after CREATE SOURCE {name}, found {}",
+                "expected the column list '(name TYPE, …)' or WITH after CREATE SOURCE {name}, found {}",
                 t.token
             ),
             Some(t.span.start.into()),

@@ -710,3 +710,130 @@ fn a_database_restart_mid_stream_is_retried_and_loses_nothing() {
     );
     rt.block_on(cleanup(&c, &slot, &[&t, &copy]));
 }
+
+/// A stock Debezium PostgreSQL connector JSON, run by `quiver run` against Tansu:
+/// each change arrives on `{topic.prefix}.public.{table}` as Debezium writes it
+/// (JsonConverter with schemas): the primary-key struct as key, the envelope
+/// with `before`, `after`, `source` and `op`, a tombstone after the delete, and a
+/// column added mid-stream in the next event and its schema.
+#[test]
+fn a_debezium_connector_json_writes_debeziums_change_events_to_kafka() {
+    let bootstrap = crate::kafka_support::broker();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = rt.block_on(client());
+    let dir = tempfile::tempdir().unwrap();
+    let t = name("dbz");
+    let slot = name("q_dbz");
+    let prefix = unique("dbz");
+    rt.block_on(c.batch_execute(&format!(
+        "CREATE TABLE {t} (id int PRIMARY KEY, name text NOT NULL, amount numeric(10,2), at timestamptz);
+         INSERT INTO {t} VALUES (1, 'one', 12.50, '2024-05-06 07:08:09.5+00'), (2, 'two', NULL, NULL);"
+    )))
+    .unwrap();
+    let topic = format!("{prefix}.public.{t}");
+    rt.block_on(crate::kafka_support::create_topic(&bootstrap, &topic, 1));
+    let connector = serde_json::json!({
+        "name": "inventory-connector",
+        "config": {
+            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+            "database.hostname": "127.0.0.1", "database.port": "5432", "database.user": "postgres",
+            "database.dbname": "test", "database.sslmode": "disable", "topic.prefix": prefix,
+            "plugin.name": "pgoutput", "slot.name": slot, "publication.name": slot,
+            "publication.autocreate.mode": "filtered", "table.include.list": format!("public\\.{t}"),
+            "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "tasks.max": "1"
+        }
+    });
+    let file = dir.path().join("inventory.json");
+    std::fs::write(&file, connector.to_string()).unwrap();
+    let err = dir.path().join("err.log");
+    let _child = quiver()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--bootstrap-servers",
+            &bootstrap,
+            "--state-dir",
+            dir.path().join("state").to_str().unwrap(),
+        ])
+        .stdout(std::fs::File::create(dir.path().join("out.log")).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .map(Running)
+        .unwrap();
+    wait_slot_ready(&rt, &c, &slot, &err);
+    // The snapshot's two reads arrive first.
+    let snap = crate::kafka_support::consume(&bootstrap, &topic, 2, Duration::from_secs(30));
+    let log = || std::fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(snap.len(), 2, "{}", log());
+    rt.block_on(c.batch_execute(&format!(
+        "UPDATE {t} SET name = 'uno' WHERE id = 1;
+         DELETE FROM {t} WHERE id = 2;
+         ALTER TABLE {t} ADD COLUMN note text;
+         INSERT INTO {t} (id, name, note) VALUES (3, 'three', 'hello');"
+    )))
+    .unwrap();
+    let got = crate::kafka_support::consume(&bootstrap, &topic, 6, Duration::from_secs(30));
+    assert_eq!(got.len(), 6, "{}", log());
+    let ops: Vec<String> = got
+        .iter()
+        .map(|r| match &r.value {
+            Some(_) => r.json()["payload"]["op"].as_str().unwrap().to_string(),
+            None => "tombstone".into(),
+        })
+        .collect();
+    assert_eq!(ops, ["r", "r", "u", "d", "tombstone", "c"]);
+    let key = |r: &crate::kafka_support::Got| -> serde_json::Value {
+        serde_json::from_slice(r.key.as_deref().unwrap()).unwrap()
+    };
+    let k = key(&got[0]);
+    assert_eq!(k["payload"], serde_json::json!({"id": 1}));
+    // Schema names are Avro names: Debezium turns the prefix's '-' into '_'.
+    let schema_name = topic.replace('-', "_");
+    assert_eq!(k["schema"]["name"], format!("{schema_name}.Key"));
+    let r = got[0].json();
+    assert_eq!(r["schema"]["name"], format!("{schema_name}.Envelope"));
+    let p = &r["payload"];
+    assert_eq!(p["after"]["amount"], "BOI=", "12.50 as Connect Decimal bytes (1250)");
+    assert_eq!(p["after"]["at"], "2024-05-06T07:08:09.5Z");
+    assert_eq!(p["source"]["snapshot"], "true");
+    assert_eq!(p["source"]["connector"], "postgresql");
+    assert_eq!(p["source"]["db"], "test");
+    assert_eq!(p["source"]["table"], t);
+    let after_fields = &r["schema"]["fields"][1]["fields"];
+    assert_eq!(
+        after_fields[1],
+        serde_json::json!({"type": "string", "optional": false, "field": "name"})
+    );
+    let u = &got[2].json()["payload"];
+    assert_eq!(u["after"]["name"], "uno");
+    assert_eq!(
+        u["before"],
+        serde_json::Value::Null,
+        "REPLICA IDENTITY DEFAULT: no before image"
+    );
+    assert!(u["source"]["txId"].as_i64().unwrap() > 0 && u["source"]["lsn"].as_i64().unwrap() > 0);
+    let d = &got[3].json()["payload"];
+    assert_eq!(d["before"]["id"], 2);
+    assert_eq!(d["after"], serde_json::Value::Null);
+    assert_eq!(
+        key(&got[4])["payload"],
+        serde_json::json!({"id": 2}),
+        "the tombstone has the deleted key"
+    );
+    let created = got[5].json();
+    assert_eq!(
+        created["payload"]["after"]["note"], "hello",
+        "the added column is in the event"
+    );
+    let fields: Vec<&str> = created["schema"]["fields"][1]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["id", "name", "amount", "at", "note"]);
+    drop(_child);
+    rt.block_on(cleanup(&c, &slot, &[&t]));
+}

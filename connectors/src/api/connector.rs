@@ -117,6 +117,12 @@ pub trait Connector: Send + Sync + 'static {
     fn metadata_columns(&self, _config: &Self::SourceConfig) -> Vec<FieldRef> {
         Vec::new()
     }
+    /// Whether this source config carries each record whole in its metadata
+    /// columns (`_key`, `_value`, as Debezium events), so it declares no columns;
+    /// every other source must declare some.
+    fn declares_no_columns(&self, _config: &Self::SourceConfig) -> bool {
+        false
+    }
     /// How many parallel tasks a pipeline reading this source runs when its sink
     /// asks for `requested` (`tasks.max`, as Kafka Connect's `taskConfigs(maxTasks)`
     /// decides): a source that cannot split its work (one table, one generator)
@@ -191,6 +197,7 @@ pub trait ErasedConnector: Send + Sync {
     fn parse_source(&self, opts: &mut Options, schema: &SchemaRef) -> Result<ValidatedConfig>;
     fn parse_sink(&self, opts: &mut Options, schema: &SchemaRef) -> Result<ValidatedConfig>;
     fn metadata_columns(&self, config: &ValidatedConfig) -> Vec<FieldRef>;
+    fn declares_no_columns(&self, config: &ValidatedConfig) -> bool;
     fn source_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster>;
     fn sink_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster>;
     fn check_sink_source(&self, config: &ValidatedConfig, source_connector: &str) -> Result<()>;
@@ -250,6 +257,11 @@ impl<C: Connector> ErasedConnector for C {
         downcast::<C::SourceConfig>(Connector::name(self), config)
             .map(|c| Connector::metadata_columns(self, c))
             .unwrap_or_default()
+    }
+    fn declares_no_columns(&self, config: &ValidatedConfig) -> bool {
+        downcast::<C::SourceConfig>(Connector::name(self), config)
+            .map(|c| Connector::declares_no_columns(self, c))
+            .unwrap_or(false)
     }
     fn source_cluster(&self, config: &ValidatedConfig) -> Option<KafkaCluster> {
         downcast::<C::SourceConfig>(Connector::name(self), config)

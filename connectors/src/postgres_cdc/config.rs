@@ -95,6 +95,77 @@ pub(crate) const WAL_WARN: OptionSpec = OptionSpec::new(
 )
 .default("1GiB");
 
+pub(crate) const ENVELOPE: OptionSpec = OptionSpec::new(
+    "envelope",
+    OptionKind::Enum(&["none", "debezium", "debezium-unwrapped"]),
+    "none: one row per change with the declared columns; debezium: each change as Debezium's change event (key and value JSON in _key and _value, routed by _topic); debezium-unwrapped: the new row only, as Debezium's ExtractNewRecordState gives it.",
+)
+.default("none");
+pub(crate) const TOPIC_PREFIX: OptionSpec = OptionSpec::new(
+    "topic.prefix",
+    OptionKind::String,
+    "Debezium envelopes: the logical server name; each table's events go to {topic.prefix}.{schema}.{table}.",
+);
+pub(crate) const KEY_CONVERTER: OptionSpec = OptionSpec::new(
+    "key.converter",
+    OptionKind::Enum(&["json", "string"]),
+    "Debezium envelopes: the key as JsonConverter writes it, or as StringConverter does (Struct{id=1}).",
+)
+.default("json");
+pub(crate) const KEY_SCHEMAS: OptionSpec = OptionSpec::new(
+    "key.converter.schemas.enable",
+    OptionKind::Bool,
+    "Debezium envelopes: JSON keys carry their Connect schema ({\"schema\", \"payload\"}).",
+)
+.default("true");
+pub(crate) const VALUE_SCHEMAS: OptionSpec = OptionSpec::new(
+    "value.converter.schemas.enable",
+    OptionKind::Bool,
+    "Debezium envelopes: JSON values carry their Connect schema ({\"schema\", \"payload\"}).",
+)
+.default("true");
+pub(crate) const TOMBSTONES: OptionSpec = OptionSpec::new(
+    "tombstones.on.delete",
+    OptionKind::Bool,
+    "Debezium envelopes: a record with the key and a null value follows each delete, so compaction can remove the row.",
+)
+.default("true");
+pub(crate) const DECIMAL_MODE: OptionSpec = OptionSpec::new(
+    "decimal.handling.mode",
+    OptionKind::Enum(&["precise", "string", "double"]),
+    "Debezium envelopes: NUMERIC as Connect Decimal bytes (precise), as text, or as a double.",
+)
+.default("precise");
+pub(crate) const TIME_MODE: OptionSpec = OptionSpec::new(
+    "time.precision.mode",
+    OptionKind::Enum(&["adaptive", "adaptive_time_microseconds", "connect"]),
+    "Debezium envelopes: TIME and TIMESTAMP as Debezium's types at the column's precision (adaptive), TIME always in microseconds, or Kafka Connect's millisecond types.",
+)
+.default("adaptive");
+pub(crate) const BINARY_MODE: OptionSpec = OptionSpec::new(
+    "binary.handling.mode",
+    OptionKind::Enum(&["bytes", "base64", "base64-url-safe", "hex"]),
+    "Debezium envelopes: BYTEA as Connect bytes (base64 in JSON) or as a base64, URL-safe base64 or hex string.",
+)
+.default("bytes");
+pub(crate) const UNWRAP_DELETES: OptionSpec = OptionSpec::new(
+    "unwrap.delete.tombstone.handling.mode",
+    OptionKind::Enum(&["drop", "tombstone", "rewrite", "rewrite-with-tombstone"]),
+    "debezium-unwrapped: what a delete becomes (ExtractNewRecordState's option): nothing, only its tombstone, the old row with __deleted = 'true', or both.",
+)
+.default("tombstone");
+pub(crate) const UNWRAP_ADD_FIELDS: OptionSpec = OptionSpec::new(
+    "unwrap.add.fields",
+    OptionKind::List,
+    "debezium-unwrapped: envelope or source fields added to the row (op, table, lsn, source.ts_ms, …), named with unwrap.add.fields.prefix.",
+);
+pub(crate) const UNWRAP_PREFIX: OptionSpec = OptionSpec::new(
+    "unwrap.add.fields.prefix",
+    OptionKind::String,
+    "debezium-unwrapped: the prefix of added fields.",
+)
+.default("__");
+
 pub(crate) const OPTIONS: &[OptionSpec] = &[
     HOST,
     PORT,
@@ -113,6 +184,18 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     HEARTBEAT,
     SKIPPED,
     WAL_WARN,
+    ENVELOPE,
+    TOPIC_PREFIX,
+    KEY_CONVERTER,
+    KEY_SCHEMAS,
+    VALUE_SCHEMAS,
+    TOMBSTONES,
+    DECIMAL_MODE,
+    TIME_MODE,
+    BINARY_MODE,
+    UNWRAP_DELETES,
+    UNWRAP_ADD_FIELDS,
+    UNWRAP_PREFIX,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +237,76 @@ pub struct CdcConfig {
     /// Operations left out (`c`, `u`, `d`, `t`).
     pub skipped: Vec<u8>,
     pub wal_warn: u64,
+    /// `envelope = 'debezium'` or `'debezium-unwrapped'`: changes as Debezium's events.
+    pub events: Option<EventConfig>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecimalMode {
+    Precise,
+    String,
+    Double,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeMode {
+    Adaptive,
+    AdaptiveTimeMicros,
+    Connect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryMode {
+    Bytes,
+    Base64,
+    Base64UrlSafe,
+    Hex,
+}
+
+/// What `ExtractNewRecordState` does with a delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unwrap {
+    /// The delete becomes the old row with `{prefix}deleted = "true"` (and other
+    /// rows carry `"false"`); otherwise it is dropped.
+    pub rewrite: bool,
+    /// The tombstone after a delete is kept.
+    pub tombstones: bool,
+    /// Envelope or source fields added to each row (`op`, `source.ts_ms`, …).
+    pub add_fields: Vec<String>,
+    pub prefix: String,
+}
+
+/// How changes become Debezium's change events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventConfig {
+    pub topic_prefix: String,
+    /// The key as StringConverter writes a Struct rather than as JSON.
+    pub key_string: bool,
+    pub key_schemas: bool,
+    pub value_schemas: bool,
+    pub tombstones: bool,
+    pub decimal: DecimalMode,
+    pub time: TimeMode,
+    pub binary: BinaryMode,
+    /// `debezium-unwrapped`: the new row alone.
+    pub unwrap: Option<Unwrap>,
+}
+
+/// ExtractNewRecordState's `add.fields` Quiver fills, with their Connect types.
+pub const ADDABLE_FIELDS: &[(&str, &str)] = &[
+    ("op", "string"),
+    ("ts_ms", "int64"),
+    ("table", "string"),
+    ("schema", "string"),
+    ("db", "string"),
+    ("lsn", "int64"),
+    ("txId", "int64"),
+    ("name", "string"),
+    ("connector", "string"),
+    ("version", "string"),
+    ("snapshot", "string"),
+    ("source.ts_ms", "int64"),
+];
 
 impl CdcConfig {
     /// Whether `schema.table` is captured.
@@ -278,6 +430,7 @@ pub(crate) fn parse(opts: &mut Options) -> Result<CdcConfig> {
         }
     }
     let wal_warn = opts.pull_bytes(&WAL_WARN)?.unwrap_or(1 << 30);
+    let events = parse_events(opts)?;
     Ok(CdcConfig {
         conn,
         host,
@@ -297,7 +450,102 @@ pub(crate) fn parse(opts: &mut Options) -> Result<CdcConfig> {
         heartbeat,
         skipped,
         wal_warn,
+        events,
     })
+}
+
+fn parse_events(opts: &mut Options) -> Result<Option<EventConfig>> {
+    let envelope = opts.pull_enum(&ENVELOPE)?.unwrap_or("none");
+    let event_options = [
+        &TOPIC_PREFIX,
+        &KEY_CONVERTER,
+        &KEY_SCHEMAS,
+        &VALUE_SCHEMAS,
+        &TOMBSTONES,
+        &DECIMAL_MODE,
+        &TIME_MODE,
+        &BINARY_MODE,
+        &UNWRAP_DELETES,
+        &UNWRAP_ADD_FIELDS,
+        &UNWRAP_PREFIX,
+    ];
+    if envelope == "none" {
+        if let Some(spec) = event_options.iter().find(|s| opts.contains(s.key)) {
+            return Err(ConnectorError::option(
+                spec.key,
+                "applies to Debezium change events only: set envelope = 'debezium' (or 'debezium-unwrapped')",
+            ));
+        }
+        return Ok(None);
+    }
+    let unwrapped = envelope == "debezium-unwrapped";
+    if !unwrapped
+        && let Some(spec) = [&UNWRAP_DELETES, &UNWRAP_ADD_FIELDS, &UNWRAP_PREFIX]
+            .iter()
+            .find(|s| opts.contains(s.key))
+    {
+        return Err(ConnectorError::option(
+            spec.key,
+            "applies to envelope = 'debezium-unwrapped' only (ExtractNewRecordState)",
+        ));
+    }
+    let topic_prefix = opts.pull_str(&TOPIC_PREFIX)?.ok_or_else(|| {
+        ConnectorError::option(
+            TOPIC_PREFIX.key,
+            "missing: Debezium change events go to {topic.prefix}.{schema}.{table}",
+        )
+    })?;
+    let unwrap = if unwrapped {
+        let (rewrite, tombstones) = match opts.pull_enum(&UNWRAP_DELETES)?.unwrap_or("tombstone") {
+            "drop" => (false, false),
+            "rewrite" => (true, false),
+            "rewrite-with-tombstone" => (true, true),
+            _ => (false, true),
+        };
+        let add_fields = opts.pull_list(&UNWRAP_ADD_FIELDS)?.unwrap_or_default();
+        if let Some(f) = add_fields.iter().find(|f| !ADDABLE_FIELDS.iter().any(|(n, _)| n == f)) {
+            let known: Vec<&str> = ADDABLE_FIELDS.iter().map(|(n, _)| *n).collect();
+            return Err(ConnectorError::option(
+                UNWRAP_ADD_FIELDS.key,
+                format!(
+                    "'{f}' is not a field Quiver adds; expected some of {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        Some(Unwrap {
+            rewrite,
+            tombstones,
+            add_fields,
+            prefix: opts.pull_str(&UNWRAP_PREFIX)?.unwrap_or_else(|| "__".into()),
+        })
+    } else {
+        None
+    };
+    Ok(Some(EventConfig {
+        topic_prefix,
+        key_string: opts.pull_enum(&KEY_CONVERTER)? == Some("string"),
+        key_schemas: opts.pull_bool(&KEY_SCHEMAS)?.unwrap_or(true),
+        value_schemas: opts.pull_bool(&VALUE_SCHEMAS)?.unwrap_or(true),
+        tombstones: opts.pull_bool(&TOMBSTONES)?.unwrap_or(true),
+        decimal: match opts.pull_enum(&DECIMAL_MODE)? {
+            Some("string") => DecimalMode::String,
+            Some("double") => DecimalMode::Double,
+            _ => DecimalMode::Precise,
+        },
+        time: match opts.pull_enum(&TIME_MODE)? {
+            Some("adaptive_time_microseconds") => TimeMode::AdaptiveTimeMicros,
+            Some("connect") => TimeMode::Connect,
+            _ => TimeMode::Adaptive,
+        },
+        binary: match opts.pull_enum(&BINARY_MODE)? {
+            Some("base64") => BinaryMode::Base64,
+            Some("base64-url-safe") => BinaryMode::Base64UrlSafe,
+            Some("hex") => BinaryMode::Hex,
+            _ => BinaryMode::Bytes,
+        },
+        unwrap,
+    }))
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! - `pgoutput.rs`: the decoder of pgoutput's messages (Relation, Insert, Update,
 //!   Delete, Truncate; Type and Origin are passed over);
 //! - `rows.rs`: text values into typed Arrow columns, plus the metadata columns;
+//! - `debezium.rs`: changes as Debezium's change events (`envelope = 'debezium'`),
+//!   for Debezium's consumers and the translated `PostgresConnector` JSON;
 //! - `source.rs`: publication and slot, snapshot, streaming, acknowledgements.
 //!
 //! Design notes:
@@ -66,6 +68,7 @@
 //!   logged at every attempt.
 
 mod config;
+mod debezium;
 mod pgoutput;
 mod rows;
 mod source;
@@ -75,7 +78,7 @@ use async_trait::async_trait;
 
 use crate::api::{Connector, ConnectorError, OptionSpec, Options, Result, Source, SourceContext};
 
-pub use config::{Autocreate, CdcConfig, SnapshotMode};
+pub use config::{ADDABLE_FIELDS, Autocreate, CdcConfig, EventConfig, SnapshotMode};
 
 #[derive(Debug, Clone, Copy)]
 pub struct PostgresCdcConnector;
@@ -96,6 +99,15 @@ impl Connector for PostgresCdcConnector {
     }
     fn parse_source(&self, opts: &mut Options, schema: &SchemaRef) -> Result<CdcConfig> {
         let config = config::parse(opts)?;
+        if config.events.is_some() {
+            if let Some(f) = schema.fields().first() {
+                return Err(ConnectorError::Config(format!(
+                    "column {}: with envelope = 'debezium' each change is a whole Debezium event in _key and _value, whatever the table's columns; declare no columns",
+                    f.name()
+                )));
+            }
+            return Ok(config);
+        }
         if schema.fields().is_empty() {
             return Err(ConnectorError::Config(
                 "declare the columns to capture, e.g. CREATE SOURCE orders (id INT, total DECIMAL(10,2)) WITH (connector = 'postgres-cdc', …): they are matched by name to the captured tables' columns".into(),
@@ -113,8 +125,14 @@ impl Connector for PostgresCdcConnector {
         }
         Ok(config)
     }
-    fn metadata_columns(&self, _config: &CdcConfig) -> Vec<FieldRef> {
-        rows::metadata_fields()
+    fn metadata_columns(&self, config: &CdcConfig) -> Vec<FieldRef> {
+        match config.events {
+            Some(_) => debezium::event_fields(),
+            None => rows::metadata_fields(),
+        }
+    }
+    fn declares_no_columns(&self, config: &CdcConfig) -> bool {
+        config.events.is_some()
     }
     async fn build_source(&self, config: &CdcConfig, ctx: SourceContext) -> Result<Box<dyn Source>> {
         Ok(Box::new(source::CdcSource::start(config.clone(), ctx)))

@@ -13,6 +13,12 @@ pub(crate) struct RelColumn {
     /// Part of the replica identity (the key a delete or update names).
     pub(crate) key: bool,
     pub(crate) type_oid: u32,
+    /// The type modifier: length, or precision and scale (`-1` when none).
+    pub(crate) type_mod: i32,
+    /// Catalog facts pgoutput does not carry, read when Debezium events need
+    /// them: part of the primary key, and NOT NULL.
+    pub(crate) primary: bool,
+    pub(crate) not_null: bool,
 }
 
 /// A table's shape; sent before the first change of a table in a session and again
@@ -151,11 +157,14 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
                 let flags = r.u8("column flags")?;
                 let name = r.cstr("column name")?;
                 let type_oid = r.u32("column type")?;
-                let _typmod = r.u32("column type modifier")?;
+                let type_mod = r.u32("column type modifier")? as i32;
                 columns.push(RelColumn {
                     name,
                     key: flags & 1 == 1,
                     type_oid,
+                    type_mod,
+                    primary: flags & 1 == 1,
+                    not_null: false,
                 });
             }
             Ok(Message::Relation(Relation {

@@ -59,7 +59,12 @@ pub(crate) struct Target {
     /// Per declared column, the relation column that fills it (the inverse of
     /// `slots`), so a row is built without a scratch vector.
     column_of: Vec<Option<usize>>,
+    /// Tells this shape of the relation from earlier ones (Debezium events
+    /// cache their schemas by it).
+    pub(crate) generation: u64,
 }
+
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Target {
     pub(crate) fn new(rel: Relation, declared: &[FieldRef]) -> Self {
@@ -76,6 +81,7 @@ impl Target {
             rel,
             slots,
             column_of,
+            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 }
@@ -89,11 +95,68 @@ pub(crate) struct Origin {
     pub(crate) xid: Option<u32>,
     /// Microseconds since the Unix epoch.
     pub(crate) commit_micros: Option<i64>,
+    /// The end of the last transaction delivered before this one (Debezium's
+    /// `source.sequence`).
+    pub(crate) last_commit: u64,
 }
 
 enum Column {
     Text(StringBuilder),
     Bytes(BinaryBuilder),
+}
+
+/// The metadata columns of a batch ([`metadata_fields`]), shared by flattened
+/// rows and Debezium events.
+pub(crate) struct Meta {
+    op: StringBuilder,
+    lsn: Int64Builder,
+    txid: Int64Builder,
+    commit_ts: TimestampMicrosecondBuilder,
+    table_schema: StringBuilder,
+    table: StringBuilder,
+    before: StringBuilder,
+    /// `_before` is selected: worth building.
+    with_before: bool,
+}
+
+impl Meta {
+    pub(crate) fn new(with_before: bool) -> Self {
+        Self {
+            op: StringBuilder::new(),
+            lsn: Int64Builder::new(),
+            txid: Int64Builder::new(),
+            commit_ts: TimestampMicrosecondBuilder::new().with_timezone("+00:00"),
+            table_schema: StringBuilder::new(),
+            table: StringBuilder::new(),
+            before: StringBuilder::new(),
+            with_before,
+        }
+    }
+
+    pub(crate) fn push(&mut self, target: &Target, old: Option<&[Value<'_>]>, at: Origin) {
+        self.op.append_value(op_str(at.op));
+        self.lsn.append_value(at.lsn as i64);
+        self.txid.append_option(at.xid.map(i64::from));
+        self.commit_ts.append_option(at.commit_micros);
+        self.table_schema.append_value(&target.rel.schema);
+        self.table.append_value(&target.rel.table);
+        match old.filter(|_| self.with_before) {
+            Some(old) => self.before.append_value(values_json(target, old).to_string()),
+            None => self.before.append_null(),
+        }
+    }
+
+    pub(crate) fn finish(&mut self) -> [ArrayRef; META] {
+        [
+            Arc::new(self.op.finish()),
+            Arc::new(self.lsn.finish()),
+            Arc::new(self.txid.finish()),
+            Arc::new(self.commit_ts.finish()),
+            Arc::new(self.table_schema.finish()),
+            Arc::new(self.table.finish()),
+            Arc::new(self.before.finish()),
+        ]
+    }
 }
 
 /// Gathers the rows of one batch.
@@ -102,13 +165,7 @@ pub(crate) struct Rows {
     declared: usize,
     used: Vec<bool>,
     columns: Vec<Column>,
-    op: StringBuilder,
-    lsn: Int64Builder,
-    txid: Int64Builder,
-    commit_ts: TimestampMicrosecondBuilder,
-    table_schema: StringBuilder,
-    table: StringBuilder,
-    before: StringBuilder,
+    meta: Meta,
     origins: RowOrigins,
     /// Rows that cannot be delivered: index and why.
     bad: Vec<(usize, String)>,
@@ -125,20 +182,15 @@ impl Rows {
                 _ => Column::Text(StringBuilder::new()),
             })
             .collect();
+        let used: Vec<bool> = (0..schema.fields().len())
+            .map(|i| used.get(i).copied().unwrap_or(true))
+            .collect();
         Self {
-            used: (0..schema.fields().len())
-                .map(|i| used.get(i).copied().unwrap_or(true))
-                .collect(),
+            meta: Meta::new(used[declared + META - 1]),
+            used,
             schema,
             declared,
             columns,
-            op: StringBuilder::new(),
-            lsn: Int64Builder::new(),
-            txid: Int64Builder::new(),
-            commit_ts: TimestampMicrosecondBuilder::new().with_timezone("+00:00"),
-            table_schema: StringBuilder::new(),
-            table: StringBuilder::new(),
-            before: StringBuilder::new(),
             origins: RowOrigins::default(),
             bad: Vec::new(),
             source: source.to_string(),
@@ -228,16 +280,7 @@ impl Rows {
                 (Column::Bytes(b), _) => b.append_null(),
             }
         }
-        self.op.append_value(op_str(at.op));
-        self.lsn.append_value(at.lsn as i64);
-        self.txid.append_option(at.xid.map(i64::from));
-        self.commit_ts.append_option(at.commit_micros);
-        self.table_schema.append_value(&target.rel.schema);
-        self.table.append_value(&target.rel.table);
-        match old.filter(|_| self.used[self.declared + 6]) {
-            Some(old) => self.before.append_value(values_json(target, old).to_string()),
-            None => self.before.append_null(),
-        }
+        self.meta.push(target, old, at);
         self.origins.push(&target.qualified, at.lsn as i64);
         if let Some(p) = problem {
             self.bad.push((row, p));
@@ -295,13 +338,7 @@ impl Rows {
                 texts.push(None);
             }
         }
-        arrays.push(Arc::new(self.op.finish()));
-        arrays.push(Arc::new(self.lsn.finish()));
-        arrays.push(Arc::new(self.txid.finish()));
-        arrays.push(Arc::new(self.commit_ts.finish()));
-        arrays.push(Arc::new(self.table_schema.finish()));
-        arrays.push(Arc::new(self.table.finish()));
-        arrays.push(Arc::new(self.before.finish()));
+        arrays.extend(self.meta.finish());
         // Nulls in NOT NULL columns were recorded as bad rows; build the batch from
         // a nullable schema, then restore the declared one once they are out.
         let relaxed = Arc::new(arrow::datatypes::Schema::new(
@@ -356,7 +393,7 @@ impl Rows {
     }
 }
 
-fn op_str(op: u8) -> &'static str {
+pub(crate) fn op_str(op: u8) -> &'static str {
     match op {
         b'c' => "c",
         b'u' => "u",
@@ -389,7 +426,7 @@ fn normalize<'a>(ty: &DataType, s: &'a str) -> std::borrow::Cow<'a, str> {
 }
 
 /// `\x0a1b…` (bytea's hex output) to bytes.
-fn unhex(t: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn unhex(t: &[u8]) -> Option<Vec<u8>> {
     let hex = t.strip_prefix(b"\\x")?;
     if hex.len() % 2 != 0 {
         return None;
@@ -399,7 +436,7 @@ fn unhex(t: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The old key or row as a JSON object of text values (`_before`).
-fn values_json(target: &Target, values: &[Value<'_>]) -> serde_json::Value {
+pub(crate) fn values_json(target: &Target, values: &[Value<'_>]) -> serde_json::Value {
     let mut out = serde_json::Map::new();
     for (c, v) in target.rel.columns.iter().zip(values) {
         match v {
@@ -442,6 +479,9 @@ mod tests {
                     name: n.to_string(),
                     key: *k,
                     type_oid: 25,
+                    type_mod: -1,
+                    primary: *k,
+                    not_null: *k,
                 })
                 .collect(),
         };
@@ -474,6 +514,7 @@ mod tests {
             lsn: 100,
             xid: Some(7),
             commit_micros: Some(1),
+            last_commit: 0,
         };
         rows.push(
             &t,
@@ -533,6 +574,7 @@ mod tests {
             lsn: 1,
             xid: None,
             commit_micros: None,
+            last_commit: 0,
         };
         rows.push(
             &t,

@@ -8,15 +8,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arrow::array::RecordBatch;
+use arrow::datatypes::FieldRef;
+use arrow::error::ArrowError;
 use async_trait::async_trait;
 use pgwire_replication::{Lsn, PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use super::config::{Autocreate, CdcConfig, SnapshotMode};
+use super::debezium::Events;
 use super::pgoutput::{self, Message, RelColumn, Relation, Value};
 use super::rows::{Origin, Rows, Target};
-use crate::api::{ConnectorError, OffsetCommitter, Offsets, Progress, Result, Source, SourceBatch, SourceContext};
+use crate::api::{
+    ConnectorError, OffsetCommitter, Offsets, Progress, RejectedRecord, Result, RowOrigins, Source, SourceBatch,
+    SourceContext,
+};
 use crate::jdbc::SslMode;
 use crate::postgres::{pg_error, quote};
 
@@ -128,7 +135,7 @@ impl CdcSource {
         let mut run = Run {
             slot: config.slot_for(&ctx.pipeline),
             publication: config.publication_for(&ctx.pipeline),
-            rows: Rows::new(ctx.schema.clone(), &ctx.used, &ctx.name),
+            rows: Builder::new(&config, &ctx),
             config,
             ctx,
             tx,
@@ -189,6 +196,56 @@ impl Source for CdcSource {
     }
 }
 
+/// Flattened rows (`envelope = 'none'`) or Debezium events.
+enum Builder {
+    Rows(Box<Rows>),
+    Events(Box<Events>),
+}
+
+impl Builder {
+    fn new(config: &CdcConfig, ctx: &SourceContext) -> Self {
+        match &config.events {
+            Some(events) => Builder::Events(Box::new(Events::new(
+                events.clone(),
+                &config.dbname,
+                &ctx.schema,
+                &ctx.used,
+                &ctx.name,
+            ))),
+            None => Builder::Rows(Box::new(Rows::new(ctx.schema.clone(), &ctx.used, &ctx.name))),
+        }
+    }
+
+    fn push(&mut self, target: &Target, values: Option<&[Value<'_>]>, old: Option<&[Value<'_>]>, at: Origin) {
+        match self {
+            Builder::Rows(r) => r.push(target, values, old, at),
+            Builder::Events(e) => e.push(target, values, old, at),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Builder::Rows(r) => r.len(),
+            Builder::Events(e) => e.len(),
+        }
+    }
+
+    /// The declared columns a table's columns are matched to (none for events).
+    fn declared(&self) -> &[FieldRef] {
+        match self {
+            Builder::Rows(r) => r.declared(),
+            Builder::Events(_) => &[],
+        }
+    }
+
+    fn finish(&mut self) -> std::result::Result<(RecordBatch, RowOrigins, Vec<RejectedRecord>), ArrowError> {
+        match self {
+            Builder::Rows(r) => r.finish(),
+            Builder::Events(e) => e.finish(),
+        }
+    }
+}
+
 /// The streaming task's state.
 struct Run {
     config: CdcConfig,
@@ -196,7 +253,7 @@ struct Run {
     slot: String,
     publication: String,
     tx: mpsc::Sender<Result<SourceBatch>>,
-    rows: Rows,
+    rows: Builder,
     durable: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
     done: Arc<AtomicU64>,
@@ -554,6 +611,7 @@ impl Run {
                     lsn: consistent,
                     xid: None,
                     commit_micros: None,
+                    last_commit: consistent,
                 };
                 for row in &chunk {
                     let values: Vec<Value<'_>> = (0..row.len())
@@ -777,14 +835,19 @@ impl Run {
                         Ok(m) => m,
                         Err(e) => return Err(PgWireError::Protocol(format!("at LSN {}: {e}", lsn_text(wal_start.0)))),
                     };
-                    if let Message::Relation(rel) = message {
+                    if let Message::Relation(mut rel) = message {
                         let id = rel.id;
                         let qualified = format!("{}.{}", rel.schema, rel.table);
-                        let target = self
-                            .config
-                            .captures(&qualified)
-                            .then(|| Target::new(rel, self.rows.declared()));
-                        if let Some(t) = &target {
+                        let captured = self.config.captures(&qualified);
+                        if captured
+                            && self.config.events.is_some()
+                            && let Err(e) = complete_relation(sql, &mut rel, &self.config.conn.target).await
+                        {
+                            // The events still go out, keyed by the replica identity.
+                            tracing::warn!(table = %qualified, error = %e, "could not read the primary key and NOT NULL columns from the catalog");
+                        }
+                        let target = captured.then(|| Target::new(rel, self.rows.declared()));
+                        if let Some(t) = target.as_ref().filter(|_| self.config.events.is_none()) {
                             let undeclared: Vec<&str> = t
                                 .rel
                                 .columns
@@ -814,11 +877,13 @@ impl Run {
                         continue;
                     }
                     let (xid, commit_micros) = (open.xid, open.commit_micros);
+                    let last_commit = self.emitted.end;
                     let origin = |op| Origin {
                         op,
                         lsn: wal_start.0,
                         xid: Some(xid),
                         commit_micros: Some(commit_micros),
+                        last_commit,
                     };
                     let skipped = &self.config.skipped;
                     match message {
@@ -998,34 +1063,71 @@ async fn drop_slot(sql: &tokio_postgres::Client, slot: &str, at: &str) -> Result
 /// A table's columns as a Relation (what the stream would send), for the snapshot.
 async fn table_relation(sql: &tokio_postgres::Client, schema: &str, table: &str, at: &str) -> Result<Relation> {
     let qualified = format!("{}.{}", quote(schema), quote(table));
-    let rows = sql
-        .query(
-            "SELECT a.attname::text, a.atttypid::oid::bigint, \
-             COALESCE(a.attnum = ANY(i.indkey), false) \
-             FROM pg_attribute a LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
-             WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            &[&qualified],
-        )
-        .await
-        .map_err(|e| pg_error(&format!("reading the columns of {schema}.{table} in {at}"), &e))?;
     let oid = sql
         .query_one("SELECT $1::text::regclass::oid::bigint", &[&qualified])
         .await
+        .map_err(|e| pg_error(&format!("reading the columns of {schema}.{table} in {at}"), &e))?
+        .get::<_, i64>(0);
+    let columns = catalog_columns(sql, oid as u32)
+        .await
         .map_err(|e| pg_error(&format!("reading the columns of {schema}.{table} in {at}"), &e))?;
     Ok(Relation {
-        id: oid.get::<_, i64>(0) as u32,
+        id: oid as u32,
         schema: schema.to_string(),
         table: table.to_string(),
         replica_identity: b'd',
-        columns: rows
-            .iter()
-            .map(|r| RelColumn {
-                name: r.get(0),
-                type_oid: r.get::<_, i64>(1) as u32,
-                key: r.get(2),
+        columns: columns
+            .into_iter()
+            .map(|(name, type_oid, type_mod, primary, not_null)| RelColumn {
+                name,
+                key: primary,
+                type_oid,
+                type_mod,
+                primary,
+                not_null,
             })
             .collect(),
     })
+}
+
+/// A table's columns from the catalog: name, type, type modifier, part of the
+/// primary key, NOT NULL.
+async fn catalog_columns(
+    sql: &tokio_postgres::Client,
+    oid: u32,
+) -> std::result::Result<Vec<(String, u32, i32, bool, bool)>, tokio_postgres::Error> {
+    let rows = sql
+        .query(
+            "SELECT a.attname::text, a.atttypid::oid::bigint, a.atttypmod, \
+             COALESCE(a.attnum = ANY(i.indkey), false), a.attnotnull \
+             FROM pg_attribute a LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
+             WHERE a.attrelid = $1::bigint::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&i64::from(oid)],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get::<_, i64>(1) as u32, r.get(2), r.get(3), r.get(4)))
+        .collect())
+}
+
+/// Fills what pgoutput's Relation message leaves out (the primary key and NOT
+/// NULL) from the catalog, for Debezium's key and schemas. A column the catalog
+/// no longer has (dropped since) keeps the message's facts.
+async fn complete_relation(sql: &tokio_postgres::Client, rel: &mut Relation, at: &str) -> Result<()> {
+    let columns = catalog_columns(sql, rel.id).await.map_err(|e| {
+        pg_error(
+            &format!("reading the columns of {}.{} in {at}", rel.schema, rel.table),
+            &e,
+        )
+    })?;
+    for c in &mut rel.columns {
+        if let Some((_, _, _, primary, not_null)) = columns.iter().find(|(n, ..)| *n == c.name) {
+            c.primary = *primary;
+            c.not_null = *not_null;
+        }
+    }
+    Ok(())
 }
 
 /// A replication client error with context: a lost connection is retriable, a

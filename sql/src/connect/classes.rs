@@ -16,7 +16,7 @@ use super::{ConnectorConfig, Notes, Result, TranslateError, TranslateOptions, ba
 use crate::parser::Statement;
 
 /// The connector classes Quiver translates: full name, and what it becomes.
-const CLASSES: [(&str, Kind); 6] = [
+const CLASSES: [(&str, Kind); 7] = [
     (
         "org.apache.kafka.connect.mirror.MirrorSourceConnector",
         Kind::MirrorSource,
@@ -32,6 +32,10 @@ const CLASSES: [(&str, Kind); 6] = [
     ("io.confluent.connect.s3.S3SinkConnector", Kind::S3Sink),
     ("io.confluent.connect.jdbc.JdbcSinkConnector", Kind::JdbcSink),
     ("io.confluent.connect.jdbc.JdbcSourceConnector", Kind::JdbcSource),
+    (
+        "io.debezium.connector.postgresql.PostgresConnector",
+        Kind::DebeziumPostgres,
+    ),
 ];
 
 /// The connector classes, each with whether it is a source connector.
@@ -39,7 +43,10 @@ pub(crate) fn connector_classes() -> impl Iterator<Item = (&'static str, bool)> 
     CLASSES.iter().map(|(c, k)| {
         (
             *c,
-            matches!(k, Kind::MirrorSource | Kind::FileStreamSource | Kind::JdbcSource),
+            matches!(
+                k,
+                Kind::MirrorSource | Kind::FileStreamSource | Kind::JdbcSource | Kind::DebeziumPostgres
+            ),
         )
     })
 }
@@ -52,11 +59,12 @@ enum Kind {
     S3Sink,
     JdbcSink,
     JdbcSource,
+    DebeziumPostgres,
 }
 
 /// What the sink needs from the SELECT.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum SinkShape {
+pub(crate) enum SinkShape {
     /// Kafka: routed by `_topic`, keyed by `_key` or `key.fields`, `_headers`.
     /// `mirror` copies every record's key, headers, partition and timestamp too.
     Kafka { mirror: bool },
@@ -71,10 +79,10 @@ pub(crate) struct Plan {
     pub class: String,
     pub sink_name: String,
     source_name: String,
-    columns: String,
-    source_options: Vec<(String, String)>,
-    sink_options: Vec<(String, String)>,
-    shape: SinkShape,
+    pub(crate) columns: String,
+    pub(crate) source_options: Vec<(String, String)>,
+    pub(crate) sink_options: Vec<(String, String)>,
+    pub(crate) shape: SinkShape,
     pub record: Record,
     pub context: Context,
     /// A source connector's one topic, written as the sink's `topic` option unless
@@ -82,7 +90,7 @@ pub(crate) struct Plan {
     static_topic: Option<String>,
 }
 
-fn o(k: &str, v: impl Into<String>) -> (String, String) {
+pub(crate) fn o(k: &str, v: impl Into<String>) -> (String, String) {
     (k.to_string(), v.into())
 }
 
@@ -96,7 +104,7 @@ pub(crate) fn plan(cfg: &ConnectorConfig, options: &TranslateOptions, notes: &mu
     });
     let Some((full, kind)) = found else {
         let known: Vec<&str> = CLASSES.iter().map(|(f, _)| *f).collect();
-        let hint = if class.starts_with("io.debezium.") {
+        let hint = if class.starts_with("io.debezium.connector.") {
             " (Debezium change events: read their topic with a Kafka source and format = 'debezium-json')"
         } else {
             ""
@@ -154,6 +162,10 @@ pub(crate) fn plan(cfg: &ConnectorConfig, options: &TranslateOptions, notes: &mu
                 _ => jdbc_sink(cfg, &mut plan)?,
             }
         }
+        Kind::DebeziumPostgres => {
+            super::debezium::postgres(cfg, options, &mut plan, notes)?;
+            errors(cfg, &mut plan.sink_options);
+        }
         Kind::FileStreamSource | Kind::JdbcSource => {
             let topic = match kind {
                 Kind::FileStreamSource => file_stream_source(cfg, &mut plan)?,
@@ -209,7 +221,7 @@ fn fields_of(schema: &SchemaRef) -> Vec<(String, Expr)> {
 }
 
 /// `bootstrap.servers`: an override in the config, the caller's, else an environment variable.
-fn bootstrap(cfg: &ConnectorConfig, options: &TranslateOptions, override_key: &str) -> String {
+pub(crate) fn bootstrap(cfg: &ConnectorConfig, options: &TranslateOptions, override_key: &str) -> String {
     cfg.get(override_key)
         .map(str::to_string)
         .or_else(|| options.bootstrap_servers.clone())
@@ -217,7 +229,7 @@ fn bootstrap(cfg: &ConnectorConfig, options: &TranslateOptions, override_key: &s
 }
 
 /// Kafka Connect's per-connector client overrides (`consumer.override.*`) → `properties.*`.
-fn client_overrides(cfg: &ConnectorConfig, prefix: &str, out: &mut Vec<(String, String)>) {
+pub(crate) fn client_overrides(cfg: &ConnectorConfig, prefix: &str, out: &mut Vec<(String, String)>) {
     let keys: Vec<String> = cfg
         .keys_under(prefix)
         .filter(|k| *k != "bootstrap.servers")
@@ -417,7 +429,7 @@ fn mirror_source(cfg: &ConnectorConfig, plan: &mut Plan, notes: &mut Notes) -> R
 }
 
 /// Settings Quiver takes under Kafka Connect's own names, copied when set.
-fn pass_through<'k>(
+pub(crate) fn pass_through<'k>(
     cfg: &ConnectorConfig,
     keys: impl IntoIterator<Item = &'k &'k str>,
     out: &mut Vec<(String, String)>,
@@ -786,10 +798,14 @@ impl Plan {
     }
 
     pub(crate) fn source_sql(&self) -> String {
+        let columns = if self.columns.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.columns)
+        };
         format!(
-            "CREATE SOURCE {} ({})\nWITH ({});",
+            "CREATE SOURCE {}{columns}\nWITH ({});",
             self.source_name,
-            self.columns,
             with(&self.source_options)
         )
     }

@@ -23,6 +23,7 @@
 
 mod classes;
 mod converters;
+mod debezium;
 mod infer;
 mod predicate;
 mod record;
@@ -63,10 +64,12 @@ pub fn plugins() -> Vec<Plugin> {
             kind: "transformation",
         }));
     }
-    out.push(Plugin {
-        class: smt::DEBEZIUM_UNWRAP.to_string(),
-        kind: "transformation",
-    });
+    for class in [smt::DEBEZIUM_UNWRAP, debezium::EVENT_ROUTER] {
+        out.push(Plugin {
+            class: class.to_string(),
+            kind: "transformation",
+        });
+    }
     out.extend(predicate::KINDS.iter().map(|k| Plugin {
         class: format!("org.apache.kafka.connect.transforms.predicates.{k}"),
         kind: "predicate",

@@ -190,10 +190,33 @@ pub(crate) fn chain(cfg: &ConnectorConfig, start: &Record, ctx: &Context, notes:
             },
         };
         let negate = cfg.bool(&format!("{prefix}negate"), false)?;
+        if ctx.unwrapped.as_deref() == Some(alias.as_str()) && class == super::debezium::EVENT_ROUTER {
+            check_keys(
+                cfg,
+                &prefix,
+                &[
+                    "table.field.event.id",
+                    "table.field.event.key",
+                    "table.field.event.payload",
+                    "table.field.event.timestamp",
+                    "table.fields.additional.placement",
+                    "table.expand.json.payload",
+                    "route.by.field",
+                    "route.topic.regex",
+                    "route.topic.replacement",
+                    "route.tombstone.on.empty.payload",
+                    "debezium.op.invalid.behavior",
+                ],
+                "EventRouter",
+            )?;
+            continue;
+        }
         if ctx.unwrapped.as_deref() == Some(alias.as_str()) {
-            notes.note(format!(
-                "transforms.{alias} ({DEBEZIUM_UNWRAP}): done by the source's format = 'debezium-json'"
-            ));
+            notes.note(if ctx.from_kafka {
+                format!("transforms.{alias} ({DEBEZIUM_UNWRAP}): done by the source's format = 'debezium-json'")
+            } else {
+                format!("transforms.{alias} ({DEBEZIUM_UNWRAP}): done by the source's envelope = 'debezium-unwrapped'")
+            });
             check_keys(
                 cfg,
                 &prefix,
@@ -202,6 +225,7 @@ pub(crate) fn chain(cfg: &ConnectorConfig, start: &Record, ctx: &Context, notes:
                     "delete.handling.mode",
                     "add.fields",
                     "add.headers",
+                    "add.fields.prefix",
                     "delete.tombstone.handling.mode",
                 ],
                 "ExtractNewRecordState",

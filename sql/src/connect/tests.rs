@@ -708,3 +708,114 @@ fn errors_converters_overrides_and_debezium_unwrap_carry_over() {
     );
     assert!(t.untranslated.is_empty(), "{:?}", t.untranslated);
 }
+
+fn debezium_pg(extra: Value) -> ConnectorConfig {
+    let mut config = json!({
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1", "database.port": "5432", "database.user": "postgres",
+        "database.password": "secret", "database.dbname": "test", "topic.prefix": "shop",
+        "plugin.name": "pgoutput", "table.include.list": "public\\.orders,public\\.items",
+        "decimal.handling.mode": "string", "tombstones.on.delete": "true"
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    ConnectorConfig::from_json(&json!({"name": "pg-cdc", "config": config}).to_string(), "x").unwrap()
+}
+
+#[test]
+fn debezium_postgres_connector_becomes_a_cdc_source_writing_debezium_events() {
+    let t = translate(
+        &debezium_pg(json!({"key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "key.converter.schemas.enable": "false"})),
+        &TranslateOptions::default(),
+    )
+    .unwrap();
+    for needle in [
+        "CREATE SOURCE pg_cdc_source\nWITH (",
+        "'connector' = 'postgres-cdc'",
+        "'envelope' = 'debezium'",
+        "'topic.prefix' = 'shop'",
+        "'slot.name' = 'debezium'",
+        "'publication.name' = 'dbz_publication'",
+        "'decimal.handling.mode' = 'string'",
+        "'key.converter.schemas.enable' = 'false'",
+        "'value.converter.schemas.enable' = 'true'",
+        "'format' = 'raw'",
+        "\"_value\" AS \"value\"",
+        "\"_topic\" AS _topic",
+        "\"_key\" AS _key",
+    ] {
+        assert!(t.sql.contains(needle), "missing {needle} in\n{}", t.sql);
+    }
+    assert!(t.untranslated.is_empty(), "{:?}", t.untranslated);
+    super::check(&t).unwrap();
+
+    // ExtractNewRecordState (legacy options) and a topic router after it.
+    let t = translate(
+        &debezium_pg(json!({"transforms": "unwrap,route",
+            "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
+            "transforms.unwrap.delete.handling.mode": "rewrite", "transforms.unwrap.add.fields": "op,source.ts_ms",
+            "transforms.route.type": "org.apache.kafka.connect.transforms.RegexRouter",
+            "transforms.route.regex": "shop\\.public\\.(.*)", "transforms.route.replacement": "cdc.$1"})),
+        &TranslateOptions::default(),
+    )
+    .unwrap();
+    for needle in [
+        "'envelope' = 'debezium-unwrapped'",
+        "'unwrap.delete.tombstone.handling.mode' = 'rewrite'",
+        "'unwrap.add.fields' = 'op,source.ts_ms'",
+        "done by the source's envelope = 'debezium-unwrapped'",
+        "regex_route(\"_topic\", 'shop\\.public\\.(.*)', 'cdc.$1') AS _topic",
+    ] {
+        assert!(t.sql.contains(needle), "missing {needle} in\n{}", t.sql);
+    }
+    super::check(&t).unwrap();
+
+    for (extra, key, what) in [
+        (json!({"plugin.name": "decoderbufs"}), "plugin.name", "pgoutput"),
+        (json!({"topic.prefix": ""}), "topic.prefix", "missing"),
+        (
+            json!({"value.converter": "io.confluent.connect.avro.AvroConverter", "value.converter.schema.registry.url": "http://r"}),
+            "value.converter",
+            "JsonConverter",
+        ),
+        (
+            json!({"transforms": "mask", "transforms.mask.type": "org.apache.kafka.connect.transforms.MaskField$Value", "transforms.mask.fields": "x"}),
+            "transforms.mask.type",
+            "writes each event whole",
+        ),
+        (json!({"snapshot.mode": "sometimes"}), "snapshot.mode", "sometimes"),
+    ] {
+        let e = translate(&debezium_pg(extra.clone()), &TranslateOptions::default())
+            .map_err(|e| e.to_string())
+            .and_then(|t| super::check(&t).map(|_| ()).map_err(|e| e.message));
+        let e = e.expect_err(&format!("{extra} should fail"));
+        assert!(e.contains(key) && e.contains(what), "{extra}: {e}");
+    }
+}
+
+#[test]
+fn debezium_outbox_event_router_becomes_the_routing_select() {
+    let t = translate(
+        &debezium_pg(json!({"table.include.list": "public\\.outbox", "transforms": "outbox",
+            "transforms.outbox.type": "io.debezium.transforms.outbox.EventRouter",
+            "transforms.outbox.table.fields.additional.placement": "type:header:eventType",
+            "value.converter": "org.apache.kafka.connect.storage.StringConverter"})),
+        &TranslateOptions::default(),
+    )
+    .unwrap();
+    for needle in [
+        "CREATE SOURCE pg_cdc_source (\"id\" TEXT, \"aggregateid\" TEXT, \"payload\" TEXT, \"aggregatetype\" TEXT, \"type\" TEXT)",
+        "'outbox.event.' || \"aggregatetype\" || '' AS _topic",
+        "\"aggregateid\" AS _key",
+        "map(['id', 'eventType'], [\"id\", \"type\"]) AS _headers",
+        "\"_commit_ts\" AS _timestamp",
+        "WHERE _op IN ('c', 'r')",
+    ] {
+        assert!(t.sql.contains(needle), "missing {needle} in\n{}", t.sql);
+    }
+    assert!(!t.sql.contains("'envelope'"), "{}", t.sql);
+    assert!(t.untranslated.is_empty(), "{:?}", t.untranslated);
+    super::check(&t).unwrap();
+}
