@@ -529,7 +529,7 @@ mod tests {
 
     #[test]
     fn reports_every_bad_statement() {
-        let (stmts, errors) = parse("CREATE SOURCE s WITH (x = 1);\nCREATE TABLE t (a INT);\nSHOW SINKS;");
+        let (stmts, errors) = parse("CREATE SOURCE s (a INT) WITH x;\nCREATE TABLE t (a INT);\nSHOW SINKS;");
         assert_eq!(stmts.len(), 1);
         assert_eq!(errors.len(), 2);
         assert_eq!(errors[1].location, Some(Location { line: 2, column: 8 }));

@@ -8,12 +8,12 @@ use std::time::Duration;
 use crate::kafka_support::{Rec, broker, consume, create_topic, produce, unique};
 use crate::support::run_bounded;
 
-fn registry() -> String {
+pub(crate) fn registry() -> String {
     std::env::var("QUIVER_TEST_REGISTRY")
         .expect("QUIVER_TEST_REGISTRY is not set: run the suite with tests/run, which starts the test registry")
 }
 
-fn python_client(args: &[&str]) -> String {
+pub(crate) fn python_client(args: &[&str]) -> String {
     let python =
         std::env::var("QUIVER_TEST_PYTHON").expect("QUIVER_TEST_PYTHON is not set: run the suite with tests/run");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/registry/avro_client.py");

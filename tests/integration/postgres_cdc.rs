@@ -837,3 +837,79 @@ fn a_debezium_connector_json_writes_debeziums_change_events_to_kafka() {
     drop(_child);
     rt.block_on(cleanup(&c, &slot, &[&t]));
 }
+
+/// The same connector with AvroConverter: the schemas are registered under
+/// `{topic}-key` / `{topic}-value`, and confluent-kafka's own AvroDeserializer
+/// reads the events back.
+#[test]
+fn debezium_events_in_avro_are_read_by_confluents_deserializer() {
+    let bootstrap = crate::kafka_support::broker();
+    let registry = crate::avro::registry();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = rt.block_on(client());
+    let dir = tempfile::tempdir().unwrap();
+    let t = name("dbz_avro");
+    let slot = name("q_dbz_avro");
+    let prefix = name("dbzavro");
+    rt.block_on(c.batch_execute(&format!(
+        "CREATE TABLE {t} (id int PRIMARY KEY, name text, at timestamp(3), qty smallint NOT NULL);
+         INSERT INTO {t} VALUES (1, 'one', '2024-05-06 07:08:09.123', 4);"
+    )))
+    .unwrap();
+    let topic = format!("{prefix}.public.{t}");
+    rt.block_on(crate::kafka_support::create_topic(&bootstrap, &topic, 1));
+    let avro = "io.confluent.connect.avro.AvroConverter";
+    let connector = serde_json::json!({
+        "name": "avro-connector",
+        "config": {
+            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+            "database.hostname": "127.0.0.1", "database.user": "postgres", "database.dbname": "test",
+            "database.sslmode": "disable", "topic.prefix": prefix, "slot.name": slot, "publication.name": slot,
+            "publication.autocreate.mode": "filtered", "table.include.list": format!("public\\.{t}"),
+            "key.converter": avro, "key.converter.schema.registry.url": registry,
+            "value.converter": avro, "value.converter.schema.registry.url": registry
+        }
+    });
+    let file = dir.path().join("avro.json");
+    std::fs::write(&file, connector.to_string()).unwrap();
+    let err = dir.path().join("err.log");
+    let _child = quiver()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--bootstrap-servers",
+            &bootstrap,
+            "--state-dir",
+            dir.path().join("state").to_str().unwrap(),
+        ])
+        .stdout(std::fs::File::create(dir.path().join("out.log")).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .map(Running)
+        .unwrap();
+    wait_slot_ready(&rt, &c, &slot, &err);
+    rt.block_on(c.batch_execute(&format!("UPDATE {t} SET name = NULL, qty = 5 WHERE id = 1")))
+        .unwrap();
+    let raw = crate::kafka_support::consume(&bootstrap, &topic, 2, Duration::from_secs(30));
+    let log = || std::fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(raw.len(), 2, "{}", log());
+    // The key: magic byte, schema id, then the record {id: 1} (zig-zag 2).
+    let key = raw[0].key.as_deref().unwrap();
+    assert_eq!((key[0], &key[5..]), (0, &[2u8][..]), "{key:?}");
+    let lines = crate::avro::python_client(&["consume", &bootstrap, &registry, &topic, "2"]);
+    let events: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 2, "{lines}");
+    assert_eq!(events[0]["op"], "r");
+    assert_eq!(
+        events[0]["after"],
+        serde_json::json!({"id": 1, "name": "one", "at": 1_714_979_289_123i64, "qty": 4}),
+        "TIMESTAMP(3) as io.debezium.time.Timestamp (milliseconds)"
+    );
+    assert_eq!(events[0]["source"]["connector"], "postgresql");
+    assert_eq!(events[0]["source"]["table"], t);
+    assert_eq!(events[1]["op"], "u");
+    assert_eq!(events[1]["after"]["name"], serde_json::Value::Null);
+    assert_eq!(events[1]["after"]["qty"], 5);
+    drop(_child);
+    rt.block_on(cleanup(&c, &slot, &[&t]));
+}

@@ -108,10 +108,26 @@ pub(crate) const TOPIC_PREFIX: OptionSpec = OptionSpec::new(
 );
 pub(crate) const KEY_CONVERTER: OptionSpec = OptionSpec::new(
     "key.converter",
-    OptionKind::Enum(&["json", "string"]),
-    "Debezium envelopes: the key as JsonConverter writes it, or as StringConverter does (Struct{id=1}).",
+    OptionKind::Enum(&["json", "string", "avro"]),
+    "Debezium envelopes: the key as JsonConverter writes it, as StringConverter does (Struct{id=1}), or as AvroConverter does (Confluent's wire format, schema registered under {topic}-key).",
 )
 .default("json");
+pub(crate) const VALUE_CONVERTER: OptionSpec = OptionSpec::new(
+    "value.converter",
+    OptionKind::Enum(&["json", "avro"]),
+    "Debezium envelopes: the event as JsonConverter writes it, or as AvroConverter does (schema registered under {topic}-value).",
+)
+.default("json");
+pub(crate) const REGISTRY: OptionSpec = OptionSpec::new(
+    "schema.registry.url",
+    OptionKind::String,
+    "Debezium envelopes in Avro: the Schema Registry each table's schemas are registered with.",
+);
+pub(crate) const REGISTRY_AUTH: OptionSpec = OptionSpec::new(
+    "schema.registry.basic.auth.user.info",
+    OptionKind::String,
+    "Debezium envelopes in Avro: user:password for the Schema Registry.",
+);
 pub(crate) const KEY_SCHEMAS: OptionSpec = OptionSpec::new(
     "key.converter.schemas.enable",
     OptionKind::Bool,
@@ -187,6 +203,9 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     ENVELOPE,
     TOPIC_PREFIX,
     KEY_CONVERTER,
+    VALUE_CONVERTER,
+    REGISTRY,
+    REGISTRY_AUTH,
     KEY_SCHEMAS,
     VALUE_SCHEMAS,
     TOMBSTONES,
@@ -282,6 +301,11 @@ pub struct EventConfig {
     pub topic_prefix: String,
     /// The key as StringConverter writes a Struct rather than as JSON.
     pub key_string: bool,
+    /// Key and value in Avro (Confluent's wire format) rather than JSON.
+    pub key_avro: bool,
+    pub value_avro: bool,
+    /// The Schema Registry (URL, `user:password`), for Avro.
+    pub registry: Option<(String, Option<String>)>,
     pub key_schemas: bool,
     pub value_schemas: bool,
     pub tombstones: bool,
@@ -459,6 +483,9 @@ fn parse_events(opts: &mut Options) -> Result<Option<EventConfig>> {
     let event_options = [
         &TOPIC_PREFIX,
         &KEY_CONVERTER,
+        &VALUE_CONVERTER,
+        &REGISTRY,
+        &REGISTRY_AUTH,
         &KEY_SCHEMAS,
         &VALUE_SCHEMAS,
         &TOMBSTONES,
@@ -522,9 +549,24 @@ fn parse_events(opts: &mut Options) -> Result<Option<EventConfig>> {
     } else {
         None
     };
+    let key_converter = opts.pull_enum(&KEY_CONVERTER)?;
+    let value_avro = opts.pull_enum(&VALUE_CONVERTER)? == Some("avro");
+    let registry = match opts.pull_str(&REGISTRY)? {
+        Some(url) => Some((url, opts.pull_str(&REGISTRY_AUTH)?)),
+        None if value_avro || key_converter == Some("avro") => {
+            return Err(ConnectorError::option(
+                REGISTRY.key,
+                "missing: Avro events register their schemas with a Schema Registry",
+            ));
+        }
+        None => None,
+    };
     Ok(Some(EventConfig {
         topic_prefix,
-        key_string: opts.pull_enum(&KEY_CONVERTER)? == Some("string"),
+        key_string: key_converter == Some("string"),
+        key_avro: key_converter == Some("avro"),
+        value_avro,
+        registry,
         key_schemas: opts.pull_bool(&KEY_SCHEMAS)?.unwrap_or(true),
         value_schemas: opts.pull_bool(&VALUE_SCHEMAS)?.unwrap_or(true),
         tombstones: opts.pull_bool(&TOMBSTONES)?.unwrap_or(true),

@@ -216,6 +216,14 @@ impl Builder {
         }
     }
 
+    /// Readies `target`'s events before its rows (Avro: registers its schemas).
+    async fn prepare(&mut self, target: &Target) -> std::result::Result<(), String> {
+        match self {
+            Builder::Rows(_) => Ok(()),
+            Builder::Events(e) => e.prepare(target).await,
+        }
+    }
+
     fn push(&mut self, target: &Target, values: Option<&[Value<'_>]>, old: Option<&[Value<'_>]>, at: Origin) {
         match self {
             Builder::Rows(r) => r.push(target, values, old, at),
@@ -582,6 +590,11 @@ impl Run {
         let mut read = 0u64;
         for (i, (schema, table)) in tables.iter().enumerate() {
             let target = Target::new(table_relation(sql, schema, table, &at).await?, self.rows.declared());
+            self.rows.prepare(&target).await.map_err(|e| {
+                ConnectorError::Config(format!(
+                    "registering the Avro schemas of {schema}.{table}'s events: {e}"
+                ))
+            })?;
             let select: Vec<String> = target
                 .rel
                 .columns
@@ -808,8 +821,16 @@ impl Run {
             };
             let event = match event {
                 Ok(Some(e)) => e,
-                Ok(None) => return Ok(Ended::Lost("the server ended the stream".into())),
-                Err(e) => return Err(e),
+                Ok(None) => {
+                    self.emitted = self.position(txn.as_ref());
+                    return Ok(Ended::Lost("the server ended the stream".into()));
+                }
+                Err(e) => {
+                    // The changes of an open transaction gathered so far stay in
+                    // the batch: the replay skips them.
+                    self.emitted = self.position(txn.as_ref());
+                    return Err(e);
+                }
             };
             match event {
                 ReplicationEvent::Begin {
@@ -833,7 +854,10 @@ impl Run {
                 ReplicationEvent::XLogData { wal_start, data, .. } => {
                     let message = match pgoutput::decode(&data) {
                         Ok(m) => m,
-                        Err(e) => return Err(PgWireError::Protocol(format!("at LSN {}: {e}", lsn_text(wal_start.0)))),
+                        Err(e) => {
+                            self.emitted = self.position(txn.as_ref());
+                            return Err(PgWireError::Protocol(format!("at LSN {}: {e}", lsn_text(wal_start.0))));
+                        }
                     };
                     if let Message::Relation(mut rel) = message {
                         let id = rel.id;
@@ -847,6 +871,16 @@ impl Run {
                             tracing::warn!(table = %qualified, error = %e, "could not read the primary key and NOT NULL columns from the catalog");
                         }
                         let target = captured.then(|| Target::new(rel, self.rows.declared()));
+                        if let Some(t) = &target
+                            && let Err(e) = self.rows.prepare(t).await
+                        {
+                            // The registry is down: open the stream again after a pause.
+                            self.emitted = self.position(txn.as_ref());
+                            let _ = client.shutdown().await;
+                            return Ok(Ended::Lost(format!(
+                                "registering the Avro schemas of {qualified}'s events: {e}"
+                            )));
+                        }
                         if let Some(t) = target.as_ref().filter(|_| self.config.events.is_none()) {
                             let undeclared: Vec<&str> = t
                                 .rel

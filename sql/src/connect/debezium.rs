@@ -19,8 +19,8 @@
 //!   `debezium`, publication `dbz_publication`, so a team moving a connector
 //!   from Kafka Connect can keep its slot.
 //! - Refused, naming the key: another logical decoding plugin than pgoutput,
-//!   AvroConverter (events are JSON here), and transforms after the events are
-//!   built other than topic routing (they would need the event's fields).
+//!   a ByteArrayConverter, and transforms after the events are built other than
+//!   topic routing (they would need the event's fields).
 
 use arrow::datatypes::{DataType, TimeUnit};
 
@@ -162,18 +162,37 @@ pub(crate) fn postgres(
     }
     opts.push(o("topic.prefix", prefix));
     pass_through(cfg, &["binary.handling.mode"], &mut opts);
+    let mut registry: Option<(String, Option<String>)> = None;
     for (which, conv) in [("value", &value), ("key", &key)] {
         match conv {
             Converter::Json { schemas } => {
                 opts.push(o(&format!("{which}.converter.schemas.enable"), schemas.to_string()))
             }
             Converter::String if which == "key" => opts.push(o("key.converter", "string")),
+            Converter::Avro { registry: url, auth } => {
+                if let Some((other, _)) = registry.as_ref().filter(|(u, _)| u != url) {
+                    return Err(TranslateError::new(
+                        format!("{which}.converter.schema.registry.url"),
+                        format!(
+                            "'{url}' differs from the other converter's '{other}'; Quiver registers both with one registry"
+                        ),
+                    ));
+                }
+                registry = Some((url.clone(), auth.clone()));
+                opts.push(o(&format!("{which}.converter"), "avro"));
+            }
             _ => {
                 return Err(TranslateError::new(
                     format!("{which}.converter"),
-                    "Debezium change events are written as JsonConverter writes them (keys also as StringConverter); set org.apache.kafka.connect.json.JsonConverter",
+                    "Debezium change events are written as JsonConverter or AvroConverter writes them (keys also as StringConverter)",
                 ));
             }
+        }
+    }
+    if let Some((url, auth)) = registry {
+        opts.push(o("schema.registry.url", url));
+        if let Some(a) = auth {
+            opts.push(o("schema.registry.basic.auth.user.info", a));
         }
     }
     match &unwrap {

@@ -776,9 +776,15 @@ fn debezium_postgres_connector_becomes_a_cdc_source_writing_debezium_events() {
         (json!({"plugin.name": "decoderbufs"}), "plugin.name", "pgoutput"),
         (json!({"topic.prefix": ""}), "topic.prefix", "missing"),
         (
-            json!({"value.converter": "io.confluent.connect.avro.AvroConverter", "value.converter.schema.registry.url": "http://r"}),
+            json!({"value.converter": "org.apache.kafka.connect.converters.ByteArrayConverter"}),
             "value.converter",
-            "JsonConverter",
+            "AvroConverter",
+        ),
+        (
+            json!({"value.converter": "io.confluent.connect.avro.AvroConverter", "value.converter.schema.registry.url": "http://r1",
+                   "key.converter": "io.confluent.connect.avro.AvroConverter", "key.converter.schema.registry.url": "http://r2"}),
+            "key.converter.schema.registry.url",
+            "one registry",
         ),
         (
             json!({"transforms": "mask", "transforms.mask.type": "org.apache.kafka.connect.transforms.MaskField$Value", "transforms.mask.fields": "x"}),
