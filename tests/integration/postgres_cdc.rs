@@ -913,3 +913,83 @@ fn debezium_events_in_avro_are_read_by_confluents_deserializer() {
     drop(_child);
     rt.block_on(cleanup(&c, &slot, &[&t]));
 }
+
+/// Debezium's outbox event router as connector JSON (`EventRouter`,
+/// StringConverter values): inserted outbox rows reach `outbox.event.{type}`
+/// keyed by the aggregate, with the event id and the `type` placement as
+/// headers; the delete that follows each insert makes no event.
+#[test]
+fn a_debezium_event_router_json_routes_the_outbox() {
+    let bootstrap = crate::kafka_support::broker();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = rt.block_on(client());
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = name("outbox_json");
+    let slot = name("q_outbox_json");
+    let prefix = name("routed");
+    rt.block_on(c.batch_execute(&format!(
+        "CREATE TABLE {outbox} (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), aggregatetype text NOT NULL,
+           aggregateid text NOT NULL, type text NOT NULL, payload jsonb)"
+    )))
+    .unwrap();
+    let topic = format!("{prefix}.order");
+    rt.block_on(crate::kafka_support::create_topic(&bootstrap, &topic, 1));
+    let connector = serde_json::json!({
+        "name": "outbox-connector",
+        "config": {
+            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+            "database.hostname": "127.0.0.1", "database.user": "postgres", "database.dbname": "test",
+            "database.sslmode": "disable", "topic.prefix": "ignored", "slot.name": slot, "publication.name": slot,
+            "publication.autocreate.mode": "filtered", "table.include.list": format!("public\\.{outbox}"),
+            "snapshot.mode": "no_data",
+            "transforms": "outbox",
+            "transforms.outbox.type": "io.debezium.transforms.outbox.EventRouter",
+            "transforms.outbox.route.topic.replacement": format!("{prefix}.${{routedByValue}}"),
+            "transforms.outbox.table.fields.additional.placement": "type:header:eventType",
+            "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter"
+        }
+    });
+    let file = dir.path().join("outbox.json");
+    std::fs::write(&file, connector.to_string()).unwrap();
+    let err = dir.path().join("err.log");
+    let _child = quiver()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--bootstrap-servers",
+            &bootstrap,
+            "--state-dir",
+            dir.path().join("state").to_str().unwrap(),
+        ])
+        .stdout(std::fs::File::create(dir.path().join("out.log")).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .map(Running)
+        .unwrap();
+    wait_slot_ready(&rt, &c, &slot, &err);
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..2 {
+        rt.block_on(c.batch_execute(&format!(
+            "BEGIN;
+             INSERT INTO {outbox} (aggregatetype, aggregateid, type, payload)
+               VALUES ('order', 'o-{i}', 'OrderCreated', '{{\"n\": {i}}}');
+             DELETE FROM {outbox};
+             COMMIT;"
+        )))
+        .unwrap();
+    }
+    let got = crate::kafka_support::consume(&bootstrap, &topic, 2, Duration::from_secs(20));
+    let log = std::fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(got.len(), 2, "{log}");
+    let more = crate::kafka_support::consume(&bootstrap, &topic, 3, Duration::from_secs(3));
+    assert_eq!(more.len(), 2, "the deletes made no event");
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.key_text(), format!("o-{i}"));
+        assert_eq!(r.json(), serde_json::json!({ "n": i }));
+        assert_eq!(r.headers["eventType"], "OrderCreated");
+        assert_eq!(r.headers["id"].len(), 36, "{:?}", r.headers);
+    }
+    drop(_child);
+    rt.block_on(cleanup(&c, &slot, &[&outbox]));
+}
