@@ -119,6 +119,25 @@ def paced(url, concurrency, rate, seconds, ca):
     return pct, len(latencies) / seconds, bad
 
 
+def oha(oha_bin, url, concurrency, rate, seconds):
+    """`concurrency` keep-alive clients sending `rate` requests/s in all, paced by
+    oha (Rust, tokio): a generator that costs the pipelines far less CPU than
+    Python's. Returns the latency percentiles (ms), the rate reached, failures,
+    and oha's own CPU seconds."""
+    import resource
+    before = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
+    out = subprocess.run([oha_bin, "--no-tui", "--output-format", "json", "--insecure", "-z", f"{seconds}s",
+                          "-c", str(concurrency), "-q", str(rate), url],
+                         capture_output=True, text=True, check=True).stdout
+    cpu = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]) - before
+    report = json.loads(out)
+    pct = report.get("latencyPercentiles", {})
+    ms = lambda k: 1000 * float(pct.get(k) or 0)
+    codes = report.get("statusCodeDistribution", {})
+    bad = sum(int(n) for c, n in codes.items() if c != "200") + sum(int(n) for n in report.get("errorDistribution", {}).values())
+    return {50: ms("p50"), 99: ms("p99")}, float(report["summary"]["requestsPerSec"]), bad, cpu
+
+
 def api_cpu_seconds(pid):
     """CPU seconds the server's API thread (named quiver-api) has used."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -144,6 +163,27 @@ def make_cert(d):
     return os.path.join(d, "cert.pem")
 
 
+def oha_round(args, pid, plain, http, url):
+    """One measure with oha: the pipelines' rate over a quiet window, then over an
+    equally long window while oha runs (it starts a second before the window and
+    ends after it), then quiet again; the quiet rate is the mean of the two."""
+    before = rate(plain, http, args.window)
+    result = {}
+    t = threading.Thread(target=lambda: result.update(
+        zip(("pct", "rps", "bad", "gen_cpu_s"), oha(args.oha, url, args.concurrency, args.rate, args.window + 2)))
+    )
+    t.start()
+    time.sleep(1)
+    cpu0, w0 = api_cpu_seconds(pid), time.monotonic()
+    loaded = rate(plain, http, args.window)
+    took = time.monotonic() - w0
+    result["api_cpu"] = (api_cpu_seconds(pid) - cpu0) / took
+    t.join()
+    result["gen_cpu"] = result["gen_cpu_s"] / (args.window + 2)
+    after = rate(plain, http, args.window)
+    return ((before + after) / 2, loaded, result)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--quiver", required=True)
@@ -154,6 +194,9 @@ def main():
     p.add_argument("--connectors", type=int, default=10)
     p.add_argument("--rate", type=float, default=0,
                    help="pace the clients at this many requests/s in all (Python clients) instead of ab's flood")
+    p.add_argument("--oha", default=None,
+                   help="with --rate: pace the clients with this oha binary instead of the Python clients, and measure "
+                        "quiet and loaded throughput over equal windows")
     args = p.parse_args()
 
     d = tempfile.mkdtemp(prefix="quiver-bench-api-")
@@ -183,6 +226,9 @@ def main():
         for _ in range(args.rounds):
             for scheme, base in (("http", http), ("https", https)):
                 for what, path in (("status", "/connectors/c0/status"), ("expand", "/connectors?expand=status")):
+                    if args.oha and args.rate:
+                        rows[(scheme, what)].append(oha_round(args, proc.pid, plain, http, base + path))
+                        continue
                     quiet = rate(plain, http, args.window)
                     result = {}
                     load = ((lambda: paced(base + path, args.concurrency, args.rate, 4.0, cert)) if args.rate
@@ -200,7 +246,8 @@ def main():
                     result["gen_cpu"] = (own() - gen0) / took if args.rate else None
                     t.join()
                     rows[(scheme, what)].append((quiet, loaded, result))
-        how = (f"{args.concurrency} keep-alive clients (asyncio) paced at {args.rate:.0f} requests/s in all" if args.rate
+        how = (f"oha -c {args.concurrency} -q {args.rate:.0f}: keep-alive clients paced at {args.rate:.0f} requests/s in all" if args.oha and args.rate
+               else f"{args.concurrency} keep-alive clients (asyncio) paced at {args.rate:.0f} requests/s in all" if args.rate
                else f"ab -c {args.concurrency} -n {args.requests} -k")
         print(f"\n{args.connectors} unthrottled datagen -> blackhole connectors; {how}; {args.rounds} rounds, medians\n")
         print("| listener | request | p50 ms | p99 ms | requests/s | failed | API thread (cores) | load generator (cores) | pipelines quiet (rec/s) | under load (rec/s) | ratio |")

@@ -6,6 +6,9 @@ pgoutput slot per reader and run was created, so every reader reads exactly the
 same WAL:
   pg_recvlogical   the slot's pgoutput stream to /dev/null (the ceiling: no decoding);
   quiver blackhole postgres-cdc → blackhole (decode into Arrow, then discard);
+  quiver debezium  postgres-cdc with envelope = 'debezium' → blackhole (each change
+                   serialized as Debezium's JSON change event, schema included, as
+                   Debezium's connector writes it with JsonConverter);
   quiver parquet   postgres-cdc → Parquet (zstd) files.
 Each reads to the WAL's end as of its start (pg_recvlogical --endpos; quiver
 --until-caught-up). Reported: median wall time of --runs, changes/s, ratio to
@@ -52,7 +55,7 @@ def throughput(args, workdir):
     psql("DROP TABLE IF EXISTS bench_cdc; DROP PUBLICATION IF EXISTS bench_cdc_pub")
     psql("CREATE TABLE bench_cdc (id BIGINT PRIMARY KEY, customer TEXT, amount NUMERIC(10,2), ts TIMESTAMPTZ)")
     psql("CREATE PUBLICATION bench_cdc_pub FOR TABLE bench_cdc")
-    readers = ["pg_recvlogical", "quiver blackhole", "quiver parquet"]
+    readers = ["pg_recvlogical", "quiver blackhole", "quiver debezium", "quiver parquet"]
     free = int(scalar("SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots"))
     runs = min(args.runs, free // len(readers))
     if runs < 1:
@@ -75,12 +78,15 @@ def throughput(args, workdir):
     wal = int(scalar(f"SELECT pg_wal_lsn_diff('{endpos}', confirmed_flush_lsn) FROM pg_replication_slots WHERE slot_name = '{slots[(readers[0], 0)]}'"))
     print(f"generated {changes} changes ({wal / 1e6:.0f} MB of WAL) in {time.monotonic() - t0:.1f} s", file=sys.stderr)
 
-    def quiver_cmd(slot, sink, out):
+    def quiver_cmd(slot, sink, out, events=False):
         sql = os.path.join(workdir, f"{slot}.sql")
+        columns, envelope, select = ("(id BIGINT, customer TEXT, amount DECIMAL(10,2), ts TIMESTAMPTZ)", "", "*")
+        if events:
+            columns, envelope, select = "", "envelope = 'debezium', 'topic.prefix' = 'bench',", "_value AS value, _key, _topic"
         with open(sql, "w") as f:
-            f.write(f"""CREATE SOURCE cdc (id BIGINT, customer TEXT, amount DECIMAL(10,2), ts TIMESTAMPTZ)
-                      WITH (connector = 'postgres-cdc', {CONN}, 'slot.name' = '{slot}', 'publication.name' = 'bench_cdc_pub', 'batch.size' = '8192');
-                      CREATE SINK s WITH ({sink.format(out=out)}) AS SELECT * FROM cdc;""")
+            f.write(f"""CREATE SOURCE cdc {columns}
+                      WITH (connector = 'postgres-cdc', {CONN}, {envelope} 'slot.name' = '{slot}', 'publication.name' = 'bench_cdc_pub', 'batch.size' = '8192');
+                      CREATE SINK s WITH ({sink.format(out=out)}) AS SELECT {select} FROM cdc;""")
         state = tempfile.mkdtemp(prefix="quiver-bench-state-", dir=workdir)
         return [args.quiver, "run", sql, "--until-caught-up", "--state-dir", state]
 
@@ -96,6 +102,8 @@ def throughput(args, workdir):
                        "-f", "/dev/null", "--no-loop"]
             elif r == "quiver blackhole":
                 cmd = quiver_cmd(slot, "connector = 'blackhole'", out)
+            elif r == "quiver debezium":
+                cmd = quiver_cmd(slot, "connector = 'blackhole'", out, events=True)
             else:
                 cmd = quiver_cmd(slot, "connector = 'filesystem', path = '{out}', format = 'parquet'", out)
             results[r].append(measure(cmd))

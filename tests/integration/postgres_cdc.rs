@@ -711,6 +711,33 @@ fn a_database_restart_mid_stream_is_retried_and_loses_nothing() {
     rt.block_on(cleanup(&c, &slot, &[&t, &copy]));
 }
 
+/// Starts `quiver run` on a connector's JSON (written under `dir`) with the
+/// test broker; returns the process (killed when dropped) and its stderr log.
+fn run_connector_json(
+    dir: &std::path::Path,
+    connector: &serde_json::Value,
+    bootstrap: &str,
+) -> (Running, std::path::PathBuf) {
+    let file = dir.join("connector.json");
+    std::fs::write(&file, connector.to_string()).unwrap();
+    let err = dir.join("err.log");
+    let child = quiver()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--bootstrap-servers",
+            bootstrap,
+            "--state-dir",
+            dir.join("state").to_str().unwrap(),
+        ])
+        .stdout(std::fs::File::create(dir.join("out.log")).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .map(Running)
+        .unwrap();
+    (child, err)
+}
+
 /// A stock Debezium PostgreSQL connector JSON, run by `quiver run` against Tansu:
 /// each change arrives on `{topic.prefix}.public.{table}` as Debezium writes it
 /// (JsonConverter with schemas): the primary-key struct as key, the envelope
@@ -745,23 +772,7 @@ fn a_debezium_connector_json_writes_debeziums_change_events_to_kafka() {
             "tasks.max": "1"
         }
     });
-    let file = dir.path().join("inventory.json");
-    std::fs::write(&file, connector.to_string()).unwrap();
-    let err = dir.path().join("err.log");
-    let _child = quiver()
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--bootstrap-servers",
-            &bootstrap,
-            "--state-dir",
-            dir.path().join("state").to_str().unwrap(),
-        ])
-        .stdout(std::fs::File::create(dir.path().join("out.log")).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .map(Running)
-        .unwrap();
+    let (_child, err) = run_connector_json(dir.path(), &connector, &bootstrap);
     wait_slot_ready(&rt, &c, &slot, &err);
     // The snapshot's two reads arrive first.
     let snap = crate::kafka_support::consume(&bootstrap, &topic, 2, Duration::from_secs(30));
@@ -870,23 +881,7 @@ fn debezium_events_in_avro_are_read_by_confluents_deserializer() {
             "value.converter": avro, "value.converter.schema.registry.url": registry
         }
     });
-    let file = dir.path().join("avro.json");
-    std::fs::write(&file, connector.to_string()).unwrap();
-    let err = dir.path().join("err.log");
-    let _child = quiver()
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--bootstrap-servers",
-            &bootstrap,
-            "--state-dir",
-            dir.path().join("state").to_str().unwrap(),
-        ])
-        .stdout(std::fs::File::create(dir.path().join("out.log")).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .map(Running)
-        .unwrap();
+    let (_child, err) = run_connector_json(dir.path(), &connector, &bootstrap);
     wait_slot_ready(&rt, &c, &slot, &err);
     rt.block_on(c.batch_execute(&format!("UPDATE {t} SET name = NULL, qty = 5 WHERE id = 1")))
         .unwrap();
@@ -950,23 +945,7 @@ fn a_debezium_event_router_json_routes_the_outbox() {
             "key.converter": "org.apache.kafka.connect.storage.StringConverter"
         }
     });
-    let file = dir.path().join("outbox.json");
-    std::fs::write(&file, connector.to_string()).unwrap();
-    let err = dir.path().join("err.log");
-    let _child = quiver()
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--bootstrap-servers",
-            &bootstrap,
-            "--state-dir",
-            dir.path().join("state").to_str().unwrap(),
-        ])
-        .stdout(std::fs::File::create(dir.path().join("out.log")).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .map(Running)
-        .unwrap();
+    let (_child, err) = run_connector_json(dir.path(), &connector, &bootstrap);
     wait_slot_ready(&rt, &c, &slot, &err);
     std::thread::sleep(Duration::from_millis(500));
     for i in 0..2 {

@@ -1264,6 +1264,13 @@ mod tests {
         }
     }
 
+    /// The old tuple of a delete under REPLICA IDENTITY DEFAULT: the key alone.
+    fn old_key(id: &[u8]) -> [Value<'_>; 6] {
+        let mut row = [Value::Null; 6];
+        row[0] = Value::Text(id);
+        row
+    }
+
     fn schema() -> SchemaRef {
         Arc::new(arrow::datatypes::Schema::new(event_fields()))
     }
@@ -1285,19 +1292,7 @@ mod tests {
             Value::Text(b"hi"),
         ];
         e.push(&t, Some(&row), None, origin(b'c'));
-        e.push(
-            &t,
-            None,
-            Some(&[
-                Value::Text(b"1"),
-                Value::Null,
-                Value::Null,
-                Value::Null,
-                Value::Null,
-                Value::Null,
-            ]),
-            origin(b'd'),
-        );
+        e.push(&t, None, Some(&old_key(b"1")), origin(b'd'));
         let (batch, origins, rejected) = e.finish().unwrap();
         assert!(rejected.is_empty(), "{rejected:?}");
         assert_eq!(batch.num_rows(), 3, "create, delete, tombstone");
@@ -1382,19 +1377,7 @@ mod tests {
             Value::Unchanged,
         ];
         e.push(&t, Some(&row), None, origin(b'u'));
-        e.push(
-            &t,
-            None,
-            Some(&[
-                Value::Text(b"2"),
-                Value::Null,
-                Value::Null,
-                Value::Null,
-                Value::Null,
-                Value::Null,
-            ]),
-            origin(b'd'),
-        );
+        e.push(&t, None, Some(&old_key(b"2")), origin(b'd'));
         let (batch, _, rejected) = e.finish().unwrap();
         assert!(rejected.is_empty());
         assert_eq!(batch.num_rows(), 2, "no tombstone");
