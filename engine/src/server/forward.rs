@@ -159,6 +159,18 @@ pub(crate) async fn to_task_worker(
     path: &str,
     headers: &axum::http::HeaderMap,
 ) -> Response {
+    // The task's last status names this worker, or the request was relayed here
+    // already, yet the task does not run here: it is between workers (given up,
+    // not yet reported by its new holder). Relaying would come back here and wait
+    // on itself until the timeout; the client asks again, as for a rebalance.
+    if worker_id == cluster.worker_id() || headers.contains_key(RELAYED) {
+        debug!(%worker_id, %path, "the task is between workers; not relaying");
+        return ApiError::new(
+            StatusCode::CONFLICT,
+            format!("{REBALANCING}: the task is moving between workers; ask again"),
+        )
+        .into_response();
+    }
     let base = cluster.url_of(worker_id);
     debug!(%method, %base, %path, "relaying to the worker running the task");
     answer_of(
