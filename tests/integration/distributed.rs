@@ -793,8 +793,25 @@ fn three_workers_split_tasks_survive_a_kill_and_share_with_a_newcomer() {
         }
     }
 
-    // A task restarted through any worker restarts where it runs.
-    let (id, _, on) = after[0][0].clone();
+    // A task restarted through any worker restarts where it runs. The cooperative
+    // protocol may still be moving work (its second round): wait until the
+    // placement holds still for a few seconds before choosing the task.
+    let settled = {
+        let look = || all_running_on(&workers[0], &connectors, 4, &everyone, Duration::from_secs(60));
+        let (mut last, mut since) = (look(), Instant::now());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = look();
+            if now != last {
+                (last, since) = (now, Instant::now());
+            } else if since.elapsed() >= Duration::from_secs(4) {
+                break last;
+            }
+            assert!(Instant::now() < deadline, "the placement kept changing: {last:?}");
+        }
+    };
+    let (id, _, on) = settled[0][0].clone();
     let runner = workers.iter().find(|w| worker_id(w) == on).unwrap();
     let starts = task_starts(runner, "to-files", id);
     for asked in &workers {
