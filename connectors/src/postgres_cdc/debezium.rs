@@ -477,18 +477,7 @@ impl Events {
                 let key_changed = old.is_some_and(|o| shape.key.iter().any(|&i| o.get(i) != new.get(i)));
                 if key_changed {
                     // Debezium: a delete of the old key (and its tombstone), then a create.
-                    self.event(
-                        shape,
-                        target,
-                        b'd',
-                        old,
-                        Images {
-                            before: old,
-                            after: None,
-                            old: None,
-                        },
-                        at,
-                    )?;
+                    self.delete(shape, target, old, at)?;
                     return self.event(
                         shape,
                         target,
@@ -516,18 +505,7 @@ impl Events {
                     at,
                 )
             }
-            b'd' => self.event(
-                shape,
-                target,
-                b'd',
-                old,
-                Images {
-                    before: old,
-                    after: None,
-                    old: None,
-                },
-                at,
-            ),
+            b'd' => self.delete(shape, target, old, at),
             b't' => {
                 if self.cfg.unwrap.is_some() {
                     return Ok(());
@@ -558,6 +536,16 @@ impl Events {
                 at,
             ),
         }
+    }
+
+    /// A delete event of the `old` key or row (and its tombstone).
+    fn delete(&mut self, shape: &Shape, target: &Target, old: Option<&[Value<'_>]>, at: Origin) -> Result<(), String> {
+        let images = Images {
+            before: old,
+            after: None,
+            old: None,
+        };
+        self.event(shape, target, b'd', old, images, at)
     }
 
     /// Appends one event (and the tombstone after a delete); `key_row` holds the key.
