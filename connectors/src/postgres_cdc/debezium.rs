@@ -55,7 +55,7 @@ use serde_json::{Value as Json, json};
 
 use super::config::{ADDABLE_FIELDS, BinaryMode, DecimalMode, EventConfig, TimeMode};
 use super::pgoutput::{RelColumn, Value};
-use super::rows::{META, Meta, Origin, Target, UNAVAILABLE, metadata_fields, unhex};
+use super::rows::{META, Meta, Origin, Target, UNAVAILABLE, metadata_fields, unhex, zone_with_minutes};
 use crate::api::{RejectedRecord, RowOrigins, Stage};
 use crate::formats::avro::SchemaRegistry;
 
@@ -83,7 +83,6 @@ enum Kind {
     Decimal(u32),
     /// NUMERIC without one, precise: `VariableScaleDecimal {scale, value}`.
     VariableDecimal,
-    DecimalDouble,
     Text,
     Bytes(BinaryMode),
     /// Days since the epoch.
@@ -116,7 +115,7 @@ fn column_kind(c: &RelColumn, cfg: &EventConfig) -> (Kind, Json) {
         701 => (Kind::Float, plain("double")),
         1700 => match cfg.decimal {
             DecimalMode::String => (Kind::Text, plain("string")),
-            DecimalMode::Double => (Kind::DecimalDouble, plain("double")),
+            DecimalMode::Double => (Kind::Float, plain("double")),
             DecimalMode::Precise if c.type_mod >= 4 => {
                 let m = c.type_mod - 4;
                 let (p, s) = ((m >> 16) & 0xffff, m & 0xffff);
@@ -314,6 +313,8 @@ fn source_schema() -> Json {
 /// Gathers the events of one batch.
 pub(crate) struct Events {
     cfg: EventConfig,
+    /// `debezium-unwrapped`: what ExtractNewRecordState adds, named once.
+    unwrap: Option<Arc<Unwrapped>>,
     registry: Option<Arc<SchemaRegistry>>,
     db: String,
     source: String,
@@ -327,6 +328,15 @@ pub(crate) struct Events {
     /// Scratch for one event.
     buf: Vec<u8>,
     key_buf: Vec<u8>,
+}
+
+/// ExtractNewRecordState's settings with the names of the fields it adds.
+struct Unwrapped {
+    rewrite: bool,
+    tombstones: bool,
+    /// (`add.fields` entry, the field's name in the row).
+    added: Vec<(String, String)>,
+    deleted: String,
 }
 
 /// Which row image goes where in an event.
@@ -344,8 +354,21 @@ impl Events {
             .registry
             .as_ref()
             .map(|(url, auth)| Arc::new(SchemaRegistry::new(url, auth.as_deref())));
+        let unwrap = cfg.unwrap.as_ref().map(|u| {
+            Arc::new(Unwrapped {
+                rewrite: u.rewrite,
+                tombstones: u.tombstones,
+                added: u
+                    .add_fields
+                    .iter()
+                    .map(|f| (f.clone(), added_name(&u.prefix, f)))
+                    .collect(),
+                deleted: format!("{}deleted", u.prefix),
+            })
+        });
         Self {
             cfg,
+            unwrap,
             registry,
             db: db.to_string(),
             source: source.to_string(),
@@ -373,17 +396,15 @@ impl Events {
 
     /// The shape of `target`'s events, built again when its relation changed.
     fn shape(&mut self, target: &Target) -> &mut Shape {
-        let stale = self
+        let cfg = &self.cfg;
+        let shape = self
             .shapes
-            .get(&target.rel.id)
-            .is_none_or(|s| s.generation != target.generation);
-        if stale {
-            let shape = Shape::new(target, &self.cfg);
-            self.shapes.insert(target.rel.id, shape);
-        }
-        self.shapes
             .entry(target.rel.id)
-            .or_insert_with(|| Shape::new(target, &self.cfg))
+            .or_insert_with(|| Shape::new(target, cfg));
+        if shape.generation != target.generation {
+            *shape = Shape::new(target, cfg);
+        }
+        shape
     }
 
     /// Avro: registers the key and value schemas of `target`'s events under
@@ -507,7 +528,7 @@ impl Events {
             }
             b'd' => self.delete(shape, target, old, at),
             b't' => {
-                if self.cfg.unwrap.is_some() {
+                if self.unwrap.is_some() {
                     return Ok(());
                 }
                 self.event(
@@ -569,7 +590,7 @@ impl Events {
         let mut value = true;
         let mut tombstone = op == b'd' && self.cfg.tombstones && has_key;
         self.buf.clear();
-        match self.cfg.unwrap.clone() {
+        match self.unwrap.clone() {
             None => {
                 if let Some(h) = &shape.value_head {
                     self.buf.extend_from_slice(h.as_bytes());
@@ -590,15 +611,15 @@ impl Events {
                     }
                     self.buf.push(b'{');
                     let mut first = self.write_fields(shape, target, row, images.old)?;
-                    for f in &u.add_fields {
+                    for (f, name) in &u.added {
                         sep(&mut self.buf, &mut first);
-                        json_str(&mut self.buf, &added_name(&u.prefix, f));
+                        json_str(&mut self.buf, name);
                         self.buf.push(b':');
-                        self.write_added(f, target, op, at);
+                        write_added(&mut self.buf, f, target, op, at, &self.db, &self.cfg.topic_prefix);
                     }
                     if u.rewrite {
                         sep(&mut self.buf, &mut first);
-                        json_str(&mut self.buf, &format!("{}deleted", u.prefix));
+                        json_str(&mut self.buf, &u.deleted);
                         self.buf.push(b':');
                         json_str(&mut self.buf, if op == b'd' { "true" } else { "false" });
                     }
@@ -806,41 +827,6 @@ impl Events {
         let _ = write!(self.buf, ",\"lsn\":{},\"xmin\":null}}", at.lsn);
     }
 
-    /// An `unwrap.add.fields` value.
-    fn write_added(&mut self, field: &str, target: &Target, op: u8, at: Origin) {
-        let micros = source_micros(at);
-        let text = |s: &str| s.to_string();
-        let s: Option<String> = match field {
-            "op" => Some(text(super::rows::op_str(op))),
-            "table" => Some(target.rel.table.clone()),
-            "schema" => Some(target.rel.schema.clone()),
-            "db" => Some(self.db.clone()),
-            "name" => Some(self.cfg.topic_prefix.clone()),
-            "connector" => Some(text("postgresql")),
-            "version" => Some(text(VERSION)),
-            "snapshot" => Some(text(if op == b'r' { "true" } else { "false" })),
-            _ => None,
-        };
-        match (s, field) {
-            (Some(s), _) => json_str(&mut self.buf, &s),
-            (None, "lsn") => {
-                let _ = write!(self.buf, "{}", at.lsn);
-            }
-            (None, "txId") => match at.xid {
-                Some(x) => {
-                    let _ = write!(self.buf, "{x}");
-                }
-                None => self.buf.extend_from_slice(b"null"),
-            },
-            (None, "source.ts_ms") => {
-                let _ = write!(self.buf, "{}", micros / 1000);
-            }
-            _ => {
-                let _ = write!(self.buf, "{}", now_micros() / 1000);
-            }
-        }
-    }
-
     /// The batch so far and the changes that could not be written; starts a new one.
     pub(crate) fn finish(
         &mut self,
@@ -860,6 +846,35 @@ impl Events {
             std::mem::take(&mut self.rejected),
         ))
     }
+}
+
+/// An `unwrap.add.fields` value: `db` and `name` are the database and
+/// `topic.prefix`.
+fn write_added(out: &mut Vec<u8>, field: &str, target: &Target, op: u8, at: Origin, db: &str, name: &str) {
+    let text = match field {
+        "op" => Some(super::rows::op_str(op)),
+        "table" => Some(target.rel.table.as_str()),
+        "schema" => Some(target.rel.schema.as_str()),
+        "db" => Some(db),
+        "name" => Some(name),
+        "connector" => Some("postgresql"),
+        "version" => Some(VERSION),
+        "snapshot" => Some(if op == b'r' { "true" } else { "false" }),
+        _ => None,
+    };
+    let _ = match (text, field) {
+        (Some(s), _) => {
+            json_str(out, s);
+            Ok(())
+        }
+        (None, "lsn") => write!(out, "{}", at.lsn),
+        (None, "txId") => match at.xid {
+            Some(x) => write!(out, "{x}"),
+            None => write!(out, "null"),
+        },
+        (None, "source.ts_ms") => write!(out, "{}", source_micros(at) / 1000),
+        _ => write!(out, "{}", now_micros() / 1000),
+    };
 }
 
 fn now_micros() -> i64 {
@@ -883,13 +898,28 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
+/// Bytes as a JSON string: base64 (JsonConverter's bytes), URL-safe base64 or hex.
+/// None of these alphabets needs escaping.
 fn write_bytes(out: &mut Vec<u8>, bytes: &[u8], kind: Kind) {
-    let text = match kind {
-        Kind::Bytes(BinaryMode::Hex) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
-        Kind::Bytes(BinaryMode::Base64UrlSafe) => base64::engine::general_purpose::URL_SAFE.encode(bytes),
-        _ => base64::engine::general_purpose::STANDARD.encode(bytes),
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    out.push(b'"');
+    let engine = match kind {
+        Kind::Bytes(BinaryMode::Hex) => {
+            for b in bytes {
+                let _ = write!(out, "{b:02x}");
+            }
+            out.push(b'"');
+            return;
+        }
+        Kind::Bytes(BinaryMode::Base64UrlSafe) => &URL_SAFE,
+        _ => &STANDARD,
     };
-    json_str(out, &text);
+    // Encoded in place at the end of the buffer: no string per value.
+    let start = out.len();
+    out.resize(start + base64::encoded_len(bytes.len(), true).unwrap_or(0), 0);
+    let written = engine.encode_slice(bytes, &mut out[start..]).unwrap_or(0);
+    out.truncate(start + written);
+    out.push(b'"');
 }
 
 /// One value, from PostgreSQL's text output, as JsonConverter writes it.
@@ -909,7 +939,7 @@ fn write_value(out: &mut Vec<u8>, kind: Kind, v: Value<'_>, column: &RelColumn) 
             let n: i64 = s.parse().map_err(|_| bad("integer"))?;
             let _ = write!(out, "{n}");
         }
-        Kind::Float | Kind::DecimalDouble => match s.parse::<f64>() {
+        Kind::Float => match s.parse::<f64>() {
             // JSON has no NaN or infinities: JsonConverter (Jackson) writes them as strings.
             Ok(f) if f.is_finite() => {
                 let _ = write!(out, "{f:?}");
@@ -951,45 +981,39 @@ fn write_value(out: &mut Vec<u8>, kind: Kind, v: Value<'_>, column: &RelColumn) 
             let _ = write!(out, "{}", if micros { us } else { us.div_euclid(1000) });
         }
         Kind::ZonedTimestamp => {
-            let ts = DateTime::parse_from_str(&with_minutes(s), "%Y-%m-%d %H:%M:%S%.f%:z")
+            let ts = DateTime::parse_from_str(&zone_with_minutes(s), "%Y-%m-%d %H:%M:%S%.f%:z")
                 .map_err(|_| bad("timestamp with time zone"))?;
             let utc = ts.with_timezone(&chrono::Utc);
-            json_str(
-                out,
-                &format!("{}{}Z", utc.format("%Y-%m-%dT%H:%M:%S"), fraction(utc.nanosecond())),
-            );
+            // Digits, '-', ':', 'T' and 'Z' only: nothing to escape.
+            let _ = write!(out, "\"{}", utc.format("%Y-%m-%dT%H:%M:%S"));
+            write_fraction(out, utc.nanosecond());
+            out.extend_from_slice(b"Z\"");
         }
         Kind::ZonedTime => {
             let (time, zone) = split_zone(s).ok_or_else(|| bad("time with time zone"))?;
             let t = NaiveTime::parse_from_str(time, "%H:%M:%S%.f").map_err(|_| bad("time with time zone"))?;
             let offset = zone_seconds(zone).ok_or_else(|| bad("time with time zone"))?;
             let utc = t - chrono::Duration::seconds(offset);
-            json_str(
-                out,
-                &format!("{}{}Z", utc.format("%H:%M:%S"), fraction(utc.nanosecond())),
-            );
+            let _ = write!(out, "\"{}", utc.format("%H:%M:%S"));
+            write_fraction(out, utc.nanosecond());
+            out.extend_from_slice(b"Z\"");
         }
     }
     Ok(())
 }
 
-/// `.5`, `.123456`: the fraction of a second as ISO-8601 prints it, no trailing zeros.
-fn fraction(nanos: u32) -> String {
+/// `.5`, `.123456`: the fraction of a second as ISO-8601 prints it, no trailing
+/// zeros, nothing for a whole second.
+fn write_fraction(out: &mut Vec<u8>, nanos: u32) {
     if nanos == 0 {
-        return String::new();
+        return;
     }
-    let digits = format!("{nanos:09}");
-    format!(".{}", digits.trim_end_matches('0'))
-}
-
-/// PostgreSQL writes a whole-hour zone as `+02`; chrono's `%:z` wants `+02:00`.
-fn with_minutes(s: &str) -> String {
-    let b = s.as_bytes();
-    if b.len() > 3 && matches!(b[b.len() - 3], b'+' | b'-') && b[b.len() - 2..].iter().all(u8::is_ascii_digit) {
-        format!("{s}:00")
-    } else {
-        s.to_string()
+    let (mut digits, mut n) = (9, nanos);
+    while n % 10 == 0 {
+        n /= 10;
+        digits -= 1;
     }
+    let _ = write!(out, ".{n:0digits$}");
 }
 
 fn split_zone(s: &str) -> Option<(&str, &str)> {
@@ -1423,8 +1447,24 @@ mod tests {
         assert_eq!(unscaled("-0.01", 2), Some(-1));
         assert_eq!(unscaled("1.555", 2), None);
         assert_eq!(unscaled("NaN", 2), None);
+        let fraction = |n| {
+            let mut out = Vec::new();
+            write_fraction(&mut out, n);
+            String::from_utf8(out).unwrap()
+        };
         assert_eq!(fraction(500_000_000), ".5");
+        assert_eq!(fraction(123_456_000), ".123456");
+        assert_eq!(fraction(7), ".000000007");
         assert_eq!(fraction(0), "");
         assert_eq!(zone_seconds("-05:30"), Some(-19800));
+        let bytes = |mode| {
+            let mut out = Vec::new();
+            write_bytes(&mut out, &[0xfb, 0xff, 0x00], Kind::Bytes(mode));
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(bytes(BinaryMode::Bytes), "\"+/8A\"");
+        assert_eq!(bytes(BinaryMode::Base64), "\"+/8A\"");
+        assert_eq!(bytes(BinaryMode::Base64UrlSafe), "\"-_8A\"");
+        assert_eq!(bytes(BinaryMode::Hex), "\"fbff00\"");
     }
 }

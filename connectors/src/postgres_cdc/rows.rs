@@ -413,14 +413,20 @@ fn op_name(op: u8) -> &'static str {
     }
 }
 
-/// PostgreSQL writes a whole-hour zone as `+00`; arrow's timestamp parser wants
-/// `+00:00`.
+/// Text as a declared timestamp-with-zone column's cast reads it.
 fn normalize<'a>(ty: &DataType, s: &'a str) -> std::borrow::Cow<'a, str> {
-    if let DataType::Timestamp(_, Some(_)) = ty {
-        let b = s.as_bytes();
-        if b.len() > 3 && matches!(b[b.len() - 3], b'+' | b'-') && b[b.len() - 2..].iter().all(u8::is_ascii_digit) {
-            return format!("{s}:00").into();
-        }
+    match ty {
+        DataType::Timestamp(_, Some(_)) => zone_with_minutes(s),
+        _ => s.into(),
+    }
+}
+
+/// PostgreSQL writes a whole-hour zone as `+00`; arrow's timestamp parser and
+/// chrono's `%:z` want `+00:00`.
+pub(crate) fn zone_with_minutes(s: &str) -> std::borrow::Cow<'_, str> {
+    let b = s.as_bytes();
+    if b.len() > 3 && matches!(b[b.len() - 3], b'+' | b'-') && b[b.len() - 2..].iter().all(u8::is_ascii_digit) {
+        return format!("{s}:00").into();
     }
     s.into()
 }

@@ -321,7 +321,6 @@ fn outbox(
     if let Some(ts) = cfg.get(&key("table.field.event.timestamp")) {
         columns.push(ts.to_string());
     }
-    columns.dedup();
     let mut seen = Vec::new();
     columns.retain(|c| {
         let new = !seen.contains(c);
@@ -380,8 +379,20 @@ fn outbox(
     notes.note(format!(
         "transforms.{alias} ({EVENT_ROUTER}): the SELECT below routes each inserted outbox row"
     ));
-    for k in ["route.tombstone.on.empty.payload", "debezium.op.invalid.behavior"] {
-        let _ = cfg.get(&key(k));
+    // Updates of outbox rows are left out (the WHERE above), as Debezium's default
+    // `warn` does; failing on one has no SQL form.
+    match cfg.get(&key("debezium.op.invalid.behavior")) {
+        None | Some("warn") => {}
+        Some(other) => notes.untranslated(
+            &key("debezium.op.invalid.behavior"),
+            format!("'{other}': an update of an outbox row is left out, never an error"),
+        ),
+    }
+    if cfg.get(&key("route.tombstone.on.empty.payload")).is_some() {
+        notes.note(format!(
+            "{}: a NULL payload is written as a null value (a tombstone) either way",
+            key("route.tombstone.on.empty.payload")
+        ));
     }
     opts.retain(|(k, _)| k != "tombstones.on.delete" && k != "decimal.handling.mode" && k != "time.precision.mode");
     plan.source_options = opts;

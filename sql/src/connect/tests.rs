@@ -824,4 +824,20 @@ fn debezium_outbox_event_router_becomes_the_routing_select() {
     assert!(!t.sql.contains("'envelope'"), "{}", t.sql);
     assert!(t.untranslated.is_empty(), "{:?}", t.untranslated);
     super::check(&t).unwrap();
+
+    // Failing on an update of an outbox row has no SQL form: said, not dropped.
+    let t = translate(
+        &debezium_pg(json!({"transforms": "outbox",
+            "transforms.outbox.type": "io.debezium.transforms.outbox.EventRouter",
+            "transforms.outbox.debezium.op.invalid.behavior": "fatal",
+            "value.converter": "org.apache.kafka.connect.storage.StringConverter"})),
+        &TranslateOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(t.untranslated.len(), 1, "{:?}", t.untranslated);
+    assert!(
+        t.untranslated[0].starts_with("transforms.outbox.debezium.op.invalid.behavior: 'fatal'"),
+        "{:?}",
+        t.untranslated
+    );
 }
